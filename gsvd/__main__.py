@@ -1,0 +1,3 @@
+from gsvd.cli import main
+
+main()
