@@ -1,0 +1,566 @@
+"""The public synthesis API: voices in, streams of audio chunks out.
+
+`Engine` owns the loaded voices, the text frontend and the runtime (KV cache,
+scheduler, chunked decode). It turns text into phone ids and BERT features,
+submits one runtime request per sentence and relabels the PCM pieces the
+runtime yields as `AudioChunk`s with sequence numbers and offsets.
+
+It knows nothing about gRPC or the daemon; it is thread-safe: many threads may
+call `stream` at once and the runtime batches them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsvd.engine.errors import Cancelled, InvalidInput, VoiceNotFound
+from gsvd.engine.types import AudioChunk, SynthesisOptions
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 32000
+MAX_TEXT_CHARS = 20000
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A loaded voice: a reference (timbre + prompt) bound to a model."""
+
+    name: str
+    version: str
+    model_id: str
+    """Voices with the same model_id share one set of weights (and batch together)."""
+    languages: tuple[str, ...]
+    reference_text: str
+    reference_language: str
+    sample_rate: int = SAMPLE_RATE
+    path: str | None = None
+
+
+@dataclass
+class _VoiceState:
+    voice: Voice
+    ref_phone_ids: torch.Tensor  # [Nr] long
+    ref_bert: torch.Tensor  # [1024, Nr]
+    prompt_tokens: torch.Tensor  # [Ty] long
+    ge: torch.Tensor  # [gin, 1] on the runtime device
+    symbols_version: str = "v2"
+
+
+@dataclass
+class _ModelState:
+    model_id: str
+    version: str
+    gpt: torch.nn.Module
+    sovits: torch.nn.Module
+    voices: set[str] = field(default_factory=set)
+
+
+class Engine:
+    """Loads voices and streams their speech.
+
+    Args:
+        device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N".
+        dtype: "auto" (fp16/bf16 on GPU, fp32 on CPU), "float32", "float16", "bfloat16".
+        max_streams: concurrent streams (KV-cache slots) per model.
+        queue_limit: requests waiting for a slot before admission refuses new ones.
+        bert_folder: local chinese-roberta-wwm-ext-large folder (BERT features for zh).
+        hubert_folder: local chinese-hubert-base folder (only for voices made from an upload).
+        sv_model: ERes2NetV2 checkpoint (only for v2Pro voices made from an upload).
+    """
+
+    def __init__(
+        self,
+        device: str = "auto",
+        dtype: str = "auto",
+        *,
+        max_streams: int = 64,
+        queue_limit: int = 256,
+        bert_folder: str | Path | None = None,
+        hubert_folder: str | Path | None = None,
+        sv_model: str | Path | None = None,
+        lexicon: str | Path | None = None,
+    ) -> None:
+        from gsvd.engine.runtime import Runtime
+        from gsvd.engine.text import Lexicon, TextFrontend
+
+        self._runtime = Runtime(device=device, dtype=dtype, max_streams=max_streams, queue_limit=queue_limit)
+        rt_info = self._runtime.info()
+        self.device = torch.device(str(rt_info["device"]))
+        self._lexicon = Lexicon.load(lexicon) if lexicon else None
+        self._frontend = TextFrontend(
+            version="v2", bert_folder=bert_folder, device=str(self.device), lexicon=self._lexicon
+        )
+        self._frontend_v1: TextFrontend | None = None
+        self._bert_folder = bert_folder
+        self._hubert_folder = Path(hubert_folder) if hubert_folder else None
+        self._sv_model = Path(sv_model) if sv_model else None
+        self._hubert = None
+        self._sv = None
+        self._voices: dict[str, _VoiceState] = {}
+        self._models: dict[str, _ModelState] = {}
+        self._lock = threading.RLock()
+        self._limits = {"max_streams": max_streams, "queue_limit": queue_limit, "max_text_chars": MAX_TEXT_CHARS}
+        self._closed = False
+
+    # ------------------------------------------------------------------ voices
+
+    def load_voice(self, path: str | Path, name: str | None = None) -> Voice:
+        """Load a voice bundle directory; models are shared by weight hash."""
+        from gsvd.engine.bundle import load_bundle
+
+        bundle = load_bundle(Path(path))
+        voice_name = name or bundle.name
+        with self._lock:
+            model = self._models.get(bundle.model_id)
+            if model is None:
+                model = self._build_model(bundle)
+            ref = bundle.load_reference()
+            state = self._voice_state(
+                voice_name,
+                model,
+                ref_phone_ids=ref.phone_ids,
+                ref_bert=ref.bert,
+                prompt_tokens=ref.prompt_tokens,
+                spec=ref.spec,
+                sv_emb=ref.sv_emb,
+                reference_text=bundle.reference_text,
+                reference_language=bundle.reference_language,
+                languages=tuple(bundle.languages),
+                path=str(bundle.path),
+            )
+            self._replace_voice(voice_name, state)
+            return state.voice
+
+    def add_voice_from_reference(
+        self,
+        name: str,
+        base_voice: str,
+        audio: np.ndarray,
+        sample_rate: int,
+        text: str,
+        language: str,
+    ) -> Voice:
+        """Make a zero-shot voice from a 3-10 s clip + transcript on an already-loaded model."""
+        from gsvd.engine.bundle import validate_voice_name
+        from gsvd.engine.reference import prepare_reference
+
+        validate_voice_name(name)
+        if not text.strip():
+            raise InvalidInput("reference text is empty", "text")
+        with self._lock:
+            base = self._voice_state_of(base_voice)
+            model = self._models[base.voice.model_id]
+        feats = prepare_reference(
+            np.asarray(audio, dtype=np.float32),
+            sample_rate,
+            sovits=model.sovits,
+            hubert=self._get_hubert(),
+            sv=self._get_sv() if model.version in ("v2Pro", "v2ProPlus") else None,
+        )
+        fe = self._frontend_for(base.symbols_version)
+        ids, bert, _ = fe.features(_prompt_text(text, language), _frontend_lang(language))
+        with self._lock:
+            if model.model_id not in self._models:
+                raise VoiceNotFound(f"the model of voice {base_voice!r} was unloaded meanwhile")
+            state = self._voice_state(
+                name,
+                model,
+                ref_phone_ids=ids,
+                ref_bert=bert,
+                prompt_tokens=feats.prompt_tokens,
+                spec=feats.spec,
+                sv_emb=feats.sv_emb,
+                reference_text=text,
+                reference_language=language,
+                languages=base.voice.languages,
+                path=None,
+            )
+            self._replace_voice(name, state)
+            return state.voice
+
+    def unload_voice(self, name: str) -> None:
+        """Forget a voice; its model is freed when no voice uses it any more."""
+        with self._lock:
+            state = self._voice_state_of(name)
+            del self._voices[name]
+            model = self._models[state.voice.model_id]
+            model.voices.discard(name)
+            if not model.voices:
+                self._runtime.remove_model(model.model_id)
+                del self._models[model.model_id]
+
+    def voices(self) -> list[Voice]:
+        with self._lock:
+            return [s.voice for s in self._voices.values()]
+
+    def voice(self, name: str) -> Voice:
+        with self._lock:
+            return self._voice_state_of(name).voice
+
+    # --------------------------------------------------------------- synthesis
+
+    def stream(
+        self,
+        text: str,
+        voice: str,
+        options: SynthesisOptions | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[AudioChunk]:
+        """Synthesize `text`; yields chunks as soon as each can be played.
+
+        `cancel` (set from any thread) or `deadline` (time.monotonic()) stop the
+        stream within one decode step and raise `Cancelled`. Closing the iterator
+        early frees the runtime slot too.
+        """
+        opts = (options or SynthesisOptions()).validate()
+        _check_text(text)
+        state = self.voice_state(voice)
+        pieces = self._frontend_for(state.symbols_version).split(text, opts.split_method)
+        if not pieces:
+            raise InvalidInput("text has nothing to speak (empty after normalization)", "text")
+        return self._stream_pieces(iter(pieces), state, opts, cancel, deadline)
+
+    def stream_text(
+        self,
+        pieces: Iterable[str],
+        voice: str,
+        options: SynthesisOptions | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[AudioChunk]:
+        """Synthesize text that arrives in pieces (e.g. LLM tokens).
+
+        A sentence is spoken as soon as it is complete (ends in sentence
+        punctuation) or the input ends; audio order follows text order.
+        """
+        opts = (options or SynthesisOptions()).validate()
+        state = self.voice_state(voice)
+        fe = self._frontend_for(state.symbols_version)
+        sentences = _sentences_from_pieces(pieces, fe, opts.split_method)
+        return self._stream_pieces(sentences, state, opts, cancel, deadline)
+
+    def synthesize(
+        self, text: str, voice: str, options: SynthesisOptions | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Whole-utterance synthesis: the concatenated stream (float32 PCM, rate)."""
+        chunks = [c.pcm for c in self.stream(text, voice, options)]
+        pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        return pcm, SAMPLE_RATE
+
+    # ------------------------------------------------------------------- state
+
+    def info(self) -> dict:
+        import gsvd
+
+        rt = self._runtime.info()
+        with self._lock:
+            models = [
+                {"model_id": m.model_id, "version": m.version, "voices": sorted(m.voices)}
+                for m in self._models.values()
+            ]
+        return {
+            "version": gsvd.__version__,
+            "torch": torch.__version__,
+            "backend": rt.get("backend"),
+            "device": str(rt.get("device")),
+            "dtype": str(rt.get("dtype")),
+            "limits": dict(self._limits),
+            "models": models,
+            "sample_rate": SAMPLE_RATE,
+        }
+
+    def stats(self) -> dict:
+        return dict(self._runtime.stats())
+
+    def reload_lexicon(self) -> None:
+        """Re-read the global lexicon file (no restart needed)."""
+        if self._lexicon is not None:
+            self._lexicon.reload()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._runtime.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def voice_state(self, name: str) -> _VoiceState:
+        with self._lock:
+            return self._voice_state_of(name)
+
+    # --------------------------------------------------------------- internals
+
+    def _stream_pieces(
+        self,
+        pieces: Iterator[str],
+        state: _VoiceState,
+        opts: SynthesisOptions,
+        cancel: threading.Event | None,
+        deadline: float | None,
+    ) -> Iterator[AudioChunk]:
+        seed = opts.seed if opts.seed is not None and opts.seed >= 0 else int(time.time_ns() % (2**31))
+        fe = self._frontend_for(state.symbols_version)
+        lang = _frontend_lang(opts.language)
+        sequence = 0
+        offset = 0
+        last: AudioChunk | None = None
+        for index, piece in enumerate(pieces):
+            _check_cancel(cancel, deadline)
+            ids, bert, _norm = fe.features(piece, lang)
+            if ids.numel() == 0:
+                continue
+            request = self._request(state, ids, bert, opts, seed + index, deadline)
+            handle = self._runtime.submit(request)
+            first = True
+            try:
+                for pcm in _watch(handle, cancel, deadline):
+                    if last is not None:
+                        yield last
+                    last = AudioChunk(
+                        pcm=np.asarray(pcm, dtype=np.float32),
+                        sample_rate=SAMPLE_RATE,
+                        sequence=sequence,
+                        offset=offset,
+                        segment=index,
+                        text=piece if first else "",
+                    )
+                    first = False
+                    sequence += 1
+                    offset += len(pcm)
+            finally:
+                handle.cancel()
+        if last is None:
+            last = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset)
+        yield AudioChunk(
+            pcm=last.pcm,
+            sample_rate=last.sample_rate,
+            sequence=last.sequence,
+            offset=last.offset,
+            is_final=True,
+            segment=last.segment,
+            text=last.text,
+        )
+
+    def _request(self, state, ids, bert, opts: SynthesisOptions, seed: int, deadline):
+        from gsvd.engine.runtime import SynthRequest
+
+        return SynthRequest(
+            model_id=state.voice.model_id,
+            gpt_phone_ids=torch.cat([state.ref_phone_ids, ids.to(torch.long)]),
+            gpt_bert=torch.cat([state.ref_bert, bert.to(state.ref_bert.dtype)], dim=1),
+            prompt_tokens=state.prompt_tokens,
+            target_phone_ids=ids.to(torch.long),
+            ge=state.ge,
+            top_k=opts.top_k,
+            top_p=opts.top_p,
+            temperature=opts.temperature,
+            repetition_penalty=opts.repetition_penalty,
+            noise_scale=opts.noise_scale,
+            speed=opts.speed,
+            seed=seed,
+            max_new_tokens=opts.max_new_tokens,
+            deadline=deadline,
+        )
+
+    def _build_model(self, bundle) -> _ModelState:
+        gpt = bundle.build_gpt(device="cpu")
+        sovits = bundle.build_sovits(device="cpu")
+        self._runtime.add_model(bundle.model_id, gpt, sovits)
+        model = _ModelState(bundle.model_id, bundle.version, gpt, sovits)
+        self._models[bundle.model_id] = model
+        return model
+
+    def _voice_state(
+        self, name, model: _ModelState, *, ref_phone_ids, ref_bert, prompt_tokens, spec, sv_emb, **meta
+    ) -> _VoiceState:
+        with torch.inference_mode():
+            spec_t = torch.as_tensor(spec, dtype=torch.float32).unsqueeze(0)
+            sv_t = None if sv_emb is None else torch.as_tensor(sv_emb, dtype=torch.float32).reshape(1, -1)
+            sovits = model.sovits
+            param = next(sovits.parameters())
+            ge = sovits.compute_ge(spec_t.to(param.device, param.dtype), None if sv_t is None else sv_t.to(param.device, param.dtype))
+        phoneme_vocab = model.gpt.ar_text_embedding.word_embeddings.weight.shape[0]
+        voice = Voice(
+            name=name,
+            version=model.version,
+            model_id=model.model_id,
+            languages=meta["languages"] or ("zh", "en", "ja"),
+            reference_text=meta["reference_text"],
+            reference_language=meta["reference_language"],
+            path=meta["path"],
+        )
+        model.voices.add(name)
+        return _VoiceState(
+            voice=voice,
+            ref_phone_ids=torch.as_tensor(ref_phone_ids, dtype=torch.long).reshape(-1),
+            ref_bert=torch.as_tensor(ref_bert, dtype=torch.float32),
+            prompt_tokens=torch.as_tensor(prompt_tokens, dtype=torch.long).reshape(-1),
+            ge=ge[0].float(),
+            symbols_version="v1" if phoneme_vocab <= 512 else "v2",
+        )
+
+    def _replace_voice(self, name: str, state: _VoiceState) -> None:
+        old = self._voices.get(name)
+        self._voices[name] = state
+        if old is not None and old.voice.model_id != state.voice.model_id:
+            prev = self._models.get(old.voice.model_id)
+            if prev is not None:
+                prev.voices.discard(name)
+                if not prev.voices:
+                    self._runtime.remove_model(prev.model_id)
+                    del self._models[prev.model_id]
+
+    def _voice_state_of(self, name: str) -> _VoiceState:
+        try:
+            return self._voices[name]
+        except KeyError:
+            known = ", ".join(sorted(self._voices)) or "none loaded"
+            raise VoiceNotFound(f"unknown voice {name!r} (known: {known})") from None
+
+    def _frontend_for(self, version: str):
+        if version == "v2":
+            return self._frontend
+        with self._lock:
+            if self._frontend_v1 is None:
+                from gsvd.engine.text import TextFrontend
+
+                self._frontend_v1 = TextFrontend(
+                    version="v1", bert_folder=self._bert_folder, device=str(self.device), lexicon=self._lexicon
+                )
+            return self._frontend_v1
+
+    def _get_hubert(self):
+        from gsvd.engine.errors import MissingModel
+        from gsvd.engine.ssl import HubertEncoder
+
+        with self._lock:
+            if self._hubert is None:
+                if self._hubert_folder is None:
+                    raise MissingModel(
+                        "a voice from an uploaded clip needs chinese-hubert-base: run "
+                        "`gsvd models fetch chinese-hubert-base` or start with --hubert PATH"
+                    )
+                self._hubert = HubertEncoder.from_folder(self._hubert_folder, device="cpu")
+            return self._hubert
+
+    def _get_sv(self):
+        from gsvd.engine.errors import MissingModel
+        from gsvd.engine.sv import SpeakerEncoder
+
+        with self._lock:
+            if self._sv is None:
+                if self._sv_model is None:
+                    raise MissingModel(
+                        "a v2Pro voice from an uploaded clip needs the ERes2NetV2 speaker model: run "
+                        "`gsvd models fetch sv` or start with --sv-model PATH"
+                    )
+                self._sv = SpeakerEncoder.from_file(self._sv_model, device="cpu")
+            return self._sv
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_text(text: str) -> None:
+    if not isinstance(text, str):
+        raise InvalidInput("text must be a string", "text")
+    if not text.strip():
+        raise InvalidInput("text is empty", "text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}", "text")
+
+
+def _check_cancel(cancel: threading.Event | None, deadline: float | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("request cancelled")
+    if deadline is not None and time.monotonic() > deadline:
+        raise Cancelled("request deadline exceeded")
+
+
+def _watch(handle, cancel: threading.Event | None, deadline: float | None) -> Iterator[np.ndarray]:
+    """Iterate a runtime handle, cancelling it when `cancel` is set (from any thread)."""
+    if cancel is None:
+        yield from handle
+        return
+    done = threading.Event()
+
+    def watcher() -> None:
+        while not done.wait(0.005):
+            if cancel.is_set():
+                handle.cancel()
+                return
+
+    thread = threading.Thread(target=watcher, name="gsvd-cancel-watch", daemon=True)
+    thread.start()
+    try:
+        yield from handle
+        _check_cancel(cancel, deadline)
+    finally:
+        done.set()
+
+
+def _frontend_lang(language: str) -> str:
+    return language or "auto"
+
+
+def _prompt_text(text: str, language: str) -> str:
+    """Upstream appends a full stop to a prompt text that lacks final punctuation."""
+    text = text.strip()
+    if text and text[-1] not in "。.!?！？，,…~:：—":
+        text += "." if language == "en" else "。"
+    return text
+
+
+_SENTENCE_END = frozenset("。！？!?.…；;\n")
+
+
+def _last_sentence_end(buffer: str) -> int:
+    """Index of the last confirmed sentence end in `buffer`, or -1.
+
+    A '.' is confirmed only when a non-digit follows it (so "3." waiting for
+    "14" is not cut); every other end mark is confirmed at once.
+    """
+    for i in range(len(buffer) - 1, -1, -1):
+        ch = buffer[i]
+        if ch not in _SENTENCE_END:
+            continue
+        if ch == "." and (i + 1 == len(buffer) or buffer[i + 1].isdigit()):
+            continue
+        return i
+    return -1
+
+
+def _sentences_from_pieces(pieces: Iterable[str], fe, method: str) -> Iterator[str]:
+    """Assemble streamed text pieces into speakable sentences, in order."""
+    buffer = ""
+    for piece in pieces:
+        if not isinstance(piece, str):
+            raise InvalidInput("text pieces must be strings", "text")
+        buffer += piece
+        if len(buffer) > MAX_TEXT_CHARS:
+            raise InvalidInput(f"streamed text exceeds {MAX_TEXT_CHARS} characters", "text")
+        cut = _last_sentence_end(buffer)
+        if cut >= 0:
+            ready, buffer = buffer[: cut + 1], buffer[cut + 1 :]
+            yield from fe.split(ready, method)
+    if buffer.strip():
+        yield from fe.split(buffer, method)
+
+
+__all__ = ["Engine", "Voice"]
