@@ -44,6 +44,18 @@ def _root(
     )
 
 
+@app.command("demo")
+def demo(
+    out: str = typer.Option("out/demo", "--out", help="Folder for the demo's files."),
+) -> None:
+    """Run the main job end to end: enroll a voice, serve it, stream a sentence to a WAV."""
+    from pathlib import Path
+
+    from gsvd.demo import run_demo
+
+    raise typer.Exit(code=run_demo(Path(out)))
+
+
 def _register_all() -> None:
     for name in _AREAS:
         try:
