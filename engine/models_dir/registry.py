@@ -28,6 +28,8 @@ class HubFile:
     """Bytes as published by mirrors (for display; the hub's metadata is authoritative)."""
     sha256: str | None = None
     """Pinned sha256, when known; otherwise taken from the hub at fetch time."""
+    head_md5: str | None = None
+    """MD5 of the first 8192 bytes, as upstream uses to recognise its official SoVITS files."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,10 @@ MODELS: dict[str, BaseModel] = {
         BaseModel(
             "v2",
             "gpt+sovits",
-            (HubFile(_V2_GPT, 155315150), HubFile(f"{_V2_DIR}/s2G2333k.pth", 106035259)),
+            (
+                HubFile(_V2_GPT, 155315150),
+                HubFile(f"{_V2_DIR}/s2G2333k.pth", 106035259, head_md5="6642b37f3dbb1f76882b69937c95a5f3"),
+            ),
             "the v2 base voice and v2 fine-tuning (most existing fine-tunes are v2)",
             versions=("v2",),
             default=True,
@@ -88,14 +93,14 @@ MODELS: dict[str, BaseModel] = {
         BaseModel(
             "v2Pro",
             "gpt+sovits",
-            (HubFile(_S1V3), HubFile("v2Pro/s2Gv2Pro.pth")),
+            (HubFile(_S1V3), HubFile("v2Pro/s2Gv2Pro.pth", head_md5="c7e9fce2223f3db685cdfa1e6368728a")),
             "the v2Pro base voice and v2Pro fine-tuning (needs sv)",
             versions=("v2Pro",),
         ),
         BaseModel(
             "v2ProPlus",
             "gpt+sovits",
-            (HubFile(_S1V3), HubFile("v2Pro/s2Gv2ProPlus.pth")),
+            (HubFile(_S1V3), HubFile("v2Pro/s2Gv2ProPlus.pth", head_md5="66b313e39455b57ab1b0bc0b239c9d0a")),
             "the v2ProPlus base voice and v2ProPlus fine-tuning (needs sv)",
             versions=("v2ProPlus",),
         ),
