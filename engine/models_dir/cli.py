@@ -36,7 +36,7 @@ def _store(models_dir: Path | None):
 def _fail(exc: Exception, code: int) -> typer.Exit:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+    Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 
@@ -83,7 +83,9 @@ def fetch_cmd(
                 if not r.downloaded
                 else (f"resumed at {r.resumed_from} B" if r.resumed_from else "downloaded")
             )
-            out.print(f"{r.rel}: {how}, {_size(r.size)}, sha256 {r.sha256[:12]}…", highlight=False)
+            out.print(
+                f"{r.rel}: {how}, {_size(r.size)}, sha256 {r.sha256[:12]}…", highlight=False, soft_wrap=True
+            )
 
         fetch_models(entries, store, endpoint=endpoint, revision=revision, progress=progress, on_file=report)
     except InvalidInput as exc:
@@ -118,7 +120,7 @@ def list_cmd(models_dir: Path | None = _MODELS_DIR) -> None:
     console = Console()
     console.print(table)
     for link in store.links():
-        console.print(f"linked: {link}", highlight=False)
+        console.print(f"linked: {link}", highlight=False, soft_wrap=True)
 
 
 @models_app.command("verify")
@@ -145,11 +147,11 @@ def verify_cmd(
         raise typer.Exit(code=1)
     for r in results:
         mark = "[green]ok[/green]" if r.ok else "[red]FAILED[/red]"
-        out.print(f"{mark} {r.name}", highlight=False)
+        out.print(f"{mark} {r.name}", highlight=False, soft_wrap=True)
         for line in r.checks:
-            out.print(f"    {line}", highlight=False)
+            out.print(f"    {line}", highlight=False, soft_wrap=True)
         for line in r.problems:
-            out.print(f"    [red]{line}[/red]", highlight=False)
+            out.print(f"    [red]{line}[/red]", highlight=False, soft_wrap=True)
     if not all(r.ok for r in results):
         raise typer.Exit(code=1)
 
@@ -171,9 +173,9 @@ def link_cmd(
         raise _fail(exc, 2) from None
     out = Console()
     verb = "already linked" if report.already_linked else "linked"
-    out.print(f"{verb}: {report.folder}", highlight=False)
+    out.print(f"{verb}: {report.folder}", highlight=False, soft_wrap=True)
     for name, state in report.found.items():
-        out.print(f"    {name}: {state}", highlight=False)
+        out.print(f"    {name}: {state}", highlight=False, soft_wrap=True)
 
 
 @models_app.command("unlink")

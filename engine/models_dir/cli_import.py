@@ -18,7 +18,7 @@ _out = Console()
 
 
 def _error(exc: Exception | str) -> None:
-    _err.print(f"[red]error:[/red] {exc}", highlight=False)
+    _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
 
 
 def _code(exc: GsvdError) -> int:
@@ -86,7 +86,11 @@ def single(
     except GsvdError as exc:
         _error(exc)
         return _code(exc)
-    _out.print(f"[green]imported[/green] {bundle.name} ({bundle.version}) -> {bundle.path}", highlight=False)
+    _out.print(
+        f"[green]imported[/green] {bundle.name} ({bundle.version}) -> {bundle.path}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -218,7 +222,7 @@ def _print_plan(scan, candidates, names) -> None:
         )
     _out.print(table)
     for line in scan.skipped:
-        _out.print(f"[dim]skipped {line}[/dim]", highlight=False)
+        _out.print(f"[dim]skipped {line}[/dim]", highlight=False, soft_wrap=True)
 
 
 def _run_import(
@@ -238,10 +242,12 @@ def _run_import(
         consent=consent,
         overwrite=force,
         device=device,
-        on_voice=lambda b: _out.print(f"[green]imported[/green] {b.name} -> {b.path}", highlight=False),
+        on_voice=lambda b: _out.print(
+            f"[green]imported[/green] {b.name} -> {b.path}", highlight=False, soft_wrap=True
+        ),
     )
     for exp, why in outcome.failed:
-        _err.print(f"[yellow]not imported[/yellow] {exp}: {why}", highlight=False)
+        _err.print(f"[yellow]not imported[/yellow] {exp}: {why}", highlight=False, soft_wrap=True)
     if not outcome.imported and not outcome.failed:
         _error("nothing to import")
         return 2
