@@ -91,7 +91,7 @@ def import_voice(
         version=sovits.version,
         gpt_state=gpt.state_dict,
         gpt_config=gpt.config,
-        sovits_state=_module_state(model, sovits.state_dict),
+        sovits_state=module_state(model, sovits.state_dict),
         sovits_config=sovits.config,
         reference=reference,
         reference_text=ref_text.strip(),
@@ -219,7 +219,7 @@ def _build_sovits(ckpt, device: str) -> torch.nn.Module:
     return build_sovits(ckpt, device=device, dtype=torch.float32)
 
 
-def _module_state(model: torch.nn.Module, source: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def module_state(model: torch.nn.Module, source: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The module's parameters in the checkpoint's dtype (fp16 stays fp16)."""
     out = {}
     for key, value in model.state_dict().items():

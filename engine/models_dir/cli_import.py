@@ -126,7 +126,7 @@ def from_install(
     except InvalidInput as exc:
         _error(exc)
         return 2
-    if not yes and not dry_run and sys.stdin.isatty():
+    if not yes and not dry_run and _interactive():
         _ask_versions(candidates, gpt_epoch, sovits_epoch)
     _print_plan(scan, candidates, names)
     if dry_run:
@@ -144,6 +144,10 @@ def from_install(
         bert=bert,
         device=device,
     )
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
 
 
 def _select(scan, only: list[str]):
