@@ -1,0 +1,56 @@
+"""Shared checkpoint I/O: safe unpickling and atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from gsvd.engine.errors import CheckpointError
+
+
+def read_bytes(path: str | Path, what: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{what} checkpoint not found: {p}")
+    data = p.read_bytes()
+    if len(data) < 4:
+        raise CheckpointError(f"{p} is not a {what} checkpoint: the file is empty or truncated")
+    return data
+
+
+def torch_load_bytes(data: bytes, path: str | Path, what: str) -> dict:
+    """torch.load(weights_only=True) of an in-memory file; any failure -> CheckpointError."""
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt zip, pickle with disallowed globals, ...
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} is not a {what} checkpoint: top level is {type(obj).__name__}, not a dict")
+    return obj
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write to a temp file in the same folder, fsync, rename over `path`."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def torch_save_bytes(obj: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
