@@ -89,7 +89,7 @@ def import_voice(
         dest,
         name=name,
         version=sovits.version,
-        gpt_state=gpt.state_dict,
+        gpt_state=gpt_module_state(gpt),
         gpt_config=gpt.config,
         sovits_state=module_state(model, sovits.state_dict),
         sovits_config=sovits.config,
@@ -217,6 +217,15 @@ def _build_sovits(ckpt, device: str) -> torch.nn.Module:
     from gsvd.engine.checkpoints.sovits import build_sovits
 
     return build_sovits(ckpt, device=device, dtype=torch.float32)
+
+
+def gpt_module_state(ckpt) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors that the GPT module uses (extra upstream entries dropped)."""
+    from gsvd.engine.models.t2s import Text2SemanticDecoder
+
+    with torch.device("meta"):
+        keys = Text2SemanticDecoder(ckpt.dims).state_dict().keys()
+    return {k: ckpt.state_dict[k] for k in keys}
 
 
 def module_state(model: torch.nn.Module, source: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,182 @@
+"""GPT-SoVITS stage 2 (SoVITS v1/v2/v2Pro/v2ProPlus): semantic tokens + phones + timbre -> 32 kHz audio.
+
+Pure nn.Module code; parameter names equal upstream's `SynthesizerTrn` keys
+(with weight norm folded). The decode path is split into pieces so a streaming
+decoder can run them on windows of frames:
+
+    ge = compute_ge(spec, sv_emb)                       # timbre [B, gin, 1]
+    h, mask = content(codes, phones, ge)                # [B, H, 2T] before encoder2
+    m, logs, mask = prior(h, mask, speed)               # 50 Hz prior
+    z_p = m + noise * exp(logs) * noise_scale
+    wav = vocode(z_p, mask, ge)                         # reverse flow + HiFi-GAN
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gsvd.engine.models.hifigan import Generator
+from gsvd.engine.models.quantizer import VectorQuantizer
+from gsvd.engine.models.vits_modules import ContentEncoder, CouplingFlow, PosteriorEncoder, StyleEncoder
+
+V2PRO = ("v2Pro", "v2ProPlus")
+SV_DIM = 20480
+
+
+@dataclass(frozen=True)
+class SovitsDims:
+    version: str = "v2"
+    spec_channels: int = 1025
+    inter_channels: int = 192
+    hidden_channels: int = 192
+    filter_channels: int = 768
+    n_heads: int = 2
+    n_layers: int = 6
+    kernel_size: int = 3
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    upsample_rates: tuple[int, ...] = (10, 8, 2, 2, 2)
+    upsample_initial_channel: int = 512
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 8, 2, 2)
+    gin_channels: int = 512
+    n_symbols: int = 732
+    ssl_dim: int = 768
+    mrte_hidden: int = 512
+    codebook_size: int = 1024
+    semantic_frame_rate: str = "25hz"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_config(cls, config: dict, version: str) -> SovitsDims:
+        """From upstream's embedded s2 json (config["data"], config["model"])."""
+        m, d = config["model"], config.get("data", {})
+        return cls(
+            version=version,
+            spec_channels=int(d.get("filter_length", 2048)) // 2 + 1,
+            inter_channels=int(m["inter_channels"]),
+            hidden_channels=int(m["hidden_channels"]),
+            filter_channels=int(m["filter_channels"]),
+            n_heads=int(m["n_heads"]),
+            n_layers=int(m["n_layers"]),
+            kernel_size=int(m["kernel_size"]),
+            resblock_kernel_sizes=tuple(int(k) for k in m["resblock_kernel_sizes"]),
+            resblock_dilation_sizes=tuple(tuple(int(x) for x in ds) for ds in m["resblock_dilation_sizes"]),
+            upsample_rates=tuple(int(u) for u in m["upsample_rates"]),
+            upsample_initial_channel=int(m["upsample_initial_channel"]),
+            upsample_kernel_sizes=tuple(int(k) for k in m["upsample_kernel_sizes"]),
+            gin_channels=int(m["gin_channels"]),
+            n_symbols=322 if version == "v1" else 732,
+            ssl_dim=int(m.get("ssl_dim", 768)),
+            mrte_hidden=int(m.get("mrte_hidden", 512)),
+            semantic_frame_rate="25hz",
+        )
+
+    @property
+    def hop(self) -> int:
+        n = 1
+        for u in self.upsample_rates:
+            n *= u
+        return n
+
+    @property
+    def is_v2pro(self) -> bool:
+        return self.version in V2PRO
+
+
+class SynthesizerTrn(nn.Module):
+    def __init__(self, dims: SovitsDims, with_posterior: bool = False) -> None:
+        super().__init__()
+        self.dims = dims
+        self.enc_p = ContentEncoder(
+            dims.inter_channels,
+            dims.hidden_channels,
+            dims.filter_channels,
+            dims.n_heads,
+            dims.n_layers,
+            dims.kernel_size,
+            dims.n_symbols,
+            dims.ssl_dim,
+            dims.mrte_hidden,
+        )
+        self.dec = Generator(
+            dims.inter_channels,
+            list(dims.resblock_kernel_sizes),
+            [list(d) for d in dims.resblock_dilation_sizes],
+            list(dims.upsample_rates),
+            dims.upsample_initial_channel,
+            list(dims.upsample_kernel_sizes),
+            dims.gin_channels,
+        )
+        if with_posterior:
+            self.enc_q = PosteriorEncoder(dims.spec_channels, dims.inter_channels, dims.hidden_channels, dims.gin_channels)
+        self.flow = CouplingFlow(dims.inter_channels, dims.hidden_channels, dims.gin_channels)
+        ref_in = dims.spec_channels if dims.version == "v1" else 704
+        self.ref_enc = StyleEncoder(ref_in, dims.gin_channels)
+        self.ssl_proj = nn.Conv1d(dims.ssl_dim, dims.ssl_dim, 2, stride=2)
+        self.quantizer = VectorQuantizer(dims.ssl_dim, dims.codebook_size)
+        if dims.is_v2pro:
+            self.sv_emb = nn.Linear(SV_DIM, dims.gin_channels)
+            self.ge_to512 = nn.Linear(dims.gin_channels, dims.mrte_hidden)
+            self.prelu = nn.PReLU(num_parameters=dims.gin_channels)
+
+    # -- reference / prompt -------------------------------------------------
+
+    def extract_latent(self, ssl: torch.Tensor) -> torch.Tensor:
+        """HuBERT features [B, ssl_dim, T50] -> semantic codes [B, 1, T25]."""
+        return self.quantizer.encode(self.ssl_proj(ssl)).unsqueeze(1)
+
+    def compute_ge(self, spec: torch.Tensor, sv_emb: torch.Tensor | None = None) -> torch.Tensor:
+        """Linear spectrogram [B, 1025, Tr] (+ SV embedding [B, 20480]) -> timbre ge [B, gin, 1]."""
+        ref = spec if self.dims.version == "v1" else spec[:, :704]
+        ge = self.ref_enc(ref)
+        if self.dims.is_v2pro:
+            if sv_emb is None:
+                raise ValueError("v2Pro/v2ProPlus models need a speaker embedding (sv_emb)")
+            ge = self.prelu(ge + self.sv_emb(sv_emb).unsqueeze(-1))
+        return ge
+
+    def mrte_ge(self, ge: torch.Tensor) -> torch.Tensor:
+        """The timbre vector MRTE adds: ge (v1/v2) or ge_to512(ge) (v2Pro)."""
+        if self.dims.is_v2pro:
+            return self.ge_to512(ge.transpose(2, 1)).transpose(2, 1)
+        return ge
+
+    # -- decode pieces ------------------------------------------------------
+
+    def content(self, codes: torch.Tensor, text: torch.Tensor, ge: torch.Tensor):
+        """codes [B,1,T25], text [B,Tp] -> (hidden [B,H,2*T25] before encoder2, mask [B,1,2*T25])."""
+        quantized = self.quantizer.decode(codes[:, 0])
+        quantized = F.interpolate(quantized, size=int(quantized.shape[-1] * 2), mode="nearest")
+        mask = torch.ones(quantized.shape[0], 1, quantized.shape[-1], dtype=quantized.dtype, device=quantized.device)
+        return self.enc_p.encode(quantized, mask, text, self.mrte_ge(ge)), mask
+
+    def prior(self, hidden: torch.Tensor, mask: torch.Tensor, speed: float = 1.0):
+        """encoder2 + projection -> (m_p, logs_p, mask) at 50 Hz (re-timed by speed)."""
+        return self.enc_p.finish(hidden, mask, speed)
+
+    def vocode(self, z_p: torch.Tensor, mask: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
+        """Reverse flow + HiFi-GAN: z_p [B, C, T50] -> wav [B, 1, T50 * hop]."""
+        z = self.flow(z_p, mask, ge, reverse=True)
+        return self.dec(z * mask, g=ge)
+
+    def decode(
+        self,
+        codes: torch.Tensor,
+        text: torch.Tensor,
+        refer: torch.Tensor,
+        noise_scale: float = 0.5,
+        speed: float = 1.0,
+        sv_emb: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Whole-utterance decode: codes [1,1,T], phones [1,Tp], spec [1,1025,Tr] -> wav [1,1,T*2*hop]."""
+        ge = self.compute_ge(refer, sv_emb)
+        hidden, mask = self.content(codes, text, ge)
+        m, logs, mask = self.prior(hidden, mask, speed)
+        noise = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
+        z_p = m + noise * torch.exp(logs) * noise_scale
+        return self.vocode(z_p, mask, ge)
