@@ -21,6 +21,7 @@ _V2 = {
         "n_mel_channels": 128,
         "mel_fmin": 0.0,
         "mel_fmax": None,
+        "n_speakers": 300,
     },
     "model": {
         "inter_channels": 192,
