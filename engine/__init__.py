@@ -20,6 +20,8 @@ from gsvd.engine.types import AudioChunk, PhoneTiming, SynthesisOptions
 
 __all__ = [
     "AudioChunk",
+    "Engine",
+    "Voice",
     "BundleError",
     "Cancelled",
     "CheckpointError",
@@ -33,3 +35,12 @@ __all__ = [
     "UnsupportedVersion",
     "VoiceNotFound",
 ]
+
+
+def __getattr__(name: str):
+    """Engine and Voice load torch: import them only when asked for (clients never are)."""
+    if name in ("Engine", "Voice"):
+        from gsvd.engine import engine as _engine
+
+        return getattr(_engine, name)
+    raise AttributeError(f"module 'gsvd.engine' has no attribute {name!r}")

@@ -1,0 +1,79 @@
+"""Slot-based KV cache for the GPT: one slot per live stream, reused after it ends.
+
+Storage per slot is [layers, max_len, dim] for K and V (heads not split, as the
+model's projections produce them). `preallocate=True` (the GPU default) reserves
+every slot up front so memory use is flat; on CPU slots are created on first use
+and then kept for reuse.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+
+class KVCache:
+    def __init__(
+        self,
+        n_layers: int,
+        dim: int,
+        slots: int,
+        max_len: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        preallocate: bool = False,
+    ) -> None:
+        self.n_layers, self.dim, self.max_len = n_layers, dim, max_len
+        self.device, self.dtype = device, dtype
+        self.k: list[torch.Tensor | None] = [None] * slots
+        self.v: list[torch.Tensor | None] = [None] * slots
+        self.lengths = [0] * slots
+        self._free = list(range(slots - 1, -1, -1))
+        self._lock = threading.Lock()
+        if preallocate:
+            for s in range(slots):
+                self._ensure(s)
+
+    @property
+    def slots_total(self) -> int:
+        return len(self.k)
+
+    @property
+    def slots_free(self) -> int:
+        with self._lock:
+            return len(self._free)
+
+    def alloc(self) -> int | None:
+        """A free slot id (length reset to 0), or None when all are taken."""
+        with self._lock:
+            if not self._free:
+                return None
+            slot = self._free.pop()
+        self._ensure(slot)
+        self.lengths[slot] = 0
+        return slot
+
+    def free(self, slot: int) -> None:
+        with self._lock:
+            if slot not in self._free:
+                self.lengths[slot] = 0
+                self._free.append(slot)
+
+    def _ensure(self, slot: int) -> None:
+        if self.k[slot] is None:
+            shape = (self.n_layers, self.max_len, self.dim)
+            self.k[slot] = torch.zeros(shape, device=self.device, dtype=self.dtype)
+            self.v[slot] = torch.zeros(shape, device=self.device, dtype=self.dtype)
+
+    def write(self, slot: int, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """k/v [T, dim] at positions start..start+T-1."""
+        t = k.shape[0]
+        self.k[slot][layer, start : start + t] = k
+        self.v[slot][layer, start : start + t] = v
+
+    def gather(self, slots: list[int], layer: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K, V [B, length, dim] of the given slots (positions beyond a slot's length are masked by the caller)."""
+        k = torch.stack([self.k[s][layer, :length] for s in slots])
+        v = torch.stack([self.v[s][layer, :length] for s in slots])
+        return k, v

@@ -1,0 +1,82 @@
+"""The runtime facade the Engine uses: resident models, submit/cancel, stats.
+
+Device and dtype are decided once here, with the reason logged: CUDA when
+available (GPT in fp16, SoVITS in fp32), else CPU fp32 (the reference backend).
+One scheduler thread per runtime drives every stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import torch
+
+from gsvd.engine.runtime.chunking import ChunkPolicy
+from gsvd.engine.runtime.kv_cache import KVCache
+from gsvd.engine.runtime.scheduler import ModelEntry, Scheduler
+from gsvd.engine.runtime.stream import StreamHandle, SynthRequest
+
+log = logging.getLogger(__name__)
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device, dtype: str) -> tuple[torch.device, torch.dtype, str]:
+    if str(device) == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    if dtype == "auto":
+        if dev.type == "cuda":
+            return dev, torch.float16, "CUDA: GPT in float16, SoVITS in float32"
+        return dev, torch.float32, "CPU: float32 everywhere (reference backend)"
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be auto, float32, float16 or bfloat16; got {dtype!r}")
+    return dev, _DTYPES[dtype], f"dtype {dtype} requested"
+
+
+class Runtime:
+    def __init__(
+        self,
+        device: str | torch.device = "auto",
+        dtype: str = "auto",
+        max_streams: int = 64,
+        queue_limit: int = 256,
+        max_len: int = 2048,
+        policy: ChunkPolicy | None = None,
+    ) -> None:
+        self.device, self.dtype, reason = resolve_device(device, dtype)
+        log.info("runtime on %s (%s)", self.device, reason)
+        self.max_streams, self.max_len = max_streams, max_len
+        self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
+        self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
+        self._thread.start()
+
+    def add_model(self, model_id: str, gpt: torch.nn.Module, sovits: torch.nn.Module) -> None:
+        gpt = gpt.to(self.device, self.dtype).eval()
+        sovits = sovits.to(self.device, torch.float32).eval()
+        dims = gpt.dims
+        cache = KVCache(dims.n_layer, dims.hidden_dim, self.max_streams, self.max_len, self.device, self.dtype,
+                        preallocate=self.device.type == "cuda")
+        with self._scheduler.cond:
+            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache)
+
+    def remove_model(self, model_id: str) -> None:
+        self._scheduler.remove_model(model_id)
+
+    def submit(self, request: SynthRequest) -> StreamHandle:
+        return self._scheduler.submit(request)
+
+    def stats(self) -> dict:
+        return self._scheduler.stats()
+
+    def info(self) -> dict:
+        return {"backend": "torch-eager", "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
+
+    def close(self) -> None:
+        with self._scheduler.cond:
+            self._scheduler.closed = True
+            self._scheduler.cond.notify_all()
+        self._thread.join(timeout=5)

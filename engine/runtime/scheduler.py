@@ -1,0 +1,283 @@
+"""Continuous-batching scheduler: one GPT decode step for all live streams of a model per tick.
+
+Each tick: `schedule()` admits waiting requests into free KV slots (prefill) and
+drops cancelled or expired ones; `execute()` runs one batched decode step per
+resident model; `update()` samples each stream's next token with its own
+parameters and seed, stops streams on EOS, and decodes audio chunks that the
+`ChunkPolicy` says are ready. Streams join and leave between steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted, VoiceNotFound
+from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
+from gsvd.engine.runtime.kv_cache import KVCache
+from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest
+from gsvd.engine.sampling import sample_next
+
+log = logging.getLogger(__name__)
+MIN_STEPS = 11
+
+
+@dataclass
+class ModelEntry:
+    model_id: str
+    gpt: torch.nn.Module
+    sovits: torch.nn.Module
+    cache: KVCache
+
+
+class Scheduler:
+    def __init__(self, device: torch.device, max_streams: int, queue_limit: int, policy: ChunkPolicy) -> None:
+        self.device = device
+        self.max_streams = max_streams
+        self.queue_limit = queue_limit
+        self.policy = policy
+        self.models: dict[str, ModelEntry] = {}
+        self.waiting: deque[tuple[SynthRequest, StreamHandle]] = deque()
+        self.live: dict[str, list[LiveStream]] = {}
+        self.cond = threading.Condition()
+        self.closed = False
+
+    # ---------------------------------------------------------------- control
+
+    def submit(self, request: SynthRequest) -> StreamHandle:
+        handle = StreamHandle()
+        with self.cond:
+            if self.closed:
+                raise Cancelled("runtime is shut down")
+            if request.model_id not in self.models:
+                raise VoiceNotFound(f"model {request.model_id!r} is not loaded")
+            if len(self.waiting) >= self.queue_limit:
+                raise ResourceExhausted(f"server busy: {len(self.waiting)} requests already queued (limit {self.queue_limit})")
+            self.waiting.append((request, handle))
+            self.cond.notify_all()
+        return handle
+
+    def stats(self) -> dict:
+        with self.cond:
+            active = sum(len(v) for v in self.live.values())
+            total = sum(e.cache.slots_total for e in self.models.values())
+            free = sum(e.cache.slots_free for e in self.models.values())
+            return {"active_streams": active, "queued": len(self.waiting), "slots_total": total, "slots_free": free}
+
+    # ------------------------------------------------------------------- loop
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.closed and not self.waiting and not any(self.live.values()):
+                    self.cond.wait()
+                if self.closed:
+                    self._fail_all(Cancelled("runtime shut down"))
+                    return
+            try:
+                self.tick()
+            except Exception as exc:  # never leave a client hanging
+                log.exception("scheduler tick failed")
+                self._fail_all(Cancelled(f"internal error: {exc}"))
+
+    def tick(self) -> None:
+        self.schedule()
+        with torch.inference_mode():
+            for model_id, streams in list(self.live.items()):
+                entry = self.models.get(model_id)
+                if entry is None:  # unloaded meanwhile; its streams were already finished
+                    continue
+                running = [s for s in streams if not s.finished]
+                if running:
+                    self.execute(entry, running)
+                self.update(entry, streams)
+
+    def schedule(self) -> None:
+        now = time.monotonic()
+        with self.cond:
+            for model_id, streams in self.live.items():
+                for s in list(streams):
+                    reason = s.cancel_reason(now)
+                    if reason is not None:
+                        self._retire(self.models[model_id], s, reason)
+            still = deque()
+            while self.waiting:
+                request, handle = self.waiting.popleft()
+                if handle.cancelled.is_set() or (request.deadline is not None and now > request.deadline):
+                    handle.finish(Cancelled("request cancelled before it started"))
+                    continue
+                entry = self.models.get(request.model_id)
+                if entry is None:
+                    handle.finish(VoiceNotFound(f"model {request.model_id!r} was unloaded"))
+                    continue
+                slot = entry.cache.alloc()
+                if slot is None:
+                    still.append((request, handle))
+                    continue
+                try:
+                    stream = self._admit(entry, request, handle, slot)
+                except InvalidInput as exc:
+                    entry.cache.free(slot)
+                    handle.finish(exc)
+                    continue
+                self.live.setdefault(request.model_id, []).append(stream)
+            self.waiting = still
+
+    # ------------------------------------------------------------- admission
+
+    def _admit(self, entry: ModelEntry, req: SynthRequest, handle: StreamHandle, slot: int) -> LiveStream:
+        gpt, cache = entry.gpt, entry.cache
+        prompt = req.prompt_tokens.reshape(1, -1).to(self.device, torch.long)
+        n_prefix = req.gpt_phone_ids.numel() + prompt.shape[1]
+        if n_prefix + 2 > cache.max_len:
+            raise InvalidInput(f"sentence too long for the KV cache ({n_prefix} positions, max {cache.max_len})", "text")
+        dtype = next(gpt.parameters()).dtype
+        with torch.inference_mode():
+            x = gpt.embed_text(req.gpt_phone_ids.reshape(1, -1).to(self.device),
+                               req.gpt_bert.reshape(1, 1024, -1).to(self.device, dtype))
+            y = gpt.embed_audio(prompt, 0)
+            xy = torch.cat([x, y], dim=1)
+            allow = gpt.prefix_mask(x.shape[1], y.shape[1], device=self.device)
+            h, kvs = gpt.run_layers(xy, None, allow)
+            for layer, (k, v) in enumerate(kvs):
+                cache.write(slot, layer, 0, k[0], v[0])
+            cache.lengths[slot] = xy.shape[1]
+            logits = gpt.logits(h[:, -1])[0].float()
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(req.seed) & 0x7FFFFFFFFFFFFFFF)
+        noise_gen = torch.Generator()
+        noise_gen.manual_seed((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF)
+        sdt = next(entry.sovits.parameters())
+        decoder = StreamDecoder(
+            sovits=entry.sovits,
+            phones=req.target_phone_ids.reshape(1, -1).to(sdt.device),
+            ge=req.ge.reshape(1, -1, 1).to(sdt.device, sdt.dtype),
+            noise_scale=req.noise_scale,
+            speed=req.speed,
+            generator=noise_gen,
+            policy=self.policy,
+        )
+        max_new = min(req.max_new_tokens, cache.max_len - xy.shape[1] - 1)
+        req.max_new_tokens = max(1, max_new)
+        return LiveStream(req, handle, slot, gen, prompt.clone(), prompt.shape[1], decoder, logits=logits)
+
+    # ------------------------------------------------------------- execution
+
+    def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
+        """Sample every running stream's next token, then one batched decode step."""
+        fed: list[LiveStream] = []
+        tokens: list[int] = []
+        for s in streams:
+            tok = self._sample(s, entry.gpt.dims.eos)
+            if tok is None:
+                continue
+            fed.append(s)
+            tokens.append(tok)
+        if fed:
+            self._decode_step(entry, fed, tokens)
+
+    def _sample(self, s: LiveStream, eos: int) -> int | None:
+        req = s.request
+        logits = s.logits[None]
+        if s.step < MIN_STEPS:
+            logits = logits[:, :-1]
+        token = sample_next(logits, s.history, top_k=req.top_k, top_p=req.top_p, temperature=req.temperature,
+                            repetition_penalty=req.repetition_penalty, generator=s.generator)
+        t = int(token[0])
+        if int(torch.argmax(logits, dim=-1)[0]) == eos or t == eos:
+            s.finished = True
+            return None
+        s.history = torch.cat([s.history, token.reshape(1, 1).to(s.history.device)], dim=1)
+        s.decoder.tokens.append(t)
+        s.handle.tokens.append(t)
+        s.step += 1
+        if s.step >= req.max_new_tokens:
+            s.finished = True
+            return None
+        return t
+
+    def _decode_step(self, entry: ModelEntry, streams: list[LiveStream], tokens: list[int]) -> None:
+        gpt, cache = entry.gpt, entry.cache
+        slots = [s.slot for s in streams]
+        lengths = [cache.lengths[sl] for sl in slots]
+        tok = torch.tensor(tokens, device=self.device).reshape(-1, 1)
+        pos = torch.tensor([s.prompt_len + s.step - 1 for s in streams], device=self.device)
+        emb = gpt.ar_audio_embedding(tok)
+        pe = gpt.ar_audio_position.positions(0, int(pos.max()) + 1).to(emb.device, emb.dtype)[pos]
+        x = emb + gpt.ar_audio_position.alpha * pe[:, None]
+        t_max = max(lengths) + 1
+        allow = torch.arange(t_max, device=self.device)[None, :] <= torch.tensor(lengths, device=self.device)[:, None]
+        allow = allow[:, None, None, :]  # [B,1,1,T]
+        for layer_idx, layer in enumerate(gpt.layers):
+            q, k, v = layer.self_attn.qkv(x)
+            for i, sl in enumerate(slots):
+                cache.write(sl, layer_idx, lengths[i], k[i], v[i])
+            kk, vv = cache.gather(slots, layer_idx, t_max)
+            x = layer.finish(x, layer.self_attn.attend(q, kk, vv, allow))
+        logits = gpt.logits(x[:, 0]).float()
+        for i, s in enumerate(streams):
+            cache.lengths[s.slot] += 1
+            s.logits = logits[i]
+
+    def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
+        """Emit ready audio; retire finished streams."""
+        for s in list(streams):
+            try:
+                while s.decoder.ready(s.finished):
+                    pcm = s.decoder.next_chunk(s.finished)
+                    if len(pcm):
+                        s.handle.put(pcm)
+                    if not s.finished:
+                        break
+            except Exception as exc:
+                log.exception("chunk decode failed")
+                self._retire(entry, s, Cancelled(f"internal error while decoding audio: {exc}"))
+                continue
+            if s.finished and not s.decoder.ready(True):
+                if not s.decoder.tokens:
+                    s.handle.put(_silence_token(s))
+                self._retire(entry, s, None)
+
+    def _retire(self, entry: ModelEntry, s: LiveStream, error: BaseException | None) -> None:
+        streams = self.live.get(entry.model_id, [])
+        if s in streams:
+            streams.remove(s)
+        entry.cache.free(s.slot)
+        s.handle.finish(error)
+
+    def _fail_all(self, error: BaseException) -> None:
+        with self.cond:
+            for model_id, streams in list(self.live.items()):
+                for s in list(streams):
+                    self._retire(self.models[model_id], s, error)
+            while self.waiting:
+                self.waiting.popleft()[1].finish(error)
+
+    # ---------------------------------------------------------------- models
+
+    def remove_model(self, model_id: str) -> None:
+        with self.cond:
+            entry = self.models.pop(model_id, None)
+            if entry is None:
+                return
+            for s in list(self.live.pop(model_id, [])):
+                entry.cache.free(s.slot)
+                s.handle.finish(VoiceNotFound(f"model {model_id!r} was unloaded"))
+            keep = deque()
+            for req, handle in self.waiting:
+                if req.model_id == model_id:
+                    handle.finish(VoiceNotFound(f"model {model_id!r} was unloaded"))
+                else:
+                    keep.append((req, handle))
+            self.waiting = keep
+
+
+def _silence_token(s: LiveStream):
+    import numpy as np
+
+    return np.zeros(1280, dtype=np.float32)

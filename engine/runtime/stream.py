@@ -1,0 +1,91 @@
+"""Request and handle types of the runtime, and the per-stream state the scheduler keeps."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from gsvd.engine.errors import Cancelled, GsvdError
+
+_END = object()
+
+
+@dataclass
+class SynthRequest:
+    """One sentence to synthesize with one model (see ARCHITECTURE.md, runtime seam)."""
+
+    model_id: str
+    gpt_phone_ids: torch.Tensor  # [N] prompt + target phones
+    gpt_bert: torch.Tensor  # [1024, N]
+    prompt_tokens: torch.Tensor  # [Ty]
+    target_phone_ids: torch.Tensor  # [Np]
+    ge: torch.Tensor  # [gin, 1]
+    top_k: int = 15
+    top_p: float = 1.0
+    temperature: float = 1.0
+    repetition_penalty: float = 1.35
+    noise_scale: float = 0.5
+    speed: float = 1.0
+    seed: int = 0
+    max_new_tokens: int = 1500
+    deadline: float | None = None
+
+
+class StreamHandle:
+    """Iterate to receive float32 PCM pieces (32 kHz) in play order; `cancel()` from any thread."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self.cancelled = threading.Event()
+        self.done = threading.Event()
+        self.tokens: list[int] = []
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    # scheduler side
+    def put(self, pcm: np.ndarray) -> None:
+        self._queue.put(pcm)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.done.is_set():
+            self.done.set()
+            self._queue.put(error if error is not None else _END)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+@dataclass
+class LiveStream:
+    """What the scheduler tracks for one admitted request."""
+
+    request: SynthRequest
+    handle: StreamHandle
+    slot: int
+    generator: torch.Generator
+    history: torch.Tensor  # [1, Ty + generated] for the repetition penalty
+    prompt_len: int
+    decoder: object  # chunking.StreamDecoder
+    logits: torch.Tensor | None = None  # [vocab] for the next sample
+    step: int = 0
+    finished: bool = False
+    error: GsvdError | None = field(default=None)
+
+    def cancel_reason(self, now: float) -> Cancelled | None:
+        if self.handle.cancelled.is_set():
+            return Cancelled("request cancelled")
+        if self.request.deadline is not None and now > self.request.deadline:
+            return Cancelled("request deadline exceeded")
+        return None

@@ -1,0 +1,117 @@
+"""The public Engine API on CPU with tiny random voices."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from gsvd.engine import Cancelled, Engine, InvalidInput, SynthesisOptions, VoiceNotFound
+from gsvd.engine.engine import _last_sentence_end
+
+FAST = SynthesisOptions(top_k=5, seed=7, max_new_tokens=40, language="en")
+
+
+@pytest.fixture(scope="module")
+def voice_dir(tmp_path_factory):
+    from gsvd.engine.testing.bundle import write_tiny_voice
+
+    return write_tiny_voice(tmp_path_factory.mktemp("voices") / "alice", name="alice")
+
+
+@pytest.fixture(scope="module")
+def engine(voice_dir):
+    with Engine(device="cpu", max_streams=4, queue_limit=8) as eng:
+        eng.load_voice(voice_dir)
+        yield eng
+
+
+def test_stream_chunks_are_ordered_and_contiguous(engine):
+    chunks = list(engine.stream("Hello there. How are you today?", "alice", FAST))
+    assert chunks, "no audio"
+    assert [c.sequence for c in chunks] == list(range(len(chunks)))
+    offsets = np.cumsum([0] + [len(c.pcm) for c in chunks[:-1]])
+    assert [c.offset for c in chunks] == offsets.tolist()
+    assert chunks[-1].is_final and not any(c.is_final for c in chunks[:-1])
+    assert all(c.sample_rate == 32000 and c.pcm.dtype == np.float32 for c in chunks)
+    total = sum(len(c.pcm) for c in chunks)
+    assert total > 0 and total % 1280 == 0 or total > 1280  # whole tokens of 1280 samples, joined
+    assert all(np.isfinite(c.pcm).all() for c in chunks)
+    assert chunks[0].text  # the first chunk of a segment carries its text
+
+
+def test_same_seed_same_audio_and_other_seed_differs(engine):
+    a, _ = engine.synthesize("Good morning.", "alice", FAST)
+    b, _ = engine.synthesize("Good morning.", "alice", FAST)
+    c, _ = engine.synthesize("Good morning.", "alice", FAST.with_overrides(seed=8))
+    np.testing.assert_array_equal(a, b)
+    assert len(a) != len(c) or not np.array_equal(a, c)
+
+
+def test_unknown_voice_and_bad_options(engine):
+    with pytest.raises(VoiceNotFound, match="unknown voice 'bob'"):
+        engine.stream("hi", "bob")
+    with pytest.raises(InvalidInput) as info:
+        engine.stream("hi", "alice", SynthesisOptions(top_p=1.5))
+    assert info.value.field == "top_p"
+    with pytest.raises(InvalidInput, match="empty"):
+        engine.stream("   ", "alice")
+
+
+def test_cancel_stops_stream_and_frees_slot(engine):
+    cancel = threading.Event()
+    it = engine.stream(
+        "This sentence is long enough to take a while.",
+        "alice",
+        FAST.with_overrides(max_new_tokens=1500, top_k=50),
+        cancel=cancel,
+    )
+    next(it)
+    cancel.set()
+    with pytest.raises(Cancelled):
+        for _ in it:
+            pass
+    deadline = time.monotonic() + 2
+    while engine.stats()["active_streams"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.stats()["active_streams"] == 0
+
+
+def test_deadline_raises_cancelled(engine):
+    with pytest.raises(Cancelled):
+        list(
+            engine.stream(
+                "A long sentence for the deadline test.",
+                "alice",
+                FAST.with_overrides(max_new_tokens=1500, top_k=50),
+                deadline=time.monotonic() + 0.05,
+            )
+        )
+
+
+def test_stream_text_assembles_sentences(engine):
+    pieces = ["Hel", "lo the", "re. It costs 3", ".14 dollars", " today"]
+    chunks = list(engine.stream_text(iter(pieces), "alice", FAST))
+    texts = [c.text for c in chunks if c.text]
+    assert texts[0].startswith("Hello there")
+    assert any("3.14" in t for t in texts), texts
+    assert chunks[-1].is_final
+
+
+def test_last_sentence_end_waits_for_decimals():
+    assert _last_sentence_end("It costs 3.") == -1
+    assert _last_sentence_end("It costs 3.1") == -1
+    assert _last_sentence_end("Done. Next") == 4
+    assert _last_sentence_end("你好。") == 2
+
+
+def test_two_voices_share_one_model(engine, voice_dir, tmp_path):
+    v = engine.load_voice(voice_dir, name="alice2")
+    assert v.model_id == engine.voice("alice").model_id
+    assert len(engine.info()["models"]) == 1
+    engine.unload_voice("alice2")
+    assert engine.voice("alice").name == "alice"
+    with pytest.raises(VoiceNotFound):
+        engine.voice("alice2")
