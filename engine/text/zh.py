@@ -102,9 +102,9 @@ def _sandhi(word: str, pos: str, pys: list[str], next_tone: str | None) -> list[
 
 
 def _erhua(word: str, pys: list[str]) -> list[str]:
-    if len(word) >= 2 and word.endswith("儿") and word not in _NOT_ERHUA and len(pys) == len(word):
-        if pys[-1] in ("er2", "er5") and pys[-2][-1:].isdigit():
-            return pys[:-1] + ["er" + pys[-2][-1]]
+    merge = len(word) >= 2 and word.endswith("儿") and word not in _NOT_ERHUA and len(pys) == len(word)
+    if merge and pys[-1] in ("er2", "er5") and pys[-2][-1:].isdigit():
+        return pys[:-1] + ["er" + pys[-2][-1]]
     return pys
 
 
