@@ -34,6 +34,10 @@ _NOT_ERHUA = {"女儿", "儿子", "幼儿", "婴儿", "孤儿", "健儿", "男�
               "混血儿", "新生儿", "流浪儿", "孙儿", "小儿", "骄儿", "托儿", "乞儿", "鱼儿"}
 _SUFFIX_NEUTRAL = set("们子")
 _NUMERALS = set("零一二三四五六七八九十百千万亿两")
+# common words whose last syllable is read in the neutral tone
+_NEUTRAL_WORDS = {"月亮", "东西", "知道", "事情", "明白", "衣服", "朋友", "先生", "告诉", "意思", "喜欢", "认识",
+                  "舒服", "漂亮", "清楚", "麻烦", "时候", "地方", "休息", "窗户", "豆腐", "消息", "眼睛", "耳朵",
+                  "头发", "脑袋", "太阳", "石头", "木头", "回来", "出去", "起来", "下去", "关系", "生意", "学生"}
 
 
 def _load() -> None:
@@ -93,7 +97,7 @@ def _sandhi(word: str, pos: str, pys: list[str], next_tone: str | None) -> list[
                 tones[i] = "2" if following[i] == "4" else "4"
     if len(word) >= 2 and word[-1] in _SUFFIX_NEUTRAL and pos in {"n", "r", "nr", "ns", "nz"}:
         tones[-1] = "5"
-    if len(word) == 2 and word[0] == word[1] and pos[:1] in {"n", "v", "a"}:
+    if len(word) == 2 and word[0] == word[1] and pos[:1] in {"n", "v", "a"} or word in _NEUTRAL_WORDS:
         tones[-1] = "5"
     for i in range(len(tones) - 1):
         if tones[i] == "3" and tones[i + 1] == "3":
@@ -108,12 +112,29 @@ def _erhua(word: str, pys: list[str]) -> list[str]:
     return pys
 
 
+def _merge_third_tones(words: list) -> list[tuple[str, str]]:
+    """Join runs of third-tone words up to 3 syllables so the 3-3 rule applies across them."""
+    out: list[tuple[str, str]] = []
+    for w in words:
+        word, pos = w.word, w.flag
+        if out and len(out[-1][0]) + len(word) <= 3 and _all_third(out[-1][0]) and _all_third(word):
+            out[-1] = (out[-1][0] + word, out[-1][1])
+        else:
+            out.append((word, pos))
+    return out
+
+
+def _all_third(word: str) -> bool:
+    pys = _syllables(word)
+    return bool(pys) and all(p.endswith("3") for p in pys)
+
+
 def g2p(norm: str) -> tuple[list[str], list[int]]:
     """Normalized text -> (phones, word2ph) with one word2ph entry per character."""
     _load()
     import jieba.posseg as psg
 
-    words = psg.lcut(norm)
+    words = _merge_third_tones(psg.lcut(norm))
     phones: list[str] = []
     word2ph: list[int] = []
     all_pys = [(w, p, _syllables(w)) for w, p in words]
