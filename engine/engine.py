@@ -110,6 +110,7 @@ class Engine:
         self._lock = threading.RLock()
         self._limits = {"max_streams": max_streams, "queue_limit": queue_limit, "max_text_chars": MAX_TEXT_CHARS}
         self._closed = False
+        self._frontend.phonemize("你好 hello", "auto")  # load dictionaries now, not in the first request
 
     # ------------------------------------------------------------------ voices
 
