@@ -1,9 +1,129 @@
-"""Subcommands of this area for the ``gsvd`` CLI (light imports only)."""
+"""Client commands: `gsvd say`, `gsvd voices`, `gsvd devices` (talk to a running daemon; no torch)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+voices_app = typer.Typer(help="List, load and unload voices on a running daemon.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    app.command("say")(say)
+    app.command("devices")(devices)
+    app.add_typer(voices_app, name="voices")
+
+
+def _fail(message: str, code: int = 1):
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=code)
+
+
+def _rpc_error(exc) -> None:
+    _fail(f"{exc.code().name}: {exc.details()}", 2 if exc.code().name in ("INVALID_ARGUMENT", "NOT_FOUND") else 1)
+
+
+def say(
+    text: str = typer.Argument(..., help="Text to speak."),
+    voice: str = typer.Option(..., "--voice", help="Voice name on the daemon."),
+    server: str = typer.Option("127.0.0.1:50051", "--server", envvar="GSVD_SERVER"),
+    token: str | None = typer.Option(None, "--token", envvar="GSVD_TOKEN"),
+    out: Path | None = typer.Option(None, "--out", help="Write a WAV file."),
+    play: bool = typer.Option(False, "--play", help="Play while streaming."),
+    device: str | None = typer.Option(None, "--device", help="Output device (name substring)."),
+    lang: str = typer.Option("", "--lang", help="auto, zh, en, ja, ..."),
+    seed: int | None = typer.Option(None, "--seed"),
+    speed: float | None = typer.Option(None, "--speed"),
+) -> None:
+    """Stream TEXT from the daemon; play it (--play) and/or write it (--out)."""
+    import grpc
+    import numpy as np
+
+    from gsvd.clients.client import Client
+    from gsvd.clients.playback import PlaybackUnavailable, Player
+
+    if not play and out is None:
+        _fail("nothing to do: give --play and/or --out FILE", 2)
+    try:
+        player = None
+        chunks = []
+        with Client(server, token) as client:
+            for chunk in client.stream(text, voice, language=lang, seed=seed, speed=speed):
+                if play and player is None:
+                    player = Player(chunk.sample_rate, device)
+                if player is not None:
+                    player.feed(chunk.pcm)
+                chunks.append(chunk)
+        if player is not None:
+            player.finish()
+    except PlaybackUnavailable as exc:
+        _fail(str(exc), 1)
+    except grpc.RpcError as exc:
+        _rpc_error(exc)
+    if out is not None and chunks:
+        from gsvd.wavio import write_wav
+
+        write_wav(out, np.concatenate([c.pcm for c in chunks]), chunks[0].sample_rate)
+        typer.echo(f"wrote {out}")
+
+
+def devices() -> None:
+    """List audio outputs (virtual cables included)."""
+    from gsvd.clients.playback import PlaybackUnavailable, output_devices
+
+    try:
+        for d in output_devices():
+            typer.echo(f"{d['index']:3d}  {d['name']}  ({int(d['default_samplerate'])} Hz)")
+    except PlaybackUnavailable as exc:
+        _fail(str(exc))
+
+
+@voices_app.command("list")
+def voices_list(server: str = typer.Option("127.0.0.1:50051", "--server", envvar="GSVD_SERVER"),
+                token: str | None = typer.Option(None, "--token", envvar="GSVD_TOKEN")) -> None:
+    import grpc
+
+    from gsvd.clients.client import Client
+
+    try:
+        with Client(server, token) as c:
+            for v in c.voices():
+                typer.echo(f"{v.name}\t{v.version}\t{','.join(v.languages)}\t{v.reference_text}")
+    except grpc.RpcError as exc:
+        _rpc_error(exc)
+
+
+@voices_app.command("load")
+def voices_load(path: str = typer.Argument(..., help="Bundle path on the server (inside its voices dir)."),
+                name: str = typer.Option("", "--name"),
+                server: str = typer.Option("127.0.0.1:50051", "--server", envvar="GSVD_SERVER"),
+                token: str | None = typer.Option(None, "--token", envvar="GSVD_TOKEN")) -> None:
+    import grpc
+
+    from gsvd.clients.client import Client
+
+    try:
+        with Client(server, token) as c:
+            v = c.load_voice(path, name)
+            typer.echo(f"loaded {v.name} ({v.version})")
+    except grpc.RpcError as exc:
+        _rpc_error(exc)
+
+
+@voices_app.command("unload")
+def voices_unload(name: str = typer.Argument(...),
+                  server: str = typer.Option("127.0.0.1:50051", "--server", envvar="GSVD_SERVER"),
+                  token: str | None = typer.Option(None, "--token", envvar="GSVD_TOKEN")) -> None:
+    import grpc
+
+    from gsvd.clients.client import Client
+
+    try:
+        with Client(server, token) as c:
+            c.unload_voice(name)
+            typer.echo(f"unloaded {name}")
+    except grpc.RpcError as exc:
+        _rpc_error(exc)

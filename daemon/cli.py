@@ -1,9 +1,56 @@
-"""Subcommands of this area for the ``gsvd`` CLI (light imports only)."""
+"""`gsvd serve`: the gRPC daemon."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    app.command("serve")(serve)
+
+
+def serve(
+    config: Path | None = typer.Option(None, "--config", help="TOML file ([serve] table); env GSVD_* and flags override it."),
+    host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default 50051; 0 picks a free one)."),
+    voices_dir: str | None = typer.Option(None, "--voices-dir", help="Folder of voice bundles loaded at start."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N."),
+    max_streams: int | None = typer.Option(None, "--max-streams", help="Concurrent streams."),
+    token: str | None = typer.Option(None, help="Require 'authorization: Bearer TOKEN'."),
+    admin_token: str | None = typer.Option(None, "--admin-token", help="Token required for LoadVoice/UnloadVoice."),
+    tls_cert: str | None = typer.Option(None, "--tls-cert"),
+    tls_key: str | None = typer.Option(None, "--tls-key"),
+    tls_client_ca: str | None = typer.Option(None, "--tls-client-ca", help="Require client certificates (mTLS)."),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+) -> None:
+    """Serve voices over gRPC (gsvd.v1.Synthesizer, health, reflection)."""
+    import asyncio
+
+    from rich.console import Console
+
+    from gsvd.daemon.config import DaemonConfig
+    from gsvd.engine import Engine, GsvdError
+    from gsvd.engine.paths import voices_dir as default_voices
+
+    err = Console(stderr=True)
+    try:
+        cfg = DaemonConfig.load(config, host=host, port=port, voices_dir=voices_dir, device=device,
+                                max_streams=max_streams, token=token, admin_token=admin_token, tls_cert=tls_cert,
+                                tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port)
+        cfg.voices_dir = cfg.voices_dir or str(default_voices())
+        from gsvd.daemon.server import Daemon
+
+        engine = Engine(device=cfg.device, dtype=cfg.dtype, max_streams=cfg.max_streams, queue_limit=cfg.queue_limit,
+                        bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
+                        sv_model=cfg.sv_model or None)
+        daemon = Daemon(engine, cfg)
+        if daemon.port == 0:
+            raise GsvdError(f"could not bind {cfg.host}:{cfg.port}")
+        print(f"gsvd serving on {cfg.host}:{daemon.port}", flush=True)
+        asyncio.run(daemon.run_forever())
+        engine.close()
+    except (GsvdError, OSError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None

@@ -5,15 +5,12 @@
   windowed-sinc resampler equal to torchaudio's default `Resample` (upstream's
   32 kHz spectrogram path),
 - the linear spectrogram of the timbre encoder,
-- atomic 16-bit WAV writing.
+- atomic 16-bit WAV writing (gsvd.wavio).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from gsvd.engine.errors import InvalidInput
+from gsvd.wavio import write_wav  # noqa: F401  (re-exported: engine code writes WAVs through here)
 
 N_FFT = 2048
 HOP = 640
@@ -132,23 +130,3 @@ def peak_limit(wav: torch.Tensor) -> torch.Tensor:
     """Upstream: if the peak exceeds 1, divide by min(2, peak)."""
     peak = wav.abs().max()
     return wav / min(2.0, float(peak)) if peak > 1 else wav
-
-
-def write_wav(path: str | Path, pcm: np.ndarray, rate: int) -> Path:
-    """Mono 16-bit PCM WAV, written to a temp file then renamed (never half-written)."""
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    samples = np.asarray(pcm, dtype=np.float32).reshape(-1)
-    data = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(int(rate))
-            w.writeframes(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest

@@ -1,1 +1,1 @@
-"""v1"""
+"""gsvd.v1: generated protocol stubs (see gsvd.proto); regenerate with `python -m gsvd.v1.regen`."""

@@ -1,0 +1,63 @@
+"""Daemon settings: defaults < TOML file < GSVD_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from gsvd.engine.errors import InvalidInput
+
+
+@dataclass
+class DaemonConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    voices_dir: str = ""
+    device: str = "auto"
+    dtype: str = "auto"
+    max_streams: int = 64
+    queue_limit: int = 256
+    max_text_chars: int = 5000
+    max_message_mb: int = 16
+    slow_reader_timeout_s: float = 10.0
+    default_deadline_s: float = 300.0
+    token: str = ""
+    admin_token: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    metrics_port: int = 0
+    grace_s: float = 10.0
+    bert_folder: str = ""
+    hubert_folder: str = ""
+    sv_model: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None, **flags) -> DaemonConfig:
+        cfg = cls()
+        if path:
+            p = Path(path)
+            if not p.is_file():
+                raise InvalidInput(f"config file not found: {p}", "config")
+            try:
+                data = tomllib.loads(p.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise InvalidInput(f"{p}: not valid TOML ({exc})", "config") from None
+            cfg._apply(data.get("serve", data), str(p))
+        env = os.environ if env is None else env
+        cfg._apply({f.name: env[f"GSVD_{f.name.upper()}"] for f in fields(cls) if f"GSVD_{f.name.upper()}" in env}, "environment")
+        cfg._apply({k: v for k, v in flags.items() if v is not None}, "flags")
+        return cfg
+
+    def _apply(self, values: dict, source: str) -> None:
+        types = {f.name: f.type for f in fields(self)}
+        for key, value in values.items():
+            if key not in types:
+                raise InvalidInput(f"{source}: unknown setting {key!r}", key)
+            kind = {"int": int, "float": float, "str": str}[str(types[key])]
+            try:
+                setattr(self, key, kind(value))
+            except (TypeError, ValueError):
+                raise InvalidInput(f"{source}: {key} must be a {kind.__name__}; got {value!r}", key) from None

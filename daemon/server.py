@@ -1,0 +1,85 @@
+"""Build and run the grpc.aio server: servicer, health (NOT_SERVING while loading and
+draining), reflection, TLS, message limits, graceful drain on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gsvd.daemon.config import DaemonConfig
+from gsvd.daemon.metrics import Metrics
+from gsvd.daemon.service import SynthesizerService
+from gsvd.v1 import gsvd_pb2 as pb
+from gsvd.v1 import gsvd_pb2_grpc as pbg
+
+log = logging.getLogger("gsvd.daemon")
+SERVICE = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name
+
+
+class Daemon:
+    def __init__(self, engine, config: DaemonConfig) -> None:
+        self.engine, self.config = engine, config
+        self.metrics = Metrics()
+        self.health = health.aio.HealthServicer()
+        limit = config.max_message_mb << 20
+        self.server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+            ("grpc.keepalive_time_ms", 60_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ])
+        self.service = SynthesizerService(engine, config, self.metrics)
+        pbg.add_SynthesizerServicer_to_server(self.service, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self._bind()
+
+    def _bind(self) -> int:
+        address = f"{self.config.host}:{self.config.port}"
+        if self.config.tls_cert:
+            key, cert = Path(self.config.tls_key).read_bytes(), Path(self.config.tls_cert).read_bytes()
+            ca = Path(self.config.tls_client_ca).read_bytes() if self.config.tls_client_ca else None
+            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+            return self.server.add_secure_port(address, creds)
+        return self.server.add_insecure_port(address)
+
+    async def start(self) -> None:
+        for name in ("", SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+        if self.config.metrics_port:
+            self.metrics.serve(self.config.metrics_port, self.config.host)
+        await asyncio.to_thread(self._load_voices)
+        for name in ("", SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving on %s:%d with %d voice(s)", self.config.host, self.port, len(self.engine.voices()))
+
+    def _load_voices(self) -> None:
+        if not self.config.voices_dir:
+            return
+        from gsvd.engine.bundle import list_bundles
+
+        for path in list_bundles(self.config.voices_dir):
+            try:
+                self.engine.load_voice(path)
+            except Exception as exc:  # one bad bundle must not keep the others out
+                log.error("skipping voice bundle %s: %s", path, exc)
+
+    async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.config.grace_s)
+
+    async def run_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("draining (grace %.0f s)", self.config.grace_s)
+        await self.stop()

@@ -1,0 +1,294 @@
+"""The gsvd.v1.Synthesizer servicer (grpc.aio). Converts proto <-> engine calls.
+
+Inference runs in worker threads (the engine is thread-safe and batches them);
+each stream's chunks pass through a bounded queue, so a slow reader holds at most
+`queue_chunks` chunks before it gets DEADLINE_EXCEEDED. A client cancel, deadline
+or disconnect sets the stream's cancel event, which frees its runtime slot within
+one decode step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import grpc
+
+from gsvd.daemon import convert
+from gsvd.daemon.config import DaemonConfig
+from gsvd.daemon.errors import message_for, status_for
+from gsvd.daemon.metrics import Metrics
+from gsvd.engine.errors import Cancelled, GsvdError, InvalidInput, ResourceExhausted
+from gsvd.v1 import gsvd_pb2 as pb
+from gsvd.v1 import gsvd_pb2_grpc as pbg
+
+log = logging.getLogger("gsvd.daemon")
+_DONE = object()
+
+
+class SynthesizerService(pbg.SynthesizerServicer):
+    def __init__(self, engine, config: DaemonConfig, metrics: Metrics | None = None) -> None:
+        self.engine = engine
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.active = 0
+        self._lock = threading.Lock()
+        self.queue_chunks = 64
+
+    # ----------------------------------------------------------------- auth
+
+    async def _authorize(self, context, admin: bool = False) -> None:
+        tokens = [t for t in ((self.config.admin_token,) if admin else (self.config.token, self.config.admin_token)) if t]
+        if not tokens:
+            return
+        sent = dict(context.invocation_metadata()).get("authorization", "")
+        if not any(sent == f"Bearer {t}" for t in tokens):
+            what = "an admin token" if admin and self.config.admin_token else "a valid bearer token"
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED if admin and sent else grpc.StatusCode.UNAUTHENTICATED,
+                                f"this call needs {what} (metadata 'authorization: Bearer <token>')")
+
+    async def _fail(self, context, exc: BaseException, method: str):
+        code = status_for(exc)
+        self.metrics.error(method, code.name)
+        await context.abort(code, message_for(exc))
+
+    # ------------------------------------------------------------ synthesis
+
+    async def Synthesize(self, request: pb.SynthesizeRequest, context) -> AsyncIterator[pb.SynthesizeResponse]:
+        await self._authorize(context)
+        rid = request.request_id or uuid.uuid4().hex[:12]
+        try:
+            self._check_text(request.text)
+            opts = convert.options(request.options)
+            enc, rate, env = convert.output(request.output)
+            voice = self._voice_name(request.voice)
+        except GsvdError as exc:
+            await self._fail(context, exc, "Synthesize")
+        def start(cancel, deadline):
+            return self.engine.stream(request.text, voice, opts, cancel=cancel, deadline=deadline)
+        async for resp in self._serve(context, "Synthesize", rid, voice, start, enc, rate, env):
+            yield resp
+
+    async def StreamingSynthesize(self, request_iterator, context) -> AsyncIterator[pb.SynthesizeResponse]:
+        await self._authorize(context)
+        first = await anext(aiter(request_iterator), None)
+        try:
+            if first is None or first.WhichOneof("request") != "config":
+                raise InvalidInput("the first message must carry `config` (voice, options, output)", "config")
+            cfg = first.config
+            opts = convert.options(cfg.options)
+            enc, rate, env = convert.output(cfg.output)
+            voice = self._voice_name(cfg.voice)
+        except GsvdError as exc:
+            await self._fail(context, exc, "StreamingSynthesize")
+        rid = cfg.request_id or uuid.uuid4().hex[:12]
+        pieces: queue.Queue = queue.Queue()
+        loop = asyncio.get_running_loop()
+        reader = loop.create_task(self._read_text(request_iterator, pieces))
+
+        def start(cancel, deadline):
+            return self.engine.stream_text(_drain(pieces, cancel), voice, opts, cancel=cancel, deadline=deadline)
+
+        try:
+            async for resp in self._serve(context, "StreamingSynthesize", rid, voice, start, enc, rate, env):
+                yield resp
+        finally:
+            reader.cancel()
+
+    async def _read_text(self, request_iterator, pieces: queue.Queue) -> None:
+        total = 0
+        try:
+            async for msg in request_iterator:
+                if msg.WhichOneof("request") != "input":
+                    pieces.put(InvalidInput("only the first message may carry `config`", "config"))
+                    return
+                total += len(msg.input.text)
+                if total > self.config.max_text_chars:
+                    pieces.put(InvalidInput(f"streamed text exceeds {self.config.max_text_chars} characters", "text"))
+                    return
+                pieces.put(msg.input.text)
+        finally:
+            pieces.put(_DONE)
+
+    async def _serve(self, context, method, rid, voice, start: Callable, enc, rate, env):
+        with self._lock:
+            if self.active >= self.config.max_streams:
+                full = True
+            else:
+                full = False
+                self.active += 1
+        if full:
+            await self._fail(context, ResourceExhausted(f"server at its limit of {self.config.max_streams} concurrent streams"), method)
+        cancel = threading.Event()
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + (remaining if remaining is not None else self.config.default_deadline_s)
+        out: asyncio.Queue = asyncio.Queue(maxsize=self.queue_chunks)
+        loop = asyncio.get_running_loop()
+        worker = threading.Thread(target=self._produce, args=(start, cancel, deadline, out, loop), daemon=True)
+        t0 = time.monotonic()
+        self.metrics.stream_started()
+        log.info("request %s %s voice=%s", rid, method, voice)
+        try:
+            worker.start()
+            resample = convert.Resampler(rate)
+            yield pb.SynthesizeResponse(start=pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1), request_id=rid)
+            offset, audio_s = 0, 0.0
+            while True:
+                item = await out.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    await self._fail(context, item, method)
+                if item.sequence == 0:
+                    self.metrics.first_audio(time.monotonic() - t0)
+                pcm = resample(item.pcm, item.is_final)
+                chunk = pb.AudioChunk(audio=convert.encode(pcm, enc), sequence=item.sequence, offset_samples=offset,
+                                      is_final=item.is_final, segment=item.segment, text=item.text)
+                if env:
+                    chunk.envelope.extend(convert.envelope(pcm, rate))
+                    chunk.envelope_hop_ms = convert.ENVELOPE_MS
+                offset += len(pcm)
+                audio_s += item.duration
+                yield pb.SynthesizeResponse(audio=chunk, request_id=rid)
+            if audio_s > 0:
+                self.metrics.rtf((time.monotonic() - t0) / audio_s)
+            log.info("request %s done: %.2f s of audio in %.2f s", rid, audio_s, time.monotonic() - t0)
+        finally:
+            cancel.set()
+            with self._lock:
+                self.active -= 1
+            self.metrics.stream_ended()
+
+    def _produce(self, start, cancel, deadline, out: asyncio.Queue, loop) -> None:
+        """Worker thread: pull chunks from the engine, push them with a bounded wait."""
+        def put(item) -> bool:
+            fut = asyncio.run_coroutine_threadsafe(out.put(item), loop)
+            try:
+                fut.result(timeout=self.config.slow_reader_timeout_s)
+                return True
+            except TimeoutError:
+                fut.cancel()
+                cancel.set()
+                return False
+            except RuntimeError:  # loop closed
+                cancel.set()
+                return False
+
+        try:
+            for chunk in start(cancel, deadline):
+                if not put(chunk):
+                    _force_put(out, loop, Cancelled("slow reader: the client did not read audio in time (deadline exceeded)"))
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the client as a status
+            if not isinstance(exc, GsvdError):
+                log.exception("synthesis failed")
+            _force_put(out, loop, exc)
+
+    # --------------------------------------------------------------- voices
+
+    async def ListVoices(self, request, context):
+        await self._authorize(context)
+        return pb.ListVoicesResponse(voices=[convert.voice(v) for v in self.engine.voices()])
+
+    async def GetVoice(self, request, context):
+        await self._authorize(context)
+        try:
+            return convert.voice(self.engine.voice(self._voice_name(request.name)))
+        except GsvdError as exc:
+            await self._fail(context, exc, "GetVoice")
+
+    async def LoadVoice(self, request, context):
+        await self._authorize(context, admin=True)
+        try:
+            if request.WhichOneof("source") == "bundle_path":
+                path = self._bundle_path(request.bundle_path)
+                v = await asyncio.to_thread(self.engine.load_voice, path, request.name or None)
+            elif request.WhichOneof("source") == "reference":
+                up = request.reference
+                if not request.name:
+                    raise InvalidInput("name is required for an uploaded voice", "name")
+                audio = convert.upload_audio(up)
+                v = await asyncio.to_thread(self.engine.add_voice_from_reference, request.name, up.base_voice,
+                                            audio, up.sample_rate_hz, up.transcript, up.language or "auto")
+            else:
+                raise InvalidInput("give bundle_path or reference", "source")
+            log.info("loaded voice %s (%s)", v.name, v.version)
+            return convert.voice(v)
+        except GsvdError as exc:
+            await self._fail(context, exc, "LoadVoice")
+
+    async def UnloadVoice(self, request, context):
+        await self._authorize(context, admin=True)
+        try:
+            self.engine.unload_voice(self._voice_name(request.name))
+            return pb.UnloadVoiceResponse()
+        except GsvdError as exc:
+            await self._fail(context, exc, "UnloadVoice")
+
+    async def GetServerInfo(self, request, context):
+        await self._authorize(context)
+        info, stats = self.engine.info(), self.engine.stats()
+        limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
+                  "max_text_chars": self.config.max_text_chars, "max_message_bytes": self.config.max_message_mb << 20}
+        return pb.ServerInfo(version=info["version"], backend=info["backend"] or "", device=info["device"],
+                             dtype=info["dtype"], limits=limits, models=[m["model_id"] for m in info["models"]],
+                             sample_rate_hz=convert.NATIVE_RATE, active_streams=self.active,
+                             queued=int(stats.get("queued", 0)))
+
+    # -------------------------------------------------------------- checks
+
+    def _check_text(self, text: str) -> None:
+        if not text.strip():
+            raise InvalidInput("text is empty", "text")
+        if len(text) > self.config.max_text_chars:
+            raise InvalidInput(f"text is {len(text)} characters; the limit is {self.config.max_text_chars}", "text")
+
+    @staticmethod
+    def _voice_name(name: str) -> str:
+        from gsvd.engine.bundle import validate_voice_name
+
+        if not name:
+            raise InvalidInput("voice is required", "voice")
+        return validate_voice_name(name)
+
+    def _bundle_path(self, raw: str) -> Path:
+        root = Path(self.config.voices_dir).resolve() if self.config.voices_dir else None
+        path = Path(raw)
+        path = (root / path).resolve() if root and not path.is_absolute() else path.resolve()
+        if root is None or not path.is_relative_to(root):
+            raise InvalidInput("bundle_path must be inside the server's voices directory", "bundle_path")
+        return path
+
+
+def _force_put(out: asyncio.Queue, loop, item) -> bool:
+    """Deliver a final item even when the queue is full (drops the oldest chunk)."""
+    def put() -> None:
+        if out.full():
+            out.get_nowait()
+        out.put_nowait(item)
+
+    try:
+        loop.call_soon_threadsafe(put)
+        return True
+    except RuntimeError:
+        return False
+
+
+def _drain(pieces: queue.Queue, cancel: threading.Event) -> Iterator[str]:
+    while not cancel.is_set():
+        try:
+            item = pieces.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if item is _DONE:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
