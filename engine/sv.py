@@ -75,10 +75,10 @@ class SpeakerEncoder:
             raise CheckpointError(f"{path} is not a readable speaker-model checkpoint ({exc})") from None
         if not isinstance(state, dict):
             raise CheckpointError(f"{path} is not a speaker-model state dict")
-        model = ERes2NetV2(**dims)
         try:
+            model = ERes2NetV2(**(dims or _dims_from_state(state)))
             model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
+        except (RuntimeError, KeyError, ValueError, ZeroDivisionError) as exc:
             raise CheckpointError(f"{path} does not match ERes2NetV2: {str(exc)[:300]}") from None
         return cls(model, device)
 
@@ -87,3 +87,13 @@ class SpeakerEncoder:
         """[N] or [1, N] at 16 kHz -> [1, D]."""
         feats = fbank(wav16k.reshape(-1))[None].to(self.device)
         return self.model.embed(feats).float().cpu()
+
+
+def _dims_from_state(state: dict) -> dict:
+    """Architecture of an ERes2NetV2 state dict (the released model: blocks 3,4,6,3, width 24, scale 4, x4)."""
+    m = state["conv1.weight"].shape[0]
+    blocks = tuple(len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5))
+    width = state["layer1.0.convs.0.weight"].shape[0]
+    scale = len({k.split(".")[3] for k in state if k.startswith("layer1.0.convs.")})
+    expansion = state["layer1.0.conv3.weight"].shape[0] // m
+    return {"num_blocks": blocks, "m_channels": m, "base_width": width * 64 // m, "scale": scale, "expansion": expansion}

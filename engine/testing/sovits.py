@@ -120,3 +120,14 @@ def write_tiny_hubert(folder: str | Path, hidden: int = 32, seed: int = 0) -> Pa
     out = Path(folder)
     model.save_pretrained(out)
     return out
+
+
+def write_tiny_sv(path: str | Path, seed: int = 0) -> Path:
+    """Random ERes2NetV2 weights in the released checkpoint's layout (a plain state dict), one block
+    per stage so it is quick; the embedding keeps the real 20480 dimensions."""
+    from gsvd.engine.checkpoints.io import atomic_write_bytes, torch_save_bytes
+    from gsvd.engine.models.eres2net import ERes2NetV2
+
+    torch.manual_seed(seed)
+    model = ERes2NetV2(num_blocks=(1, 1, 1, 1), base_width=8, scale=2)
+    return atomic_write_bytes(path, torch_save_bytes(model.state_dict()))

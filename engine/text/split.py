@@ -41,7 +41,8 @@ def _merge_short(pieces: list[str], threshold: int = 5) -> list[str]:
         else:
             out.append(p)
     if len(out) > 1 and len(out[-1].strip()) < threshold:
-        out[-2] += out.pop()
+        last = out.pop()
+        out[-1] += last
     return out
 
 
