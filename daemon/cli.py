@@ -24,6 +24,7 @@ def serve(
     tls_key: str | None = typer.Option(None, "--tls-key"),
     tls_client_ca: str | None = typer.Option(None, "--tls-client-ca", help="Require client certificates (mTLS)."),
     metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+    http_port: int | None = typer.Option(None, "--http-port", help="HTTP/WebSocket gateway port (-1 off)."),
 ) -> None:
     """Serve voices over gRPC (gsvd.v1.Synthesizer, health, reflection)."""
     import asyncio
@@ -38,7 +39,8 @@ def serve(
     try:
         cfg = DaemonConfig.load(config, host=host, port=port, voices_dir=voices_dir, device=device,
                                 max_streams=max_streams, token=token, admin_token=admin_token, tls_cert=tls_cert,
-                                tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port)
+                                tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
+                                http_port=http_port)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 

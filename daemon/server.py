@@ -38,6 +38,8 @@ class Daemon:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = self._bind()
+        self.gateway = None
+        self.http_port = 0
 
     def _bind(self) -> int:
         address = f"{self.config.host}:{self.config.port}"
@@ -55,6 +57,12 @@ class Daemon:
         if self.config.metrics_port:
             self.metrics.serve(self.config.metrics_port, self.config.host)
         await asyncio.to_thread(self._load_voices)
+        if self.config.http_port >= 0:
+            from gsvd.daemon.gateway import Gateway
+
+            self.gateway = Gateway(self.service)
+            self.http_port = await self.gateway.start(self.config.host, self.config.http_port)
+            log.info("HTTP/WebSocket gateway on %s:%d", self.config.host, self.http_port)
         for name in ("", SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s:%d with %d voice(s)", self.config.host, self.port, len(self.engine.voices()))
@@ -72,6 +80,8 @@ class Daemon:
 
     async def stop(self) -> None:
         await self.health.enter_graceful_shutdown()
+        if self.gateway is not None:
+            await self.gateway.stop()
         await self.server.stop(self.config.grace_s)
 
     async def run_forever(self) -> None:

@@ -1,10 +1,8 @@
-"""The gsvd.v1.Synthesizer servicer (grpc.aio). Converts proto <-> engine calls.
+"""The gsvd.v1.Synthesizer servicer (grpc.aio): proto <-> engine calls.
 
-Inference runs in worker threads (the engine is thread-safe and batches them);
-each stream's chunks pass through a bounded queue, so a slow reader holds at most
-`queue_chunks` chunks before it gets DEADLINE_EXCEEDED. A client cancel, deadline
-or disconnect sets the stream's cancel event, which frees its runtime slot within
-one decode step.
+Streaming, admission, slow-reader and cancellation handling live in
+`streaming.StreamRunner` (shared with the HTTP gateway); this module validates
+requests, checks tokens and maps engine errors to status codes.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -24,7 +21,8 @@ from gsvd.daemon import convert
 from gsvd.daemon.config import DaemonConfig
 from gsvd.daemon.errors import message_for, status_for
 from gsvd.daemon.metrics import Metrics
-from gsvd.engine.errors import Cancelled, GsvdError, InvalidInput, ResourceExhausted
+from gsvd.daemon.streaming import StreamRunner
+from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
@@ -37,9 +35,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
         self.engine = engine
         self.config = config
         self.metrics = metrics or Metrics()
-        self.active = 0
-        self._lock = threading.Lock()
-        self.queue_chunks = 64
+        self.runner = StreamRunner(config, self.metrics)
 
     # ----------------------------------------------------------------- auth
 
@@ -117,79 +113,19 @@ class SynthesizerService(pbg.SynthesizerServicer):
             pieces.put(_DONE)
 
     async def _serve(self, context, method, rid, voice, start: Callable, enc, rate, env):
-        with self._lock:
-            if self.active >= self.config.max_streams:
-                full = True
-            else:
-                full = False
-                self.active += 1
-        if full:
-            await self._fail(context, ResourceExhausted(f"server at its limit of {self.config.max_streams} concurrent streams"), method)
-        cancel = threading.Event()
-        remaining = context.time_remaining()
-        deadline = time.monotonic() + (remaining if remaining is not None else self.config.default_deadline_s)
-        out: asyncio.Queue = asyncio.Queue(maxsize=self.queue_chunks)
-        loop = asyncio.get_running_loop()
-        worker = threading.Thread(target=self._produce, args=(start, cancel, deadline, out, loop), daemon=True)
-        t0 = time.monotonic()
-        self.metrics.stream_started()
         log.info("request %s %s voice=%s", rid, method, voice)
+        yield pb.SynthesizeResponse(start=pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1), request_id=rid)
         try:
-            worker.start()
-            resample = convert.Resampler(rate)
-            yield pb.SynthesizeResponse(start=pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1), request_id=rid)
-            offset, audio_s = 0, 0.0
-            while True:
-                item = await out.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, BaseException):
-                    await self._fail(context, item, method)
-                if item.sequence == 0:
-                    self.metrics.first_audio(time.monotonic() - t0)
-                pcm = resample(item.pcm, item.is_final)
-                chunk = pb.AudioChunk(audio=convert.encode(pcm, enc), sequence=item.sequence, offset_samples=offset,
-                                      is_final=item.is_final, segment=item.segment, text=item.text)
+            async for item in self.runner.run(start, rate, context.time_remaining(), rid):
+                chunk = pb.AudioChunk(audio=convert.encode(item.pcm, enc), sequence=item.sequence,
+                                      offset_samples=item.offset, is_final=item.is_final, segment=item.segment,
+                                      text=item.text)
                 if env:
-                    chunk.envelope.extend(convert.envelope(pcm, rate))
+                    chunk.envelope.extend(convert.envelope(item.pcm, rate))
                     chunk.envelope_hop_ms = convert.ENVELOPE_MS
-                offset += len(pcm)
-                audio_s += item.duration
                 yield pb.SynthesizeResponse(audio=chunk, request_id=rid)
-            if audio_s > 0:
-                self.metrics.rtf((time.monotonic() - t0) / audio_s)
-            log.info("request %s done: %.2f s of audio in %.2f s", rid, audio_s, time.monotonic() - t0)
-        finally:
-            cancel.set()
-            with self._lock:
-                self.active -= 1
-            self.metrics.stream_ended()
-
-    def _produce(self, start, cancel, deadline, out: asyncio.Queue, loop) -> None:
-        """Worker thread: pull chunks from the engine, push them with a bounded wait."""
-        def put(item) -> bool:
-            fut = asyncio.run_coroutine_threadsafe(out.put(item), loop)
-            try:
-                fut.result(timeout=self.config.slow_reader_timeout_s)
-                return True
-            except TimeoutError:
-                fut.cancel()
-                cancel.set()
-                return False
-            except RuntimeError:  # loop closed
-                cancel.set()
-                return False
-
-        try:
-            for chunk in start(cancel, deadline):
-                if not put(chunk):
-                    _force_put(out, loop, Cancelled("slow reader: the client did not read audio in time (deadline exceeded)"))
-                    return
-            put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - forwarded to the client as a status
-            if not isinstance(exc, GsvdError):
-                log.exception("synthesis failed")
-            _force_put(out, loop, exc)
+        except GsvdError as exc:
+            await self._fail(context, exc, method)
 
     # --------------------------------------------------------------- voices
 
@@ -239,7 +175,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
                   "max_text_chars": self.config.max_text_chars, "max_message_bytes": self.config.max_message_mb << 20}
         return pb.ServerInfo(version=info["version"], backend=info["backend"] or "", device=info["device"],
                              dtype=info["dtype"], limits=limits, models=[m["model_id"] for m in info["models"]],
-                             sample_rate_hz=convert.NATIVE_RATE, active_streams=self.active,
+                             sample_rate_hz=convert.NATIVE_RATE, active_streams=self.runner.active,
                              queued=int(stats.get("queued", 0)))
 
     # -------------------------------------------------------------- checks
@@ -265,20 +201,6 @@ class SynthesizerService(pbg.SynthesizerServicer):
         if root is None or not path.is_relative_to(root):
             raise InvalidInput("bundle_path must be inside the server's voices directory", "bundle_path")
         return path
-
-
-def _force_put(out: asyncio.Queue, loop, item) -> bool:
-    """Deliver a final item even when the queue is full (drops the oldest chunk)."""
-    def put() -> None:
-        if out.full():
-            out.get_nowait()
-        out.put_nowait(item)
-
-    try:
-        loop.call_soon_threadsafe(put)
-        return True
-    except RuntimeError:
-        return False
 
 
 def _drain(pieces: queue.Queue, cancel: threading.Event) -> Iterator[str]:

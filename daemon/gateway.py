@@ -1,0 +1,213 @@
+"""HTTP/WebSocket gateway for engines without gRPC/HTTP2 (Godot, some Unity setups, web pages).
+
+- `POST /v1/audio/speech` (OpenAI-compatible): {"model", "input", "voice", "response_format":
+  "wav"|"pcm", "speed", "stream"} -> WAV (or raw s16le PCM at 32 kHz); with "stream": true the
+  body is chunked as audio is produced (WAV header first, declaring an unknown length).
+- `GET /v1/ws`: WebSocket. Client sends {"voice", "options", "sample_rate", "encoding":
+  "pcm_s16le"|"pcm_f32le"} first, then {"text": "..."} messages, then {"end": true}. Server sends
+  {"type": "start", ...}, then per chunk a JSON {"type": "chunk", sequence, offset, is_final, text,
+  envelope} followed by one binary frame of audio, then {"type": "end"}; errors arrive as
+  {"type": "error", "code", "message"}.
+- `GET /v1/voices`, `GET /healthz`.
+Same limits, auth tokens and streaming core as the gRPC service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import struct
+import uuid
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from gsvd.daemon import convert
+from gsvd.daemon.errors import message_for, status_for
+from gsvd.engine.errors import GsvdError, InvalidInput
+from gsvd.engine.types import SynthesisOptions
+
+_HTTP = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429, "DEADLINE_EXCEEDED": 504,
+         "CANCELLED": 499, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401, "INTERNAL": 500}
+_OPTION_KEYS = ("top_k", "top_p", "temperature", "repetition_penalty", "noise_scale", "speed", "seed", "language",
+                "split_method", "max_new_tokens")
+
+
+def wav_header(rate: int, n_samples: int | None = None) -> bytes:
+    data = 0xFFFFFFFF - 36 if n_samples is None else n_samples * 2
+    return (b"RIFF" + struct.pack("<I", min(36 + data, 0xFFFFFFFF)) + b"WAVEfmt " +
+            struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data))
+
+
+class Gateway:
+    def __init__(self, service) -> None:
+        self.service = service  # the gRPC servicer: engine, config, runner
+        self.app = web.Application(client_max_size=service.config.max_message_mb << 20)
+        self.app.add_routes([web.post("/v1/audio/speech", self.speech), web.get("/v1/ws", self.websocket),
+                             web.get("/v1/voices", self.voices), web.get("/healthz", self.health)])
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _authorized(self, request: web.Request) -> bool:
+        cfg = self.service.config
+        tokens = [t for t in (cfg.token, cfg.admin_token) if t]
+        return not tokens or request.headers.get("Authorization", "") in {f"Bearer {t}" for t in tokens}
+
+    def _error(self, exc: BaseException) -> web.Response:
+        code = status_for(exc).name
+        return web.json_response({"error": {"message": message_for(exc), "type": code.lower(), "code": code}},
+                                 status=_HTTP.get(code, 500))
+
+    def _options(self, data: dict) -> SynthesisOptions:
+        unknown = set(data) - set(_OPTION_KEYS)
+        if unknown:
+            raise InvalidInput(f"unknown option(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+        return SynthesisOptions().with_overrides(**data)
+
+    # ------------------------------------------------------------------ routes
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "serving"})
+
+    async def voices(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": {"message": "missing or wrong bearer token"}}, status=401)
+        return web.json_response({"voices": [
+            {"name": v.name, "version": v.version, "languages": list(v.languages)} for v in self.service.engine.voices()]})
+
+    async def speech(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return web.json_response({"error": {"message": "missing or wrong bearer token"}}, status=401)
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise InvalidInput("the body must be a JSON object", "body")
+            text, voice = body.get("input", ""), body.get("voice", "")
+            fmt = body.get("response_format", "wav")
+            if fmt not in ("wav", "pcm"):
+                raise InvalidInput(f"response_format {fmt!r} is not supported (use wav or pcm)", "response_format")
+            opts = self._options({"speed": body["speed"]} if "speed" in body else {})
+            self.service._check_text(text if isinstance(text, str) else "")
+            voice = self.service._voice_name(voice if isinstance(voice, str) else "")
+        except json.JSONDecodeError:
+            return self._error(InvalidInput("the body is not valid JSON", "body"))
+        except GsvdError as exc:
+            return self._error(exc)
+
+        def start(cancel, deadline):
+            return self.service.engine.stream(text, voice, opts, cancel=cancel, deadline=deadline)
+
+        chunks = self.service.runner.run(start, convert.NATIVE_RATE, None, uuid.uuid4().hex[:12])
+        if body.get("stream"):
+            return await self._stream_http(request, chunks, fmt)
+        try:
+            pcm = np.concatenate([c.pcm async for c in chunks] or [np.zeros(0, np.float32)])
+        except GsvdError as exc:
+            return self._error(exc)
+        data = convert.encode(pcm, 1)
+        if fmt == "wav":
+            data = wav_header(convert.NATIVE_RATE, len(pcm)) + data
+        return web.Response(body=data, content_type="audio/wav" if fmt == "wav" else "audio/pcm")
+
+    async def _stream_http(self, request, chunks, fmt) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "audio/wav" if fmt == "wav" else "audio/pcm",
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        resp.enable_chunked_encoding()
+        first = True
+        try:
+            async for c in chunks:
+                if first:
+                    await resp.prepare(request)
+                    if fmt == "wav":
+                        await resp.write(wav_header(convert.NATIVE_RATE))
+                    first = False
+                await resp.write(convert.encode(c.pcm, 1))
+        except GsvdError as exc:
+            if first:
+                return self._error(exc)
+            raise  # mid-stream: the connection is cut
+        if first:
+            await resp.prepare(request)
+        await resp.write_eof()
+        return resp
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=self.service.config.max_message_mb << 20)
+        await ws.prepare(request)
+        if not self._authorized(request):
+            await ws.send_json({"type": "error", "code": "UNAUTHENTICATED", "message": "missing or wrong bearer token"})
+            await ws.close()
+            return ws
+        try:
+            await self._ws_session(ws)
+        except GsvdError as exc:
+            if not ws.closed:
+                await ws.send_json({"type": "error", "code": status_for(exc).name, "message": message_for(exc)})
+        await ws.close()
+        return ws
+
+    async def _ws_session(self, ws) -> None:
+        first = await ws.receive()
+        if first.type != WSMsgType.TEXT:
+            raise InvalidInput("the first message must be a JSON config", "config")
+        try:
+            cfg = json.loads(first.data)
+        except json.JSONDecodeError:
+            raise InvalidInput("the first message is not valid JSON", "config") from None
+        voice = self.service._voice_name(cfg.get("voice", ""))
+        opts = self._options(cfg.get("options", {}))
+        enc = {"pcm_s16le": 1, "pcm_f32le": 2}.get(cfg.get("encoding", "pcm_s16le"))
+        if enc is None:
+            raise InvalidInput("encoding must be pcm_s16le or pcm_f32le", "encoding")
+        rate = int(cfg.get("sample_rate", 0)) or convert.NATIVE_RATE
+        if not 8000 <= rate <= 192000:
+            raise InvalidInput(f"sample_rate must be 0 or in [8000, 192000]; got {rate}", "sample_rate")
+        pieces: queue.Queue = queue.Queue()
+        reader = asyncio.get_running_loop().create_task(self._ws_read(ws, pieces))
+
+        def start(cancel, deadline):
+            from gsvd.daemon.service import _drain
+
+            return self.service.engine.stream_text(_drain(pieces, cancel), voice, opts, cancel=cancel, deadline=deadline)
+
+        await ws.send_json({"type": "start", "sample_rate": rate, "encoding": "pcm_s16le" if enc == 1 else "pcm_f32le",
+                            "channels": 1})
+        try:
+            async for c in self.service.runner.run(start, rate, None, uuid.uuid4().hex[:12]):
+                await ws.send_json({"type": "chunk", "sequence": c.sequence, "offset": c.offset, "is_final": c.is_final,
+                                    "text": c.text, "envelope": convert.envelope(c.pcm, rate)})
+                await ws.send_bytes(convert.encode(c.pcm, enc))
+            await ws.send_json({"type": "end"})
+        finally:
+            reader.cancel()
+
+    async def _ws_read(self, ws, pieces: queue.Queue) -> None:
+        from gsvd.daemon.service import _DONE
+
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    break
+                data = json.loads(msg.data)
+                if data.get("end"):
+                    break
+                pieces.put(str(data.get("text", "")))
+        except (json.JSONDecodeError, AttributeError):
+            pieces.put(InvalidInput("text messages must be JSON objects like {\"text\": \"...\"}", "text"))
+        finally:
+            pieces.put(_DONE)
