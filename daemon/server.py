@@ -14,9 +14,8 @@ from grpc_reflection.v1alpha import reflection
 
 from gsvd.daemon.config import DaemonConfig
 from gsvd.daemon.metrics import Metrics
-from gsvd.daemon.service import SynthesizerService
+from gsvd.daemon.service import Malformed, SynthesizerService
 from gsvd.v1 import gsvd_pb2 as pb
-from gsvd.v1 import gsvd_pb2_grpc as pbg
 
 log = logging.getLogger("gsvd.daemon")
 SERVICE = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name
@@ -34,7 +33,7 @@ class Daemon:
             ("grpc.keepalive_permit_without_calls", 1),
         ])
         self.service = SynthesizerService(engine, config, self.metrics)
-        pbg.add_SynthesizerServicer_to_server(self.service, self.server)
+        self.server.add_generic_rpc_handlers((_handlers(self.service),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = self._bind()
@@ -93,3 +92,35 @@ class Daemon:
         await stop.wait()
         log.info("draining (grace %.0f s)", self.config.grace_s)
         await self.stop()
+
+
+_METHODS = {  # name: (kind, request type)
+    "Synthesize": ("unary_stream", pb.SynthesizeRequest),
+    "StreamingSynthesize": ("stream_stream", pb.StreamingSynthesizeRequest),
+    "ListVoices": ("unary_unary", pb.ListVoicesRequest),
+    "GetVoice": ("unary_unary", pb.GetVoiceRequest),
+    "LoadVoice": ("unary_unary", pb.LoadVoiceRequest),
+    "UnloadVoice": ("unary_unary", pb.UnloadVoiceRequest),
+    "GetServerInfo": ("unary_unary", pb.GetServerInfoRequest),
+}
+
+
+def _safe(message_type):
+    """Deserializer that turns a corrupt request into a Malformed marker (-> INVALID_ARGUMENT)."""
+
+    def parse(data: bytes):
+        try:
+            return message_type.FromString(data)
+        except Exception as exc:  # DecodeError and friends
+            return Malformed(str(exc))
+
+    return parse
+
+
+def _handlers(service) -> grpc.GenericRpcHandler:
+    handlers = {}
+    for name, (kind, req_type) in _METHODS.items():
+        make = getattr(grpc, f"{kind}_rpc_method_handler")
+        handlers[name] = make(getattr(service, name), request_deserializer=_safe(req_type),
+                              response_serializer=lambda m: m.SerializeToString())
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)

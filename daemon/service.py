@@ -30,6 +30,13 @@ log = logging.getLogger("gsvd.daemon")
 _DONE = object()
 
 
+class Malformed:
+    """A request that could not be parsed (see server._safe)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class SynthesizerService(pbg.SynthesizerServicer):
     def __init__(self, engine, config: DaemonConfig, metrics: Metrics | None = None) -> None:
         self.engine = engine
@@ -39,7 +46,9 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
     # ----------------------------------------------------------------- auth
 
-    async def _authorize(self, context, admin: bool = False) -> None:
+    async def _authorize(self, context, admin: bool = False, request=None) -> None:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
         tokens = [t for t in ((self.config.admin_token,) if admin else (self.config.token, self.config.admin_token)) if t]
         if not tokens:
             return
@@ -57,7 +66,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
     # ------------------------------------------------------------ synthesis
 
     async def Synthesize(self, request: pb.SynthesizeRequest, context) -> AsyncIterator[pb.SynthesizeResponse]:
-        await self._authorize(context)
+        await self._authorize(context, request=request)
         rid = request.request_id or uuid.uuid4().hex[:12]
         try:
             self._check_text(request.text)
@@ -75,6 +84,8 @@ class SynthesizerService(pbg.SynthesizerServicer):
         await self._authorize(context)
         first = await anext(aiter(request_iterator), None)
         try:
+            if isinstance(first, Malformed):
+                raise InvalidInput(f"malformed request: {first.reason}", "request")
             if first is None or first.WhichOneof("request") != "config":
                 raise InvalidInput("the first message must carry `config` (voice, options, output)", "config")
             cfg = first.config
@@ -101,7 +112,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
         total = 0
         try:
             async for msg in request_iterator:
-                if msg.WhichOneof("request") != "input":
+                if isinstance(msg, Malformed) or msg.WhichOneof("request") != "input":
                     pieces.put(InvalidInput("only the first message may carry `config`", "config"))
                     return
                 total += len(msg.input.text)
@@ -130,18 +141,18 @@ class SynthesizerService(pbg.SynthesizerServicer):
     # --------------------------------------------------------------- voices
 
     async def ListVoices(self, request, context):
-        await self._authorize(context)
+        await self._authorize(context, request=request)
         return pb.ListVoicesResponse(voices=[convert.voice(v) for v in self.engine.voices()])
 
     async def GetVoice(self, request, context):
-        await self._authorize(context)
+        await self._authorize(context, request=request)
         try:
             return convert.voice(self.engine.voice(self._voice_name(request.name)))
         except GsvdError as exc:
             await self._fail(context, exc, "GetVoice")
 
     async def LoadVoice(self, request, context):
-        await self._authorize(context, admin=True)
+        await self._authorize(context, admin=True, request=request)
         try:
             if request.WhichOneof("source") == "bundle_path":
                 path = self._bundle_path(request.bundle_path)
@@ -161,7 +172,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
             await self._fail(context, exc, "LoadVoice")
 
     async def UnloadVoice(self, request, context):
-        await self._authorize(context, admin=True)
+        await self._authorize(context, admin=True, request=request)
         try:
             self.engine.unload_voice(self._voice_name(request.name))
             return pb.UnloadVoiceResponse()
@@ -169,7 +180,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
             await self._fail(context, exc, "UnloadVoice")
 
     async def GetServerInfo(self, request, context):
-        await self._authorize(context)
+        await self._authorize(context, request=request)
         info, stats = self.engine.info(), self.engine.stats()
         limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
                   "max_text_chars": self.config.max_text_chars, "max_message_bytes": self.config.max_message_mb << 20}

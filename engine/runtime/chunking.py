@@ -40,7 +40,7 @@ class ChunkPolicy:
         return int(min(self.largest, round(self.first * self.growth**index)))
 
 
-@dataclass
+@dataclass(eq=False)
 class StreamDecoder:
     """Turns a growing token sequence into audio chunks for one stream."""
 

@@ -67,7 +67,7 @@ class StreamHandle:
             yield item
 
 
-@dataclass
+@dataclass(eq=False)
 class LiveStream:
     """What the scheduler tracks for one admitted request."""
 
