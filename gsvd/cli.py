@@ -48,7 +48,7 @@ def _root(
 def demo(
     out: str = typer.Option("out/demo", "--out", help="Folder for the demo's files."),
 ) -> None:
-    """Run the main job end to end on a tiny random model: import a voice, stream a sentence to a WAV."""
+    """Run the main job end to end on a tiny random model: import a voice, serve it, stream a sentence to a WAV."""
     from pathlib import Path
 
     from gsvd.demo import run_demo

@@ -4,7 +4,8 @@ No pretrained weights ship with gsvd and nothing is downloaded, so the demo make
 a TINY RANDOM model in upstream GPT-SoVITS formats (.ckpt + .pth), a tiny HuBERT
 and a synthetic reference clip, then runs the real pipeline on them: import ->
 voice bundle -> engine -> streamed synthesis -> WAV. The audio is babble, not
-speech; what the demo shows is that every stage runs, and how fast.
+speech; what the demo shows is that every stage runs, and how fast. Then it starts the
+gRPC daemon on a free loopback port and streams the sentence through the Python client.
 """
 
 from __future__ import annotations
@@ -54,28 +55,59 @@ def _make_voice(out: Path, console) -> Path:
 
 
 def _synthesize(voice: Path, out: Path, console) -> Path:
+    """Start the daemon on a free loopback port, stream the sentence through the Python client."""
+    import asyncio
+    import threading
+
     import numpy as np
 
-    from gsvd.engine import Engine, SynthesisOptions
-    from gsvd.engine.audio import write_wav
+    from gsvd.clients import Client
+    from gsvd.daemon.config import DaemonConfig
+    from gsvd.daemon.server import Daemon
+    from gsvd.engine import Engine
+    from gsvd.wavio import write_wav
 
-    opts = SynthesisOptions(seed=1, top_k=15, max_new_tokens=75)
-    with Engine(device="auto") as engine:
-        v = engine.load_voice(voice)
-        info = engine.info()
-        console.print(f"3. engine up: backend {info['backend']} on {info['device']} ({info['dtype']}), voice {v.name!r}")
-        t0 = time.perf_counter()
-        first = None
-        chunks = []
-        for chunk in engine.stream(SENTENCE, v.name, opts):
-            if first is None:
-                first = time.perf_counter() - t0
-            chunks.append(chunk.pcm)
-        total = time.perf_counter() - t0
+    cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voice.parent), grace_s=2.0)
+    engine = Engine(device="auto", max_streams=cfg.max_streams)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict = {}
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            holder["daemon"] = Daemon(engine, cfg)
+            await holder["daemon"].start()
+            ready.set()
+
+        loop.create_task(boot())
+        loop.run_forever()
+
+    threading.Thread(target=serve, daemon=True).start()
+    if not ready.wait(120):
+        raise RuntimeError("the daemon did not start")
+    daemon = holder["daemon"]
+    address = f"127.0.0.1:{daemon.port}"
+    try:
+        with Client(address) as client:
+            info = client.info()
+            console.print(f"3. daemon up on {address}: backend {info.backend} on {info.device} ({info.dtype}), "
+                          f"voices {[v.name for v in client.voices()]}")
+            t0 = time.perf_counter()
+            first, chunks = None, []
+            for chunk in client.stream(SENTENCE, voice.name, seed=1, max_new_tokens=75):
+                first = first if first is not None else time.perf_counter() - t0
+                chunks.append(chunk.pcm)
+            total = time.perf_counter() - t0
+    finally:
+        asyncio.run_coroutine_threadsafe(daemon.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        engine.close()
     pcm = np.concatenate(chunks)
     seconds = len(pcm) / 32000
     wav = write_wav(out / "demo.wav", pcm, 32000)
-    console.print(f"4. streamed {SENTENCE!r}: {len(chunks)} chunks, first audio after {first * 1000:.0f} ms, "
-                  f"{seconds:.2f} s of audio in {total:.2f} s (real-time factor {total / seconds:.3f})")
+    console.print(f"4. streamed {SENTENCE!r} over gRPC: {len(chunks)} chunks, first audio after {first * 1000:.0f} ms, "
+                  f"{seconds:.2f} s of audio in {total:.2f} s (real-time factor {total / seconds:.3f}); daemon stopped")
     console.print(f"5. wrote {wav}")
     return wav
