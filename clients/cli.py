@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
 def _fail(message: str, code: int = 1):
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    console = Console(stderr=True)
+    console.print("[red]error:[/red] ", end="")
+    console.print(message, markup=False)
     raise typer.Exit(code=code)
 
 

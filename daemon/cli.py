@@ -47,12 +47,18 @@ def serve(
         engine = Engine(device=cfg.device, dtype=cfg.dtype, max_streams=cfg.max_streams, queue_limit=cfg.queue_limit,
                         bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
                         sv_model=cfg.sv_model or None)
-        daemon = Daemon(engine, cfg)
-        if daemon.port == 0:
-            raise GsvdError(f"could not bind {cfg.host}:{cfg.port}")
-        print(f"gsvd serving on {cfg.host}:{daemon.port}", flush=True)
-        asyncio.run(daemon.run_forever())
-        engine.close()
+
+        async def main() -> None:
+            daemon = Daemon(engine, cfg)  # grpc.aio objects must be made inside the running loop
+            if daemon.port == 0:
+                raise GsvdError(f"could not bind {cfg.host}:{cfg.port}")
+            print(f"gsvd serving on {cfg.host}:{daemon.port}", flush=True)
+            await daemon.run_forever()
+
+        try:
+            asyncio.run(main())
+        finally:
+            engine.close()
     except (GsvdError, OSError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from None
