@@ -130,3 +130,9 @@ def peak_limit(wav: torch.Tensor) -> torch.Tensor:
     """Upstream: if the peak exceeds 1, divide by min(2, peak)."""
     peak = wav.abs().max()
     return wav / min(2.0, float(peak)) if peak > 1 else wav
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """A file as mono float32 at `sample_rate` (soxr HQ resampling)."""
+    audio, rate = decode_audio(path)
+    return resample_soxr(to_mono(audio), rate, sample_rate)
