@@ -68,10 +68,68 @@ def _num(m: re.Match) -> str:
     return number_words(int(s)) if len(s) < 13 else " ".join(_ONES[int(d)] for d in s)
 
 
+_ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                  "nine": "ninth", "twelve": "twelfth"}
+_ABBREVIATIONS = {"mr.": "mister", "mrs.": "missus", "ms.": "miz", "dr.": "doctor", "st.": "saint", "prof.": "professor",
+                  "jr.": "junior", "sr.": "senior", "vs.": "versus", "etc.": "et cetera", "e.g.": "for example",
+                  "i.e.": "that is", "approx.": "approximately", "no.": "number"}
+_UNITS = {"km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters", "mi": "miles",
+          "lb": "pounds", "lbs": "pounds", "ft": "feet", "mph": "miles per hour", "kmh": "kilometers per hour",
+          "ms": "milliseconds", "gb": "gigabytes", "mb": "megabytes", "kb": "kilobytes", "hz": "hertz", "khz": "kilohertz"}
+_DIGIT_NAMES = "zero one two three four five six seven eight nine".split()
+
+
+def ordinal_words(n: int) -> str:
+    words = number_words(n).split(" ")
+    last = words[-1]
+    if last in _ORDINAL_WORDS:
+        words[-1] = _ORDINAL_WORDS[last]
+    elif last.endswith("y"):
+        words[-1] = last[:-1] + "ieth"
+    else:
+        words[-1] = last + "th"
+    return " ".join(words)
+
+
+def year_words(n: int) -> str:
+    """1999 -> nineteen ninety nine; 2005 -> two thousand five; 1900 -> nineteen hundred."""
+    if 2000 <= n <= 2009 or n % 1000 == 0:
+        return number_words(n)
+    hi, lo = divmod(n, 100)
+    if lo == 0:
+        return number_words(hi) + " hundred"
+    return number_words(hi) + " " + ("oh " + _ONES[lo] if lo < 10 else number_words(lo))
+
+
+def _money(m: re.Match) -> str:
+    dollars, cents = int(m.group(1).replace(",", "")), int((m.group(2) or "0").ljust(2, "0")[:2])
+    out = number_words(dollars) + (" dollar" if dollars == 1 else " dollars")
+    if cents:
+        out += " and " + number_words(cents) + (" cent" if cents == 1 else " cents")
+    return out
+
+
+def _time(m: re.Match) -> str:
+    h, mi, ampm = int(m.group(1)), int(m.group(2)), (m.group(3) + "m" if m.group(3) else "").lower()
+    out = number_words(h) + (" o'clock" if mi == 0 and not ampm else "" if mi == 0 else
+                             " oh " + _ONES[mi] if mi < 10 else " " + number_words(mi))
+    return out + (" " + " ".join(ampm) if ampm else "")
+
+
 def normalize(text: str) -> str:
-    text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", lambda m: m.group(1) + " dollars", text)
+    text = re.sub(r"(?<!\d)(\d{3})[-. ](\d{3})[-. ](\d{4})(?!\d)",
+                  lambda m: " ".join(_DIGIT_NAMES[int(d)] for d in "".join(m.groups())), text)
+    text = re.sub(r"\$(\d[\d,]*)(?:\.(\d{1,2}))?(?!\d)", _money, text)
+    text = re.sub(r"(?<!\d)(\d{1,2}):(\d{2})(?:\s*([ap])\.?m\b)?", _time, text, flags=re.I)
+    text = re.sub(r"(?<![\d.,$])(1[1-9]\d\d|20\d\d)(?!\d|[.,]\d|\s*%)", lambda m: year_words(int(m.group(1))), text)
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
+    text = re.sub(r"(?<!\d)(\d+)(st|nd|rd|th)\b", lambda m: ordinal_words(int(m.group(1))), text)
+    text = re.sub(r"(\d+(?:\.\d+)?)\s*(" + "|".join(_UNITS) + r")\b",
+                  lambda m: m.group(1) + " " + _UNITS[m.group(2).lower()], text, flags=re.I)
+    text = re.sub(r"(?i)\b(" + "|".join(re.escape(a[:-1]) for a in _ABBREVIATIONS) + r")\.",
+                  lambda m: _ABBREVIATIONS[m.group(0).lower()], text)
     text = text.replace("&", " and ").replace("+", " plus ").replace("@", " at ")
+    text = re.sub(r"-(?=\d)", " minus ", text)
     text = re.sub(r"\d[\d,]*(?:\.\d+)?", _num, text)
     text = re.sub(r"[^A-Za-z',.!?;:…\-— ]+", " ", text)
     return re.sub(r"\s+", " ", text).strip()

@@ -62,7 +62,9 @@ def normalize(text: str) -> str:
     """Numbers/dates/percent to Chinese words, punctuation to the symbol set, other chars removed."""
     import cn2an
 
-    text = text.replace("嗯", "恩").replace("呣", "母")
+    from gsvd.engine.text.normalize_zh import normalize_symbols
+
+    text = normalize_symbols(text.replace("嗯", "恩").replace("呣", "母"))
     text = re.sub(r"(\d+)\s*[%％]", lambda m: "百分之" + m.group(1), text)
     try:
         text = cn2an.transform(text, "an2cn")
