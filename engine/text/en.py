@@ -76,7 +76,7 @@ _ABBREVIATIONS = {"mr.": "mister", "mrs.": "missus", "ms.": "miz", "dr.": "docto
 _UNITS = {"km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters", "mi": "miles",
           "lb": "pounds", "lbs": "pounds", "ft": "feet", "mph": "miles per hour", "kmh": "kilometers per hour",
           "ms": "milliseconds", "gb": "gigabytes", "mb": "megabytes", "kb": "kilobytes", "hz": "hertz", "khz": "kilohertz"}
-_DIGIT_NAMES = "zero one two three four five six seven eight nine".split()
+_DIGIT_NAMES = _ONES[:10]
 
 
 def ordinal_words(n: int) -> str:
@@ -113,7 +113,7 @@ def _time(m: re.Match) -> str:
     h, mi, ampm = int(m.group(1)), int(m.group(2)), (m.group(3) + "m" if m.group(3) else "").lower()
     out = number_words(h) + (" o'clock" if mi == 0 and not ampm else "" if mi == 0 else
                              " oh " + _ONES[mi] if mi < 10 else " " + number_words(mi))
-    return out + (" " + " ".join(ampm) if ampm else "")
+    return out + (" " + " ".join(ampm.upper()) if ampm else "")
 
 
 def normalize(text: str) -> str:
@@ -153,6 +153,8 @@ def _lts(word: str) -> list[str]:
 
 
 def word_phones(word: str) -> list[str]:
+    if len(word) == 1 and word.isupper():
+        return _LETTERS[word.lower()].split()  # a capital letter alone is read by its name ("A" -> EY1)
     entries = _load()
     key = word.lower().strip("'")
     if key in entries:

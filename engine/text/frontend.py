@@ -84,6 +84,10 @@ class TextFrontend:
         if len(text) > MAX_CHARS:
             raise InvalidInput(f"text is {len(text)} characters; the frontend limit is {MAX_CHARS}", "text")
         lex = (self.lexicon.merged(lexicon) if self.lexicon else lexicon)
+        if _reads_as_chinese(text, language):
+            from gsvd.engine.text.normalize_zh import normalize_symbols
+
+            text = normalize_symbols(text)  # units/times/currency become Han before script segmentation
         parts = [self._part(lang, chunk, lex) for lang, chunk in segment(text, language)]
         parts = [p for p in parts if p.phones]
         phones = [ph for p in parts for ph in p.phones]
@@ -135,6 +139,16 @@ class TextFrontend:
 
                 self._bert = BertFeatures(self._bert_folder, "cpu")
             return self._bert
+
+
+def _reads_as_chinese(text: str, language: str) -> bool:
+    if language in ("zh", "all_zh"):
+        return True
+    if language != "auto":
+        return False
+    has_han = any("\u4e00" <= c <= "\u9fff" for c in text)
+    has_kana = any("\u3040" <= c <= "\u30ff" for c in text)
+    return has_han and not has_kana
 
 
 def _clean(text: str) -> str:

@@ -7,6 +7,7 @@ writable per-user cache dir, never into site-packages.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -33,6 +34,9 @@ _loaded = False
 _NOT_ERHUA = {"女儿", "儿子", "幼儿", "婴儿", "孤儿", "健儿", "男儿", "少儿", "胎儿", "孩儿", "犬儿", "侄儿", "患儿",
               "混血儿", "新生儿", "流浪儿", "孙儿", "小儿", "骄儿", "托儿", "乞儿", "鱼儿"}
 _SUFFIX_NEUTRAL = set("们子")
+# readings pypinyin's phrase table gets wrong (polyphones decided by the word)
+_PHRASE_FIXES = {"还钱": "huán qián", "还书": "huán shū", "还给": "huán gěi", "归还": "guī huán", "偿还": "cháng huán",
+                 "还债": "huán zhài", "还款": "huán kuǎn"}
 _NUMERALS = set("零一二三四五六七八九十百千万亿两")
 # common words whose last syllable is read in the neutral tone
 _NEUTRAL_WORDS = {"月亮", "东西", "知道", "事情", "明白", "衣服", "朋友", "先生", "告诉", "意思", "喜欢", "认识",
@@ -55,6 +59,11 @@ def _load() -> None:
         jieba.dt.tmp_dir = str(cache)
         jieba.setLogLevel(60)
         jieba.initialize()
+        from pypinyin import load_phrases_dict
+
+        load_phrases_dict({k: [[p] for p in v.split()] for k, v in _PHRASE_FIXES.items()})
+        for word in _PHRASE_FIXES:
+            jieba.add_word(word)
         _loaded = True
 
 
@@ -75,10 +84,16 @@ def normalize(text: str) -> str:
     return _REPEAT_RE.sub(r"\1", text)
 
 
-def _syllables(word: str) -> list[str]:
+@functools.lru_cache(maxsize=65536)
+def _word_syllables(word: str) -> tuple[str, ...]:
     from pypinyin import Style, lazy_pinyin
 
-    return lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s))
+    return tuple(lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s)))
+
+
+def _syllables(word: str) -> list[str]:
+    """Toned pinyin per character of a word (cached per word: words repeat a lot)."""
+    return list(_word_syllables(word))
 
 
 def _sandhi(word: str, pos: str, pys: list[str], next_tone: str | None) -> list[str]:
@@ -136,13 +151,16 @@ def g2p(norm: str) -> tuple[list[str], list[int]]:
     _load()
     import jieba.posseg as psg
 
-    words = _merge_third_tones(psg.lcut(norm))
+    words = _merge_third_tones(psg.lcut(norm, HMM=False))
     phones: list[str] = []
     word2ph: list[int] = []
     all_pys = [(w, p, _syllables(w)) for w, p in words]
     for idx, (word, pos, pys) in enumerate(all_pys):
         nxt = all_pys[idx + 1][2][0][-1:] if idx + 1 < len(all_pys) and all_pys[idx + 1][2] else None
         pys = _erhua(word, _sandhi(word, pos, pys, nxt))
+        # 3-3 also across word boundaries inside a clause (点五, 点整, 好老师)
+        if phones and phones[-1].endswith("3") and pys and pys[0].endswith("3"):
+            phones[-1] = phones[-1][:-1] + "2"
         for ch, py in zip(word, pys):
             if ch in PUNCT:
                 phones.append(ch)
