@@ -77,6 +77,13 @@ class Daemon:
             except Exception as exc:  # one bad bundle must not keep the others out
                 log.error("skipping voice bundle %s: %s", path, exc)
 
+    def _reload_lexicons(self) -> None:
+        try:
+            self.engine.reload_lexicon()
+            log.info("lexicons reloaded (SIGHUP)")
+        except Exception as exc:  # a broken edit must not take the daemon down
+            log.error("lexicon reload failed, keeping the old entries: %s", exc)
+
     async def stop(self) -> None:
         await self.health.enter_graceful_shutdown()
         if self.gateway is not None:
@@ -89,6 +96,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_lexicons)
         await stop.wait()
         log.info("draining (grace %.0f s)", self.config.grace_s)
         await self.stop()

@@ -53,6 +53,7 @@ class _VoiceState:
     prompt_tokens: torch.Tensor  # [Ty] long
     ge: torch.Tensor  # [gin, 1] on the runtime device
     symbols_version: str = "v2"
+    lexicon: object | None = None  # per-voice pronunciation overrides (bundle's lexicon.toml / .csv)
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Engine:
                 languages=tuple(bundle.languages),
                 path=str(bundle.path),
             )
+            state.lexicon = _bundle_lexicon(Path(bundle.path))
             self._replace_voice(voice_name, state)
             return state.voice
 
@@ -286,9 +288,14 @@ class Engine:
         return dict(self._runtime.stats())
 
     def reload_lexicon(self) -> None:
-        """Re-read the global lexicon file (no restart needed)."""
+        """Re-read the global and per-voice lexicon files (no restart needed)."""
         if self._lexicon is not None:
             self._lexicon.reload()
+        with self._lock:
+            states = list(self._voices.values())
+        for state in states:
+            if state.lexicon is not None:
+                state.lexicon.reload()
 
     def close(self) -> None:
         if not self._closed:
@@ -323,7 +330,7 @@ class Engine:
         last: AudioChunk | None = None
         for index, piece in enumerate(pieces):
             _check_cancel(cancel, deadline)
-            ids, bert, _norm = fe.features(piece, lang)
+            ids, bert, _norm = fe.features(piece, lang, state.lexicon)
             if ids.numel() == 0:
                 continue
             request = self._request(state, ids, bert, opts, seed + index, deadline)
@@ -476,6 +483,16 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _bundle_lexicon(path: Path):
+    """A voice's own lexicon: lexicon.toml or lexicon.csv inside its bundle, if present."""
+    from gsvd.engine.text import Lexicon
+
+    for name in ("lexicon.toml", "lexicon.csv"):
+        if (path / name).is_file():
+            return Lexicon.load(path / name)
+    return None
 
 
 def _check_text(text: str) -> None:

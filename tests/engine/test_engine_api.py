@@ -115,3 +115,20 @@ def test_two_voices_share_one_model(engine, voice_dir, tmp_path):
     assert engine.voice("alice").name == "alice"
     with pytest.raises(VoiceNotFound):
         engine.voice("alice2")
+
+
+def test_per_voice_lexicon_is_used_and_reloadable(tmp_path):
+    from gsvd.engine.testing.bundle import write_tiny_voice
+
+    voice = write_tiny_voice(tmp_path, "lex")
+    (voice / "lexicon.toml").write_text('[en]\n"zork" = "Z AO1 R K"\n', encoding="utf-8")
+    with Engine(device="cpu", max_streams=2) as eng:
+        eng.load_voice(voice)
+        state = eng.voice_state("lex")
+        fe = eng._frontend
+        assert fe.phonemize("zork", "en", state.lexicon).phones == ["Z", "AO1", "R", "K"]
+        (voice / "lexicon.toml").write_text('[en]\n"zork" = "Z IY1"\n', encoding="utf-8")
+        eng.reload_lexicon()
+        assert fe.phonemize("zork", "en", state.lexicon).phones == ["Z", "IY1"]
+        pcm, _ = eng.synthesize("zork.", "lex", FAST)
+        assert len(pcm) > 0
