@@ -1,0 +1,116 @@
+"""GPU check of the engine (run on the device machine): correctness across devices/dtypes and eager speed.
+
+    python benchmarks/gpu_engine_check.py            # writes $OUT/gpu_engine_check.json if OUT is set
+
+1. Real v2 sizes, random weights: GPT first-step logits CUDA fp32 / fp16 vs CPU fp32; SoVITS decode
+   CUDA fp32 vs CPU fp32 (noise 0).
+2. The runtime (eager torch, the only backend so far) on CUDA fp16: GPT tokens/s per stream and
+   aggregate at 1 and 8 concurrent streams, and time to first audio of one stream.
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+import time
+
+import torch
+
+
+def _models():
+    from gsvd.engine.models.sovits import SovitsDims, SynthesizerTrn
+    from gsvd.engine.models.t2s import T2SDims, Text2SemanticDecoder
+    from gsvd.engine.testing.gpt import random_gpt_state, real_v2_gpt_config
+    from gsvd.engine.testing.sovits import random_sovits_state, real_sovits_config
+
+    gcfg, scfg = real_v2_gpt_config(), real_sovits_config("v2")
+    gpt = Text2SemanticDecoder(T2SDims.from_config(gcfg))
+    gpt.load_state_dict(random_gpt_state(gcfg, 1))
+    sov = SynthesizerTrn(SovitsDims.from_config(scfg, "v2"))
+    sov.load_state_dict(random_sovits_state(scfg, "v2", 1))
+    return gpt.eval(), sov.eval()
+
+
+def correctness(gpt, sov) -> dict:
+    from gsvd.engine.t2s_infer import first_step_logits
+
+    g = torch.Generator().manual_seed(0)
+    phones, bert = torch.randint(0, 732, (60,), generator=g), torch.randn(1024, 60, generator=g)
+    prompt = torch.randint(0, 1024, (100,), generator=g)
+    ref = first_step_logits(gpt, phones, bert, prompt)
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        m = gpt.to("cuda", dtype)
+        got = first_step_logits(m, phones.cuda(), bert.cuda().to(dtype), prompt.cuda()).float().cpu()
+        out[f"gpt_logits_cuda_{name}_max_abs_diff"] = (got - ref).abs().max().item()
+        out[f"gpt_logits_cuda_{name}_argmax_equal"] = bool(got.argmax() == ref.argmax())
+    gpt.to("cpu", torch.float32)
+    codes = torch.randint(0, 1024, (1, 1, 60), generator=g)
+    text = torch.randint(0, 732, (1, 40), generator=g)
+    spec = torch.rand(1, 1025, 200, generator=g)
+    with torch.no_grad():
+        wav_cpu = sov.decode(codes, text, spec, noise_scale=0.0)
+        sc = sov.to("cuda")
+        wav_gpu = sc.decode(codes.cuda(), text.cuda(), spec.cuda(), noise_scale=0.0).cpu()
+    sov.to("cpu")
+    out["sovits_cuda_fp32_max_abs_diff"] = (wav_gpu - wav_cpu).abs().max().item()
+    out["sovits_peak"] = wav_cpu.abs().max().item()
+    return out
+
+
+def speed(gpt, sov) -> dict:
+    from gsvd.engine.runtime import Runtime, SynthRequest
+
+    rt = Runtime(device="cuda", max_streams=16)
+    rt.add_model("m", gpt, sov)
+    with torch.no_grad():
+        ge = rt._scheduler.models["m"].sovits.compute_ge(torch.rand(1, 1025, 200, device="cuda"))[0]
+
+    def req(seed, n=200):
+        g = torch.Generator().manual_seed(seed)
+        ph = torch.randint(0, 732, (50,), generator=g)
+        return SynthRequest("m", ph, torch.randn(1024, 50, generator=g), torch.randint(0, 1024, (100,), generator=g),
+                            ph[20:], ge, top_k=15, seed=seed, max_new_tokens=n)
+
+    list(rt.submit(req(0, 30)))  # warm-up
+    results = {}
+    for batch in (1, 8):
+        handles, t0 = [rt.submit(req(s)) for s in range(batch)], time.perf_counter()
+        firsts = []
+
+        def drain(h, firsts=firsts):
+            start = time.perf_counter()
+            first = None
+            for _ in h:
+                first = first or time.perf_counter() - start
+            firsts.append(first)
+
+        threads = [threading.Thread(target=drain, args=(h,)) for h in handles]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        wall = time.perf_counter() - t0
+        tokens = sum(len(h.tokens) for h in handles)
+        results[f"b{batch}"] = {"tokens_per_s_aggregate": tokens / wall, "tokens_per_s_per_stream": tokens / wall / batch,
+                                "first_audio_ms_p50": 1000 * statistics.median(firsts), "wall_s": wall}
+    rt.close()
+    return results
+
+
+def main() -> None:
+    info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    gpt, sov = _models()
+    info["correctness"] = correctness(gpt, sov)
+    info["runtime_eager_cuda_fp16"] = speed(gpt, sov)
+    for k, v in info.items():
+        print(k, v)
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "gpu_engine_check.json"), "w") as f:
+            json.dump(info, f, indent=1)
+    print(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()
