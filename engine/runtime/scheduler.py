@@ -86,16 +86,20 @@ class Scheduler:
                 self._fail_all(Cancelled(f"internal error: {exc}"))
 
     def tick(self) -> None:
-        self.schedule()
-        with torch.inference_mode():
-            for model_id, streams in list(self.live.items()):
-                entry = self.models.get(model_id)
-                if entry is None:  # unloaded meanwhile; its streams were already finished
-                    continue
-                running = [s for s in streams if not s.finished]
-                if running:
-                    self.execute(entry, running)
-                self.update(entry, streams)
+        with _attention_backends(self.device):
+            self.schedule()
+            with torch.inference_mode():
+                self._step_all()
+
+    def _step_all(self) -> None:
+        for model_id, streams in list(self.live.items()):
+            entry = self.models.get(model_id)
+            if entry is None:  # unloaded meanwhile; its streams were already finished
+                continue
+            running = [s for s in streams if not s.finished]
+            if running:
+                self.execute(entry, running)
+            self.update(entry, streams)
 
     def schedule(self) -> None:
         now = time.monotonic()
@@ -275,6 +279,19 @@ class Scheduler:
                 else:
                     keep.append((req, handle))
             self.waiting = keep
+
+
+def _attention_backends(device: torch.device):
+    """Keep SDPA off cuDNN on CUDA: its kernels are built per shape at run time, and the decode
+    attention length changes every step (measured on an H100: ~60 ms per token before, see
+    benchmarks/README.md)."""
+    import contextlib
+
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def _silence_token(s: LiveStream):
