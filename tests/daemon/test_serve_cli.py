@@ -37,3 +37,12 @@ def test_serve_process_answers_and_drains(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_cli_import_is_light():
+    """`gsvd --help` must not load torch or grpc (heavy parts load inside the command)."""
+    import subprocess as sp
+
+    out = sp.run([sys.executable, "-c", "import sys, gsvd.cli; print('torch' in sys.modules, 'grpc' in sys.modules)"],
+                 capture_output=True, text=True)
+    assert out.stdout.strip() == "False False", out.stderr
