@@ -454,32 +454,29 @@ class Engine:
             return self._frontend_v1
 
     def _get_hubert(self):
-        from gsvd.engine.errors import MissingModel
         from gsvd.engine.ssl import HubertEncoder
 
-        with self._lock:
-            if self._hubert is None:
-                if self._hubert_folder is None:
-                    raise MissingModel(
-                        "a voice from an uploaded clip needs chinese-hubert-base: run "
-                        "`gsvd models fetch chinese-hubert-base` or start with --hubert PATH"
-                    )
-                self._hubert = HubertEncoder.from_folder(self._hubert_folder, device="cpu")
-            return self._hubert
+        return self._base_model("_hubert", self._hubert_folder, HubertEncoder.from_folder,
+                                "a voice from an uploaded clip needs chinese-hubert-base: run "
+                                "`gsvd models fetch chinese-hubert-base` or start with --hubert PATH")
 
     def _get_sv(self):
-        from gsvd.engine.errors import MissingModel
         from gsvd.engine.sv import SpeakerEncoder
 
+        return self._base_model("_sv", self._sv_model, SpeakerEncoder.from_file,
+                                "a v2Pro voice from an uploaded clip needs the ERes2NetV2 speaker model: run "
+                                "`gsvd models fetch sv` or start with --sv-model PATH")
+
+    def _base_model(self, attr: str, path: Path | None, load, missing: str):
+        """Load a base model once, on first need; MissingModel names the command that gets it."""
+        from gsvd.engine.errors import MissingModel
+
         with self._lock:
-            if self._sv is None:
-                if self._sv_model is None:
-                    raise MissingModel(
-                        "a v2Pro voice from an uploaded clip needs the ERes2NetV2 speaker model: run "
-                        "`gsvd models fetch sv` or start with --sv-model PATH"
-                    )
-                self._sv = SpeakerEncoder.from_file(self._sv_model, device="cpu")
-            return self._sv
+            if getattr(self, attr) is None:
+                if path is None:
+                    raise MissingModel(missing)
+                setattr(self, attr, load(path, device="cpu"))
+            return getattr(self, attr)
 
 
 # ---------------------------------------------------------------------- helpers

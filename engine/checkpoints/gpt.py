@@ -11,7 +11,13 @@ from pathlib import Path
 
 import torch
 
-from gsvd.engine.checkpoints.io import atomic_write_bytes, read_bytes, torch_load_bytes, torch_save_bytes
+from gsvd.engine.checkpoints.io import (
+    atomic_write_bytes,
+    check_state_shapes,
+    read_bytes,
+    torch_load_bytes,
+    torch_save_bytes,
+)
 from gsvd.engine.errors import CheckpointError
 from gsvd.engine.models.t2s import T2SDims, Text2SemanticDecoder
 
@@ -52,16 +58,7 @@ def gpt_from_dict(obj: dict, path: str | Path = "<memory>") -> GptCheckpoint:
 def _check_state(state: dict[str, torch.Tensor], dims: T2SDims, path: str | Path) -> None:
     with torch.device("meta"):
         reference = Text2SemanticDecoder(dims)
-    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
-        raise CheckpointError(f"{path}: GPT checkpoint is missing {len(missing)} weight(s): {shown}")
-    for key, shape in expected.items():
-        if tuple(state[key].shape) != shape:
-            raise CheckpointError(
-                f"{path}: weight {key} has shape {tuple(state[key].shape)}, expected {shape} for these dims"
-            )
+    check_state_shapes(state, reference, path, "GPT")
 
 
 def build_gpt(

@@ -54,3 +54,15 @@ def torch_save_bytes(obj: dict) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
+
+
+def check_state_shapes(state: dict, reference: torch.nn.Module, path: str | Path, what: str) -> None:
+    """Every weight of `reference` must be in `state` with the same shape (CheckpointError otherwise)."""
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+        raise CheckpointError(f"{path}: {what} checkpoint is missing {len(missing)} weight(s): {shown}")
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise CheckpointError(f"{path}: weight {key} has shape {tuple(state[key].shape)}, expected {shape}")

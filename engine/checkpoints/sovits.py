@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from gsvd.engine.checkpoints.io import atomic_write_bytes, read_bytes, torch_save_bytes
+from gsvd.engine.checkpoints.io import atomic_write_bytes, check_state_shapes, read_bytes, torch_save_bytes
 from gsvd.engine.errors import CheckpointError, UnsupportedVersion
 from gsvd.engine.models.sovits import SovitsDims, SynthesizerTrn
 
@@ -147,14 +147,7 @@ def load_sovits(path: str | Path, keep_posterior: bool = False) -> SovitsCheckpo
 def _check_state(state, dims: SovitsDims, path, with_posterior: bool) -> None:
     with torch.device("meta"):
         reference = SynthesizerTrn(dims, with_posterior=with_posterior and any(k.startswith("enc_q.") for k in state))
-    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
-        raise CheckpointError(f"{path}: SoVITS checkpoint is missing {len(missing)} weight(s): {shown}")
-    for key, shape in expected.items():
-        if tuple(state[key].shape) != shape:
-            raise CheckpointError(f"{path}: weight {key} has shape {tuple(state[key].shape)}, expected {shape}")
+    check_state_shapes(state, reference, path, "SoVITS")
 
 
 def build_sovits(
