@@ -11,7 +11,6 @@ import time
 
 import torch
 
-
 if __name__ == "__main__":
     import sys
 

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ import torch
 def _upstream_model(path: str):
     from module.models import SynthesizerTrn
 
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     data = b"PK" + data[2:]
     ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     cfg = ckpt["config"]
