@@ -32,6 +32,7 @@ class AudioOut:
     is_final: bool
     text: str
     envelope: list[float]
+    timings: list[tuple[str, float, float]]  # (word, start s, end s) estimated, on a sentence's last chunk
 
 
 def options(**kw) -> pb.SynthesisOptions:
@@ -44,7 +45,7 @@ def _decode(chunk: pb.AudioChunk, fmt: pb.AudioFormat) -> AudioOut:
     else:
         pcm = np.frombuffer(chunk.audio, dtype="<i2").astype(np.float32) / 32767.0
     return AudioOut(pcm, fmt.sample_rate_hz, chunk.sequence, chunk.offset_samples, chunk.is_final, chunk.text,
-                    list(chunk.envelope))
+                    list(chunk.envelope), [(t.text, t.start_s, t.end_s) for t in chunk.timings])
 
 
 def _channel_args(max_mb: int) -> list[tuple[str, int]]:

@@ -190,7 +190,8 @@ class Gateway:
         try:
             async for c in self.service.runner.run(start, rate, None, uuid.uuid4().hex[:12]):
                 await ws.send_json({"type": "chunk", "sequence": c.sequence, "offset": c.offset, "is_final": c.is_final,
-                                    "text": c.text, "envelope": convert.envelope(c.pcm, rate)})
+                                    "text": c.text, "envelope": convert.envelope(c.pcm, rate),
+                                    "timings": [{"text": t.symbol, "start": t.start, "end": t.end} for t in c.timings]})
                 await ws.send_bytes(convert.encode(c.pcm, enc))
             await ws.send_json({"type": "end"})
         finally:

@@ -131,6 +131,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
                 chunk = pb.AudioChunk(audio=convert.encode(item.pcm, enc), sequence=item.sequence,
                                       offset_samples=item.offset, is_final=item.is_final, segment=item.segment,
                                       text=item.text)
+                chunk.timings.extend(pb.WordTiming(text=t.symbol, start_s=t.start, end_s=t.end) for t in item.timings)
                 if env:
                     chunk.envelope.extend(convert.envelope(item.pcm, rate))
                     chunk.envelope_hop_ms = convert.ENVELOPE_MS

@@ -36,6 +36,7 @@ class OutChunk:
     is_final: bool
     segment: int
     text: str
+    timings: tuple = ()  # engine PhoneTiming (word, start, end) in seconds
 
 
 class StreamRunner:
@@ -74,7 +75,7 @@ class StreamRunner:
                 if item.sequence == 0:
                     self.metrics.first_audio(time.monotonic() - t0)
                 pcm = resample(item.pcm, item.is_final)
-                yield OutChunk(pcm, item.sequence, offset, item.is_final, item.segment, item.text)
+                yield OutChunk(pcm, item.sequence, offset, item.is_final, item.segment, item.text, item.timings)
                 offset += len(pcm)
                 audio_s += item.duration
             if audio_s > 0:

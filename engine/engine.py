@@ -15,14 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, VoiceNotFound
-from gsvd.engine.types import AudioChunk, SynthesisOptions
+from gsvd.engine.types import AudioChunk, PhoneTiming, SynthesisOptions
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class Engine:
                 continue
             request = self._request(state, ids, bert, opts, seed + index, deadline)
             handle = self._runtime.submit(request)
-            first = True
+            first, seg_start = True, offset
             try:
                 for pcm in _watch(handle, cancel, deadline):
                     if last is not None:
@@ -353,17 +353,11 @@ class Engine:
                     offset += len(pcm)
             finally:
                 handle.cancel()
+            if last is not None and last.segment == index:
+                last = replace(last, timings=_word_timings(fe.words(piece, lang, state.lexicon), seg_start, offset))
         if last is None:
             last = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset)
-        yield AudioChunk(
-            pcm=last.pcm,
-            sample_rate=last.sample_rate,
-            sequence=last.sequence,
-            offset=last.offset,
-            is_final=True,
-            segment=last.segment,
-            text=last.text,
-        )
+        yield replace(last, is_final=True)
 
     def _request(self, state, ids, bert, opts: SynthesisOptions, seed: int, deadline):
         from gsvd.engine.runtime import SynthRequest
@@ -480,6 +474,21 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _word_timings(words: list[tuple[str, int]], start: int, end: int) -> tuple[PhoneTiming, ...]:
+    """Estimated word timings (seconds from the stream start): the segment's audio split in
+    proportion to each word's phone count. GPT-SoVITS predicts no durations, so this is an
+    estimate for captions and lip sync, not an alignment."""
+    total = sum(n for _, n in words)
+    if total == 0 or end <= start:
+        return ()
+    out, pos = [], float(start)
+    for word, n in words:
+        step = (end - start) * n / total
+        out.append(PhoneTiming(word, pos / SAMPLE_RATE, (pos + step) / SAMPLE_RATE))
+        pos += step
+    return tuple(out)
 
 
 def _bundle_lexicon(path: Path):

@@ -238,9 +238,11 @@ def module_state(model: torch.nn.Module, source: Mapping[str, torch.Tensor]) -> 
 
 
 def _audio_copy(path: Path):
-    from gsvd.engine.audio import load_audio
+    """The reference clip as stored in the bundle: mono float32 at its own sample rate."""
+    from gsvd.engine.audio import decode_audio, to_mono
 
-    return load_audio(path, 32000), 32000
+    audio, rate = decode_audio(path)
+    return to_mono(audio), rate
 
 
 def _consent(consent: Mapping[str, Any] | None) -> dict:

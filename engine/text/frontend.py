@@ -107,6 +107,21 @@ class TextFrontend:
         pkg = {"ko": "g2pk2 (Korean)", "yue": "ToJyutping (Cantonese)"}.get(lang, lang)
         raise LanguageNotAvailable(f"language not available: {lang} text needs {pkg}, which gsvd does not bundle yet")
 
+    def words(self, text: str, language: str = "auto", lexicon: Lexicon | None = None) -> list[tuple[str, int]]:
+        """(word, number of phones) in reading order: characters for zh, words for en, segments for ja.
+
+        Used to estimate word timings from a segment's audio length (the model has no durations).
+        """
+        out: list[tuple[str, int]] = []
+        for part in self.phonemize(text, language, lexicon).parts:
+            if part.lang == "zh" and part.word2ph is not None:
+                out += [(ch, n) for ch, n in zip(part.norm_text, part.word2ph, strict=False) if ch.isalnum()]
+            elif part.lang == "en":
+                out += [(w, len(en.g2p(w))) for w in part.norm_text.split() if en.g2p(w)]
+            else:
+                out.append((part.norm_text, len(part.phones)))
+        return [(w, n) for w, n in out if n > 0]
+
     # -- model inputs ---------------------------------------------------------
 
     def features(self, text: str, language: str = "auto", lexicon: Lexicon | None = None):

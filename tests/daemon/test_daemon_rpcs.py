@@ -134,3 +134,27 @@ def test_clients_do_not_import_torch():
     code = "import sys, gsvd.clients, gsvd.clients.cli, gsvd.clients.playback; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_word_timings_on_each_sentences_last_chunk(daemon):
+    with Client(daemon.address) as c:
+        chunks = list(c.stream("Hello there. Good morning.", "alice", **OPTS))
+    timed = [ch for ch in chunks if ch.timings]
+    assert [w for w, _, _ in timed[0].timings] == ["Hello", "there."]
+    words = [t for ch in timed for t in ch.timings]
+    starts = [s for _, s, _ in words]
+    assert starts == sorted(starts) and all(e > s for _, s, e in words)
+    total = sum(len(ch.pcm) for ch in chunks) / 32000
+    assert abs(words[-1][2] - total) < 0.05
+
+
+def test_metrics_count_requests_and_errors(daemon):
+    reg = daemon.daemon.metrics.registry
+    before = reg.get_sample_value("gsvd_time_to_first_audio_seconds_count") or 0
+    with Client(daemon.address) as c:
+        c.synthesize("Hello.", "alice", **OPTS)
+        with pytest.raises(grpc.RpcError):
+            c.synthesize("Hello.", "nobody", **OPTS)
+    assert reg.get_sample_value("gsvd_time_to_first_audio_seconds_count") == before + 1
+    assert reg.get_sample_value("gsvd_errors_total", {"method": "Synthesize", "code": "NOT_FOUND"}) >= 1
+    assert reg.get_sample_value("gsvd_active_streams") == 0

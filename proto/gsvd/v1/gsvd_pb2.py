@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12gsvd/v1/gsvd.proto\x12\x07gsvd.v1\"\xec\x02\n\x10SynthesisOptions\x12\x12\n\x05top_k\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x18\n\x0bnoise_scale\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x12\n\x05speed\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x06\x88\x01\x01\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x14\n\x0csplit_method\x18\t \x01(\t\x12\x1b\n\x0emax_new_tokens\x18\n \x01(\x05H\x07\x88\x01\x01\x42\x08\n\x06_top_kB\x08\n\x06_top_pB\x0e\n\x0c_temperatureB\x15\n\x13_repetition_penaltyB\x0e\n\x0c_noise_scaleB\x08\n\x06_speedB\x07\n\x05_seedB\x11\n\x0f_max_new_tokens\"h\n\x0cOutputConfig\x12(\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x16.gsvd.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x16\n\x0emouth_envelope\x18\x03 \x01(\x08\"\x97\x01\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12*\n\x07options\x18\x03 \x01(\x0b\x32\x19.gsvd.v1.SynthesisOptions\x12%\n\x06output\x18\x04 \x01(\x0b\x32\x15.gsvd.v1.OutputConfig\x12\x12\n\nrequest_id\x18\x64 \x01(\t\"\x87\x01\n\x0fStreamingConfig\x12\r\n\x05voice\x18\x01 \x01(\t\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.gsvd.v1.SynthesisOptions\x12%\n\x06output\x18\x03 \x01(\x0b\x32\x15.gsvd.v1.OutputConfig\x12\x12\n\nrequest_id\x18\x64 \x01(\t\"\x19\n\tTextInput\x12\x0c\n\x04text\x18\x01 \x01(\t\"x\n\x1aStreamingSynthesizeRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.gsvd.v1.StreamingConfigH\x00\x12#\n\x05input\x18\x02 \x01(\x0b\x32\x12.gsvd.v1.TextInputH\x00\x42\t\n\x07request\"a\n\x0b\x41udioFormat\x12(\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x16.gsvd.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"\xa1\x01\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x16\n\x0eoffset_samples\x18\x03 \x01(\x04\x12\x10\n\x08is_final\x18\x04 \x01(\x08\x12\x0f\n\x07segment\x18\x05 \x01(\r\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x07 \x03(\x02\x12\x17\n\x0f\x65nvelope_hop_ms\x18\x08 \x01(\r\"~\n\x12SynthesizeResponse\x12%\n\x05start\x18\x01 \x01(\x0b\x32\x14.gsvd.v1.AudioFormatH\x00\x12$\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x13.gsvd.v1.AudioChunkH\x00\x12\x12\n\nrequest_id\x18\x64 \x01(\tB\x07\n\x05\x65vent\"\x97\x01\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x11\n\tlanguages\x18\x04 \x03(\t\x12\x16\n\x0ereference_text\x18\x05 \x01(\t\x12\x1a\n\x12reference_language\x18\x06 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x07 \x01(\x05\"\x13\n\x11ListVoicesRequest\"4\n\x12ListVoicesResponse\x12\x1e\n\x06voices\x18\x01 \x03(\x0b\x32\x0e.gsvd.v1.Voice\"\x1f\n\x0fGetVoiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x9c\x01\n\x0fReferenceUpload\x12\x12\n\nbase_voice\x18\x01 \x01(\t\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\x12(\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x16.gsvd.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\x05\x12\x12\n\ntranscript\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\"p\n\x10LoadVoiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\x0b\x62undle_path\x18\x02 \x01(\tH\x00\x12-\n\treference\x18\x03 \x01(\x0b\x32\x18.gsvd.v1.ReferenceUploadH\x00\x42\x08\n\x06source\"\"\n\x12UnloadVoiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13UnloadVoiceResponse\"\x16\n\x14GetServerInfoRequest\"\xfd\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\x12/\n\x06limits\x18\x05 \x03(\x0b\x32\x1f.gsvd.v1.ServerInfo.LimitsEntry\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x16\n\x0esample_rate_hz\x18\x07 \x01(\x05\x12\x16\n\x0e\x61\x63tive_streams\x18\x08 \x01(\x05\x12\x0e\n\x06queued\x18\t \x01(\x05\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*M\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\r\n\tPCM_S16LE\x10\x01\x12\r\n\tPCM_F32LE\x10\x02\x32\xf7\x03\n\x0bSynthesizer\x12G\n\nSynthesize\x12\x1a.gsvd.v1.SynthesizeRequest\x1a\x1b.gsvd.v1.SynthesizeResponse0\x01\x12[\n\x13StreamingSynthesize\x12#.gsvd.v1.StreamingSynthesizeRequest\x1a\x1b.gsvd.v1.SynthesizeResponse(\x01\x30\x01\x12\x45\n\nListVoices\x12\x1a.gsvd.v1.ListVoicesRequest\x1a\x1b.gsvd.v1.ListVoicesResponse\x12\x34\n\x08GetVoice\x12\x18.gsvd.v1.GetVoiceRequest\x1a\x0e.gsvd.v1.Voice\x12\x36\n\tLoadVoice\x12\x19.gsvd.v1.LoadVoiceRequest\x1a\x0e.gsvd.v1.Voice\x12H\n\x0bUnloadVoice\x12\x1b.gsvd.v1.UnloadVoiceRequest\x1a\x1c.gsvd.v1.UnloadVoiceResponse\x12\x43\n\rGetServerInfo\x12\x1d.gsvd.v1.GetServerInfoRequest\x1a\x13.gsvd.v1.ServerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12gsvd/v1/gsvd.proto\x12\x07gsvd.v1\"\xec\x02\n\x10SynthesisOptions\x12\x12\n\x05top_k\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x18\n\x0bnoise_scale\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x12\n\x05speed\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x06\x88\x01\x01\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x14\n\x0csplit_method\x18\t \x01(\t\x12\x1b\n\x0emax_new_tokens\x18\n \x01(\x05H\x07\x88\x01\x01\x42\x08\n\x06_top_kB\x08\n\x06_top_pB\x0e\n\x0c_temperatureB\x15\n\x13_repetition_penaltyB\x0e\n\x0c_noise_scaleB\x08\n\x06_speedB\x07\n\x05_seedB\x11\n\x0f_max_new_tokens\"h\n\x0cOutputConfig\x12(\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x16.gsvd.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x16\n\x0emouth_envelope\x18\x03 \x01(\x08\"\x97\x01\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12*\n\x07options\x18\x03 \x01(\x0b\x32\x19.gsvd.v1.SynthesisOptions\x12%\n\x06output\x18\x04 \x01(\x0b\x32\x15.gsvd.v1.OutputConfig\x12\x12\n\nrequest_id\x18\x64 \x01(\t\"\x87\x01\n\x0fStreamingConfig\x12\r\n\x05voice\x18\x01 \x01(\t\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.gsvd.v1.SynthesisOptions\x12%\n\x06output\x18\x03 \x01(\x0b\x32\x15.gsvd.v1.OutputConfig\x12\x12\n\nrequest_id\x18\x64 \x01(\t\"\x19\n\tTextInput\x12\x0c\n\x04text\x18\x01 \x01(\t\"x\n\x1aStreamingSynthesizeRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.gsvd.v1.StreamingConfigH\x00\x12#\n\x05input\x18\x02 \x01(\x0b\x32\x12.gsvd.v1.TextInputH\x00\x42\t\n\x07request\"a\n\x0b\x41udioFormat\x12(\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x16.gsvd.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"\xc7\x01\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x16\n\x0eoffset_samples\x18\x03 \x01(\x04\x12\x10\n\x08is_final\x18\x04 \x01(\x08\x12\x0f\n\x07segment\x18\x05 \x01(\r\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x07 \x03(\x02\x12\x17\n\x0f\x65nvelope_hop_ms\x18\x08 \x01(\r\x12$\n\x07timings\x18\t \x03(\x0b\x32\x13.gsvd.v1.WordTiming\":\n\nWordTiming\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\"~\n\x12SynthesizeResponse\x12%\n\x05start\x18\x01 \x01(\x0b\x32\x14.gsvd.v1.AudioFormatH\x00\x12$\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x13.gsvd.v1.AudioChunkH\x00\x12\x12\n\nrequest_id\x18\x64 \x01(\tB\x07\n\x05\x65vent\"\x97\x01\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x11\n\tlanguages\x18\x04 \x03(\t\x12\x16\n\x0ereference_text\x18\x05 \x01(\t\x12\x1a\n\x12reference_language\x18\x06 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x07 \x01(\x05\"\x13\n\x11ListVoicesRequest\"4\n\x12ListVoicesResponse\x12\x1e\n\x06voices\x18\x01 \x03(\x0b\x32\x0e.gsvd.v1.Voice\"\x1f\n\x0fGetVoiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x9c\x01\n\x0fReferenceUpload\x12\x12\n\nbase_voice\x18\x01 \x01(\t\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\x12(\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x16.gsvd.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\x05\x12\x12\n\ntranscript\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\"p\n\x10LoadVoiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\x0b\x62undle_path\x18\x02 \x01(\tH\x00\x12-\n\treference\x18\x03 \x01(\x0b\x32\x18.gsvd.v1.ReferenceUploadH\x00\x42\x08\n\x06source\"\"\n\x12UnloadVoiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13UnloadVoiceResponse\"\x16\n\x14GetServerInfoRequest\"\xfd\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\x12/\n\x06limits\x18\x05 \x03(\x0b\x32\x1f.gsvd.v1.ServerInfo.LimitsEntry\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x16\n\x0esample_rate_hz\x18\x07 \x01(\x05\x12\x16\n\x0e\x61\x63tive_streams\x18\x08 \x01(\x05\x12\x0e\n\x06queued\x18\t \x01(\x05\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*M\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\r\n\tPCM_S16LE\x10\x01\x12\r\n\tPCM_F32LE\x10\x02\x32\xf7\x03\n\x0bSynthesizer\x12G\n\nSynthesize\x12\x1a.gsvd.v1.SynthesizeRequest\x1a\x1b.gsvd.v1.SynthesizeResponse0\x01\x12[\n\x13StreamingSynthesize\x12#.gsvd.v1.StreamingSynthesizeRequest\x1a\x1b.gsvd.v1.SynthesizeResponse(\x01\x30\x01\x12\x45\n\nListVoices\x12\x1a.gsvd.v1.ListVoicesRequest\x1a\x1b.gsvd.v1.ListVoicesResponse\x12\x34\n\x08GetVoice\x12\x18.gsvd.v1.GetVoiceRequest\x1a\x0e.gsvd.v1.Voice\x12\x36\n\tLoadVoice\x12\x19.gsvd.v1.LoadVoiceRequest\x1a\x0e.gsvd.v1.Voice\x12H\n\x0bUnloadVoice\x12\x1b.gsvd.v1.UnloadVoiceRequest\x1a\x1c.gsvd.v1.UnloadVoiceResponse\x12\x43\n\rGetServerInfo\x12\x1d.gsvd.v1.GetServerInfoRequest\x1a\x13.gsvd.v1.ServerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SERVERINFO_LIMITSENTRY']._loaded_options = None
   _globals['_SERVERINFO_LIMITSENTRY']._serialized_options = b'8\001'
-  _globals['_AUDIOENCODING']._serialized_start=2210
-  _globals['_AUDIOENCODING']._serialized_end=2287
+  _globals['_AUDIOENCODING']._serialized_start=2308
+  _globals['_AUDIOENCODING']._serialized_end=2385
   _globals['_SYNTHESISOPTIONS']._serialized_start=32
   _globals['_SYNTHESISOPTIONS']._serialized_end=396
   _globals['_OUTPUTCONFIG']._serialized_start=398
@@ -50,31 +50,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDIOFORMAT']._serialized_start=945
   _globals['_AUDIOFORMAT']._serialized_end=1042
   _globals['_AUDIOCHUNK']._serialized_start=1045
-  _globals['_AUDIOCHUNK']._serialized_end=1206
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=1208
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=1334
-  _globals['_VOICE']._serialized_start=1337
-  _globals['_VOICE']._serialized_end=1488
-  _globals['_LISTVOICESREQUEST']._serialized_start=1490
-  _globals['_LISTVOICESREQUEST']._serialized_end=1509
-  _globals['_LISTVOICESRESPONSE']._serialized_start=1511
-  _globals['_LISTVOICESRESPONSE']._serialized_end=1563
-  _globals['_GETVOICEREQUEST']._serialized_start=1565
-  _globals['_GETVOICEREQUEST']._serialized_end=1596
-  _globals['_REFERENCEUPLOAD']._serialized_start=1599
-  _globals['_REFERENCEUPLOAD']._serialized_end=1755
-  _globals['_LOADVOICEREQUEST']._serialized_start=1757
-  _globals['_LOADVOICEREQUEST']._serialized_end=1869
-  _globals['_UNLOADVOICEREQUEST']._serialized_start=1871
-  _globals['_UNLOADVOICEREQUEST']._serialized_end=1905
-  _globals['_UNLOADVOICERESPONSE']._serialized_start=1907
-  _globals['_UNLOADVOICERESPONSE']._serialized_end=1928
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=1930
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=1952
-  _globals['_SERVERINFO']._serialized_start=1955
-  _globals['_SERVERINFO']._serialized_end=2208
-  _globals['_SERVERINFO_LIMITSENTRY']._serialized_start=2163
-  _globals['_SERVERINFO_LIMITSENTRY']._serialized_end=2208
-  _globals['_SYNTHESIZER']._serialized_start=2290
-  _globals['_SYNTHESIZER']._serialized_end=2793
+  _globals['_AUDIOCHUNK']._serialized_end=1244
+  _globals['_WORDTIMING']._serialized_start=1246
+  _globals['_WORDTIMING']._serialized_end=1304
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=1306
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=1432
+  _globals['_VOICE']._serialized_start=1435
+  _globals['_VOICE']._serialized_end=1586
+  _globals['_LISTVOICESREQUEST']._serialized_start=1588
+  _globals['_LISTVOICESREQUEST']._serialized_end=1607
+  _globals['_LISTVOICESRESPONSE']._serialized_start=1609
+  _globals['_LISTVOICESRESPONSE']._serialized_end=1661
+  _globals['_GETVOICEREQUEST']._serialized_start=1663
+  _globals['_GETVOICEREQUEST']._serialized_end=1694
+  _globals['_REFERENCEUPLOAD']._serialized_start=1697
+  _globals['_REFERENCEUPLOAD']._serialized_end=1853
+  _globals['_LOADVOICEREQUEST']._serialized_start=1855
+  _globals['_LOADVOICEREQUEST']._serialized_end=1967
+  _globals['_UNLOADVOICEREQUEST']._serialized_start=1969
+  _globals['_UNLOADVOICEREQUEST']._serialized_end=2003
+  _globals['_UNLOADVOICERESPONSE']._serialized_start=2005
+  _globals['_UNLOADVOICERESPONSE']._serialized_end=2026
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=2028
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=2050
+  _globals['_SERVERINFO']._serialized_start=2053
+  _globals['_SERVERINFO']._serialized_end=2306
+  _globals['_SERVERINFO_LIMITSENTRY']._serialized_start=2261
+  _globals['_SERVERINFO_LIMITSENTRY']._serialized_end=2306
+  _globals['_SYNTHESIZER']._serialized_start=2388
+  _globals['_SYNTHESIZER']._serialized_end=2891
 # @@protoc_insertion_point(module_scope)

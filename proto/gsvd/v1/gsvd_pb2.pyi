@@ -101,7 +101,7 @@ class AudioFormat(_message.Message):
     def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
-    __slots__ = ("audio", "sequence", "offset_samples", "is_final", "segment", "text", "envelope", "envelope_hop_ms")
+    __slots__ = ("audio", "sequence", "offset_samples", "is_final", "segment", "text", "envelope", "envelope_hop_ms", "timings")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class AudioChunk(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     ENVELOPE_HOP_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
     audio: bytes
     sequence: int
     offset_samples: int
@@ -118,7 +119,18 @@ class AudioChunk(_message.Message):
     text: str
     envelope: _containers.RepeatedScalarFieldContainer[float]
     envelope_hop_ms: int
-    def __init__(self, audio: _Optional[bytes] = ..., sequence: _Optional[int] = ..., offset_samples: _Optional[int] = ..., is_final: _Optional[bool] = ..., segment: _Optional[int] = ..., text: _Optional[str] = ..., envelope: _Optional[_Iterable[float]] = ..., envelope_hop_ms: _Optional[int] = ...) -> None: ...
+    timings: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, audio: _Optional[bytes] = ..., sequence: _Optional[int] = ..., offset_samples: _Optional[int] = ..., is_final: _Optional[bool] = ..., segment: _Optional[int] = ..., text: _Optional[str] = ..., envelope: _Optional[_Iterable[float]] = ..., envelope_hop_ms: _Optional[int] = ..., timings: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+
+class WordTiming(_message.Message):
+    __slots__ = ("text", "start_s", "end_s")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    start_s: float
+    end_s: float
+    def __init__(self, text: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ...) -> None: ...
 
 class SynthesizeResponse(_message.Message):
     __slots__ = ("start", "audio", "request_id")

@@ -1,0 +1,58 @@
+"""Playback pieces that run without an audio device: ring buffer, resampling, missing PortAudio."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from gsvd.clients.playback import PlaybackUnavailable, RingBuffer, resample
+
+
+def test_ring_buffer_order_wraparound_and_underrun():
+    ring = RingBuffer(8)
+    ring.write(np.arange(6, dtype=np.float32))
+    out = np.empty(4, np.float32)
+    assert ring.read_into(out) == 4 and out.tolist() == [0, 1, 2, 3]
+    ring.write(np.arange(6, 12, dtype=np.float32))  # wraps around the end
+    out = np.empty(10, np.float32)
+    assert ring.read_into(out) == 8
+    assert out[:8].tolist() == [4, 5, 6, 7, 8, 9, 10, 11] and out[8:].tolist() == [0, 0]
+    assert ring.underruns == 1
+
+
+def test_ring_buffer_blocks_writer_until_read():
+    ring = RingBuffer(4)
+    ring.write(np.ones(4, np.float32))
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (ring.write(np.ones(2, np.float32), timeout=5), done.set()))
+    t.start()
+    assert not done.wait(0.1)
+    ring.read_into(np.empty(2, np.float32))
+    assert done.wait(2)
+    with pytest.raises(TimeoutError):
+        ring.write(np.ones(8, np.float32), timeout=0.05)
+
+
+def test_resample_to_device_rate():
+    x = np.sin(2 * np.pi * 440 * np.arange(32000) / 32000).astype(np.float32)
+    y = resample(x, 32000, 48000)
+    assert abs(len(y) - 48000) <= 2 and y.dtype == np.float32
+
+
+def test_player_without_portaudio_says_how_to_fix(monkeypatch):
+    import builtins
+
+    from gsvd.clients import playback
+
+    real_import = builtins.__import__
+
+    def no_sd(name, *a, **k):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_sd)
+    with pytest.raises(PlaybackUnavailable, match="libportaudio2"):
+        playback.Player(32000)
