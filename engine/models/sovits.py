@@ -150,7 +150,7 @@ class SynthesizerTrn(nn.Module):
     def content(self, codes: torch.Tensor, text: torch.Tensor, ge: torch.Tensor):
         """codes [B,1,T25], text [B,Tp] -> (hidden [B,H,2*T25] before encoder2, mask [B,1,2*T25])."""
         quantized = self.quantizer.decode(codes[:, 0])
-        quantized = F.interpolate(quantized, size=int(quantized.shape[-1] * 2), mode="nearest")
+        quantized = F.interpolate(quantized, scale_factor=2.0, mode="nearest")
         mask = torch.ones(quantized.shape[0], 1, quantized.shape[-1], dtype=quantized.dtype, device=quantized.device)
         return self.enc_p.encode(quantized, mask, text, self.mrte_ge(ge)), mask
 

@@ -26,7 +26,7 @@ class ChannelLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(1, -1)
-        x = F.layer_norm(x, (x.shape[-1],), self.gamma, self.beta, self.eps)
+        x = F.layer_norm(x, self.gamma.shape, self.gamma, self.beta, self.eps)
         return x.transpose(1, -1)
 
 
@@ -58,42 +58,34 @@ class RelativeAttention(nn.Module):
         v = v.view(b, h, dk, tk).transpose(2, 3)
         scores = q @ k.transpose(-2, -1)
         if self.window_size is not None:
-            rel_k = self._relative_table(self.emb_rel_k, tk)
-            scores = scores + _rel_to_abs(q @ rel_k.unsqueeze(0).transpose(-2, -1))
+            scores = scores + self._relative_logits(q)
         if mask is not None:
             scores = scores.masked_fill(mask == 0, -1e4)
         p = torch.softmax(scores, dim=-1)
         out = p @ v
         if self.window_size is not None:
-            rel_v = self._relative_table(self.emb_rel_v, tk)
-            out = out + _abs_to_rel(p) @ rel_v.unsqueeze(0)
+            out = out + self._relative_values(p)
         out = out.transpose(2, 3).contiguous().view(b, d, tq)
         return self.conv_o(out)
 
-    def _relative_table(self, table: torch.Tensor, length: int) -> torch.Tensor:
-        """[1, 2W+1, d] -> [1, 2L-1, d], zero-padded beyond the window."""
+    def _relative_logits(self, q: torch.Tensor) -> torch.Tensor:
+        """[b,h,l,d] (already scaled) -> [b,h,l,l]: q_i . emb_rel_k[j-i+w] inside the window, 0 outside."""
         w = self.window_size
-        pad = max(length - (w + 1), 0)
-        start = max((w + 1) - length, 0)
-        if pad > 0:
-            table = F.pad(table, (0, 0, pad, pad))
-        return table[:, start : start + 2 * length - 1]
+        small = q @ self.emb_rel_k.unsqueeze(0).transpose(-2, -1)  # [b,h,l,2w+1]
+        pos = torch.arange(q.shape[2], device=q.device)
+        idx = pos[None, :] - pos[:, None] + w  # [l,l] relative index of key j for query i
+        valid = (idx >= 0) & (idx <= 2 * w)
+        picked = torch.gather(small, -1, idx.clamp(0, 2 * w).expand(q.shape[0], q.shape[1], -1, -1))
+        return picked * valid
 
-
-def _rel_to_abs(x: torch.Tensor) -> torch.Tensor:
-    """[b, h, l, 2l-1] relative logits -> [b, h, l, l] absolute."""
-    b, h, length, _ = x.shape
-    x = F.pad(x, (0, 1))
-    flat = F.pad(x.reshape(b, h, length * 2 * length), (0, length - 1))
-    return flat.view(b, h, length + 1, 2 * length - 1)[:, :, :length, length - 1 :]
-
-
-def _abs_to_rel(x: torch.Tensor) -> torch.Tensor:
-    """[b, h, l, l] absolute weights -> [b, h, l, 2l-1] relative."""
-    b, h, length, _ = x.shape
-    x = F.pad(x, (0, length - 1))
-    flat = F.pad(x.reshape(b, h, length**2 + length * (length - 1)), (length, 0))
-    return flat.view(b, h, length, 2 * length)[:, :, :, 1:]
+    def _relative_values(self, p: torch.Tensor) -> torch.Tensor:
+        """Attention weights [b,h,l,l] -> sum_k p[i, i+k-w] . emb_rel_v[k] over the window -> [b,h,l,d]."""
+        w = self.window_size
+        n = p.shape[-1]
+        idx = torch.arange(n, device=p.device)[:, None] + torch.arange(2 * w + 1, device=p.device)[None, :] - w
+        valid = (idx >= 0) & (idx < n)
+        picked = torch.gather(p, -1, idx.clamp(0, n - 1).expand(p.shape[0], p.shape[1], -1, -1)) * valid
+        return picked @ self.emb_rel_v.unsqueeze(0)
 
 
 class ConvFFN(nn.Module):
