@@ -31,7 +31,7 @@ class GptPrefill(nn.Module):
         n, total = x.shape[1], xy.shape[1]
         pos = torch.arange(total, device=xy.device)
         allow = (pos[None, :] < n) | ((pos[:, None] >= n) & (pos[None, :] <= pos[:, None]))
-        h, cache = g.run_layers(xy, None, allow)
+        h, cache = g.run_layers(xy, None, _additive(allow, xy.dtype))
         k = torch.stack([c[0] for c in cache])
         v = torch.stack([c[1] for c in cache])
         return g.logits(h[:, -1]), k, v
@@ -48,7 +48,7 @@ class GptDecodeStep(nn.Module):
         x = g.ar_audio_embedding(token) + g.ar_audio_position.alpha * pe[:, None]
         t = k_cache.shape[2]
         cols = torch.arange(t + 1, device=token.device)
-        allow = ((cols[None, :] < lengths[:, None]) | (cols[None, :] == t))[:, None, None, :]
+        allow = _additive(((cols[None, :] < lengths[:, None]) | (cols[None, :] == t))[:, None, None, :], x.dtype)
         new_k, new_v = [], []
         for i, layer in enumerate(g.layers):
             q, k, v = layer.self_attn.qkv(x)
@@ -79,3 +79,8 @@ class Vocoder(nn.Module):
     def forward(self, z_p, ge):
         mask = torch.ones_like(z_p[:, :1])
         return self.sovits.vocode(z_p, mask, ge)
+
+
+def _additive(allow: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean attention mask -> additive mask in the graph's dtype (keeps fp16 graphs single-typed)."""
+    return torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill(~allow, float("-inf"))
