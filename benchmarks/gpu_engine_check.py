@@ -61,9 +61,10 @@ def correctness(gpt, sov) -> dict:
     return out
 
 
-def speed(gpt, sov) -> dict:
+def speed(gpt, sov, graphs: bool = True) -> dict:
     from gsvd.engine.runtime import Runtime, SynthRequest
 
+    os.environ["GSVD_CUDA_GRAPHS"] = "1" if graphs else "0"
     rt = Runtime(device="cuda", max_streams=16)
     rt.add_model("m", gpt, sov)
     with torch.no_grad():
@@ -76,7 +77,11 @@ def speed(gpt, sov) -> dict:
                             ph[20:], ge, top_k=15, seed=seed, max_new_tokens=n)
 
     list(rt.submit(req(0, 30)))  # warm-up
-    results = {}
+    greedy_req = req(5, 60)
+    greedy_req.top_k = 1
+    greedy = rt.submit(greedy_req)
+    list(greedy)
+    results = {"greedy_tokens": greedy.tokens}
     for batch in (1, 8):
         handles, t0 = [rt.submit(req(s)) for s in range(batch)], time.perf_counter()
         firsts = []
@@ -103,7 +108,11 @@ def main() -> None:
     info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     gpt, sov = _models()
     info["correctness"] = correctness(gpt, sov)
-    info["runtime_eager_cuda_fp16"] = speed(gpt, sov)
+    eager = speed(gpt, sov, graphs=False)
+    graphed = speed(gpt, sov, graphs=True)
+    info["greedy_tokens_identical_graphs_vs_eager"] = eager.pop("greedy_tokens") == graphed.pop("greedy_tokens")
+    info["runtime_eager_cuda_fp16"] = eager
+    info["runtime_cuda_graphs_fp16"] = graphed
     for k, v in info.items():
         print(k, v)
     if os.environ.get("OUT"):

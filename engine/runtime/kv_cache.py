@@ -31,9 +31,20 @@ class KVCache:
         self.lengths = [0] * slots
         self._free = list(range(slots - 1, -1, -1))
         self._lock = threading.Lock()
+        self.k_all: torch.Tensor | None = None  # [layers, slots + 1, max_len, dim] when preallocated
+        self.v_all: torch.Tensor | None = None
         if preallocate:
+            # one block (plus a scratch slot for padded batch rows) so a decode step can be a CUDA graph
+            shape = (n_layers, slots + 1, max_len, dim)
+            self.k_all = torch.zeros(shape, device=device, dtype=dtype)
+            self.v_all = torch.zeros(shape, device=device, dtype=dtype)
             for s in range(slots):
-                self._ensure(s)
+                self.k[s], self.v[s] = self.k_all[:, s], self.v_all[:, s]
+
+    @property
+    def scratch_slot(self) -> int:
+        """A slot no stream owns (preallocated caches only): padded batch rows write there."""
+        return len(self.k)
 
     @property
     def slots_total(self) -> int:

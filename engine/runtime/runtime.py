@@ -8,6 +8,7 @@ One scheduler thread per runtime drives every stream.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import torch
@@ -60,8 +61,13 @@ class Runtime:
         dims = gpt.dims
         cache = KVCache(dims.n_layer, dims.hidden_dim, self.max_streams, self.max_len, self.device, self.dtype,
                         preallocate=self.device.type == "cuda")
+        graphed = None
+        if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0":
+            from gsvd.engine.runtime.graph_decode import GraphedDecoder
+
+            graphed = GraphedDecoder(gpt, cache)
         with self._scheduler.cond:
-            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache)
+            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, graphed)
 
     def remove_model(self, model_id: str) -> None:
         self._scheduler.remove_model(model_id)
@@ -73,7 +79,9 @@ class Runtime:
         return self._scheduler.stats()
 
     def info(self) -> dict:
-        return {"backend": "torch-eager", "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
+        graphs = self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0"
+        backend = "torch+cuda-graphs" if graphs else "torch-eager"
+        return {"backend": backend, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
 
     def close(self) -> None:
         with self._scheduler.cond:

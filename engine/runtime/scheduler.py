@@ -33,6 +33,7 @@ class ModelEntry:
     gpt: torch.nn.Module
     sovits: torch.nn.Module
     cache: KVCache
+    graphed: object | None = None  # graph_decode.GraphedDecoder on CUDA
 
 
 class Scheduler:
@@ -209,6 +210,13 @@ class Scheduler:
         gpt, cache = entry.gpt, entry.cache
         slots = [s.slot for s in streams]
         lengths = [cache.lengths[sl] for sl in slots]
+        if entry.graphed is not None:
+            positions = [s.prompt_len + s.step - 1 for s in streams]
+            logits = entry.graphed(tokens, positions, slots, lengths)
+            for i, s in enumerate(streams):
+                cache.lengths[s.slot] += 1
+                s.logits = logits[i]
+            return
         tok = torch.tensor(tokens, device=self.device).reshape(-1, 1)
         pos = torch.tensor([s.prompt_len + s.step - 1 for s in streams], device=self.device)
         emb = gpt.ar_audio_embedding(tok)

@@ -143,3 +143,28 @@ def test_streamed_audio_matches_whole_decode(models):
     q = join_quality(streamed, whole, joins)
     assert q["lsd_db"] <= 3.0 and q["step_ratio"] <= 1.5, q
     assert ChunkPolicy().size(0) == 6 and ChunkPolicy().size(5) == 48
+
+
+def test_static_decode_step_equals_the_eager_step(models):
+    """The CUDA-graph step function, run eagerly on CPU over a preallocated block, gives the same logits."""
+    from gsvd.engine.runtime.graph_decode import decode_step
+    from gsvd.engine.runtime.kv_cache import KVCache
+
+    gpt, _ = models
+    dims = gpt.dims
+    cache = KVCache(dims.n_layer, dims.hidden_dim, 3, 64, torch.device("cpu"), torch.float32, preallocate=True)
+    g = torch.Generator().manual_seed(0)
+    lengths = [5, 9, 2]
+    for slot, n in enumerate(lengths):
+        cache.k_all[:, slot, :n] = torch.randn(dims.n_layer, n, dims.hidden_dim, generator=g)
+        cache.v_all[:, slot, :n] = torch.randn(dims.n_layer, n, dims.hidden_dim, generator=g)
+    tokens, positions = torch.tensor([[3], [700], [12]]), torch.tensor([4, 8, 1])
+    with torch.no_grad():
+        static = decode_step(gpt, cache, tokens, positions, torch.tensor([0, 1, 2]), torch.tensor(lengths))
+        for i, n in enumerate(lengths):  # eager reference: concatenating cache over the true length
+            past = [(cache.k_all[layer, i, :n][None], cache.v_all[layer, i, :n][None]) for layer in range(dims.n_layer)]
+            x = gpt.embed_audio(tokens[i : i + 1], int(positions[i]))
+            h, _ = gpt.run_layers(x, past, None)
+            assert torch.allclose(static[i], gpt.logits(h[:, -1])[0], atol=1e-4)
+    # the new rows were written at each slot's length
+    assert all(cache.k_all[:, i, n].abs().sum() > 0 for i, n in enumerate(lengths))
