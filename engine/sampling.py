@@ -33,6 +33,8 @@ def apply_repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penal
 
 def apply_top_p(logits: torch.Tensor, top_p: Param) -> torch.Tensor:
     """Mask tokens outside the nucleus (cumulative softmax > p), always keeping the best one."""
+    if not isinstance(top_p, torch.Tensor) and top_p >= 1.0:
+        return logits  # decided on the host: no device sync
     p = _col(top_p, logits.shape[0], logits).to(torch.float32)
     if bool((p >= 1.0).all()):
         return logits
@@ -47,6 +49,9 @@ def apply_top_p(logits: torch.Tensor, top_p: Param) -> torch.Tensor:
 def apply_top_k(logits: torch.Tensor, top_k: Param) -> torch.Tensor:
     """Keep logits >= the k-th largest of their row (ties kept)."""
     vocab = logits.shape[-1]
+    if not isinstance(top_k, torch.Tensor):  # one k for every row: no device sync
+        pivot = torch.topk(logits, min(max(int(top_k), 1), vocab), dim=-1).values[:, -1:]
+        return torch.where(logits < pivot, float("-inf"), logits)
     k = _col(top_k, logits.shape[0], logits).long().clamp(1, vocab)
     if k.numel() and bool((k == k[0]).all()):
         pivot = torch.topk(logits, int(k[0]), dim=-1).values[:, -1:]

@@ -21,7 +21,7 @@ from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted, Voice
 from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
 from gsvd.engine.runtime.kv_cache import KVCache
 from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest
-from gsvd.engine.sampling import sample_next
+from gsvd.engine.sampling import probabilities
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 11
@@ -174,34 +174,57 @@ class Scheduler:
     # ------------------------------------------------------------- execution
 
     def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Sample every running stream's next token, then one batched decode step."""
+        """Sample every running stream's next token (one batched sampler, one host sync), then one
+        batched decode step for the streams that continue."""
         fed: list[LiveStream] = []
         tokens: list[int] = []
-        for s in streams:
-            tok = self._sample(s, entry.gpt.dims.eos)
-            if tok is None:
-                continue
-            fed.append(s)
-            tokens.append(tok)
+        for s, tok in zip(streams, self._sample_batch(streams, entry.gpt.dims.eos), strict=True):
+            if tok is not None:
+                fed.append(s)
+                tokens.append(tok)
         if fed:
             self._decode_step(entry, fed, tokens)
 
-    def _sample(self, s: LiveStream, eos: int) -> int | None:
-        req = s.request
-        logits = s.logits[None]
-        if s.step < MIN_STEPS:
-            logits = logits[:, :-1]
-        token = sample_next(logits, s.history, top_k=req.top_k, top_p=req.top_p, temperature=req.temperature,
-                            repetition_penalty=req.repetition_penalty, generator=s.generator)
-        t = int(token[0])
-        if int(torch.argmax(logits, dim=-1)[0]) == eos or t == eos:
+    def _sample_batch(self, streams: list[LiveStream], eos: int) -> list[int | None]:
+        """Upstream's sampling order per row with each stream's own parameters and generator.
+
+        EOS is masked (not sliced) for the first MIN_STEPS steps, which leaves the distribution and
+        the argmax unchanged; every row draws its exponential noise from its own generator, so a
+        stream's tokens do not depend on which other streams share the batch.
+        """
+        logits = torch.stack([s.logits for s in streams])  # [B, V] float32
+        early = [s.step < MIN_STEPS for s in streams]
+        if any(early):
+            logits[torch.tensor(early, device=logits.device), eos] = float("-inf")
+        n = max(s.history.shape[1] for s in streams)
+        history = torch.cat([torch.cat([s.history, s.history[:, :1].expand(1, n - s.history.shape[1])], dim=1)
+                             for s in streams])  # padded with a token already present (same penalty result)
+        reqs = [s.request for s in streams]
+        top_k = reqs[0].top_k if len({r.top_k for r in reqs}) == 1 else torch.tensor([r.top_k for r in reqs])
+        top_p = 1.0 if all(r.top_p >= 1.0 for r in reqs) else torch.tensor([r.top_p for r in reqs])
+        probs = probabilities(logits, history, top_k=top_k, top_p=top_p,
+                              temperature=torch.tensor([r.temperature for r in reqs]),
+                              repetition_penalty=torch.tensor([r.repetition_penalty for r in reqs]))
+        noise = torch.empty_like(probs)
+        for i, s in enumerate(streams):
+            noise[i].exponential_(1, generator=s.generator)
+        picked = torch.argmax(probs / noise, dim=-1)
+        greedy = torch.argmax(logits, dim=-1)
+        chosen, best = torch.stack([picked, greedy]).tolist()  # the one host sync of the step
+        out: list[int | None] = []
+        for i, s in enumerate(streams):
+            out.append(self._advance(s, chosen[i], best[i] == eos or chosen[i] == eos, picked[i : i + 1]))
+        return out
+
+    def _advance(self, s: LiveStream, t: int, stop: bool, token: torch.Tensor) -> int | None:
+        if stop:
             s.finished = True
             return None
         s.history = torch.cat([s.history, token.reshape(1, 1).to(s.history.device)], dim=1)
         s.decoder.tokens.append(t)
         s.handle.tokens.append(t)
         s.step += 1
-        if s.step >= req.max_new_tokens:
+        if s.step >= s.request.max_new_tokens:
             s.finished = True
             return None
         return t
