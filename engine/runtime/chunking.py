@@ -68,13 +68,15 @@ class StreamDecoder:
         """Decode the next chunk (all pending tokens when finished); returns float32 PCM."""
         end = len(self.tokens) if finished else self.emitted + self.policy.size(self.chunks)
         start = self.emitted
-        audio = self._decode(start, end) if end > start else np.zeros(0, np.float32)
+        # a fixed token context (the chunk plus its lookahead) keeps the audio independent of timing
+        known = len(self.tokens) if finished else end + self.policy.lookahead
+        audio = self._decode(start, end, known) if end > start else np.zeros(0, np.float32)
         self.emitted, self.chunks = end, self.chunks + 1
         return self._join(audio, finished)
 
-    def _decode(self, start: int, end: int) -> np.ndarray:
+    def _decode(self, start: int, end: int, known: int) -> np.ndarray:
         p = next(self.sovits.parameters())
-        codes = torch.tensor(self.tokens, dtype=torch.long, device=p.device)[None, None]
+        codes = torch.tensor(self.tokens[:known], dtype=torch.long, device=p.device)[None, None]
         hidden, mask = self.sovits.content(codes, self.phones, self.ge)
         m, logs, mask = self.sovits.prior(hidden, mask, self.speed)
         z_p = m + self._noise_for(m) * torch.exp(logs) * self.noise_scale

@@ -54,6 +54,8 @@ class Runtime:
         self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
         self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
         self._thread.start()
+        self._decoder_thread = threading.Thread(target=self._scheduler.decode_worker, name="gsvd-vocoder", daemon=True)
+        self._decoder_thread.start()
 
     def add_model(self, model_id: str, gpt: torch.nn.Module, sovits: torch.nn.Module) -> None:
         gpt = gpt.to(self.device, self.dtype).eval()
@@ -87,4 +89,6 @@ class Runtime:
         with self._scheduler.cond:
             self._scheduler.closed = True
             self._scheduler.cond.notify_all()
+        self._scheduler.decode_jobs.put(None)
         self._thread.join(timeout=5)
+        self._decoder_thread.join(timeout=5)

@@ -10,6 +10,7 @@ parameters and seed, stops streams on EOS, and decodes audio chunks that the
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -47,6 +48,7 @@ class Scheduler:
         self.live: dict[str, list[LiveStream]] = {}
         self.cond = threading.Condition()
         self.closed = False
+        self.decode_jobs: queue.Queue = queue.Queue()
 
     # ---------------------------------------------------------------- control
 
@@ -85,6 +87,9 @@ class Scheduler:
             except Exception as exc:  # never leave a client hanging
                 log.exception("scheduler tick failed")
                 self._fail_all(Cancelled(f"internal error: {exc}"))
+            with self.cond:  # only audio left to decode: sleep until the worker finishes a job
+                if not self.waiting and not any(not s.finished for v in self.live.values() for s in v):
+                    self.cond.wait(0.01)
 
     def tick(self) -> None:
         with _attention_backends(self.device):
@@ -260,23 +265,43 @@ class Scheduler:
             s.logits = logits[i]
 
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Emit ready audio; retire finished streams."""
+        """Hand ready chunks to the decode worker (one job per stream at a time); retire finished streams."""
         for s in list(streams):
-            try:
-                while s.decoder.ready(s.finished):
-                    pcm = s.decoder.next_chunk(s.finished)
-                    if len(pcm):
-                        s.handle.put(pcm)
-                    if not s.finished:
-                        break
-            except Exception as exc:
-                log.exception("chunk decode failed")
-                self._retire(entry, s, Cancelled(f"internal error while decoding audio: {exc}"))
+            if s.decoding:
                 continue
-            if s.finished and not s.decoder.ready(True):
+            if s.error is not None:
+                self._retire(entry, s, s.error)
+            elif s.decoder.ready(s.finished):
+                s.decoding = True
+                self.decode_jobs.put(s)
+            elif s.finished:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
                 self._retire(entry, s, None)
+
+    def decode_worker(self) -> None:
+        """Runs SoVITS chunk decode + vocoder off the GPT thread, so decode steps are not held up."""
+        while True:
+            s = self.decode_jobs.get()
+            if s is None:
+                return
+            try:
+                with _attention_backends(self.device), torch.inference_mode():
+                    finished = s.finished
+                    pcm = s.decoder.next_chunk(finished)
+                    if len(pcm):
+                        s.handle.put(pcm)
+                    while finished and s.decoder.ready(True):
+                        pcm = s.decoder.next_chunk(True)
+                        if len(pcm):
+                            s.handle.put(pcm)
+            except Exception as exc:
+                log.exception("chunk decode failed")
+                s.error = Cancelled(f"internal error while decoding audio: {exc}")
+            finally:
+                s.decoding = False
+                with self.cond:
+                    self.cond.notify_all()
 
     def _retire(self, entry: ModelEntry, s: LiveStream, error: BaseException | None) -> None:
         streams = self.live.get(entry.model_id, [])

@@ -82,6 +82,7 @@ class LiveStream:
     step: int = 0
     finished: bool = False
     error: GsvdError | None = field(default=None)
+    decoding: bool = False  # a chunk-decode job for this stream is in flight
 
     def cancel_reason(self, now: float) -> Cancelled | None:
         if self.handle.cancelled.is_set():
