@@ -273,7 +273,7 @@ class Scheduler:
                 self._retire(entry, s, s.error)
             elif s.decoder.ready(s.finished):
                 s.decoding = True
-                self.decode_jobs.put(s)
+                self.decode_jobs.put((s, s.finished))  # the flag as of now: chunking must not depend on timing
             elif s.finished:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
@@ -282,12 +282,12 @@ class Scheduler:
     def decode_worker(self) -> None:
         """Runs SoVITS chunk decode + vocoder off the GPT thread, so decode steps are not held up."""
         while True:
-            s = self.decode_jobs.get()
-            if s is None:
+            job = self.decode_jobs.get()
+            if job is None:
                 return
+            s, finished = job
             try:
                 with _attention_backends(self.device), torch.inference_mode():
-                    finished = s.finished
                     pcm = s.decoder.next_chunk(finished)
                     if len(pcm):
                         s.handle.put(pcm)
