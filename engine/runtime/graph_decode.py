@@ -59,7 +59,8 @@ class GraphedDecoder:
                 decode_step(self.gpt, self.cache, **static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.inference_mode():
+        # thread_local: the vocoder thread keeps launching work (on its own stream) during capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.inference_mode():
             out = decode_step(self.gpt, self.cache, **static)
         return graph, static, out
 

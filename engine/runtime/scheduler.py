@@ -280,7 +280,16 @@ class Scheduler:
                 self._retire(entry, s, None)
 
     def decode_worker(self) -> None:
-        """Runs SoVITS chunk decode + vocoder off the GPT thread, so decode steps are not held up."""
+        """Runs SoVITS chunk decode + vocoder off the GPT thread (on its own CUDA stream), so decode
+        steps are not held up."""
+        import contextlib
+
+        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+        with ctx:
+            self._decode_loop()
+
+    def _decode_loop(self) -> None:
         while True:
             job = self.decode_jobs.get()
             if job is None:
