@@ -1,0 +1,111 @@
+"""End-to-end streaming benchmark through the public Engine (text frontend included), real v2 sizes
+with random weights (so every sentence runs to the token cap: 75 tokens = 3 s of audio each).
+
+    python3 -P benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1]
+
+For each concurrency level N it starts N streams at once (alternating 20-character zh and en
+sentences) and measures, per stream: time to first audio (request accepted -> first PCM chunk),
+real-time factor (wall time / audio seconds) and whether it underran (a chunk arrived after the
+audio before it would have finished playing, playback starting at the first chunk). Last line: JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+ZH = "今天天气很好，我们一起去公园散步吧。"  # 18 characters + punctuation ~ 20
+EN = "The weather is nice, let us walk."
+
+
+def make_voice(root: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from gpu_engine_check import _models
+
+    from gsvd.engine.bundle import ReferenceCache, write_bundle
+    from gsvd.engine.testing.gpt import real_v2_gpt_config
+    from gsvd.engine.testing.sovits import real_sovits_config
+
+    gpt, sov = _models()
+    g = torch.Generator().manual_seed(0)
+    ref = ReferenceCache(prompt_tokens=torch.randint(0, 1024, (150,), generator=g), spec=torch.rand(1025, 300, generator=g),
+                         phone_ids=torch.randint(0, 732, (40,), generator=g), bert=torch.zeros(1024, 40), norm_text="参考。")
+    write_bundle(root / "bench", name="bench", version="v2", gpt_state=gpt.state_dict(), gpt_config=real_v2_gpt_config(),
+                 sovits_state=sov.state_dict(), sovits_config=real_sovits_config("v2"), reference=ref,
+                 reference_text="参考。", reference_language="zh")
+    return root / "bench"
+
+
+def run_level(engine, n: int) -> dict:
+    from gsvd.engine import SynthesisOptions
+
+    results: list[dict] = []
+    lock = threading.Lock()
+    start_gate = threading.Event()
+
+    def one(i: int) -> None:
+        text, lang = (ZH, "zh") if i % 2 == 0 else (EN, "en")
+        start_gate.wait()
+        t0 = time.perf_counter()
+        arrivals, offsets = [], []
+        audio = 0
+        for chunk in engine.stream(text, "bench", SynthesisOptions(seed=i, language=lang, max_new_tokens=75, split_method="cut0")):
+            arrivals.append(time.perf_counter() - t0)
+            offsets.append(chunk.offset / 32000)
+            audio += len(chunk.pcm)
+        first = arrivals[0]
+        underrun = any(a - first > off + 0.02 for a, off in zip(arrivals, offsets, strict=True))
+        with lock:
+            results.append({"ttfa": first, "rtf": arrivals[-1] / (audio / 32000), "underrun": underrun})
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    wall0 = time.perf_counter()
+    start_gate.set()
+    for t in threads:
+        t.join()
+    ttfa = sorted(r["ttfa"] for r in results)
+    return {"streams": n, "ttfa_p50_ms": 1000 * statistics.median(ttfa), "ttfa_p95_ms": 1000 * ttfa[int(0.95 * (len(ttfa) - 1))],
+            "rtf_p50": statistics.median(r["rtf"] for r in results), "underruns": sum(r["underrun"] for r in results),
+            "wall_s": time.perf_counter() - wall0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--streams", default="1,8,32,64,128,256")
+    ap.add_argument("--graphs", default="1")
+    args = ap.parse_args()
+    os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
+    import logging
+
+    logging.disable(logging.WARNING)
+    from gsvd.engine import Engine
+
+    levels = [int(x) for x in args.streams.split(",")]
+    voice = make_voice(Path(tempfile.mkdtemp()))
+    rows = []
+    with Engine(device="cuda", max_streams=max(levels), queue_limit=1024) as engine:
+        engine.load_voice(voice)
+        run_level(engine, 1)  # warm-up: graphs captured, kernels chosen
+        for n in levels:
+            rows.append(run_level(engine, n))
+            print(rows[-1], flush=True)
+        info = engine.info()
+    print(f"{'streams':>7s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
+    for r in rows:
+        print(f"{r['streams']:7d} {r['ttfa_p50_ms']:8.0f}ms {r['ttfa_p95_ms']:8.0f}ms {r['rtf_p50']:8.3f} {r['underruns']:9d}")
+    print(json.dumps({"gpu": torch.cuda.get_device_name(0), "backend": info["backend"], "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
