@@ -54,8 +54,12 @@ class Runtime:
         self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
         self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
         self._thread.start()
-        self._decoder_thread = threading.Thread(target=self._scheduler.decode_worker, name="gsvd-vocoder", daemon=True)
-        self._decoder_thread.start()
+        # chunk decode + vocoder workers (each on its own CUDA stream); one job per stream at a time
+        workers = int(os.environ.get("GSVD_VOCODER_THREADS", "3" if self.device.type == "cuda" else "1"))
+        self._decoder_threads = [threading.Thread(target=self._scheduler.decode_worker, name=f"gsvd-vocoder-{i}",
+                                                  daemon=True) for i in range(max(1, workers))]
+        for t in self._decoder_threads:
+            t.start()
 
     def add_model(self, model_id: str, gpt: torch.nn.Module, sovits: torch.nn.Module) -> None:
         gpt = gpt.to(self.device, self.dtype).eval()
@@ -89,6 +93,8 @@ class Runtime:
         with self._scheduler.cond:
             self._scheduler.closed = True
             self._scheduler.cond.notify_all()
-        self._scheduler.decode_jobs.put(None)
+        for _ in self._decoder_threads:
+            self._scheduler.decode_jobs.put(None)
         self._thread.join(timeout=5)
-        self._decoder_thread.join(timeout=5)
+        for t in self._decoder_threads:
+            t.join(timeout=5)
