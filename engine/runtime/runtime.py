@@ -55,7 +55,7 @@ class Runtime:
         self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
         self._thread.start()
         # chunk decode + vocoder workers (each on its own CUDA stream); one job per stream at a time
-        workers = int(os.environ.get("GSVD_VOCODER_THREADS", "3" if self.device.type == "cuda" else "1"))
+        workers = int(os.environ.get("GSVD_VOCODER_THREADS", "1"))
         self._decoder_threads = [threading.Thread(target=self._scheduler.decode_worker, name=f"gsvd-vocoder-{i}",
                                                   daemon=True) for i in range(max(1, workers))]
         for t in self._decoder_threads:
