@@ -191,9 +191,9 @@ def _ask_versions(candidates, gpt_epoch, sovits_epoch) -> None:
 
     for cand in candidates:
         if any("several versions" in p for p in cand.problems):
-            choice = typer.prompt(
-                f"{cand.exp}: which version ({', '.join(cand.versions)})?", type=typer.Choice(cand.versions)
-            )
+            choice = ""
+            while choice not in cand.versions:
+                choice = typer.prompt(f"{cand.exp}: which version ({', '.join(cand.versions)})?").strip()
             pick_pair(cand, version=choice, gpt_epoch=gpt_epoch, sovits_epoch=sovits_epoch)
 
 
@@ -224,7 +224,8 @@ def _print_plan(scan, candidates, names) -> None:
             ref_s,
             status,
         )
-    _out.print(table)
+    # never truncate file names: they are what the user has to recognise
+    Console(width=max(_out.width, 180)).print(table)
     for line in scan.skipped:
         _out.print(f"[dim]skipped {line}[/dim]", highlight=False, soft_wrap=True)
 

@@ -118,7 +118,14 @@ def write_tiny_hubert(folder: str | Path, hidden: int = 32, seed: int = 0) -> Pa
     )
     model = HubertModel(config)
     out = Path(folder)
+    # the layout of the real chinese-hubert-base folder: config, feature-extractor config, .bin weights
     model.save_pretrained(out)
+    if (out / "model.safetensors").is_file():  # newer transformers always write safetensors
+        torch.save(model.state_dict(), out / "pytorch_model.bin")
+        (out / "model.safetensors").unlink()
+    from transformers import Wav2Vec2FeatureExtractor
+
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(out)
     return out
 
 
