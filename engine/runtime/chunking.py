@@ -65,14 +65,18 @@ class StreamDecoder:
 
     @torch.inference_mode()
     def next_chunk(self, finished: bool) -> np.ndarray:
-        """Decode the next chunk (all pending tokens when finished); returns float32 PCM."""
-        end = len(self.tokens) if finished else self.emitted + self.policy.size(self.chunks)
+        """Decode the next chunk; returns float32 PCM.
+
+        Chunk boundaries follow the policy whether or not the stream has finished, and each chunk
+        sees the same token context (itself plus `lookahead`, or up to the end), so the audio does
+        not depend on how fast tokens arrived relative to decoding.
+        """
         start = self.emitted
-        # a fixed token context (the chunk plus its lookahead) keeps the audio independent of timing
-        known = len(self.tokens) if finished else end + self.policy.lookahead
+        end = min(len(self.tokens), start + self.policy.size(self.chunks)) if finished else start + self.policy.size(self.chunks)
+        known = min(len(self.tokens), end + self.policy.lookahead)
         audio = self._decode(start, end, known) if end > start else np.zeros(0, np.float32)
-        self.emitted, self.chunks = end, self.chunks + 1
-        return self._join(audio, finished)
+        self.emitted, self.chunks = end, self.chunks + (1 if end > start else 0)
+        return self._join(audio, finished and end == len(self.tokens))
 
     def _decode(self, start: int, end: int, known: int) -> np.ndarray:
         p = next(self.sovits.parameters())
