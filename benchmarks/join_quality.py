@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from gsvd.engine.models.sovits import SovitsDims, SynthesizerTrn
-from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder, join_quality
+from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder, join_quality, stream_tokens
 from gsvd.engine.testing.sovits import random_sovits_state, real_sovits_config
 
 
@@ -31,18 +31,9 @@ def main() -> None:
         ge = model.compute_ge(spec)
         whole = model.decode(torch.tensor(tokens)[None, None], phones, spec, noise_scale=0.0)[0, 0].numpy()
     dec = StreamDecoder(model, phones, ge, 0.0, 1.0, torch.Generator().manual_seed(0), ChunkPolicy())
-    out, joins = [], []
-    for t in tokens:
-        dec.tokens.append(t)
-        while dec.ready(False):
-            out.append(dec.next_chunk(False))
-            joins.append(sum(map(len, out)))
-    while dec.ready(True):
-        out.append(dec.next_chunk(True))
-        joins.append(sum(map(len, out)))
-    streamed = np.concatenate(out)
-    q = join_quality(streamed, whole, joins[:-1])
-    q.update(chunks=len(out), samples=len(streamed), max_abs_diff=float(np.abs(streamed - whole).max()),
+    streamed, joins = stream_tokens(dec, tokens)
+    q = join_quality(streamed, whole, joins)
+    q.update(chunks=len(joins) + 1, samples=len(streamed), max_abs_diff=float(np.abs(streamed - whole).max()),
              peak=float(np.abs(whole).max()))
     print(json.dumps(q))
 

@@ -116,6 +116,24 @@ class StreamDecoder:
         return audio.astype(np.float32, copy=False)
 
 
+def stream_tokens(decoder: StreamDecoder, tokens: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Feed tokens one by one as the GPT would, decode every chunk as soon as it is ready.
+
+    Returns the joined PCM and the sample index of each join (for `join_quality`).
+    """
+    out: list[np.ndarray] = []
+    joins: list[int] = []
+    for t in tokens:
+        decoder.tokens.append(t)
+        while decoder.ready(False):
+            out.append(decoder.next_chunk(False))
+            joins.append(sum(map(len, out)))
+    while decoder.ready(True):
+        out.append(decoder.next_chunk(True))
+        joins.append(sum(map(len, out)))
+    return (np.concatenate(out) if out else np.zeros(0, np.float32)), joins[:-1]
+
+
 def join_quality(streamed: np.ndarray, whole: np.ndarray, joins: list[int]) -> dict[str, float]:
     """Compare a streamed decode with the whole-utterance decode of the same tokens.
 

@@ -13,6 +13,7 @@ from gsvd.engine.checkpoints.gpt import build_gpt, load_gpt
 from gsvd.engine.checkpoints.sovits import build_sovits, load_sovits
 from gsvd.engine.errors import Cancelled, ResourceExhausted
 from gsvd.engine.runtime import ChunkPolicy, Runtime, StreamDecoder, SynthRequest, join_quality
+from gsvd.engine.runtime.chunking import stream_tokens
 from gsvd.engine.t2s_infer import generate_semantic
 from gsvd.engine.testing.gpt import write_tiny_gpt
 from gsvd.engine.testing.sovits import write_tiny_sovits
@@ -130,15 +131,7 @@ def test_streamed_audio_matches_whole_decode(models):
         ge = sovits.compute_ge(spec)
         whole = sovits.decode(torch.tensor(tokens)[None, None], phones, spec, noise_scale=0.0)[0, 0].numpy()
     dec = StreamDecoder(sovits, phones, ge, 0.0, 1.0, torch.Generator().manual_seed(0), ChunkPolicy())
-    out, joins = [], []
-    for t in tokens:
-        dec.tokens.append(t)
-        while dec.ready(False):
-            out.append(dec.next_chunk(False))
-            joins.append(sum(map(len, out)))
-    while dec.ready(True):
-        out.append(dec.next_chunk(True))
-    streamed = np.concatenate(out)
+    streamed, joins = stream_tokens(dec, tokens)
     assert len(streamed) == len(whole)
     q = join_quality(streamed, whole, joins)
     assert q["lsd_db"] <= 3.0 and q["step_ratio"] <= 1.5, q
