@@ -1,0 +1,272 @@
+"""`gsvd train`: the seven stages wired together, each resumable.
+
+`RunSettings` (saved as `run.json` in the run folder) holds every choice the user
+made, so a stage run on its own (`gsvd train select --workdir runs/alice`) uses the
+same settings as the full run. `run_stage(ws, settings, stage)` skips a stage whose
+inputs are unchanged since it last finished (`<stage>/done.json`), unless forced.
+Training itself resumes from its last save (`fit/sovits/last.pt`, `fit/gpt/last.pt`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from gsvd.trainer.records import Clip, ClipScore, SourceAudio, TrainError, Utterance
+from gsvd.trainer.workspace import STAGES, Workspace, fingerprint, read_json, write_json
+
+SCRATCH_PRESETS = ("tiny",)
+
+
+@dataclass
+class RunSettings:
+    name: str
+    consent: str = ""
+    inputs: list[str] = field(default_factory=list)
+    track: int | None = None
+    lang: str | None = None  # transcript language; None = detect
+    subtitles: str | None = None
+    transcript: str | None = None
+    asr: str | None = None
+    target_seconds: float = 60.0
+    min_seconds: float = 10.0
+    min_clip: float = 3.0
+    max_clip: float = 10.0
+    version: str = "v2"
+    base_gpt: str | None = None
+    base_sovits: str | None = None
+    from_scratch: str | None = None  # "tiny": random small models (tests, demos)
+    hubert: str | None = None
+    bert: str | None = None
+    sv: str | None = None
+    models_dir: str | None = None
+    epochs: int = 80  # SoVITS
+    gpt_epochs: int = 50
+    batch_size: int = 4
+    save_every: int = 10
+    device: str = "auto"
+    fp16: bool = True  # on CUDA only
+    seed: int = 0
+    voices_dir: str | None = None
+    build: bool = False
+    register: str | None = None
+    token: str | None = None
+    sample_sentences: list[list[str]] = field(default_factory=list)  # [[lang, text]]; empty = defaults
+
+    def save(self, ws: Workspace) -> None:
+        """run.json, without the admin token (secrets stay out of the run folder)."""
+        write_json(ws.root / "run.json", asdict(self) | {"token": None})
+
+    @classmethod
+    def load(cls, ws: Workspace) -> RunSettings:
+        data = read_json(ws.root / "run.json", "run settings (run.json)")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+Log = Callable[[str], None]
+
+
+def run_all(ws: Workspace, s: RunSettings, log: Log, force: bool = False, stages: tuple[str, ...] = STAGES) -> dict:
+    """Every stage in order; returns what the last one reported."""
+    out: dict = {}
+    for stage in stages:
+        out = run_stage(ws, s, stage, log, force=force)
+    return out
+
+
+def run_stage(ws: Workspace, s: RunSettings, stage: str, log: Log, force: bool = False) -> dict:
+    runner = _RUNNERS[stage]
+    inputs = {"settings": fingerprint(_relevant(s, stage)), "previous": _previous_done(ws, stage)}
+    if not force and ws.is_done(stage, inputs):
+        info = json.loads((ws.root / stage / "done.json").read_text(encoding="utf-8")).get("info", {})
+        log(f"[{stage}] up to date (inputs unchanged); skipping")
+        return info
+    ws.clear_done(stage)
+    outputs, info = runner(ws, s, log)
+    ws.mark_done(stage, inputs, outputs, info)
+    return info
+
+
+# -- stages ----------------------------------------------------------------------------
+
+
+def _extract(ws: Workspace, s: RunSettings, log: Log):
+    from gsvd.trainer.extract import extract_many
+
+    if not s.inputs:
+        raise TrainError("no input files: give one or more videos or audio files")
+    records, errors = extract_many([Path(p) for p in s.inputs], ws, track=s.track)
+    for path, msg in errors:
+        log(f"[extract] skipped {path}: {msg}")
+    if not records:
+        raise TrainError("no usable audio in any input: " + "; ".join(m for _, m in errors))
+    ws.save_records("extract", "sources.json", records)
+    total = sum(r.seconds for r in records)
+    log(f"[extract] {len(records)} file(s), {total:.1f} s of audio ({len(errors)} skipped)")
+    return ["extract/sources.json"], {"files": len(records), "seconds": round(total, 2), "errors": errors}
+
+
+def _segment(ws: Workspace, s: RunSettings, log: Log):
+    from gsvd.trainer.segment import segment_sources
+
+    sources = ws.load_records("extract", "sources.json", SourceAudio)
+    clips = segment_sources(sources, ws, min_s=s.min_clip, max_s=s.max_clip)
+    ws.save_records("segment", "clips.json", clips)
+    total = sum(c.seconds for c in clips)
+    log(f"[segment] {len(clips)} clips of {s.min_clip:g}-{s.max_clip:g} s, {total:.1f} s")
+    return ["segment/clips.json"], {"clips": len(clips), "seconds": round(total, 2)}
+
+
+def _select(ws: Workspace, s: RunSettings, log: Log):
+    from gsvd.trainer.select import run_select
+
+    scores = run_select(ws, s.target_seconds, s.min_seconds, texts=_early_texts(ws, s))
+    kept = [c for c in scores if c.kept]
+    secs = sum(c.seconds for c in kept)
+    log(f"[select] kept {len(kept)} of {len(scores)} clips, {secs:.1f} s; report: {ws.root / 'select' / 'report.md'}")
+    return ["select/scores.json", "select/report.md"], {"kept": len(kept), "seconds": round(secs, 2)}
+
+
+def _transcribe(ws: Workspace, s: RunSettings, log: Log):
+    from gsvd.trainer.transcribe import transcribe_clips
+
+    clips = _kept_clips(ws)
+    sources = ws.load_records("extract", "sources.json", SourceAudio)
+    utts = transcribe_clips(clips, sources, ws, speaker=s.name, lang=s.lang, subtitles=_p(s.subtitles),
+                            transcript=_p(s.transcript), asr_folder=_p(s.asr))
+    log(f"[transcribe] {len(utts)} of {len(clips)} clips have a transcript -> {ws.root / 'transcribe' / 'train.list'}")
+    return ["transcribe/train.list", "transcribe/utterances.json"], {"utterances": len(utts)}
+
+
+def _features(ws: Workspace, s: RunSettings, log: Log):
+    from gsvd.trainer.features import run_features
+    from gsvd.trainer.models_setup import feature_encoders
+
+    utts = ws.load_records("transcribe", "utterances.json", Utterance)
+    enc = feature_encoders(ws, s, log)
+    index = run_features(ws, utts, enc)
+    log(f"[features] {len(index)} clips -> {ws.root / 'features'}")
+    return ["features/features.json"], {"items": len(index)}
+
+
+def _fit(ws: Workspace, s: RunSettings, log: Log):
+    from gsvd.trainer.fit import fit_both
+
+    return fit_both(ws, s, log)
+
+
+def _package(ws: Workspace, s: RunSettings, log: Log):
+    from gsvd.trainer.models_setup import resolve_base
+    from gsvd.trainer.package import build_engines, package_voice, provenance, register
+
+    fit_info = read_json(ws.root / "fit" / "done.json", "fit result")["info"]
+    base = resolve_base(ws, s, log)
+    ref = reference_utterance(ws)
+    sources = ws.load_records("extract", "sources.json", SourceAudio)
+    clips = ws.load_records("segment", "clips.json", Clip)
+    utts = ws.load_records("transcribe", "utterances.json", Utterance)
+    prov = provenance(ws, sources, clips, utts, {k: v for k, v in asdict(s).items() if k != "token"} | {
+        "losses": fit_info.get("final_losses", {})})
+    bundle = package_voice(ws, name=s.name, voices_root=voices_root(s), gpt_ckpt=Path(fit_info["gpt_ckpt"]),
+                           sovits_ckpt=Path(fit_info["sovits_ckpt"]), reference=ref, consent=s.consent,
+                           prov=prov, base=base.paths)
+    log(f"[package] voice bundle {bundle}")
+    info: dict = {"bundle": str(bundle)}
+    if s.build:
+        lines = build_engines(bundle)
+        for line in lines:
+            log(f"[build] {line}")
+        info["build"] = lines
+    if s.register:
+        info["registered"] = register(bundle, s.name, s.register, s.token)
+        log(f"[package] {info['registered']}")
+    return ["package/package.json"], info
+
+
+_RUNNERS = {"extract": _extract, "segment": _segment, "select": _select, "transcribe": _transcribe,
+            "features": _features, "fit": _fit, "package": _package}
+
+# settings each stage depends on (a change re-runs it and, through "previous", everything after)
+_STAGE_KEYS = {
+    "extract": ("inputs", "track"),
+    "segment": ("min_clip", "max_clip"),
+    "select": ("target_seconds", "min_seconds"),
+    "transcribe": ("lang", "subtitles", "transcript", "asr", "name"),
+    "features": ("version", "base_sovits", "from_scratch", "hubert", "bert", "sv"),
+    "fit": ("version", "base_gpt", "base_sovits", "from_scratch", "epochs", "gpt_epochs", "batch_size",
+            "save_every", "fp16", "seed", "sample_sentences"),
+    "package": ("name", "consent", "voices_dir", "build", "register"),
+}
+
+
+def _relevant(s: RunSettings, stage: str) -> dict:
+    d = asdict(s)
+    return {k: d[k] for k in _STAGE_KEYS[stage]}
+
+
+def _previous_done(ws: Workspace, stage: str) -> str:
+    i = STAGES.index(stage)
+    if i == 0:
+        return ""
+    p = ws.root / STAGES[i - 1] / "done.json"
+    return fingerprint(p.read_text(encoding="utf-8")) if p.is_file() else "missing"
+
+
+# -- helpers shared by stages ------------------------------------------------------------
+
+
+def _p(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def voices_root(s: RunSettings) -> Path:
+    if s.voices_dir:
+        return Path(s.voices_dir)
+    from gsvd.engine.paths import voices_dir
+
+    return voices_dir()
+
+
+def _kept_clips(ws: Workspace) -> list[Clip]:
+    clips = {c.id: c for c in ws.load_records("segment", "clips.json", Clip)}
+    scores = ws.load_records("select", "scores.json", ClipScore)
+    return [clips[sc.id] for sc in scores if sc.kept and sc.id in clips]
+
+
+def reference_utterance(ws: Workspace) -> Utterance:
+    """The transcribed kept clip with the best selection score (3-10 s) becomes the voice's reference."""
+    scores = {sc.id: sc for sc in ws.load_records("select", "scores.json", ClipScore)}
+    utts = ws.load_records("transcribe", "utterances.json", Utterance)
+    fit = [u for u in utts if u.clip_id in scores and 3.0 <= scores[u.clip_id].seconds <= 10.0]
+    if not fit:
+        raise TrainError("no transcribed clip of 3-10 s to use as the voice's reference")
+    return max(fit, key=lambda u: scores[u.clip_id].score)
+
+
+def _early_texts(ws: Workspace, s: RunSettings) -> dict[str, str] | None:
+    """Transcripts known before `transcribe` (subtitle/transcript files), for repeated-sentence checks."""
+    if not (s.subtitles or s.transcript):
+        return None
+    try:
+        from gsvd.trainer.subtitles import read_subtitles
+        from gsvd.trainer.transcribe import align_cues, read_transcript_file
+
+        clips = ws.load_records("segment", "clips.json", Clip)
+        if s.transcript:
+            table = read_transcript_file(Path(s.transcript))
+            return {c.id: table[c.id] for c in clips if c.id in table}
+        cues = read_subtitles(Path(s.subtitles))
+        texts = {c.id: align_cues(c, cues) for c in clips}
+        return {k: v for k, v in texts.items() if v}
+    except TrainError:
+        return None  # `transcribe` reports transcript problems with full context
