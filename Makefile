@@ -20,7 +20,7 @@ demo: setup
 	$(VENV)/bin/gsvd demo --out out/demo
 
 test: setup
-	$(PY) -m pytest -q -n 2 --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 lint: setup
 	$(VENV)/bin/ruff check .

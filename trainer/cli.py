@@ -135,6 +135,7 @@ def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool):
     for key, value in over.items():
         if value is not None:
             setattr(settings, key, value)
+    settings.validate()
     ws.root.mkdir(parents=True, exist_ok=True)
     settings.save(ws)
     return ws, settings

@@ -65,6 +65,19 @@ class RunSettings:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    def validate(self) -> None:
+        """Reject settings that would only fail stages later (TrainError)."""
+        if self.from_scratch is not None and self.from_scratch not in SCRATCH_PRESETS:
+            raise TrainError(f"unknown --from-scratch preset {self.from_scratch!r} (available: {', '.join(SCRATCH_PRESETS)})")
+        if self.version not in ("v2", "v2Pro", "v2ProPlus"):
+            raise TrainError(f"--version must be v2, v2Pro or v2ProPlus, not {self.version!r}")
+        if self.lang not in (None, "zh", "en", "ja"):
+            raise TrainError(f"--lang must be zh, en or ja, not {self.lang!r}")
+        if not 1.0 <= self.min_clip < self.max_clip <= 30.0:
+            raise TrainError(f"clip lengths must satisfy 1 <= min ({self.min_clip}) < max ({self.max_clip}) <= 30 s")
+        if self.target_seconds <= 0 or self.min_seconds < 0:
+            raise TrainError("--target-seconds must be positive and --min-seconds not negative")
+
     def resolved_device(self) -> str:
         if self.device != "auto":
             return self.device
