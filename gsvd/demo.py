@@ -1,11 +1,11 @@
 """`gsvd demo` / `make demo`: the main job end to end on an embedded default.
 
-No pretrained weights ship with gsvd and nothing is downloaded, so the demo makes
-a TINY RANDOM model in upstream GPT-SoVITS formats (.ckpt + .pth), a tiny HuBERT
-and a synthetic reference clip, then runs the real pipeline on them: import ->
-voice bundle -> engine -> streamed synthesis -> WAV. The audio is babble, not
-speech; what the demo shows is that every stage runs, and how fast. Then it starts the
-gRPC daemon on a free loopback port and streams the sentence through the Python client.
+No pretrained weights or recordings ship with gsvd and nothing is downloaded, so the
+demo generates a sample video (a synthetic talker with subtitles) and enrolls a voice
+from it with `gsvd train`'s pipeline on a TINY RANDOM base model (extract -> VAD
+segment -> select -> transcribe -> features -> fine-tune -> bundle). Then it starts the
+gRPC daemon on a free loopback port, streams a sentence through the Python client and
+writes a WAV. The audio is babble, not speech; the demo shows that every stage runs.
 """
 
 from __future__ import annotations
@@ -30,28 +30,25 @@ def run_demo(out: Path) -> int:
 
 
 def _make_voice(out: Path, console) -> Path:
-    import numpy as np
+    """Enroll a voice with `gsvd train`'s pipeline from a sample video generated here."""
+    from gsvd.trainer.pipeline import RunSettings, run_all
+    from gsvd.trainer.sample_video import make_sample
+    from gsvd.trainer.workspace import Workspace
 
-    from gsvd.engine.audio import write_wav
-    from gsvd.engine.testing.bundle import synthetic_clip
-    from gsvd.engine.testing.gpt import write_tiny_gpt
-    from gsvd.engine.testing.sovits import write_tiny_hubert, write_tiny_sovits
-    from gsvd.engine.voice_import import BaseModelPaths, import_voice
-
-    models = out / "models"
-    gpt = write_tiny_gpt(models / "demo-e1.ckpt", seed=7)
-    sovits = write_tiny_sovits(models / "demo_e1_s1.pth", "v2", seed=7)
-    hubert = write_tiny_hubert(models / "tiny-hubert")
-    ref = write_wav(out / "reference.wav", np.asarray(synthetic_clip(4.0), dtype=np.float32), 32000)
-    console.print(f"1. wrote a tiny random GPT ({gpt.name}) and SoVITS v2 ({sovits.name}) in upstream formats, "
-                  f"a tiny HuBERT and a 4 s synthetic reference clip under {models}")
+    video, srt = make_sample(out / "input", n_phrases=8)
+    console.print(f"1. generated a sample video {video} (a synthetic talker under a test pattern) with subtitles "
+                  f"{srt.name}: gsvd ships no recordings")
+    ws = Workspace(out / "run")
+    ws.root.mkdir(parents=True, exist_ok=True)
+    settings = RunSettings(name="demo", consent="synthetic demo voice, no real person", inputs=[str(video)],
+                           from_scratch="tiny", epochs=2, gpt_epochs=2, save_every=2, batch_size=4,
+                           device="cpu", min_seconds=5.0, voices_dir=str(out / "voices"))
+    settings.save(ws)
     t0 = time.perf_counter()
-    bundle = import_voice(out / "voices", "demo", gpt_path=gpt, sovits_path=sovits, ref_audio=ref,
-                          ref_text="你好，世界。", ref_lang="zh", base=BaseModelPaths(hubert_folder=hubert),
-                          consent={"statement": "synthetic demo voice, no real person"}, overwrite=True)
-    console.print(f"2. imported them as voice bundle {bundle.path} ({time.perf_counter() - t0:.2f} s): "
-                  "weights as safetensors, prompt tokens / spectrogram / phones cached")
-    return bundle.path
+    info = run_all(ws, settings, lambda msg: console.print("   " + msg, markup=False, highlight=False), force=True)
+    console.print(f"2. `gsvd train` enrolled voice bundle {info['bundle']} in {time.perf_counter() - t0:.1f} s "
+                  "(extract, VAD segment, select, subtitles, features, fine-tune, package)")
+    return Path(info["bundle"])
 
 
 def _synthesize(voice: Path, out: Path, console) -> Path:
