@@ -35,12 +35,14 @@ def fit_both(ws: Workspace, s, log) -> tuple[list[str], dict]:
 
     log(f"[fit] SoVITS {version}: {len(items)} clips, {s.epochs} epochs, batch {s.batch_size}, {device}"
         f"{' fp16' if fp16 else ''}")
-    scfg = SovitsFitConfig(epochs=s.epochs, batch_size=s.batch_size, save_every=s.save_every, fp16=fp16, seed=s.seed)
+    tiny = s.from_scratch is not None  # small random models: faster learning rate, narrow discriminator
+    scfg = SovitsFitConfig(epochs=s.epochs, batch_size=s.batch_size, save_every=s.save_every, fp16=fp16, seed=s.seed,
+                           **({"lr": 1e-3, "disc_width": 1 / 16} if tiny else {}))
     sres = fit_sovits(sovits, items, out / "sovits", scfg, device=device,
                       on_save=lambda ep, m: render(f"sovits-e{ep}", gpt, m), log=_epoch_logger(log, "sovits"))
     log(f"[fit] GPT: {s.gpt_epochs} epochs")
     gcfg = GptFitConfig(epochs=s.gpt_epochs, batch_size=max(1, s.batch_size), save_every=s.save_every, fp16=fp16,
-                        seed=s.seed)
+                        seed=s.seed, **({"lr": 1e-3, "warmup_steps": 2} if tiny else {}))
     gres = fit_gpt(gpt, items, out / "gpt", gcfg, device=device,
                    on_save=lambda ep, m: render(f"gpt-e{ep}", m, sovits), log=_epoch_logger(log, "gpt"))
     with torch.no_grad():
@@ -60,9 +62,11 @@ def _last(rows: list) -> dict:
 
 def _epoch_logger(log, model: str):
     def emit(row: dict) -> None:
-        if row.get("kind", "epoch") == "epoch" or "step" not in row:
-            parts = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
-            log(f"[fit] {model} epoch {row.get('epoch')}: {parts}")
+        if row.get("kind") == "resume":
+            log(f"[fit] {model}: resuming after epoch {row['epoch']} (step {row['step']}) from the last save")
+        elif row.get("kind") == "epoch":
+            parts = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
+            log(f"[fit] {model} epoch {row['epoch']}: {parts} ({row['seconds']:.1f} s)")
 
     return emit
 

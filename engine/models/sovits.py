@@ -163,6 +163,42 @@ class SynthesizerTrn(nn.Module):
         z = self.flow(z_p, mask, ge, reverse=True)
         return self.dec(z * mask, g=ge)
 
+    # -- training (fine-tuning) ----------------------------------------------
+
+    def forward_train(
+        self,
+        ssl: torch.Tensor,
+        spec: torch.Tensor,
+        spec_lens: torch.Tensor,
+        text: torch.Tensor,
+        text_lens: torch.Tensor,
+        sv_emb: torch.Tensor | None = None,
+        segment_frames: int = 32,
+    ):
+        """Teacher-forced pass (needs with_posterior=True); the quantizer stays frozen.
+
+        ssl [B,ssl,T50], spec [B,1025,T50] with spec_lens [B], text [B,Tp] with text_lens [B],
+        sv_emb [B,20480] (v2Pro) -> (wav_hat [B,1,segment_frames*hop], ids_slice [B] (start frame),
+        (z_p, logs_q, m_p, logs_p, z_mask) for the KL loss).
+        """
+        t = spec.shape[-1]
+        y_mask = sequence_mask(spec_lens, t).unsqueeze(1).to(spec.dtype)
+        ge = torch.cat([self.compute_ge(spec[i : i + 1, :, : int(n)], None if sv_emb is None else sv_emb[i : i + 1])
+                        for i, n in enumerate(spec_lens)])
+        with torch.no_grad():
+            codes = self.quantizer.encode(self.ssl_proj(ssl))
+            quantized = self.quantizer.decode(codes)
+        quantized = F.interpolate(quantized, size=t, mode="nearest") if quantized.shape[-1] * 2 != t else \
+            F.interpolate(quantized, scale_factor=2.0, mode="nearest")
+        text_mask = sequence_mask(text_lens, text.shape[1]).unsqueeze(1).to(spec.dtype)
+        hidden = self.enc_p.encode(quantized, y_mask, text, self.mrte_ge(ge), text_mask)
+        m_p, logs_p, _ = self.enc_p.finish(hidden, y_mask)
+        z, _, logs_q = self.enc_q(spec, y_mask, g=ge)
+        z_p = self.flow(z, y_mask, ge)
+        ids = random_slice_starts(spec_lens, segment_frames)
+        z_slice = torch.stack([z[i, :, s : s + segment_frames] for i, s in enumerate(ids.tolist())])
+        return self.dec(z_slice, g=ge), ids, (z_p, logs_q, m_p, logs_p, y_mask)
+
     def decode(
         self,
         codes: torch.Tensor,
@@ -180,3 +216,14 @@ class SynthesizerTrn(nn.Module):
         noise = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
         z_p = m + noise * torch.exp(logs) * noise_scale
         return self.vocode(z_p, mask, ge)
+
+
+def sequence_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """[B] lengths -> [B, max_len] bool (True inside each length)."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def random_slice_starts(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """A random start frame per item so that `frames` frames fit inside its length."""
+    hi = torch.clamp(lengths - frames + 1, min=1).float()
+    return (torch.rand(lengths.shape, device=lengths.device) * hi).long()

@@ -212,6 +212,22 @@ class Text2SemanticDecoder(nn.Module):
             new_cache.append((k, v))
         return x, new_cache
 
+    def forward_train(
+        self, phones: torch.Tensor, phone_lens: torch.Tensor, bert: torch.Tensor, codes: torch.Tensor,
+        code_lens: torch.Tensor,
+    ) -> torch.Tensor:
+        """Teacher forcing on a padded batch: phones [B,Tx] (+ phone_lens [B]), bert [B,1024,Tx],
+        codes [B,Ty] (+ code_lens [B]) -> logits [B,Ty,vocab]; position t predicts codes[t+1]
+        (EOS after the last). Same masks as inference: text sees all (real) text, audio sees all
+        text and the audio before it; padding is never attended to."""
+        tx, ty = phones.shape[1], codes.shape[1]
+        xy = torch.cat([self.embed_text(phones, bert), self.embed_audio(codes)], dim=1)
+        keys = torch.cat([torch.arange(tx, device=phones.device)[None] < phone_lens[:, None],
+                          torch.arange(ty, device=codes.device)[None] < code_lens[:, None]], dim=1)  # [B, Tx+Ty]
+        allow = self.prefix_mask(tx, ty, phones.device)[None] & keys[:, None, :]
+        h, _ = self.run_layers(xy, None, allow[:, None])
+        return self.ar_predict_layer(h[:, tx:])
+
     def logits(self, hidden_last: torch.Tensor) -> torch.Tensor:
         """[B,D] -> [B,vocab]."""
         return self.ar_predict_layer(hidden_last)

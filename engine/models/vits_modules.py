@@ -212,11 +212,16 @@ class ContentEncoder(nn.Module):
         self.encoder2 = RelEncoder(hidden, filter_channels, n_heads, n_layers // 2, kernel_size)
         self.proj = nn.Conv1d(hidden, out_channels * 2, 1)
 
-    def encode(self, y: torch.Tensor, y_mask: torch.Tensor, text: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
-        """y [B,ssl,T50], text [B,Tp] ids, ge [B,mrte_hidden,1] -> hidden [B,H,T50] before encoder2."""
+    def encode(
+        self, y: torch.Tensor, y_mask: torch.Tensor, text: torch.Tensor, ge: torch.Tensor,
+        text_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """y [B,ssl,T50], text [B,Tp] ids, ge [B,mrte_hidden,1] -> hidden [B,H,T50] before encoder2.
+        text_mask [B,1,Tp] marks real phones in padded batches (all valid when None)."""
         y = self.ssl_proj(y * y_mask) * y_mask
         y = self.encoder_ssl(y * y_mask, y_mask)
-        text_mask = torch.ones(text.shape[0], 1, text.shape[1], dtype=y.dtype, device=y.device)
+        if text_mask is None:
+            text_mask = torch.ones(text.shape[0], 1, text.shape[1], dtype=y.dtype, device=y.device)
         t = self.text_embedding(text).transpose(1, 2)
         t = self.encoder_text(t * text_mask, text_mask)
         return self.mrte(y, y_mask, t, text_mask, ge)

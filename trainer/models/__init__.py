@@ -1,0 +1,1 @@
+"""Training-only modules (discriminators); pure nn.Module code."""
