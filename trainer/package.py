@@ -62,6 +62,8 @@ def provenance(ws: Workspace, sources: list, clips: list, utterances: list, sett
 def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path, sovits_ckpt: Path,
                   reference, consent: str, prov: dict, base, overwrite: bool = True) -> Path:
     """The bundle at `voices_root/name` (atomic); `reference` is the Utterance used as prompt."""
+    from safetensors import SafetensorError
+
     from gsvd.engine.errors import GsvdError
     from gsvd.engine.voice_import import import_voice
 
@@ -73,8 +75,9 @@ def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path
                               ref_audio=ws.path(reference.wav32), ref_text=reference.text,
                               ref_lang=reference.lang, base=base, consent=consent_record,
                               provenance=prov, overwrite=overwrite)
-    except OSError as exc:
-        raise TrainError(f"could not write the voice bundle under {voices_root}: {exc.strerror or exc} "
+    except (OSError, SafetensorError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise TrainError(f"could not write the voice bundle under {voices_root}: {why} "
                          "(nothing was left behind; free space and run `gsvd train package` again)") from None
     except GsvdError as exc:
         raise TrainError(f"could not write the voice bundle: {exc}") from None

@@ -42,8 +42,8 @@ def _utterances(shared: Path, n: int = 6) -> list[tuple[Path, str]]:
 
 
 @pytest.fixture(scope="module")
-def video(shared_speech, tmp_path_factory) -> tuple[Path, Path, float]:
-    """(mp4 of 6 real utterances with 0.8 s gaps, its sidecar .srt, seconds of speech)."""
+def video(shared_speech, tmp_path_factory) -> tuple[Path, Path, float, float]:
+    """(mp4 of 5-6 real utterances with 0.8 s gaps, its sidecar .srt, seconds of speech, total seconds)."""
     from gsvd.engine.audio import load_audio
     from gsvd.trainer.sample_video import mux_video, write_srt
 
@@ -54,8 +54,9 @@ def video(shared_speech, tmp_path_factory) -> tuple[Path, Path, float]:
         cues.append((t, t + len(wav) / 16000, text))
         pieces += [wav, np.zeros(int(GAP * 16000), np.float32)]
         t += len(wav) / 16000 + GAP
-    mp4 = mux_video(folder / "speaker3080.mp4", np.concatenate(pieces), 16000)
-    return mp4, write_srt(folder / "speaker3080.srt", cues), sum(e - s for s, e, _ in cues)
+    audio = np.concatenate(pieces)
+    mp4 = mux_video(folder / "speaker3080.mp4", audio, 16000)
+    return mp4, write_srt(folder / "speaker3080.srt", cues), sum(e - s for s, e, _ in cues), audio.size / 16000
 
 
 def _settings(video_path: Path, root: Path, **kw) -> RunSettings:
@@ -84,7 +85,7 @@ def test_data_stages_find_the_speech_and_its_text(prepared, video):
 
     ws, _, _ = prepared
     (src,) = ws.load_records("extract", "sources.json", SourceAudio)
-    assert abs(src.seconds - video[2] - 0.5 - 6 * GAP) < 0.3
+    assert abs(src.seconds - video[3]) < 0.1
     clips = ws.load_records("segment", "clips.json", Clip)
     assert clips and all(2.99 <= c.seconds <= 10.01 for c in clips)
     speech = sum(c.seconds for c in clips)
