@@ -65,7 +65,8 @@ def synthetic_talker(n_phrases: int = 8, seed: int = 0, pause: float = 0.8) -> t
         pieces += [audio, np.zeros(int(pause * RATE))]
         t += len(audio) / RATE + pause
     wav = np.concatenate(pieces)
-    return (wav / np.abs(wav).max() * 0.5).astype(np.float32), cues
+    wav = wav / np.abs(wav).max() * 0.5 + rng.normal(0.0, 0.002, wav.size)  # room noise, as in any recording
+    return wav.astype(np.float32), cues
 
 
 def mux_video(path: str | Path, audio: np.ndarray, rate: int, fps: int = 5, size: tuple[int, int] = (64, 48)) -> Path:

@@ -90,7 +90,7 @@ def test_subtitles_that_do_not_match(tmp_path, talker):
     from gsvd.trainer.sample_video import write_srt
 
     wrong = write_srt(tmp_path / "other.srt", [(300.0, 304.0, "a cue far beyond the end of the audio")])
-    r = _train(str(talker[0]), *_common(tmp_path), "--subtitles", str(wrong))
+    r = _train(str(talker[0]), *_common(tmp_path), "--min-seconds", "5", "--subtitles", str(wrong))
     assert r.returncode == 2 and "other.srt" in r.stderr and "match" in r.stderr
 
 
