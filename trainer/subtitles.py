@@ -16,7 +16,7 @@ from gsvd.trainer.records import TrainError
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})"
 _ARROW = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
 _TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")
-_SOUNDS = re.compile(r"\[[^\]]*\]|\([^)]*\)|♪+|♫+")
+_SOUNDS = re.compile(r"\[[^\]]*\]|\([^)]*\)|♪[^♪]*♪|♫[^♫]*♫|♪|♫")
 
 
 @dataclass
@@ -59,6 +59,8 @@ def _parse(text: str, where: str, vtt: bool) -> list[Cue]:
             if m2 is not None:
                 i, m = i + 1, m2
         if m is None:
+            if line.isdigit() and i + 1 < len(lines):  # an SRT index: the timing line after it is the bad one
+                i, line = i + 1, lines[i + 1].strip()
             raise TrainError(f"{where}:{i + 1}: expected a timing line like '00:00:01,000 --> 00:00:02,500', "
                              f"got {line[:60]!r}")
         start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])

@@ -101,7 +101,7 @@ def _cues_for(source: SourceAudio, explicit: Path | None) -> tuple[list[Cue] | N
     if side is not None:
         return read_subtitles(side), f"subtitle:{side}"
     cues = embedded_cues(Path(source.source))
-    return cues, f"embedded:{source.source}"
+    return (cues or None), f"embedded:{source.source}"
 
 
 def _check_match(cues: list[Cue], origin: str, source: SourceAudio, clips: list[Clip]) -> None:
