@@ -171,7 +171,7 @@ def fit_sovits(model, items: list[dict], out_dir: Path, cfg: SovitsFitConfig, *,
             result.steps += 1
             row = {"loss_mel": loss_mel.item(), "loss_kl": loss_kl.item(), "loss_gen": loss_gen.item(),
                    "loss_fm": loss_fm.item(), "loss_disc": loss_d.item()}
-            check_finite(float(loss_g), "SoVITS generator loss", epoch, result.steps)
+            check_finite(loss_g.item(), "SoVITS generator loss", epoch, result.steps)
             for k, v in row.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             if stop_after_steps is not None and result.steps >= stop_after_steps:
