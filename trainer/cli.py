@@ -72,6 +72,7 @@ def run(
     gpt_epochs: int = typer.Option(50, "--gpt-epochs", min=1, help="GPT epochs."),
     batch_size: int = typer.Option(4, "--batch-size", min=1),
     save_every: int = typer.Option(10, "--save-every", min=1, help="Save (and render samples) every N epochs."),
+    samples: int = typer.Option(2, "--samples", min=0, help="Test sentences rendered at each save (0: none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
     fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Mixed precision on CUDA."),
     seed: int = typer.Option(0, "--seed"),
@@ -86,7 +87,7 @@ def run(
                 subtitles=_s(subtitles), transcript=_s(transcript), asr=_s(asr), target_seconds=target_seconds,
                 min_seconds=min_seconds, version=version, base_gpt=_s(base_gpt), base_sovits=_s(base_sovits),
                 from_scratch=from_scratch, hubert=_s(hubert), bert=_s(bert), sv=_s(sv), epochs=epochs,
-                gpt_epochs=gpt_epochs, batch_size=batch_size, save_every=save_every, device=device, fp16=fp16,
+                gpt_epochs=gpt_epochs, batch_size=batch_size, save_every=save_every, samples=samples, device=device, fp16=fp16,
                 seed=seed, voices_dir=_s(voices_dir), build=build, register=register_url, token=token)
     _execute(workdir, name, over, None, force, fresh=True)
 
@@ -102,7 +103,7 @@ def _execute(workdir: Path | None, name: str | None, over: dict, stage: str | No
     from gsvd.engine.errors import GsvdError
     from gsvd.trainer.records import TrainError
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # paths in messages stay on one line
     try:
         ws, settings = _settings(workdir, name, over, fresh)
         _run(ws, settings, stage, force)
@@ -146,7 +147,7 @@ def _run(ws, settings, stage: str | None, force: bool) -> None:
 
     from gsvd.trainer.pipeline import run_all, run_stage
 
-    console = Console()
+    console = Console(soft_wrap=True)
 
     def log(msg: str) -> None:
         console.print(msg, markup=False, highlight=False)
@@ -212,10 +213,11 @@ def fit_cmd(workdir: Path | None = _WORKDIR, name: str | None = _NAME,
             gpt_epochs: int | None = typer.Option(None, "--gpt-epochs", min=1),
             batch_size: int | None = typer.Option(None, "--batch-size", min=1),
             save_every: int | None = typer.Option(None, "--save-every", min=1),
+            samples: int | None = typer.Option(None, "--samples", min=0),
             device: str | None = typer.Option(None, "--device"),
             fp16: bool | None = typer.Option(None, "--fp16/--no-fp16"), force: bool = _FORCE) -> None:
     over = {"base_gpt": _s(base_gpt), "epochs": epochs, "gpt_epochs": gpt_epochs, "batch_size": batch_size,
-            "save_every": save_every, "device": device, "fp16": fp16}
+            "save_every": save_every, "samples": samples, "device": device, "fp16": fp16}
     _execute(workdir, name, over, "fit", force)
 
 

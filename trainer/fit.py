@@ -73,6 +73,8 @@ def _epoch_logger(log, model: str):
 
 def _renderer(ws: Workspace, s, base, sovits, device: str, log):
     """Test-sentence renderer on the reference clip (computed once with the base quantizer)."""
+    if s.samples <= 0:
+        return lambda tag, gpt, model: None
     from gsvd.engine.text import TextFrontend
     from gsvd.engine.voice_import import compute_reference
     from gsvd.trainer.pipeline import reference_utterance
@@ -85,7 +87,7 @@ def _renderer(ws: Workspace, s, base, sovits, device: str, log):
                                   base.paths, device)
     sovits.train(was)
     frontend = TextFrontend(version="v2", bert_folder=base.paths.bert_folder, device=device)
-    sentences = [tuple(x) for x in s.sample_sentences] or default_sentences(ref_utt.lang)
+    sentences = ([tuple(x) for x in s.sample_sentences] or default_sentences(ref_utt.lang))[: s.samples]
     renderer = SampleRenderer(reference, frontend, sentences, ws.root / "fit" / "samples", seed=s.seed + 1234)
 
     def render(tag: str, gpt, model) -> None:

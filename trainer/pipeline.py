@@ -54,6 +54,7 @@ class RunSettings:
     register: str | None = None
     token: str | None = None
     sample_sentences: list[list[str]] = field(default_factory=list)  # [[lang, text]]; empty = defaults
+    samples: int = 2  # test sentences rendered at each save (0: none)
 
     def save(self, ws: Workspace) -> None:
         """run.json, without the admin token (secrets stay out of the run folder)."""
@@ -217,7 +218,7 @@ _STAGE_KEYS = {
     "transcribe": ("lang", "subtitles", "transcript", "asr", "name"),
     "features": ("version", "base_sovits", "from_scratch", "hubert", "bert", "sv"),
     "fit": ("version", "base_gpt", "base_sovits", "from_scratch", "epochs", "gpt_epochs", "batch_size",
-            "save_every", "fp16", "seed", "sample_sentences"),
+            "save_every", "fp16", "seed", "sample_sentences", "samples"),
     "package": ("name", "consent", "voices_dir", "build", "register"),
 }
 

@@ -152,23 +152,32 @@ def test_train_command_makes_a_voice_that_speaks(prepared, video, tmp_path):
 def test_disk_full_while_packaging_leaves_no_half_bundle(prepared, tmp_path):
     """The package stage in a process whose files may not exceed 64 KiB (RLIMIT_FSIZE: writes fail
     with EFBIG, as on a full disk): a clear error, no bundle and no temp folder left."""
+    import dataclasses
     import resource
+    import shutil
 
-    ws, s, _ = prepared
-    if not (ws.root / "fit" / "done.json").is_file():
-        pytest.skip("needs the fit stage from test_train_command_makes_a_voice_that_speaks")
+    from gsvd.trainer.pipeline import run_stage
+
+    ws0, s0, _ = prepared
+    ws = Workspace(tmp_path / "alice")
+    shutil.copytree(ws0.root, ws.root, ignore=shutil.ignore_patterns("fit", "package"))
     voices = tmp_path / "full-disk-voices"
+    s = dataclasses.replace(s0, epochs=1, gpt_epochs=1, samples=0, voices_dir=str(voices))
+    s.save(ws)
+    run_stage(ws, s, "fit", lambda msg: None)
 
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    cmd = [sys.executable, "-c", "from gsvd.cli import app; app()", "train", "package", "--workdir", str(ws.root),
-           "--voices-dir", str(voices), "--force"]
+    cmd = [sys.executable, "-c", "from gsvd.cli import app; app()", "train", "package", "--workdir", str(ws.root)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "could not write the voice bundle" in r.stderr
+    assert "could not write the voice bundle" in r.stderr and "nothing was left behind" in r.stderr
     assert not voices.exists() or not any(voices.iterdir()), list(voices.iterdir())
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # space again: the same command works
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (voices / "alice" / "voice.toml").is_file()
 
 
 def test_killed_fit_resumes_from_the_last_save(prepared, tmp_path):
@@ -177,7 +186,8 @@ def test_killed_fit_resumes_from_the_last_save(prepared, tmp_path):
     ws, s, _ = prepared
     run = tmp_path / "alice"
     shutil.copytree(ws.root, run, ignore=shutil.ignore_patterns("fit", "package"))
-    args = ("train", "fit", "--workdir", str(run), "--epochs", "6", "--gpt-epochs", "1", "--save-every", "1")
+    args = ("train", "fit", "--workdir", str(run), "--epochs", "6", "--gpt-epochs", "1", "--save-every", "1",
+            "--samples", "0")
     proc = subprocess.Popen([sys.executable, "-c", "from gsvd.cli import app; app()", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last = run / "fit" / "sovits" / "last.pt"
