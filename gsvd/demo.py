@@ -53,39 +53,18 @@ def _make_voice(out: Path, console) -> Path:
 
 def _synthesize(voice: Path, out: Path, console) -> Path:
     """Start the daemon on a free loopback port, stream the sentence through the Python client."""
-    import asyncio
-    import threading
-
     import numpy as np
 
     from gsvd.clients import Client
+    from gsvd.daemon.background import serve_in_thread
     from gsvd.daemon.config import DaemonConfig
-    from gsvd.daemon.server import Daemon
     from gsvd.engine import Engine
     from gsvd.wavio import write_wav
 
     cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voice.parent), grace_s=2.0)
     engine = Engine(device="auto", max_streams=cfg.max_streams)
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict = {}
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            holder["daemon"] = Daemon(engine, cfg)
-            await holder["daemon"].start()
-            ready.set()
-
-        loop.create_task(boot())
-        loop.run_forever()
-
-    threading.Thread(target=serve, daemon=True).start()
-    if not ready.wait(120):
-        raise RuntimeError("the daemon did not start")
-    daemon = holder["daemon"]
-    address = f"127.0.0.1:{daemon.port}"
+    running = serve_in_thread(engine, cfg, timeout=120)
+    address = running.address
     try:
         with Client(address) as client:
             info = client.info()
@@ -98,9 +77,7 @@ def _synthesize(voice: Path, out: Path, console) -> Path:
                 chunks.append(chunk.pcm)
             total = time.perf_counter() - t0
     finally:
-        asyncio.run_coroutine_threadsafe(daemon.stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        engine.close()
+        running.stop()
     pcm = np.concatenate(chunks)
     seconds = len(pcm) / 32000
     wav = write_wav(out / "demo.wav", pcm, 32000)

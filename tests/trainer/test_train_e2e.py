@@ -149,11 +149,9 @@ def test_train_command_makes_a_voice_that_speaks(prepared, video, tmp_path):
     assert rate == 32000 and pcm.size > 0 and np.isfinite(pcm).all()
 
 
-def test_disk_full_while_packaging_leaves_no_half_bundle(prepared, tmp_path):
-    """The package stage in a process whose files may not exceed 64 KiB (RLIMIT_FSIZE: writes fail
-    with EFBIG, as on a full disk): a clear error, no bundle and no temp folder left."""
+def _fitted_copy(prepared, tmp_path: Path, **overrides) -> tuple[Workspace, RunSettings]:
+    """A copy of the prepared run folder with a quick fit (1 epoch each, no samples) done."""
     import dataclasses
-    import resource
     import shutil
 
     from gsvd.trainer.pipeline import run_stage
@@ -161,10 +159,53 @@ def test_disk_full_while_packaging_leaves_no_half_bundle(prepared, tmp_path):
     ws0, s0, _ = prepared
     ws = Workspace(tmp_path / "alice")
     shutil.copytree(ws0.root, ws.root, ignore=shutil.ignore_patterns("fit", "package"))
-    voices = tmp_path / "full-disk-voices"
-    s = dataclasses.replace(s0, epochs=1, gpt_epochs=1, samples=0, voices_dir=str(voices))
+    s = dataclasses.replace(s0, epochs=1, gpt_epochs=1, samples=0, **overrides)
     s.save(ws)
     run_stage(ws, s, "fit", lambda msg: None)
+    return ws, s
+
+
+def test_package_builds_onnx_and_registers_with_a_running_daemon(prepared, tmp_path):
+    from gsvd.clients import Client
+    from gsvd.daemon.background import serve_in_thread
+    from gsvd.daemon.config import DaemonConfig
+    from gsvd.engine import Engine
+    from gsvd.trainer.pipeline import run_stage
+
+    voices = tmp_path / "served"
+    voices.mkdir()
+    cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voices), device="cpu", grace_s=1.0,
+                            admin_token="s3cret")
+    running = serve_in_thread(Engine(device="cpu", max_streams=2), cfg)
+    try:
+        ws, s = _fitted_copy(prepared, tmp_path, voices_dir=str(voices), build=True, register=running.address,
+                             token="s3cret")
+        lines: list[str] = []
+        info = run_stage(ws, s, "package", lines.append)
+        assert "registered 'alice'" in info["registered"]
+        build = "\n".join(info["build"])
+        assert "exported" in build and "parity gpt_decode" in build
+        assert "skipped TensorRT engines" in build or "engine " in build  # TensorRT present: engines built
+        assert (voices / "alice" / "onnx").is_dir()
+        with Client(running.address, token="s3cret") as client:
+            assert "alice" in [v.name for v in client.voices()]
+            pcm, rate = client.synthesize("Hello.", "alice", seed=1, max_new_tokens=20)
+        assert rate == 32000 and len(pcm) > 0
+        assert json.loads((ws.root / "run.json").read_text())["token"] is None  # the secret is not stored
+        s.token = "wrong"
+        with pytest.raises(Exception, match="refused the voice"):
+            run_stage(ws, s, "package", lines.append, force=True)
+    finally:
+        running.stop()
+
+
+def test_disk_full_while_packaging_leaves_no_half_bundle(prepared, tmp_path):
+    """The package stage in a process whose files may not exceed 64 KiB (RLIMIT_FSIZE: writes fail
+    with EFBIG, as on a full disk): a clear error, no bundle and no temp folder left."""
+    import resource
+
+    voices = tmp_path / "full-disk-voices"
+    ws, _ = _fitted_copy(prepared, tmp_path, voices_dir=str(voices))
 
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
