@@ -383,7 +383,7 @@ class Engine:
     def _build_model(self, bundle) -> _ModelState:
         gpt = bundle.build_gpt(device="cpu")
         sovits = bundle.build_sovits(device="cpu")
-        self._runtime.add_model(bundle.model_id, gpt, sovits)
+        self._runtime.add_model(bundle.model_id, gpt, sovits, bundle_path=bundle.path)
         model = _ModelState(bundle.model_id, bundle.version, gpt, sovits)
         self._models[bundle.model_id] = model
         return model

@@ -25,11 +25,13 @@ from pathlib import Path
 
 import torch
 
+from gsvd.engine.errors import GsvdError
+
 GRAPH = "gpt_decode"
 CONTEXT_BUCKET = 64  # gathered context rounded up to this many rows (fewer engine shapes, fewer graphs)
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(GsvdError, RuntimeError):
     """GSVD_BACKEND=tensorrt was asked for and the engine cannot be used."""
 
 

@@ -51,6 +51,7 @@ class Runtime:
         self.device, self.dtype, reason = resolve_device(device, dtype)
         log.info("runtime on %s (%s)", self.device, reason)
         self.max_streams, self.max_len = max_streams, max_len
+        self._backends: dict[str, str] = {}  # model id -> "tensorrt" where an engine runs the decode step
         self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
         self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
         self._thread.start()
@@ -61,14 +62,20 @@ class Runtime:
         for t in self._decoder_threads:
             t.start()
 
-    def add_model(self, model_id: str, gpt: torch.nn.Module, sovits: torch.nn.Module) -> None:
+    def add_model(self, model_id: str, gpt: torch.nn.Module, sovits: torch.nn.Module, bundle_path=None) -> None:
+        """Make a model resident. On CUDA the decode step runs from a TensorRT engine when the bundle
+        holds a fresh one (see gsvd.trt_build.runtime_backend; GSVD_BACKEND=auto|torch|tensorrt),
+        else from CUDA graphs (GSVD_CUDA_GRAPHS=0: eager); the choice and its reason are logged."""
         gpt = gpt.to(self.device, self.dtype).eval()
         sovits = sovits.to(self.device, torch.float32).eval()
         dims = gpt.dims
         cache = KVCache(dims.n_layer, dims.hidden_dim, self.max_streams, self.max_len, self.device, self.dtype,
                         preallocate=self.device.type == "cuda")
-        graphed = None
-        if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0":
+        want_trt = self.device.type == "cuda" or os.environ.get("GSVD_BACKEND", "auto").lower() == "tensorrt"
+        graphed = _tensorrt_decoder(bundle_path, gpt, cache, self.device) if want_trt else None
+        if graphed is not None:
+            self._backends[model_id] = "tensorrt"
+        elif self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0":
             from gsvd.engine.runtime.graph_decode import GraphedDecoder
 
             graphed = GraphedDecoder(gpt, cache)
@@ -87,6 +94,8 @@ class Runtime:
     def info(self) -> dict:
         graphs = self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0"
         backend = "torch+cuda-graphs" if graphs else "torch-eager"
+        if self._backends:
+            backend = f"tensorrt ({len(self._backends)} model(s)), else {backend}"
         return {"backend": backend, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
 
     def close(self) -> None:
@@ -98,3 +107,15 @@ class Runtime:
         self._thread.join(timeout=5)
         for t in self._decoder_threads:
             t.join(timeout=5)
+
+
+def _tensorrt_decoder(bundle_path, gpt, cache, device: torch.device):
+    """The bundle's TensorRT decode step, or None (reason logged) to stay on torch."""
+    try:
+        from gsvd.trt_build.runtime_backend import select_decoder
+    except ImportError as exc:  # the trt extra is not installed
+        log.info("decode step on torch: %s", exc)
+        return None
+    decoder, reason = select_decoder(bundle_path, gpt, cache, device)
+    log.info("decode step on %s: %s", "TensorRT" if decoder is not None else "torch", reason)
+    return decoder

@@ -110,3 +110,20 @@ def test_trt_decoder_matches_the_torch_step(tmp_path):
             eng.load_voice(voice)
             outs[mode] = eng.synthesize("Hello there.", "alice", opts)[0]
     assert outs["torch"].shape == outs["tensorrt"].shape
+
+
+def test_engine_on_cpu_stays_on_torch_unless_tensorrt_is_demanded(tmp_path, monkeypatch):
+    from gsvd.engine import Engine
+    from gsvd.engine.errors import GsvdError
+    from gsvd.engine.testing.bundle import write_tiny_voice
+
+    voice = write_tiny_voice(tmp_path / "voices" / "alice", name="alice")
+    monkeypatch.setenv("GSVD_BACKEND", "auto")
+    with Engine(device="cpu", max_streams=2) as eng:
+        eng.load_voice(voice)
+        assert eng.info()["backend"] == "torch-eager"
+    monkeypatch.setenv("GSVD_BACKEND", "tensorrt")
+    with Engine(device="cpu", max_streams=2) as eng:
+        with pytest.raises(GsvdError, match="GSVD_BACKEND=tensorrt but the TensorRT engine cannot be used"):
+            eng.load_voice(voice)
+        assert eng.voices() == []
