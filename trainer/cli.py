@@ -74,7 +74,7 @@ def run(
     save_every: int = typer.Option(10, "--save-every", min=1, help="Save (and render samples) every N epochs."),
     samples: int = typer.Option(2, "--samples", min=0, help="Test sentences rendered at each save (0: none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
-    fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Mixed precision on CUDA."),
+    fp16: bool = typer.Option(False, "--fp16/--no-fp16", help="Mixed precision on CUDA (less memory; slower on an H100 here)."),
     seed: int = typer.Option(0, "--seed"),
     voices_dir: Path | None = typer.Option(None, "--voices-dir", help="Where the bundle goes."),
     build: bool = typer.Option(False, "--build", help="Export ONNX and build TensorRT engines when possible."),
