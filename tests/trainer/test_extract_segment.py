@@ -195,3 +195,18 @@ def test_segment_stage_writes_clips_and_reports_no_speech(tmp_path, shared_speec
     silent = extract_source(_write_audio(tmp_path / "hum.mkv", [_tone(60, 6.0, amp=0.001)[None]]), ws)
     with pytest.raises(TrainError, match="no speech found"):
         segment_sources([silent], ws)
+
+
+def test_unsupported_codec_is_named(tmp_path):
+    """A WAV whose format tag (0x9999) no decoder knows."""
+    import struct
+
+    from gsvd.trainer.extract import decode_track
+
+    data = np.zeros(32000, np.int16).tobytes()
+    fmt = struct.pack("<HHIIHH", 0x9999, 1, 16000, 32000, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    odd = tmp_path / "odd-codec.wav"
+    odd.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    with pytest.raises(TrainError, match=r"odd-codec\.wav: audio track 0 uses a codec this ffmpeg build cannot decode"):
+        decode_track(odd)

@@ -165,6 +165,26 @@ def _fitted_copy(prepared, tmp_path: Path, **overrides) -> tuple[Workspace, RunS
     return ws, s
 
 
+def test_v2pro_voice_from_the_same_clips(prepared, tmp_path):
+    """v2Pro: the features stage adds speaker embeddings, SoVITS trains with them, the bundle is v2Pro."""
+    import dataclasses
+    import shutil
+
+    from gsvd.engine.bundle import load_bundle
+
+    ws0, s0, _ = prepared
+    ws = Workspace(tmp_path / "alice")
+    shutil.copytree(ws0.root, ws.root, ignore=shutil.ignore_patterns("features", "fit", "package", "base"))
+    s = dataclasses.replace(s0, version="v2Pro", epochs=1, gpt_epochs=1, samples=0, voices_dir=str(tmp_path / "v"))
+    s.save(ws)
+    run_all(ws, s, lambda msg: None, stages=STAGES[4:])
+    from gsvd.trainer.features import load_items
+
+    assert all(it["sv"].shape == (20480,) for it in load_items(ws))
+    bundle = load_bundle(tmp_path / "v" / "alice")
+    assert bundle.version == "v2Pro"
+
+
 def test_package_builds_onnx_and_registers_with_a_running_daemon(prepared, tmp_path):
     from gsvd.clients import Client
     from gsvd.daemon.background import serve_in_thread
