@@ -142,22 +142,35 @@ def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool):
     return ws, settings
 
 
+class _Reporter:
+    """Stage messages printed with Rich; a spinner line shows the work in progress."""
+
+    def __init__(self, console, status) -> None:
+        self.console, self.status = console, status
+
+    def __call__(self, msg: str) -> None:
+        self.console.print(msg, markup=False, highlight=False)
+        self.status.update(msg.split("]", 1)[0].lstrip("[") + " ...")
+
+    def progress(self, text: str) -> None:
+        self.status.update(text)
+
+
 def _run(ws, settings, stage: str | None, force: bool) -> None:
     from rich.console import Console
 
     from gsvd.trainer.pipeline import run_all, run_stage
 
     console = Console(soft_wrap=True)
-
-    def log(msg: str) -> None:
-        console.print(msg, markup=False, highlight=False)
-
     console.print(f"run folder {ws.root}", markup=False, highlight=False)
+    with console.status("starting ...") as status:
+        log = _Reporter(console, status)
+        if stage is None:
+            info = run_all(ws, settings, log, force=force)
+        else:
+            run_stage(ws, settings, stage, log, force=force)
     if stage is None:
-        info = run_all(ws, settings, log, force=force)
         console.print(f"[green]voice ready[/green]: {info.get('bundle', '')}")
-    else:
-        run_stage(ws, settings, stage, log, force=force)
 
 
 # -- one command per stage --------------------------------------------------------------

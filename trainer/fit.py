@@ -62,6 +62,8 @@ def _last(rows: list) -> dict:
 
 def _epoch_logger(log, model: str):
     def emit(row: dict) -> None:
+        if hasattr(log, "progress") and "epoch" in row:
+            log.progress(f"fit {model}: epoch {row['epoch']} done")
         if row.get("kind") == "resume":
             log(f"[fit] {model}: resuming after epoch {row['epoch']} (step {row['step']}) from the last save")
         elif row.get("kind") == "epoch":

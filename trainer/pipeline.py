@@ -168,7 +168,10 @@ def _features(ws: Workspace, s: RunSettings, log: Log):
 
     utts = ws.load_records("transcribe", "utterances.json", Utterance)
     enc = feature_encoders(ws, s, log)
-    index = run_features(ws, utts, enc)
+    tick = getattr(log, "progress", None)
+    done = iter(range(1, len(utts) + 1))
+    index = run_features(ws, utts, enc, progress=(lambda cid: tick(f"features {next(done)}/{len(utts)}: {cid}"))
+                         if tick else None)
     log(f"[features] {len(index)} clips -> {ws.root / 'features'}")
     return ["features/features.json"], {"items": len(index)}
 
