@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,26 @@ import torch
 from gsvd.trainer.records import TrainError
 
 LAST = "last.pt"
+
+
+@dataclass
+class FitConfig:
+    """What both loops take; each adds its own optimizer settings."""
+
+    epochs: int = 50
+    batch_size: int = 4
+    save_every: int = 10  # epochs between saves (and test-sentence renders); the last epoch always saves
+    lr: float = 1e-4
+    fp16: bool = False  # autocast + GradScaler on CUDA only
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    epoch_losses: list[dict] = field(default_factory=list)  # one summary per finished epoch, resumed ones too
+    checkpoint: Path | None = None  # last.pt written by this call
+    steps: int = 0
+    resumed_from: int = 0  # epoch of the save this call continued from (0: fresh)
 
 
 def batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -81,3 +102,37 @@ def check_finite(value: float, what: str, epoch: int, step: int) -> None:
     if not np.isfinite(value):
         raise TrainError(f"{what} became {value} at epoch {epoch}, step {step}: lower the learning rate or "
                          "check the data (resume continues from the last good save)")
+
+
+def _state_of(obj):
+    return [o.state_dict() for o in obj] if isinstance(obj, list) else obj.state_dict()
+
+
+def restore(out_dir: Path, parts: dict, result, log) -> None:
+    """Continue from `out_dir/last.pt` if it exists: every part (module, optimizer, scheduler, scaler,
+    or a list of them) gets its state, `result` its history/step/epoch, the RNGs their states, and
+    losses.jsonl is cut back to the saved epochs."""
+    state = load_last(out_dir)
+    if state is None:
+        return
+    for key, obj in parts.items():
+        for o, st in zip(obj if isinstance(obj, list) else [obj], state[key] if isinstance(obj, list) else [state[key]],
+                         strict=True):
+            o.load_state_dict(st)
+    result.epoch_losses, result.steps, result.resumed_from = state["epoch_losses"], state["step"], state["epoch"]
+    set_rng_state(state["rng"])
+    rewrite_jsonl(Path(out_dir) / "losses.jsonl", result.epoch_losses)
+    log({"kind": "resume", "epoch": state["epoch"], "step": state["step"]})
+
+
+def end_epoch(out_dir: Path, cfg, epoch: int, summary: dict, result, parts: dict, model, on_save, log) -> None:
+    """Record the epoch; every `cfg.save_every` epochs and at the last one save everything, then on_save."""
+    result.epoch_losses.append(summary)
+    append_jsonl(Path(out_dir) / "losses.jsonl", summary)
+    log(summary)
+    if epoch % cfg.save_every == 0 or epoch == cfg.epochs:
+        payload = {k: _state_of(v) for k, v in parts.items()}
+        result.checkpoint = save_last(out_dir, {**payload, "epoch": epoch, "step": result.steps,
+                                                "epoch_losses": result.epoch_losses})
+        if on_save is not None:
+            on_save(epoch, model)

@@ -11,46 +11,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from gsvd.trainer.fit_common import (
-    append_jsonl,
-    batches,
-    check_finite,
-    load_last,
-    pad_stack,
-    rewrite_jsonl,
-    save_last,
-    set_rng_state,
-)
+from gsvd.trainer.fit_common import FitConfig, FitResult, batches, check_finite, end_epoch, pad_stack, restore
 from gsvd.trainer.records import TrainError
 
 IGNORE = -100
 
 
 @dataclass
-class GptFitConfig:
-    epochs: int = 50
+class GptFitConfig(FitConfig):
     batch_size: int = 8
-    save_every: int = 10
-    lr: float = 1e-4
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    fp16: bool = False
-    seed: int = 0
 
 
-@dataclass
-class GptFitResult:
-    epoch_losses: list[dict] = field(default_factory=list)
-    checkpoint: Path | None = None
-    steps: int = 0
-    resumed_from: int = 0
+GptFitResult = FitResult
 
 
 def collate(items: list[dict], idx: list[int], eos: int, device: str) -> dict:
@@ -95,16 +76,8 @@ def fit_gpt(model, items: list[dict], out_dir: Path, cfg: GptFitConfig, *, devic
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / max(1, cfg.warmup_steps)))
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     result = GptFitResult()
-    state = load_last(out_dir)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        scaler.load_state_dict(state["scaler"])
-        result.epoch_losses, result.steps, result.resumed_from = state["epoch_losses"], state["step"], state["epoch"]
-        set_rng_state(state["rng"])
-        rewrite_jsonl(out_dir / "losses.jsonl", result.epoch_losses)
-        log({"kind": "resume", "epoch": state["epoch"], "step": state["step"]})
+    parts = {"model": model, "opt": opt, "sched": sched, "scaler": scaler}
+    restore(out_dir, parts, result, log)
     lengths = [it["phones"].numel() + it["codes"].numel() for it in items]
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if fp16 else nullcontext
     for epoch in range(result.resumed_from + 1, cfg.epochs + 1):
@@ -132,14 +105,5 @@ def fit_gpt(model, items: list[dict], out_dir: Path, cfg: GptFitConfig, *, devic
                 return result
         summary = {"kind": "epoch", "epoch": epoch, "loss": loss_sum / tokens, "top3_acc": correct / tokens,
                    "lr": sched.get_last_lr()[0], "seconds": round(time.perf_counter() - t0, 3), "steps": result.steps}
-        result.epoch_losses.append(summary)
-        append_jsonl(out_dir / "losses.jsonl", summary)
-        log(summary)
-        if epoch % cfg.save_every == 0 or epoch == cfg.epochs:
-            result.checkpoint = save_last(out_dir, {
-                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch, "step": result.steps,
-                "epoch_losses": result.epoch_losses})
-            if on_save is not None:
-                on_save(epoch, model)
+        end_epoch(out_dir, cfg, epoch, summary, result, parts, model, on_save, log)
     return result

@@ -11,21 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from gsvd.trainer.fit_common import (
-    append_jsonl,
-    batches,
-    check_finite,
-    load_last,
-    pad_stack,
-    rewrite_jsonl,
-    save_last,
-    set_rng_state,
-)
+from gsvd.trainer.fit_common import FitConfig, FitResult, batches, check_finite, end_epoch, pad_stack, restore
 from gsvd.trainer.losses import discriminator_loss, feature_loss, generator_loss, kl_loss
 from gsvd.trainer.records import TrainError
 
@@ -33,11 +24,8 @@ HOP = 640
 
 
 @dataclass
-class SovitsFitConfig:
+class SovitsFitConfig(FitConfig):
     epochs: int = 80
-    batch_size: int = 4
-    save_every: int = 10
-    lr: float = 1e-4
     betas: tuple[float, float] = (0.8, 0.99)
     eps: float = 1e-9
     lr_decay: float = 0.999875
@@ -46,17 +34,10 @@ class SovitsFitConfig:
     c_kl: float = 1.0
     text_low_lr_rate: float = 0.4
     grad_clip: float | None = None  # upstream clips nothing (clip_grad_value_ with None)
-    fp16: bool = False
-    seed: int = 0
     disc_width: float = 1.0  # discriminator channels relative to upstream (tiny models use less)
 
 
-@dataclass
-class SovitsFitResult:
-    epoch_losses: list[dict] = field(default_factory=list)
-    checkpoint: Path | None = None
-    steps: int = 0
-    resumed_from: int = 0
+SovitsFitResult = FitResult
 
 
 def _text_params(model) -> set[int]:
@@ -123,19 +104,8 @@ def fit_sovits(model, items: list[dict], out_dir: Path, cfg: SovitsFitConfig, *,
     opt_g, opt_d, scheds = _optimizers(model, disc, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     result = SovitsFitResult()
-    state = load_last(out_dir)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        disc.load_state_dict(state["disc"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        for s, st in zip(scheds, state["scheds"], strict=True):
-            s.load_state_dict(st)
-        scaler.load_state_dict(state["scaler"])
-        result.epoch_losses, result.steps, result.resumed_from = state["epoch_losses"], state["step"], state["epoch"]
-        set_rng_state(state["rng"])
-        rewrite_jsonl(out_dir / "losses.jsonl", result.epoch_losses)  # drop epochs after the save
-        log({"kind": "resume", "epoch": state["epoch"], "step": state["step"]})
+    parts = {"model": model, "disc": disc, "opt_g": opt_g, "opt_d": opt_d, "scheds": scheds, "scaler": scaler}
+    restore(out_dir, parts, result, log)
     lengths = [it["spec"].shape[-1] for it in usable]
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if fp16 else nullcontext
     for epoch in range(result.resumed_from + 1, cfg.epochs + 1):
@@ -181,15 +151,5 @@ def fit_sovits(model, items: list[dict], out_dir: Path, cfg: SovitsFitConfig, *,
         n = len(usable)
         summary = {"kind": "epoch", "epoch": epoch, **{k: v / n for k, v in sums.items()},
                    "seconds": round(time.perf_counter() - t0, 3), "steps": result.steps}
-        result.epoch_losses.append(summary)
-        append_jsonl(out_dir / "losses.jsonl", summary)
-        log(summary)
-        if epoch % cfg.save_every == 0 or epoch == cfg.epochs:
-            result.checkpoint = save_last(out_dir, {
-                "model": model.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(), "scheds": [s.state_dict() for s in scheds],
-                "scaler": scaler.state_dict(), "epoch": epoch, "step": result.steps,
-                "epoch_losses": result.epoch_losses})
-            if on_save is not None:
-                on_save(epoch, model)
+        end_epoch(out_dir, cfg, epoch, summary, result, parts, model, on_save, log)
     return result

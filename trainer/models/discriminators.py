@@ -32,14 +32,7 @@ class PeriodDiscriminator(nn.Module):
         b, c, t = x.shape
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), "reflect")
-        x = x.view(b, c, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _stack(self.convs, self.conv_post, x.view(b, c, -1, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -55,13 +48,8 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = nn.Conv1d(_w(1024, width), 1, 3, 1, padding=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        """x [B, 1, T] -> ([B, N], features)."""
+        return _stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -82,6 +70,17 @@ class MultiPeriodDiscriminator(nn.Module):
             for lst, v in zip(out, (r, g, fr, fg), strict=True):
                 lst.append(v)
         return out
+
+
+def _stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Convs with leaky ReLU, then the 1-channel post conv; every activation kept for feature matching."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), SLOPE)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
 
 
 def _w(channels: int, width: float) -> int:
