@@ -33,50 +33,67 @@ def decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.T
     return gpt.logits(x[:, 0]).float()
 
 
-class GraphedDecoder:
-    """Captures `decode_step` per batch bucket on CUDA; pads batches up to the bucket."""
+def sample_and_step(gpt, cache: KVCache, sampler, slots, lengths, positions, eos: int, min_steps: int) -> torch.Tensor:
+    """Sample each row's next token from the sampler's logits, run the decode step with it, store the
+    new logits back: -> [2, B] (sampled ids, greedy ids). Static shapes only (graph-capturable)."""
+    picked, greedy = sampler.sample(slots, eos, min_steps)
+    sampler.logits[slots] = decode_step(gpt, cache, picked[:, None], positions, slots, lengths)
+    return torch.stack([picked, greedy])
 
-    def __init__(self, gpt, cache: KVCache, buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)) -> None:
+
+class GraphedDecoder:
+    """Captures sampling + the decode step per batch bucket on CUDA; pads batches up to the bucket
+    (padding rows use the scratch slot). One replay per tick, one [2, B] copy back to the host."""
+
+    fused = True  # the scheduler calls it with (slots, lengths, positions); sampling happens inside
+
+    def __init__(self, gpt, cache: KVCache, sampler, eos: int, min_steps: int,
+                 buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)) -> None:
         if cache.k_all is None:
             raise ValueError("CUDA-graph decoding needs a preallocated KV cache")
-        self.gpt, self.cache = gpt, cache
+        self.gpt, self.cache, self.sampler, self.eos, self.min_steps = gpt, cache, sampler, eos, min_steps
         self.buckets = tuple(sorted({*(b for b in buckets if b < cache.slots_total), cache.slots_total}))
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor], torch.Tensor]] = {}
+        self.host = torch.empty(2, cache.slots_total + 1, dtype=torch.long, pin_memory=True)
 
     def bucket(self, n: int) -> int:
         return next((b for b in self.buckets if b >= n), self.buckets[-1])
 
+    def _run(self, static: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sample_and_step(self.gpt, self.cache, self.sampler, static["slots"], static["lengths"],
+                               static["positions"], self.eos, self.min_steps)
+
     def _capture(self, b: int):
         dev = self.cache.k_all.device
-        static = {"token": torch.zeros(b, 1, dtype=torch.long, device=dev),
-                  "position": torch.zeros(b, dtype=torch.long, device=dev),
-                  "slots": torch.full((b,), self.cache.scratch_slot, dtype=torch.long, device=dev),
-                  "lengths": torch.zeros(b, dtype=torch.long, device=dev)}
+        static = {"slots": torch.full((b,), self.cache.scratch_slot, dtype=torch.long, device=dev),
+                  "lengths": torch.zeros(b, dtype=torch.long, device=dev),
+                  "positions": torch.zeros(b, dtype=torch.long, device=dev)}
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(2):  # warm-up: kernels chosen, workspaces allocated
-                decode_step(self.gpt, self.cache, **static)
+            for _ in range(2):  # warm-up on the scratch slot: kernels chosen, workspaces allocated
+                self._run(static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         # thread_local: the vocoder thread keeps launching work (on its own stream) during capture
         with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.inference_mode():
-            out = decode_step(self.gpt, self.cache, **static)
+            out = self._run(static)
         return graph, static, out
 
-    def __call__(self, tokens: list[int], positions: list[int], slots: list[int], lengths: list[int]) -> torch.Tensor:
-        n = len(tokens)
+    def __call__(self, slots: list[int], lengths: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
+        n = len(slots)
         b = self.bucket(n)
         if b not in self.graphs:
             self.graphs[b] = self._capture(b)
         graph, static, out = self.graphs[b]
         pad = b - n
-        scratch = self.cache.scratch_slot
-        host = torch.tensor([tokens + [0] * pad, positions + [0] * pad, slots + [scratch] * pad, lengths + [0] * pad])
-        host = host.to(static["token"].device, non_blocking=True)
-        static["token"].copy_(host[0][:, None])
-        static["position"].copy_(host[1])
-        static["slots"].copy_(host[2])
-        static["lengths"].copy_(host[3])
+        host = torch.tensor([slots + [self.cache.scratch_slot] * pad, lengths + [0] * pad, positions + [0] * pad])
+        host = host.to(static["slots"].device, non_blocking=True)
+        static["slots"].copy_(host[0])
+        static["lengths"].copy_(host[1])
+        static["positions"].copy_(host[2])
         graph.replay()
-        return out[:n]
+        back = self.host[:, :n]
+        back.copy_(out[:, :n], non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        return back[0].tolist(), back[1].tolist()

@@ -14,8 +14,9 @@ import threading
 import torch
 
 from gsvd.engine.runtime.chunking import ChunkPolicy
+from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
-from gsvd.engine.runtime.scheduler import ModelEntry, Scheduler
+from gsvd.engine.runtime.scheduler import MIN_STEPS, ModelEntry, Scheduler
 from gsvd.engine.runtime.stream import StreamHandle, SynthRequest
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Runtime:
         dims = gpt.dims
         cache = KVCache(dims.n_layer, dims.hidden_dim, self.max_streams, self.max_len, self.device, self.dtype,
                         preallocate=self.device.type == "cuda")
+        sampler = SamplerState(cache.slots_total, dims.vocab_size, self.device)
         want_trt = self.device.type == "cuda" or os.environ.get("GSVD_BACKEND", "auto").lower() == "tensorrt"
         graphed = _tensorrt_decoder(bundle_path, gpt, cache, self.device) if want_trt else None
         if graphed is not None:
@@ -78,9 +80,9 @@ class Runtime:
         elif self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0":
             from gsvd.engine.runtime.graph_decode import GraphedDecoder
 
-            graphed = GraphedDecoder(gpt, cache)
+            graphed = GraphedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
         with self._scheduler.cond:
-            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, graphed)
+            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed)
 
     def remove_model(self, model_id: str) -> None:
         self._scheduler.remove_model(model_id)

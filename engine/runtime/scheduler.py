@@ -20,9 +20,9 @@ import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted, VoiceNotFound
 from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
+from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
 from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest
-from gsvd.engine.sampling import probabilities
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 11
@@ -34,7 +34,8 @@ class ModelEntry:
     gpt: torch.nn.Module
     sovits: torch.nn.Module
     cache: KVCache
-    graphed: object | None = None  # graph_decode.GraphedDecoder on CUDA
+    sampler: SamplerState  # per-slot next-token logits, seen tokens, parameters, seeds, steps
+    graphed: object | None = None  # graph_decode.GraphedDecoder (sample + step in one CUDA graph) or TensorRT
 
 
 class Scheduler:
@@ -158,8 +159,7 @@ class Scheduler:
                 cache.write(slot, layer, 0, k[0], v[0])
             cache.lengths[slot] = xy.shape[1]
             logits = gpt.logits(h[:, -1])[0].float()
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(int(req.seed) & 0x7FFFFFFFFFFFFFFF)
+        entry.sampler.start(slot, logits, prompt, req)
         noise_gen = torch.Generator()
         noise_gen.manual_seed((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF)
         sdt = next(entry.sovits.parameters())
@@ -174,95 +174,57 @@ class Scheduler:
         )
         max_new = min(req.max_new_tokens, cache.max_len - xy.shape[1] - 1)
         req.max_new_tokens = max(1, max_new)
-        return LiveStream(req, handle, slot, gen, prompt.clone(), prompt.shape[1], decoder, logits=logits)
+        return LiveStream(req, handle, slot, prompt.shape[1], decoder)
 
     # ------------------------------------------------------------- execution
 
     def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Sample every running stream's next token (one batched sampler, one host sync), then one
-        batched decode step for the streams that continue."""
-        fed: list[LiveStream] = []
-        tokens: list[int] = []
-        for s, tok in zip(streams, self._sample_batch(streams, entry.gpt.dims.eos), strict=True):
-            if tok is not None:
-                fed.append(s)
-                tokens.append(tok)
+        """Sample every running stream's next token and run one batched decode step, with one host
+        sync (the sampled and greedy ids). On CUDA both happen inside one graph replay."""
+        eos, cache = entry.gpt.dims.eos, entry.cache
+        slots = [s.slot for s in streams]
+        if entry.graphed is not None and getattr(entry.graphed, "fused", False):
+            lengths = [cache.lengths[sl] for sl in slots]
+            positions = [s.prompt_len + s.step for s in streams]
+            picked, greedy = entry.graphed(slots, lengths, positions)
+            for i, s in enumerate(streams):
+                cache.lengths[s.slot] += 1  # the step ran for every row; a stopping stream is retired anyway
+                self._advance(s, picked[i], picked[i] == eos or greedy[i] == eos)
+            return
+        picked_t, greedy_t = entry.sampler.sample(torch.tensor(slots, device=self.device), eos, MIN_STEPS)
+        picked, greedy = torch.stack([picked_t, greedy_t]).tolist()  # the one host sync of the step
+        fed = [(s, t) for s, t, g in zip(streams, picked, greedy, strict=True)
+               if self._advance(s, t, t == eos or g == eos)]
         if fed:
-            self._decode_step(entry, fed, tokens)
+            self._decode_step(entry, [s for s, _ in fed], [t for _, t in fed])
 
-    def _sample_batch(self, streams: list[LiveStream], eos: int) -> list[int | None]:
-        """Upstream's sampling order per row with each stream's own parameters and generator.
-
-        EOS is masked (not sliced) for the first MIN_STEPS steps, which leaves the distribution and
-        the argmax unchanged; every row draws its exponential noise from its own generator, so a
-        stream's tokens do not depend on which other streams share the batch.
-        """
-        logits = torch.stack([s.logits for s in streams])  # [B, V] float32
-        early = [s.step < MIN_STEPS for s in streams]
-        if any(early):
-            logits[torch.tensor(early, device=logits.device), eos] = float("-inf")
-        n = max(s.history.shape[1] for s in streams)
-        history = torch.cat([torch.cat([s.history, s.history[:, :1].expand(1, n - s.history.shape[1])], dim=1)
-                             for s in streams])  # padded with a token already present (same penalty result)
-        reqs = [s.request for s in streams]
-        top_k = reqs[0].top_k if len({r.top_k for r in reqs}) == 1 else torch.tensor([r.top_k for r in reqs])
-        top_p = 1.0 if all(r.top_p >= 1.0 for r in reqs) else torch.tensor([r.top_p for r in reqs])
-        probs = probabilities(logits, history, top_k=top_k, top_p=top_p,
-                              temperature=torch.tensor([r.temperature for r in reqs]),
-                              repetition_penalty=torch.tensor([r.repetition_penalty for r in reqs]))
-        noise = torch.empty_like(probs)
-        for i, s in enumerate(streams):
-            noise[i].exponential_(1, generator=s.generator)
-        picked = torch.argmax(probs / noise, dim=-1)
-        greedy = torch.argmax(logits, dim=-1)
-        chosen, best = torch.stack([picked, greedy]).tolist()  # the one host sync of the step
-        out: list[int | None] = []
-        for i, s in enumerate(streams):
-            out.append(self._advance(s, chosen[i], best[i] == eos or chosen[i] == eos, picked[i : i + 1]))
-        return out
-
-    def _advance(self, s: LiveStream, t: int, stop: bool, token: torch.Tensor) -> int | None:
+    @staticmethod
+    def _advance(s: LiveStream, t: int, stop: bool) -> bool:
+        """Record token t (unless it stops the stream); True when the stream goes on to a decode step."""
         if stop:
             s.finished = True
-            return None
-        s.history = torch.cat([s.history, token.reshape(1, 1).to(s.history.device)], dim=1)
+            return False
         s.decoder.tokens.append(t)
         s.handle.tokens.append(t)
         s.step += 1
         if s.step >= s.request.max_new_tokens:
             s.finished = True
-            return None
-        return t
+            return False
+        return True
 
     def _decode_step(self, entry: ModelEntry, streams: list[LiveStream], tokens: list[int]) -> None:
+        """Eager decode step (CPU reference, GSVD_CUDA_GRAPHS=0, TensorRT): next logits into the sampler."""
         gpt, cache = entry.gpt, entry.cache
         slots = [s.slot for s in streams]
         lengths = [cache.lengths[sl] for sl in slots]
-        if entry.graphed is not None:
-            positions = [s.prompt_len + s.step - 1 for s in streams]
+        positions = [s.prompt_len + s.step - 1 for s in streams]
+        if entry.graphed is not None:  # TensorRT decoder: same call as the torch graph decoder
             logits = entry.graphed(tokens, positions, slots, lengths)
-            for i, s in enumerate(streams):
-                cache.lengths[s.slot] += 1
-                s.logits = logits[i]
-            return
-        tok = torch.tensor(tokens, device=self.device).reshape(-1, 1)
-        pos = torch.tensor([s.prompt_len + s.step - 1 for s in streams], device=self.device)
-        emb = gpt.ar_audio_embedding(tok)
-        pe = gpt.ar_audio_position.positions(0, int(pos.max()) + 1).to(emb.device, emb.dtype)[pos]
-        x = emb + gpt.ar_audio_position.alpha * pe[:, None]
-        t_max = max(lengths) + 1
-        allow = torch.arange(t_max, device=self.device)[None, :] <= torch.tensor(lengths, device=self.device)[:, None]
-        allow = allow[:, None, None, :]  # [B,1,1,T]
-        for layer_idx, layer in enumerate(gpt.layers):
-            q, k, v = layer.self_attn.qkv(x)
-            for i, sl in enumerate(slots):
-                cache.write(sl, layer_idx, lengths[i], k[i], v[i])
-            kk, vv = cache.gather(slots, layer_idx, t_max)
-            x = layer.finish(x, layer.self_attn.attend(q, kk, vv, allow))
-        logits = gpt.logits(x[:, 0]).float()
-        for i, s in enumerate(streams):
+        else:
+            logits = _eager_step(gpt, cache, tokens, positions, slots, lengths, self.device)
+        entry.sampler.logits[torch.tensor(slots, device=logits.device)] = logits.float()
+        for s in streams:
             cache.lengths[s.slot] += 1
-            s.logits = logits[i]
 
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
         """Hand ready chunks to the decode worker (one job per stream at a time); retire finished streams."""
@@ -363,3 +325,22 @@ def _silence_token(s: LiveStream):
     import numpy as np
 
     return np.zeros(1280, dtype=np.float32)
+
+
+def _eager_step(gpt, cache: KVCache, tokens, positions, slots, lengths, device) -> torch.Tensor:
+    """One decode step over per-slot caches (no preallocated block needed): logits [B, vocab] fp32."""
+    tok = torch.tensor(tokens, device=device).reshape(-1, 1)
+    pos = torch.tensor(positions, device=device)
+    emb = gpt.ar_audio_embedding(tok)
+    pe = gpt.ar_audio_position.positions(0, int(pos.max()) + 1).to(emb.device, emb.dtype)[pos]
+    x = emb + gpt.ar_audio_position.alpha * pe[:, None]
+    t_max = max(lengths) + 1
+    allow = torch.arange(t_max, device=device)[None, :] <= torch.tensor(lengths, device=device)[:, None]
+    allow = allow[:, None, None, :]  # [B,1,1,T]
+    for layer_idx, layer in enumerate(gpt.layers):
+        q, k, v = layer.self_attn.qkv(x)
+        for i, sl in enumerate(slots):
+            cache.write(sl, layer_idx, lengths[i], k[i], v[i])
+        kk, vv = cache.gather(slots, layer_idx, t_max)
+        x = layer.finish(x, layer.self_attn.attend(q, kk, vv, allow))
+    return gpt.logits(x[:, 0]).float()

@@ -74,12 +74,9 @@ class LiveStream:
     request: SynthRequest
     handle: StreamHandle
     slot: int
-    generator: torch.Generator
-    history: torch.Tensor  # [1, Ty + generated] for the repetition penalty
     prompt_len: int
     decoder: object  # chunking.StreamDecoder
-    logits: torch.Tensor | None = None  # [vocab] for the next sample
-    step: int = 0
+    step: int = 0  # tokens generated so far (the device sampler keeps the same count per slot)
     finished: bool = False
     error: GsvdError | None = field(default=None)
     decoding: bool = False  # a chunk-decode job for this stream is in flight
