@@ -61,10 +61,13 @@ def correctness(gpt, sov) -> dict:
     return out
 
 
-def speed(gpt, sov, graphs: bool = True) -> dict:
+def speed(gpt, sov, mode: str = "graphs") -> dict:
+    """mode: eager (GSVD_CUDA_GRAPHS=0), graphs (decode step graphed, sampling eager on the GPU), fused
+    (GSVD_FUSED_SAMPLING=1: sampling inside the graph)."""
     from gsvd.engine.runtime import Runtime, SynthRequest
 
-    os.environ["GSVD_CUDA_GRAPHS"] = "1" if graphs else "0"
+    os.environ["GSVD_CUDA_GRAPHS"] = "0" if mode == "eager" else "1"
+    os.environ["GSVD_FUSED_SAMPLING"] = "1" if mode == "fused" else "0"
     rt = Runtime(device="cuda", max_streams=16)
     rt.add_model("m", gpt, sov)
     with torch.no_grad():
@@ -81,17 +84,21 @@ def speed(gpt, sov, graphs: bool = True) -> dict:
     greedy_req.top_k = 1
     greedy = rt.submit(greedy_req)
     list(greedy)
-    results = {"greedy_tokens": greedy.tokens}
+    sampled = rt.submit(req(7, 60))  # top_k 15 with a seed: counter-based noise, same tokens in both modes
+    list(sampled)
+    results = {"greedy_tokens": greedy.tokens, "sampled_tokens": sampled.tokens}
     for batch in (1, 8):
         handles, t0 = [rt.submit(req(s)) for s in range(batch)], time.perf_counter()
-        firsts = []
+        firsts, tokens_at_first = [], []
 
-        def drain(h, firsts=firsts):
+        def drain(h, firsts=firsts, tokens_at_first=tokens_at_first):
             start = time.perf_counter()
             first = None
             try:
                 for _ in h:
-                    first = first or time.perf_counter() - start
+                    if first is None:
+                        first = time.perf_counter() - start
+                        tokens_at_first.append(len(h.tokens))
             except Exception as exc:  # noqa: BLE001 - reported, not hidden
                 print("stream failed:", repr(exc))
                 return
@@ -103,7 +110,8 @@ def speed(gpt, sov, graphs: bool = True) -> dict:
         wall = time.perf_counter() - t0
         tokens = sum(len(h.tokens) for h in handles)
         results[f"b{batch}"] = {"tokens_per_s_aggregate": tokens / wall, "tokens_per_s_per_stream": tokens / wall / batch,
-                                "first_audio_ms_p50": 1000 * statistics.median(firsts), "wall_s": wall}
+                                "first_audio_ms_p50": 1000 * statistics.median(firsts), "wall_s": wall,
+                                "tokens_generated_at_first_audio_p50": statistics.median(tokens_at_first)}
     rt.close()
     return results
 
@@ -112,11 +120,14 @@ def main() -> None:
     info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     gpt, sov = _models()
     info["correctness"] = correctness(gpt, sov)
-    eager = speed(gpt, sov, graphs=False)
-    graphed = speed(gpt, sov, graphs=True)
-    info["greedy_tokens_identical_graphs_vs_eager"] = eager.pop("greedy_tokens") == graphed.pop("greedy_tokens")
-    info["runtime_eager_cuda_fp16"] = eager
-    info["runtime_cuda_graphs_fp16"] = graphed
+    runs = {mode: speed(gpt, sov, mode) for mode in ("eager", "graphs", "fused")}
+    for mode in ("graphs", "fused"):
+        info[f"greedy_tokens_identical_{mode}_vs_eager"] = runs[mode]["greedy_tokens"] == runs["eager"]["greedy_tokens"]
+        e_s, g_s = runs["eager"]["sampled_tokens"], runs[mode]["sampled_tokens"]
+        info[f"seeded_sampled_tokens_identical_{mode}_vs_eager"] = e_s == g_s
+    for mode, r in runs.items():
+        r.pop("greedy_tokens"), r.pop("sampled_tokens")
+        info[f"runtime_{mode}_cuda_fp16"] = r
     for k, v in info.items():
         print(k, v)
     if os.environ.get("OUT"):

@@ -78,7 +78,7 @@ def _top_p(x: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
 def _top_k(x: torch.Tensor, top_k: torch.Tensor) -> torch.Tensor:
     k = top_k.clamp(1, x.shape[-1]).long()[:, None]
     pivot = torch.sort(x, dim=-1, descending=True).values.gather(1, k - 1)
-    return torch.where(x < pivot, float("-inf"), x)
+    return x.masked_fill(x < pivot, float("-inf"))
 
 
 class SamplerState:
@@ -94,6 +94,7 @@ class SamplerState:
         self.penalty = torch.ones(rows, device=device)
         self.seed = torch.zeros(rows, dtype=torch.long, device=device)
         self.step = torch.zeros(rows, dtype=torch.long, device=device)
+        self._true = torch.ones((), dtype=torch.bool, device=device)  # a device scalar: no host copy in a graph
 
     def start(self, slot: int, logits: torch.Tensor, prompt: torch.Tensor, request) -> None:
         """A stream admitted into `slot`: its prefill logits [V], prompt tokens [Ty] and parameters."""
@@ -112,6 +113,6 @@ class SamplerState:
         picked, greedy = sample_static(self.logits[slots], self.seen[slots], self.top_k[slots], self.top_p[slots],
                                        self.temperature[slots], self.penalty[slots], self.seed[slots],
                                        self.step[slots], eos, min_steps)
-        self.seen[slots, picked] = True
+        self.seen.index_put_((slots, picked), self._true)
         self.step[slots] += 1
         return picked, greedy

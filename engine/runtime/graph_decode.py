@@ -11,6 +11,8 @@ eager step).
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from gsvd.engine.runtime.kv_cache import KVCache
@@ -41,33 +43,32 @@ def sample_and_step(gpt, cache: KVCache, sampler, slots, lengths, positions, eos
     return torch.stack([picked, greedy])
 
 
-class GraphedDecoder:
-    """Captures sampling + the decode step per batch bucket on CUDA; pads batches up to the bucket
-    (padding rows use the scratch slot). One replay per tick, one [2, B] copy back to the host."""
+class _Captured:
+    """A static-shape function captured once per batch bucket (padding rows use the scratch slot).
 
-    fused = True  # the scheduler calls it with (slots, lengths, positions); sampling happens inside
+    `inputs` names the long [B] vectors the function takes; they travel in one pinned staging buffer
+    and one copy per call."""
 
-    def __init__(self, gpt, cache: KVCache, sampler, eos: int, min_steps: int,
-                 buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)) -> None:
+    inputs: tuple[str, ...] = ()
+
+    def __init__(self, cache: KVCache, buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)) -> None:
         if cache.k_all is None:
             raise ValueError("CUDA-graph decoding needs a preallocated KV cache")
-        self.gpt, self.cache, self.sampler, self.eos, self.min_steps = gpt, cache, sampler, eos, min_steps
+        self.cache = cache
         self.buckets = tuple(sorted({*(b for b in buckets if b < cache.slots_total), cache.slots_total}))
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor], torch.Tensor]] = {}
-        self.host = torch.empty(2, cache.slots_total + 1, dtype=torch.long, pin_memory=True)
+        self.staging = torch.empty(len(self.inputs), cache.slots_total + 1, dtype=torch.long, pin_memory=True)
 
     def bucket(self, n: int) -> int:
         return next((b for b in self.buckets if b >= n), self.buckets[-1])
 
     def _run(self, static: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sample_and_step(self.gpt, self.cache, self.sampler, static["slots"], static["lengths"],
-                               static["positions"], self.eos, self.min_steps)
+        raise NotImplementedError
 
     def _capture(self, b: int):
-        dev = self.cache.k_all.device
-        static = {"slots": torch.full((b,), self.cache.scratch_slot, dtype=torch.long, device=dev),
-                  "lengths": torch.zeros(b, dtype=torch.long, device=dev),
-                  "positions": torch.zeros(b, dtype=torch.long, device=dev)}
+        packed = torch.zeros(len(self.inputs), b, dtype=torch.long, device=self.cache.k_all.device)
+        packed[self.inputs.index("slots")] = self.cache.scratch_slot
+        static = {"packed": packed, **{name: packed[i] for i, name in enumerate(self.inputs)}}
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.inference_mode():
@@ -80,20 +81,63 @@ class GraphedDecoder:
             out = self._run(static)
         return graph, static, out
 
-    def __call__(self, slots: list[int], lengths: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
-        n = len(slots)
+    def replay(self, **rows: list[int]) -> torch.Tensor:
+        """Fill the inputs (padded to the bucket), replay; returns the whole (bucket-sized) static output."""
+        n = len(rows["slots"])
         b = self.bucket(n)
         if b not in self.graphs:
             self.graphs[b] = self._capture(b)
         graph, static, out = self.graphs[b]
-        pad = b - n
-        host = torch.tensor([slots + [self.cache.scratch_slot] * pad, lengths + [0] * pad, positions + [0] * pad])
-        host = host.to(static["slots"].device, non_blocking=True)
-        static["slots"].copy_(host[0])
-        static["lengths"].copy_(host[1])
-        static["positions"].copy_(host[2])
+        staged = self.staging[:, :b]
+        for i, name in enumerate(self.inputs):
+            staged[i, :n] = torch.tensor(rows[name])
+            staged[i, n:] = self.cache.scratch_slot if name == "slots" else 0
+        static["packed"].copy_(staged, non_blocking=True)
         graph.replay()
-        back = self.host[:, :n]
-        back.copy_(out[:, :n], non_blocking=True)
-        torch.cuda.current_stream().synchronize()
+        return out
+
+
+class GraphedDecoder(_Captured):
+    """The decode step alone (sampling runs eagerly before it): tokens/positions/slots/lengths -> logits."""
+
+    inputs = ("tokens", "positions", "slots", "lengths")
+
+    def __init__(self, gpt, cache: KVCache, **kw) -> None:
+        self.gpt = gpt
+        super().__init__(cache, **kw)
+
+    def _run(self, static):
+        return decode_step(self.gpt, self.cache, static["tokens"][:, None], static["positions"], static["slots"],
+                           static["lengths"])
+
+    def __call__(self, tokens: list[int], positions: list[int], slots: list[int], lengths: list[int]) -> torch.Tensor:
+        return self.replay(tokens=tokens, positions=positions, slots=slots, lengths=lengths)[: len(tokens)]
+
+
+class FusedDecoder(_Captured):
+    """Sampling and the decode step in one graph (GSVD_FUSED_SAMPLING=1): -> (sampled ids, greedy ids).
+
+    Measured on an H100 (benchmarks/README.md): faster steps, but the chunk-decode thread's launches
+    slowed down behind it and the first audio came later, so it is not the default."""
+
+    inputs = ("slots", "lengths", "positions")
+    fused = True
+
+    def __init__(self, gpt, cache: KVCache, sampler, eos: int, min_steps: int, **kw) -> None:
+        self.gpt, self.sampler, self.eos, self.min_steps = gpt, sampler, eos, min_steps
+        super().__init__(cache, **kw)
+        self.host = torch.empty(2, cache.slots_total + 1, dtype=torch.long, pin_memory=True)
+        self.done = torch.cuda.Event()
+
+    def _run(self, static):
+        return sample_and_step(self.gpt, self.cache, self.sampler, static["slots"], static["lengths"],
+                               static["positions"], self.eos, self.min_steps)
+
+    def __call__(self, slots: list[int], lengths: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
+        out = self.replay(slots=slots, lengths=lengths, positions=positions)[:, : len(slots)]
+        back = self.host[:, : len(slots)]
+        back.copy_(out, non_blocking=True)
+        self.done.record()
+        while not self.done.query():  # wait without holding the GIL
+            time.sleep(0.0001)
         return back[0].tolist(), back[1].tolist()

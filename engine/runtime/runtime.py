@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
 import torch
@@ -51,6 +52,11 @@ class Runtime:
     ) -> None:
         self.device, self.dtype, reason = resolve_device(device, dtype)
         log.info("runtime on %s (%s)", self.device, reason)
+        if self.device.type == "cuda":
+            # The scheduler thread spends its time in Python between graph replays and rarely gives up the
+            # GIL, so the chunk-decode thread (hundreds of short op launches per chunk) waited up to the
+            # default 5 ms switch interval for every launch: a first chunk took ~500 ms instead of ~40 ms.
+            sys.setswitchinterval(float(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0002")))
         self.max_streams, self.max_len = max_streams, max_len
         self._backends: dict[str, str] = {}  # model id -> "tensorrt" where an engine runs the decode step
         self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
@@ -78,9 +84,12 @@ class Runtime:
         if graphed is not None:
             self._backends[model_id] = "tensorrt"
         elif self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0":
-            from gsvd.engine.runtime.graph_decode import GraphedDecoder
+            from gsvd.engine.runtime.graph_decode import FusedDecoder, GraphedDecoder
 
-            graphed = GraphedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
+            if os.environ.get("GSVD_FUSED_SAMPLING", "0") == "1":
+                graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
+            else:
+                graphed = GraphedDecoder(gpt, cache)
         with self._scheduler.cond:
             self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed)
 

@@ -246,7 +246,8 @@ class Scheduler:
         steps are not held up."""
         import contextlib
 
-        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        # high priority: the GPU runs chunk decode ahead of queued decode-step replays (first audio waits on it)
+        stream = torch.cuda.Stream(self.device, priority=-1) if self.device.type == "cuda" else None
         ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
         with ctx:
             self._decode_loop()
