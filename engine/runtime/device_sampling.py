@@ -48,20 +48,29 @@ def sample_static(
     step: torch.Tensor,
     eos: int,
     min_steps: int,
+    use_top_p: bool = True,
+    same_k: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """logits [B,V] fp32, seen [B,V] bool, per-row params [B] -> (sampled ids [B], greedy ids [B]).
 
     EOS is masked while step < min_steps (upstream's early-stop guard); greedy is the argmax
-    after that mask (the scheduler stops a stream when either is EOS)."""
+    after that mask (the scheduler stops a stream when either is EOS). Shortcuts decided on the
+    host (same results): `use_top_p=False` when every row's top_p is 1, `same_k` when every row
+    has the same top_k (a top-k instead of a full sort)."""
     vocab = logits.shape[-1]
     early = (step < min_steps)[:, None] & (torch.arange(vocab, device=logits.device) == eos)[None, :]
     logits = logits.masked_fill(early, float("-inf"))
     greedy = torch.argmax(logits, dim=-1)
     p = penalty[:, None]
     x = torch.where(seen, torch.where(logits < 0, logits * p, logits / p), logits)
-    x = _top_p(x, top_p)
+    if use_top_p:
+        x = _top_p(x, top_p)
     x = x / temperature.clamp_min(1e-5)[:, None]
-    x = _top_k(x, top_k)
+    if same_k is not None:
+        pivot = torch.topk(x, min(max(same_k, 1), vocab), dim=-1).values[:, -1:]
+        x = x.masked_fill(x < pivot, float("-inf"))
+    else:
+        x = _top_k(x, top_k)
     probs = torch.softmax(x, dim=-1)
     race = probs / (-torch.log(uniform_noise(seed, step, vocab)))
     return torch.argmax(race, dim=-1), greedy
@@ -108,11 +117,12 @@ class SamplerState:
         self.seed[slot] = int(request.seed) & 0x7FFFFFFFFFFFFFFF
         self.step[slot] = 0
 
-    def sample(self, slots: torch.Tensor, eos: int, min_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, slots: torch.Tensor, eos: int, min_steps: int, use_top_p: bool = True,
+               same_k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample the rows of `slots` [B] and advance their step counters and seen masks."""
         picked, greedy = sample_static(self.logits[slots], self.seen[slots], self.top_k[slots], self.top_p[slots],
                                        self.temperature[slots], self.penalty[slots], self.seed[slots],
-                                       self.step[slots], eos, min_steps)
+                                       self.step[slots], eos, min_steps, use_top_p, same_k)
         self.seen.index_put_((slots, picked), self._true)
         self.step[slots] += 1
         return picked, greedy

@@ -191,7 +191,11 @@ class Scheduler:
                 cache.lengths[s.slot] += 1  # the step ran for every row; a stopping stream is retired anyway
                 self._advance(s, picked[i], picked[i] == eos or greedy[i] == eos)
             return
-        picked_t, greedy_t = entry.sampler.sample(torch.tensor(slots, device=self.device), eos, MIN_STEPS)
+        reqs = [s.request for s in streams]
+        ks = {int(r.top_k) for r in reqs}
+        picked_t, greedy_t = entry.sampler.sample(torch.tensor(slots, device=self.device), eos, MIN_STEPS,
+                                                  use_top_p=any(r.top_p < 1.0 for r in reqs),
+                                                  same_k=ks.pop() if len(ks) == 1 else None)
         picked, greedy = torch.stack([picked_t, greedy_t]).tolist()  # the one host sync of the step
         fed = [(s, t) for s, t, g in zip(streams, picked, greedy, strict=True)
                if self._advance(s, t, t == eos or g == eos)]

@@ -103,3 +103,12 @@ def test_sample_and_step_on_cpu_equals_the_two_parts():
         logits = decode_step(gpt, cache2, picked[:, None], pos, slots, lengths)
     assert torch.equal(out, torch.stack([picked, greedy]))
     assert torch.allclose(st.logits[:2], logits) and torch.equal(cache.k_all, cache2.k_all)
+
+
+def test_host_shortcuts_give_the_same_draws():
+    logits, _, seen = _rows(3, seed=4)
+    k, ones = torch.tensor([12, 12, 12]), torch.ones(3)
+    seed, step = torch.tensor([3, 4, 5]), torch.tensor([15, 15, 15])
+    full = sample_static(logits, seen, k, ones, ones * 0.9, ones * 1.3, seed, step, EOS, 11)
+    fast = sample_static(logits, seen, k, ones, ones * 0.9, ones * 1.3, seed, step, EOS, 11, use_top_p=False, same_k=12)
+    assert torch.equal(full[0], fast[0]) and torch.equal(full[1], fast[1])
