@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch first (on disk on our machines); a range would pull a CUDA build.
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev,train,trt,client,models]"
+	$(PY) -m pip install -q -e ".[dev,train,asr,trt,client,models]"
 	touch $(STAMP)
 
 demo: setup

@@ -90,7 +90,8 @@ class AsrModel:
         self.model = WhisperModel(str(folder), device=device, local_files_only=True)
 
     def transcribe(self, wav16: np.ndarray, language: str | None) -> tuple[str, str]:
-        segments, info = self.model.transcribe(wav16.astype(np.float32), language=language, beam_size=5)
+        segments, info = self.model.transcribe(wav16.astype(np.float32), language=language, beam_size=5,
+                                               without_timestamps=True, condition_on_previous_text=False)
         return " ".join(s.text.strip() for s in segments).strip(), info.language
 
 
