@@ -38,8 +38,11 @@ def _make_voice(out: Path, console) -> Path:
     video, srt = make_sample(out / "input", n_phrases=8)
     console.print(f"1. generated a sample video {video} (a synthetic talker under a test pattern) with subtitles "
                   f"{srt.name}: gsvd ships no recordings")
+    import shutil
+
     ws = Workspace(out / "run")
     ws.root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "voices" / "demo", ignore_errors=True)  # the demo's own output from an earlier run
     settings = RunSettings(name="demo", consent="synthetic demo voice, no real person", inputs=[str(video)],
                            from_scratch="tiny", epochs=2, gpt_epochs=2, save_every=2, batch_size=4,
                            device="cpu", min_seconds=5.0, voices_dir=str(out / "voices"))

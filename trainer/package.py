@@ -69,6 +69,7 @@ def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path
 
     if not consent or not consent.strip():
         raise TrainError("a consent record is required: pass --consent \"who agreed to what, when\"")
+    _check_not_foreign(Path(voices_root) / name, ws)
     consent_record = {"statement": consent.strip(), "source": "gsvd train --consent"}
     try:
         bundle = import_voice(voices_root, name, gpt_path=gpt_ckpt, sovits_path=sovits_ckpt,
@@ -84,6 +85,23 @@ def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path
     write_json(ws.stage_dir("package") / "package.json",
                {"bundle": str(bundle.path), "gpt": str(gpt_ckpt), "sovits": str(sovits_ckpt)})
     return Path(bundle.path)
+
+
+def _check_not_foreign(dest: Path, ws: Workspace) -> None:
+    """Replace an existing bundle only when this run folder made it (re-packaging); never someone else's voice."""
+    if not dest.exists():
+        return
+    from gsvd.engine.bundle import load_bundle
+    from gsvd.engine.errors import GsvdError
+
+    try:
+        made_by = str(load_bundle(dest, verify=False).provenance.get("run_folder", ""))
+    except GsvdError:
+        made_by = ""
+    if made_by != str(ws.root):
+        raise TrainError(f"a voice named {dest.name!r} already exists at {dest} and was not made by this run "
+                         f"({made_by or 'imported or made elsewhere'}): choose another --name or --voices-dir, "
+                         "or remove that voice first")
 
 
 def build_engines(bundle: Path, precision: str = "fp16") -> list[str]:

@@ -241,6 +241,23 @@ def test_disk_full_while_packaging_leaves_no_half_bundle(prepared, tmp_path):
     assert (voices / "alice" / "voice.toml").is_file()
 
 
+def test_packaging_never_replaces_another_voice(prepared, tmp_path):
+    from gsvd.engine.testing.bundle import write_tiny_voice
+    from gsvd.trainer.pipeline import run_stage
+    from gsvd.trainer.records import TrainError
+
+    voices = tmp_path / "voices"
+    existing = write_tiny_voice(voices / "alice", name="alice")
+    before = (existing / "voice.toml").read_bytes()
+    ws, s = _fitted_copy(prepared, tmp_path, voices_dir=str(voices))
+    with pytest.raises(TrainError, match="already exists .* not made by this run"):
+        run_stage(ws, s, "package", lambda msg: None)
+    assert (existing / "voice.toml").read_bytes() == before
+    s.voices_dir = str(tmp_path / "other")
+    run_stage(ws, s, "package", lambda msg: None)
+    run_stage(ws, s, "package", lambda msg: None, force=True)  # re-packaging its own voice is fine
+
+
 def test_killed_fit_resumes_from_the_last_save(prepared, tmp_path):
     import shutil
 
