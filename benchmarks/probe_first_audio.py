@@ -1,5 +1,6 @@
 """Where the time to first audio goes for one stream on CUDA: timestamps of each generated token and of
-each chunk-decode job (start, end), graphs on and off. Prints a timeline summary; last line JSON."""
+each chunk-decode job (start, end), with sampling inside the graph, the graphed decode step, and eager.
+Prints a profiler table and a timeline summary per mode; last line JSON."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import time
 import torch
 
 
-def run(graphs: bool) -> dict:
+def run(graphs: bool, fused: bool = False) -> dict:
     os.environ["GSVD_CUDA_GRAPHS"] = "1" if graphs else "0"
+    os.environ["GSVD_FUSED_SAMPLING"] = "1" if fused else "0"
     from gsvd.engine.runtime import Runtime, SynthRequest, chunking
     from gsvd.engine.runtime import scheduler as sched
 
@@ -62,13 +64,13 @@ def run(graphs: bool) -> dict:
     chunking.StreamDecoder.next_chunk, sched.Scheduler._advance = orig_next, orig_adv
     toks = [e for e in events if e[0] == "token"]
     dec = [e for e in events if e[0] != "token"]
-    return {"graphs": graphs, "first_audio_ms": round(1000 * first, 1),
+    return {"graphs": graphs, "fused": fused, "first_audio_ms": round(1000 * first, 1),
             "token_ms": [round(1000 * e[1], 1) for e in toks[:15]] + ["..."] + [round(1000 * toks[-1][1], 1)],
             "decode_events": [(e[0], round(1000 * e[1], 1), e[2]) for e in dec[:8]], "profile": table}
 
 
 if __name__ == "__main__":
-    out = [run(True), run(False)]
+    out = [run(True, True), run(True, False), run(False)]
     for r in out:
         print(r.pop("profile"))
         print(r)
