@@ -53,9 +53,9 @@ class Runtime:
         self.device, self.dtype, reason = resolve_device(device, dtype)
         log.info("runtime on %s (%s)", self.device, reason)
         if self.device.type == "cuda":
-            # The scheduler thread spends its time in Python between graph replays and rarely gives up the
-            # GIL, so the chunk-decode thread (hundreds of short op launches per chunk) waited up to the
-            # default 5 ms switch interval for every launch: a first chunk took ~500 ms instead of ~40 ms.
+            # Two Python threads share the GIL here (scheduler, chunk decoder); a short switch interval lets
+            # the chunk decoder get it back quickly between its many op launches (the runs in
+            # benchmarks/README.md were measured with this setting).
             sys.setswitchinterval(float(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0002")))
         self.max_streams, self.max_len = max_streams, max_len
         self._backends: dict[str, str] = {}  # model id -> "tensorrt" where an engine runs the decode step
