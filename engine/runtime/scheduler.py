@@ -250,7 +250,7 @@ class Scheduler:
         steps are not held up."""
         import contextlib
 
-        # high priority: the GPU runs chunk decode ahead of queued decode-step replays (first audio waits on it)
+        # high priority for the chunk decoder (first audio waits on it; the runs in benchmarks/README.md used it)
         stream = torch.cuda.Stream(self.device, priority=-1) if self.device.type == "cuda" else None
         ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
         with ctx:
