@@ -90,8 +90,14 @@ class Runtime:
                 graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
             else:
                 graphed = GraphedDecoder(gpt, cache)
+        vocoder = None
+        if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0" \
+                and os.environ.get("GSVD_VOCODER_GRAPHS", "1") != "0":
+            from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
+
+            vocoder = GraphedVocoder(sovits)
         with self._scheduler.cond:
-            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed)
+            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed, vocoder)
 
     def remove_model(self, model_id: str) -> None:
         self._scheduler.remove_model(model_id)

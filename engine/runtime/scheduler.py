@@ -36,6 +36,7 @@ class ModelEntry:
     cache: KVCache
     sampler: SamplerState  # per-slot next-token logits, seen tokens, parameters, seeds, steps
     graphed: object | None = None  # graph_decode.GraphedDecoder (sample + step in one CUDA graph) or TensorRT
+    vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA with graphs on
 
 
 class Scheduler:
@@ -171,6 +172,7 @@ class Scheduler:
             speed=req.speed,
             generator=noise_gen,
             policy=self.policy,
+            vocoder=entry.vocoder,
         )
         max_new = min(req.max_new_tokens, cache.max_len - xy.shape[1] - 1)
         req.max_new_tokens = max(1, max_new)

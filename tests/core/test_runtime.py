@@ -161,3 +161,16 @@ def test_static_decode_step_equals_the_eager_step(models):
             assert torch.allclose(static[i], gpt.logits(h[:, -1])[0], atol=1e-4)
     # the new rows were written at each slot's length
     assert all(cache.k_all[:, i, n].abs().sum() > 0 for i, n in enumerate(lengths))
+
+
+def test_graphed_vocoder_off_cuda_is_the_eager_vocoder(models):
+    """On CPU (or for lengths it cannot capture) GraphedVocoder runs the module's own vocode."""
+    from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
+
+    _, sovits = models
+    z = torch.randn(1, sovits.dims.inter_channels, 12, generator=torch.Generator().manual_seed(1))
+    ge = torch.randn(1, sovits.dims.gin_channels, 1, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got = GraphedVocoder(sovits)(z, ge)
+        ref = sovits.vocode(z, torch.ones_like(z[:, :1]), ge)
+    assert torch.equal(got, ref) and got.shape[-1] == 12 * 640
