@@ -86,10 +86,11 @@ class Runtime:
         elif self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0":
             from gsvd.engine.runtime.graph_decode import FusedDecoder, GraphedDecoder
 
+            kernels = _triton_kernels()
             if os.environ.get("GSVD_FUSED_SAMPLING", "0") == "1":
-                graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
+                graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS, kernels=kernels)
             else:
-                graphed = GraphedDecoder(gpt, cache)
+                graphed = GraphedDecoder(gpt, cache, kernels=kernels)
         vocoder = None
         if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0" \
                 and os.environ.get("GSVD_VOCODER_GRAPHS", "1") != "0":
@@ -124,6 +125,21 @@ class Runtime:
         self._thread.join(timeout=5)
         for t in self._decoder_threads:
             t.join(timeout=5)
+
+
+def _triton_kernels() -> bool:
+    """Use the Triton decode kernels (engine/runtime/decode_kernels.py) unless GSVD_DECODE_KERNELS=0
+    or Triton is missing; the choice is logged."""
+    import importlib.util
+
+    if os.environ.get("GSVD_DECODE_KERNELS", "1") == "0":
+        log.info("decode step: torch ops (GSVD_DECODE_KERNELS=0)")
+        return False
+    if importlib.util.find_spec("triton") is None:
+        log.info("decode step: torch ops (triton is not installed)")
+        return False
+    log.info("decode step: Triton attention + residual LayerNorm kernels")
+    return True
 
 
 def _tensorrt_decoder(bundle_path, gpt, cache, device: torch.device):
