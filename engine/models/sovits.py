@@ -147,12 +147,19 @@ class SynthesizerTrn(nn.Module):
 
     # -- decode pieces ------------------------------------------------------
 
-    def content(self, codes: torch.Tensor, text: torch.Tensor, ge: torch.Tensor):
-        """codes [B,1,T25], text [B,Tp] -> (hidden [B,H,2*T25] before encoder2, mask [B,1,2*T25])."""
+    def content(self, codes: torch.Tensor, text: torch.Tensor, ge: torch.Tensor,
+                code_lens: torch.Tensor | None = None, text_lens: torch.Tensor | None = None):
+        """codes [B,1,T25], text [B,Tp] -> (hidden [B,H,2*T25] before encoder2, mask [B,1,2*T25]).
+        code_lens / text_lens [B] mark the real tokens and phones of a padded batch (all, when None)."""
         quantized = self.quantizer.decode(codes[:, 0])
         quantized = F.interpolate(quantized, scale_factor=2.0, mode="nearest")
-        mask = torch.ones(quantized.shape[0], 1, quantized.shape[-1], dtype=quantized.dtype, device=quantized.device)
-        return self.enc_p.encode(quantized, mask, text, self.mrte_ge(ge)), mask
+        t, dtype = quantized.shape[-1], quantized.dtype
+        if code_lens is None:
+            mask = torch.ones(quantized.shape[0], 1, t, dtype=dtype, device=quantized.device)
+        else:
+            mask = sequence_mask(2 * code_lens, t).unsqueeze(1).to(dtype)
+        text_mask = None if text_lens is None else sequence_mask(text_lens, text.shape[1]).unsqueeze(1).to(dtype)
+        return self.enc_p.encode(quantized, mask, text, self.mrte_ge(ge), text_mask), mask
 
     def prior(self, hidden: torch.Tensor, mask: torch.Tensor, speed: float = 1.0):
         """encoder2 + projection -> (m_p, logs_p, mask) at 50 Hz (re-timed by speed)."""

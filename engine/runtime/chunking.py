@@ -64,45 +64,46 @@ class StreamDecoder:
             return pending > 0 or self._tail is not None
         return pending >= self.policy.size(self.chunks) + self.policy.lookahead
 
-    @torch.inference_mode()
-    def next_chunk(self, finished: bool) -> np.ndarray:
-        """Decode the next chunk; returns float32 PCM.
-
-        Chunk boundaries follow the policy whether or not the stream has finished, and each chunk
-        sees the same token context (itself plus `lookahead`, or up to the end), so the audio does
-        not depend on how fast tokens arrived relative to decoding.
-        """
+    def plan(self, finished: bool) -> tuple[int, int, int]:
+        """The next chunk: (start, end, known) token indices. Chunk boundaries follow the policy whether
+        or not the stream has finished, and each chunk sees the same token context (itself plus
+        `lookahead`, or up to the end), so the audio does not depend on how fast tokens arrived
+        relative to decoding."""
         start = self.emitted
-        end = min(len(self.tokens), start + self.policy.size(self.chunks)) if finished else start + self.policy.size(self.chunks)
-        known = min(len(self.tokens), end + self.policy.lookahead)
-        audio = self._decode(start, end, known) if end > start else np.zeros(0, np.float32)
-        self.emitted, self.chunks = end, self.chunks + (1 if end > start else 0)
+        size = self.policy.size(self.chunks)
+        end = min(len(self.tokens), start + size) if finished else start + size
+        return start, end, min(len(self.tokens), end + self.policy.lookahead)
+
+    def window(self, start: int, end: int, n_frames: int) -> tuple[int, int, int]:
+        """Frames (lo, a, b) of the vocoder window: `history` tokens before the chunk, then the chunk."""
+        f = lambda tok: min(n_frames, int(round(2 * tok / self.speed)))  # noqa: E731
+        return f(max(0, start - self.policy.history)), f(start), f(end)
+
+    @property
+    def overlap(self) -> int:
+        """Samples of the held-back tail, decoded again at the start of the next chunk."""
+        return len(self._tail) if self._tail is not None else 0
+
+    def commit(self, end: int, audio: np.ndarray, finished: bool) -> np.ndarray:
+        """Record the chunk that ended at token `end` (audio from its start, tail overlap included) and
+        return the joined PCM to play."""
+        if end > self.emitted:
+            self.emitted, self.chunks = end, self.chunks + 1
         return self._join(audio, finished and end == len(self.tokens))
 
-    def _decode(self, start: int, end: int, known: int) -> np.ndarray:
-        p = next(self.sovits.parameters())
-        codes = torch.tensor(self.tokens[:known], dtype=torch.long, device=p.device)[None, None]
-        hidden, mask = self.sovits.content(codes, self.phones, self.ge)
-        m, logs, mask = self.sovits.prior(hidden, mask, self.speed)
-        z_p = m + self._noise_for(m) * torch.exp(logs) * self.noise_scale
-        n_frames = m.shape[-1]
-        f = lambda tok: min(n_frames, int(round(2 * tok / self.speed)))  # noqa: E731
-        lo, a, b = f(max(0, start - self.policy.history)), f(start), f(end)
-        if self.vocoder is not None:  # the mask is all ones inside a window
-            wav = self.vocoder(z_p[..., lo:b].contiguous(), self.ge, graphable=self.speed == 1.0)[0, 0]
-        else:
-            wav = self.sovits.vocode(z_p[..., lo:b], mask[..., lo:b], self.ge)[0, 0]
-        hop = wav.shape[-1] // max(1, b - lo)
-        overlap = len(self._tail) if self._tail is not None else 0  # re-decode the held-back tail's span
-        return wav[max(0, (a - lo) * hop - overlap) :].float().cpu().numpy()
+    def next_chunk(self, finished: bool) -> np.ndarray:
+        """Decode the next chunk alone; returns float32 PCM (see `chunk_decode.decode_chunks`)."""
+        from gsvd.engine.runtime.chunk_decode import decode_chunks
 
-    def _noise_for(self, m: torch.Tensor) -> torch.Tensor:
-        need = m.shape[-1]
+        return decode_chunks([(self, finished)])[0]
+
+    def noise_for(self, frames: int, like: torch.Tensor) -> torch.Tensor:
+        """Prior noise for frames 0..frames-1 (drawn once per frame, so re-decodes agree): [1, C, frames]."""
         have = 0 if self._noise is None else self._noise.shape[-1]
-        if need > have:
-            extra = torch.randn((1, m.shape[1], need - have), generator=self.generator, dtype=torch.float32)
+        if frames > have:
+            extra = torch.randn((1, like.shape[1], frames - have), generator=self.generator, dtype=torch.float32)
             self._noise = extra if self._noise is None else torch.cat([self._noise, extra], dim=-1)
-        return self._noise[..., :need].to(device=m.device, dtype=m.dtype)
+        return self._noise[..., :frames].to(device=like.device, dtype=like.dtype)
 
     def _join(self, audio: np.ndarray, finished: bool) -> np.ndarray:
         """Cross-fade the held-back tail with the start of `audio` (both cover the same span)."""

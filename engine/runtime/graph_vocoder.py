@@ -1,9 +1,10 @@
-"""Reverse flow + HiFi-GAN for one chunk window, replayed from a CUDA graph per window length.
+"""Reverse flow + HiFi-GAN for a batch of chunk windows, replayed from CUDA graphs.
 
 A chunk's window (history + chunk frames) takes only a few lengths in a stream's life (the
-policy's chunk sizes); each length gets one graph, captured on first use on the calling thread's
-stream. Other lengths (a stream's last chunk, speed != 1) run eagerly. One lock serializes replays
-of the shared static buffers when several chunk-decode threads run.
+policy's chunk sizes); each (length, batch bucket) pair gets one graph, captured on first use on
+the calling thread's stream. Padded batch rows are zeros and are dropped. Other lengths (a stream's
+last chunk, speed != 1) run eagerly. The graphs share one memory pool; a lock serializes replays and
+each output is copied out before the next replay, so sharing is safe.
 """
 
 from __future__ import annotations
@@ -12,47 +13,59 @@ import threading
 
 import torch
 
+BUCKETS = (1, 2, 4, 8, 16)
+
 
 class GraphedVocoder:
-    def __init__(self, sovits, max_graphs: int = 8) -> None:
+    def __init__(self, sovits, max_lengths: int = 8) -> None:
         self.sovits = sovits
-        self.max_graphs = max_graphs
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.max_lengths = max_lengths
+        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.failed: set[int] = set()
         self.lock = threading.Lock()
+        self.pool = None
 
     def _eager(self, z_p: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
         return self.sovits.vocode(z_p, torch.ones_like(z_p[:, :1]), ge)
 
-    def _capture(self, frames: int, z_p: torch.Tensor, ge: torch.Tensor):
-        z_static, ge_static = z_p.clone(), ge.clone()
+    def _capture(self, bucket: int, z_p: torch.Tensor, ge: torch.Tensor):
+        z_static = torch.zeros((bucket, *z_p.shape[1:]), device=z_p.device, dtype=z_p.dtype)
+        ge_static = torch.zeros((bucket, *ge.shape[1:]), device=ge.device, dtype=ge.dtype)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.inference_mode():
             for _ in range(2):
                 self._eager(z_static, ge_static)
         torch.cuda.current_stream().wait_stream(side)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.inference_mode():
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"), torch.inference_mode():
             out = self._eager(z_static, ge_static)
         return graph, z_static, ge_static, out
 
     def __call__(self, z_p: torch.Tensor, ge: torch.Tensor, graphable: bool = True) -> torch.Tensor:
-        """z_p [1, C, F], ge [1, gin, 1] -> wav [1, 1, F * hop] (a fresh tensor)."""
-        frames = int(z_p.shape[-1])
+        """z_p [B, C, F], ge [B, gin, 1] -> wav [B, 1, F * hop] (a fresh tensor)."""
+        frames, n = int(z_p.shape[-1]), int(z_p.shape[0])
         if not graphable or not z_p.is_cuda or frames in self.failed:
             return self._eager(z_p, ge)
+        if n > BUCKETS[-1]:
+            return torch.cat([self(z_p[i : i + BUCKETS[-1]], ge[i : i + BUCKETS[-1]])
+                              for i in range(0, n, BUCKETS[-1])])
+        bucket = next(b for b in BUCKETS if b >= n)
         with self.lock:
-            if frames not in self.graphs:
-                if len(self.graphs) >= self.max_graphs:
+            if (frames, bucket) not in self.graphs:
+                if len({f for f, _ in self.graphs} | {frames}) > self.max_lengths:
                     return self._eager(z_p, ge)
                 try:
-                    self.graphs[frames] = self._capture(frames, z_p, ge)
+                    self.graphs[(frames, bucket)] = self._capture(bucket, z_p, ge)
                 except RuntimeError:  # a kernel that cannot be captured: stay eager for this length
                     self.failed.add(frames)
                     return self._eager(z_p, ge)
-            graph, z_static, ge_static, out = self.graphs[frames]
-            z_static.copy_(z_p)
-            ge_static.copy_(ge)
+            graph, z_static, ge_static, out = self.graphs[(frames, bucket)]
+            z_static[:n].copy_(z_p)
+            ge_static[:n].copy_(ge)
+            if n < bucket:
+                z_static[n:].zero_()
             graph.replay()
-            return out.clone()
+            return out[:n].clone()

@@ -26,6 +26,7 @@ from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 11
+MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
 
 
 @dataclass
@@ -259,27 +260,38 @@ class Scheduler:
             self._decode_loop()
 
     def _decode_loop(self) -> None:
+        """Take every queued job (up to MAX_CHUNK_BATCH), decode their chunks together, hand each
+        stream its PCM. A finished stream with chunks left stays in the next round."""
+        from gsvd.engine.runtime.chunk_decode import decode_chunks
+
+        carry: list[tuple[LiveStream, bool]] = []
         while True:
-            job = self.decode_jobs.get()
-            if job is None:
+            jobs = carry or [self.decode_jobs.get()]
+            while len(jobs) < MAX_CHUNK_BATCH:
+                try:
+                    jobs.append(self.decode_jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if None in jobs:  # shutting down
                 return
-            s, finished = job
+            carry = []
             try:
-                with _attention_backends(self.device), torch.inference_mode():
-                    pcm = s.decoder.next_chunk(finished)
-                    if len(pcm):
-                        s.handle.put(pcm)
-                    while finished and s.decoder.ready(True):
-                        pcm = s.decoder.next_chunk(True)
-                        if len(pcm):
-                            s.handle.put(pcm)
+                with _attention_backends(self.device):
+                    pcms = decode_chunks([(s.decoder, finished) for s, finished in jobs])
             except Exception as exc:
                 log.exception("chunk decode failed")
-                s.error = Cancelled(f"internal error while decoding audio: {exc}")
-            finally:
-                s.decoding = False
-                with self.cond:
-                    self.cond.notify_all()
+                for s, _ in jobs:
+                    s.error = Cancelled(f"internal error while decoding audio: {exc}")
+                pcms = None
+            for k, (s, finished) in enumerate(jobs):
+                if pcms is not None and len(pcms[k]):
+                    s.handle.put(pcms[k])
+                if pcms is not None and finished and s.decoder.ready(True):
+                    carry.append((s, finished))
+                else:
+                    s.decoding = False
+            with self.cond:
+                self.cond.notify_all()
 
     def _retire(self, entry: ModelEntry, s: LiveStream, error: BaseException | None) -> None:
         streams = self.live.get(entry.model_id, [])
