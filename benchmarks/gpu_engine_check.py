@@ -63,6 +63,10 @@ def correctness(gpt, sov) -> dict:
             z = torch.randn(1, sc.dims.inter_channels, frames, generator=g).cuda()
             diffs.append((voc(z, ge) - sc.vocode(z, torch.ones_like(z[:, :1]), ge)).abs().max().item())
         out["vocoder_graph_vs_eager_max_abs_diff"] = max(diffs)
+        z = torch.randn(3, sc.dims.inter_channels, 40, generator=g).cuda()  # a batch of 3 windows (bucket 4)
+        ge3 = torch.cat([ge, ge * 0.5, ge * 2])
+        rows = torch.cat([sc.vocode(z[i : i + 1], torch.ones_like(z[:1, :1]), ge3[i : i + 1]) for i in range(3)])
+        out["vocoder_graph_batch3_vs_eager_rows_max_abs_diff"] = (voc(z, ge3) - rows).abs().max().item()
     sov.to("cpu")
     out["sovits_cuda_fp32_max_abs_diff"] = (wav_gpu - wav_cpu).abs().max().item()
     out["sovits_peak"] = wav_cpu.abs().max().item()
@@ -70,13 +74,15 @@ def correctness(gpt, sov) -> dict:
 
 
 def speed(gpt, sov, mode: str = "graphs") -> dict:
-    """mode: eager (GSVD_CUDA_GRAPHS=0), graphs (decode step graphed, sampling eager on the GPU), fused
-    (GSVD_FUSED_SAMPLING=1: sampling inside the graph)."""
+    """mode: eager (GSVD_CUDA_GRAPHS=0), graphs (decode step graphed with the Triton kernels, sampling
+    eager on the GPU), graphs_torch_ops (the same step from torch ops, GSVD_DECODE_KERNELS=0),
+    graphs_eager_vocoder (GSVD_VOCODER_GRAPHS=0), fused (GSVD_FUSED_SAMPLING=1: sampling inside the graph)."""
     from gsvd.engine.runtime import Runtime, SynthRequest
 
     os.environ["GSVD_CUDA_GRAPHS"] = "0" if mode == "eager" else "1"
     os.environ["GSVD_FUSED_SAMPLING"] = "1" if mode == "fused" else "0"
     os.environ["GSVD_VOCODER_GRAPHS"] = "0" if mode == "graphs_eager_vocoder" else "1"
+    os.environ["GSVD_DECODE_KERNELS"] = "0" if mode == "graphs_torch_ops" else "1"
     rt = Runtime(device="cuda", max_streams=16)
     rt.add_model("m", gpt, sov)
     with torch.no_grad():
@@ -129,8 +135,9 @@ def main() -> None:
     info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     gpt, sov = _models()
     info["correctness"] = correctness(gpt, sov)
-    runs = {mode: speed(gpt, sov, mode) for mode in ("eager", "graphs_eager_vocoder", "graphs", "fused")}
-    for mode in ("graphs_eager_vocoder", "graphs", "fused"):
+    modes = os.environ.get("CHECK_MODES", "eager,graphs_torch_ops,graphs,fused").split(",")
+    runs = {mode: speed(gpt, sov, mode) for mode in modes}
+    for mode in modes[1:]:
         info[f"greedy_tokens_identical_{mode}_vs_eager"] = runs[mode]["greedy_tokens"] == runs["eager"]["greedy_tokens"]
         e_s, g_s = runs["eager"]["sampled_tokens"], runs[mode]["sampled_tokens"]
         info[f"seeded_sampled_tokens_identical_{mode}_vs_eager"] = e_s == g_s

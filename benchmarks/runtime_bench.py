@@ -84,8 +84,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,8,32,64,128,256")
     ap.add_argument("--graphs", default="1")
+    ap.add_argument("--fused", default="0", help="1: sampling inside the decode graph (GSVD_FUSED_SAMPLING)")
     args = ap.parse_args()
     os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
+    os.environ["GSVD_FUSED_SAMPLING"] = args.fused
     import logging
 
     logging.disable(logging.WARNING)
@@ -104,7 +106,8 @@ def main() -> None:
     print(f"{'streams':>7s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
     for r in rows:
         print(f"{r['streams']:7d} {r['ttfa_p50_ms']:8.0f}ms {r['ttfa_p95_ms']:8.0f}ms {r['rtf_p50']:8.3f} {r['underruns']:9d}")
-    print(json.dumps({"gpu": torch.cuda.get_device_name(0), "backend": info["backend"], "rows": rows}))
+    print(json.dumps({"gpu": torch.cuda.get_device_name(0), "backend": info["backend"], "graphs": args.graphs,
+                      "fused": args.fused, "rows": rows}))
 
 
 if __name__ == "__main__":
