@@ -39,6 +39,17 @@ class ChunkPolicy:
     def size(self, index: int) -> int:
         return int(min(self.largest, round(self.first * self.growth**index)))
 
+    def window_frames(self, chunks: int = 32) -> list[int]:
+        """The vocoder window lengths (50 Hz frames, speed 1) of a stream's first `chunks` chunks, last
+        chunks aside: chunk + history tokens (a few values: sizes stop growing at `largest`)."""
+        frames, start = [], 0
+        for i in range(chunks):
+            f = 2 * (self.size(i) + min(self.history, start))
+            if f not in frames:
+                frames.append(f)
+            start += self.size(i)
+        return frames
+
 
 @dataclass(eq=False)
 class StreamDecoder:

@@ -100,6 +100,12 @@ class _Captured:
             out = self._run(static)
         return graph, static, out
 
+    def prepare(self) -> None:
+        """Capture every batch bucket now (at model load), so no stream waits for a capture later."""
+        for b in self.buckets:
+            if b not in self.graphs:
+                self.graphs[b] = self._capture(b)
+
     def replay(self, **rows: list[int]) -> torch.Tensor:
         """Fill the inputs (padded to the bucket), replay; returns the whole (bucket-sized) static output."""
         n = len(rows["slots"])

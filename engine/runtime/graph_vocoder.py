@@ -44,6 +44,13 @@ class GraphedVocoder:
             out = self._eager(z_static, ge_static)
         return graph, z_static, ge_static, out
 
+    def prepare(self, frames: list[int], channels: int, gin: int, device: torch.device) -> None:
+        """Capture the graphs of these window lengths for every batch bucket now (at model load)."""
+        for f in frames:
+            for b in BUCKETS:
+                z = torch.zeros(b, channels, f, device=device)
+                self(z, torch.zeros(b, gin, 1, device=device))
+
     def __call__(self, z_p: torch.Tensor, ge: torch.Tensor, graphable: bool = True) -> torch.Tensor:
         """z_p [B, C, F], ge [B, gin, 1] -> wav [B, 1, F * hop] (a fresh tensor)."""
         frames, n = int(z_p.shape[-1]), int(z_p.shape[0])

@@ -97,6 +97,13 @@ class Runtime:
             from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
             vocoder = GraphedVocoder(sovits)
+        if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
+            with torch.inference_mode():
+                if hasattr(graphed, "prepare"):
+                    graphed.prepare()
+                if vocoder is not None:
+                    vocoder.prepare(self._scheduler.policy.window_frames(), sovits.dims.inter_channels,
+                                    sovits.dims.gin_channels, self.device)
         with self._scheduler.cond:
             self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed, vocoder)
 

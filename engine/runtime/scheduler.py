@@ -26,6 +26,7 @@ from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 11
+MAX_PREFILL_BATCH = 32  # admitted requests prefilled in one padded pass
 MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
 
 
@@ -119,6 +120,7 @@ class Scheduler:
                     if reason is not None:
                         self._retire(self.models[model_id], s, reason)
             still = deque()
+            admitted: dict[str, list[tuple[SynthRequest, StreamHandle, int]]] = {}
             while self.waiting:
                 request, handle = self.waiting.popleft()
                 if handle.cancelled.is_set() or (request.deadline is not None and now > request.deadline):
@@ -128,56 +130,61 @@ class Scheduler:
                 if entry is None:
                     handle.finish(VoiceNotFound(f"model {request.model_id!r} was unloaded"))
                     continue
+                n_prefix = request.gpt_phone_ids.numel() + request.prompt_tokens.numel()
+                if n_prefix + 2 > entry.cache.max_len:
+                    handle.finish(InvalidInput(f"sentence too long for the KV cache ({n_prefix} positions, max "
+                                               f"{entry.cache.max_len})", "text"))
+                    continue
                 slot = entry.cache.alloc()
                 if slot is None:
                     still.append((request, handle))
                     continue
-                try:
-                    stream = self._admit(entry, request, handle, slot)
-                except InvalidInput as exc:
-                    entry.cache.free(slot)
-                    handle.finish(exc)
-                    continue
-                self.live.setdefault(request.model_id, []).append(stream)
+                admitted.setdefault(request.model_id, []).append((request, handle, slot))
             self.waiting = still
+            for model_id, items in admitted.items():
+                entry = self.models[model_id]
+                for i in range(0, len(items), MAX_PREFILL_BATCH):
+                    self.live.setdefault(model_id, []).extend(self._admit(entry, items[i : i + MAX_PREFILL_BATCH]))
 
     # ------------------------------------------------------------- admission
 
-    def _admit(self, entry: ModelEntry, req: SynthRequest, handle: StreamHandle, slot: int) -> LiveStream:
-        gpt, cache = entry.gpt, entry.cache
-        prompt = req.prompt_tokens.reshape(1, -1).to(self.device, torch.long)
-        n_prefix = req.gpt_phone_ids.numel() + prompt.shape[1]
-        if n_prefix + 2 > cache.max_len:
-            raise InvalidInput(f"sentence too long for the KV cache ({n_prefix} positions, max {cache.max_len})", "text")
-        dtype = next(gpt.parameters()).dtype
-        with torch.inference_mode():
-            x = gpt.embed_text(req.gpt_phone_ids.reshape(1, -1).to(self.device),
-                               req.gpt_bert.reshape(1, 1024, -1).to(self.device, dtype))
-            y = gpt.embed_audio(prompt, 0)
-            xy = torch.cat([x, y], dim=1)
-            allow = gpt.prefix_mask(x.shape[1], y.shape[1], device=self.device)
-            h, kvs = gpt.run_layers(xy, None, allow)
-            for layer, (k, v) in enumerate(kvs):
-                cache.write(slot, layer, 0, k[0], v[0])
-            cache.lengths[slot] = xy.shape[1]
-            logits = gpt.logits(h[:, -1])[0].float()
-        entry.sampler.start(slot, logits, prompt, req)
-        noise_gen = torch.Generator()
-        noise_gen.manual_seed((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF)
+    def _admit(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]]) -> list[LiveStream]:
+        """Prefill admitted requests together (one padded pass) and set up their streams. If the pass
+        fails, their slots are freed and each request gets the error (the other streams go on)."""
+        from gsvd.engine.runtime.prefill import prefill
+
+        cache = entry.cache
+        try:
+            with torch.inference_mode():
+                logits, lens = prefill(entry.gpt, cache, [(slot, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens)
+                                                          for r, _, slot in items], self.device)
+        except Exception as exc:
+            log.exception("prefill failed")
+            for _, handle, slot in items:
+                cache.free(slot)
+                handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
+            return []
+        streams = []
         sdt = next(entry.sovits.parameters())
-        decoder = StreamDecoder(
-            sovits=entry.sovits,
-            phones=req.target_phone_ids.reshape(1, -1).to(sdt.device),
-            ge=req.ge.reshape(1, -1, 1).to(sdt.device, sdt.dtype),
-            noise_scale=req.noise_scale,
-            speed=req.speed,
-            generator=noise_gen,
-            policy=self.policy,
-            vocoder=entry.vocoder,
-        )
-        max_new = min(req.max_new_tokens, cache.max_len - xy.shape[1] - 1)
-        req.max_new_tokens = max(1, max_new)
-        return LiveStream(req, handle, slot, prompt.shape[1], decoder)
+        for (req, handle, slot), row, n in zip(items, logits, lens):
+            prompt = req.prompt_tokens.reshape(1, -1).to(self.device, torch.long)
+            cache.lengths[slot] = n
+            entry.sampler.start(slot, row, prompt, req)
+            noise_gen = torch.Generator()
+            noise_gen.manual_seed((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF)
+            decoder = StreamDecoder(
+                sovits=entry.sovits,
+                phones=req.target_phone_ids.reshape(1, -1).to(sdt.device),
+                ge=req.ge.reshape(1, -1, 1).to(sdt.device, sdt.dtype),
+                noise_scale=req.noise_scale,
+                speed=req.speed,
+                generator=noise_gen,
+                policy=self.policy,
+                vocoder=entry.vocoder,
+            )
+            req.max_new_tokens = max(1, min(req.max_new_tokens, cache.max_len - n - 1))
+            streams.append(LiveStream(req, handle, slot, prompt.shape[1], decoder))
+        return streams
 
     # ------------------------------------------------------------- execution
 
@@ -234,19 +241,42 @@ class Scheduler:
             cache.lengths[s.slot] += 1
 
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Hand ready chunks to the decode worker (one job per stream at a time); retire finished streams."""
+        """Decode first chunks right here (batched: they set the time to first audio, and this thread
+        would otherwise compete with the decode worker for the GIL and the GPU); hand later chunks to
+        the decode worker (one job per stream at a time); retire finished streams."""
+        firsts = []
         for s in list(streams):
             if s.decoding:
                 continue
             if s.error is not None:
                 self._retire(entry, s, s.error)
             elif s.decoder.ready(s.finished):
-                s.decoding = True
-                self.decode_jobs.put((s, s.finished))  # the flag as of now: chunking must not depend on timing
+                if s.decoder.chunks == 0:
+                    firsts.append(s)
+                else:
+                    s.decoding = True
+                    self.decode_jobs.put((s, s.finished))  # the flag as of now: chunking must not depend on timing
             elif s.finished:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
                 self._retire(entry, s, None)
+        for i in range(0, len(firsts), MAX_CHUNK_BATCH):
+            self._decode_now(firsts[i : i + MAX_CHUNK_BATCH])
+
+    @staticmethod
+    def _decode_now(streams: list[LiveStream]) -> None:
+        from gsvd.engine.runtime.chunk_decode import decode_chunks
+
+        try:
+            pcms = decode_chunks([(s.decoder, s.finished) for s in streams])
+        except Exception as exc:
+            log.exception("chunk decode failed")
+            for s in streams:
+                s.error = Cancelled(f"internal error while decoding audio: {exc}")
+            return
+        for s, pcm in zip(streams, pcms):
+            if len(pcm):
+                s.handle.put(pcm)
 
     def decode_worker(self) -> None:
         """Runs SoVITS chunk decode + vocoder off the GPT thread (on its own CUDA stream), so decode

@@ -215,3 +215,36 @@ def test_batched_chunk_decode_equals_one_stream_at_a_time(models):
             assert np.allclose(pcm, ref, atol=2e-5), (i, rounds, np.abs(pcm - ref).max())
         rounds += 1
     assert rounds >= 4 and all(d.emitted == len(d.tokens) for d in together)
+
+
+@pytest.mark.parametrize("preallocate", [True, False])
+def test_batched_prefill_equals_one_request_at_a_time(models, preallocate):
+    """Requests of different text/prompt lengths prefilled in one padded pass: each row's logits and K/V
+    equal its own prefill (text bidirectional, audio causal, padding never attended to)."""
+    from gsvd.engine.runtime.kv_cache import KVCache
+    from gsvd.engine.runtime.prefill import prefill
+
+    gpt, _ = models
+    dims = gpt.dims
+    g = torch.Generator().manual_seed(21)
+    rows = []
+    for slot, (nx, ny) in enumerate([(7, 5), (12, 9), (3, 14)]):
+        rows.append((slot, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
+                     torch.randint(0, 1024, (ny,), generator=g)))
+
+    def cache():
+        c = KVCache(dims.n_layer, dims.hidden_dim, 3, 40, torch.device("cpu"), torch.float32, preallocate=preallocate)
+        assert [c.alloc() for _ in range(3)] == [0, 1, 2]
+        return c
+
+    together = cache()
+    with torch.no_grad():
+        logits, lens = prefill(gpt, together, rows, torch.device("cpu"))
+        assert lens == [12, 21, 17] and logits.shape == (3, dims.vocab_size)
+        for b, row in enumerate(rows):
+            alone = cache()
+            ref, (n,) = prefill(gpt, alone, [row], torch.device("cpu"))
+            assert torch.allclose(logits[b], ref[0], atol=1e-5), (logits[b] - ref[0]).abs().max()
+            slot = row[0]
+            assert torch.allclose(together.k[slot][:, :n], alone.k[slot][:, :n], atol=1e-5)
+            assert torch.allclose(together.v[slot][:, :n], alone.v[slot][:, :n], atol=1e-5)
