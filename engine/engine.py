@@ -327,8 +327,8 @@ class Engine:
         lang = _frontend_lang(opts.language)
         sequence = 0
         offset = 0
-        last: AudioChunk | None = None
-        for index, piece in enumerate(pieces):
+        closer: AudioChunk | None = None  # a segment's zero-length last chunk (word timings), held until we
+        for index, piece in enumerate(pieces):  # know whether it ends the request; audio is never held back
             _check_cancel(cancel, deadline)
             ids, bert, _norm = fe.features(piece, lang, state.lexicon)
             if ids.numel() == 0:
@@ -338,26 +338,25 @@ class Engine:
             first, seg_start = True, offset
             try:
                 for pcm in _watch(handle, cancel, deadline):
-                    if last is not None:
-                        yield last
-                    last = AudioChunk(
-                        pcm=np.asarray(pcm, dtype=np.float32),
-                        sample_rate=SAMPLE_RATE,
-                        sequence=sequence,
-                        offset=offset,
-                        segment=index,
-                        text=piece if first else "",
-                    )
+                    if closer is not None:
+                        yield closer
+                        closer = None
+                    yield AudioChunk(pcm=np.asarray(pcm, dtype=np.float32), sample_rate=SAMPLE_RATE, sequence=sequence,
+                                     offset=offset, segment=index, text=piece if first else "")
                     first = False
                     sequence += 1
                     offset += len(pcm)
             finally:
                 handle.cancel()
-            if last is not None and last.segment == index:
-                last = replace(last, timings=_word_timings(fe.words(piece, lang, state.lexicon), seg_start, offset))
-        if last is None:
-            last = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset)
-        yield replace(last, is_final=True)
+            if closer is not None:
+                yield closer
+            timings = _word_timings(fe.words(piece, lang, state.lexicon), seg_start, offset)
+            closer = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset, segment=index,
+                                text=piece if first else "", timings=timings)
+            sequence += 1
+        if closer is None:
+            closer = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset)
+        yield replace(closer, is_final=True)
 
     def _request(self, state, ids, bert, opts: SynthesisOptions, seed: int, deadline):
         from gsvd.engine.runtime import SynthRequest

@@ -103,8 +103,9 @@ class AudioChunk:
 
     ``pcm`` is mono float32 in [-1, 1] at ``sample_rate``. ``offset`` is the index
     of its first sample within the whole request's audio; ``sequence`` counts
-    chunks from 0. The last chunk of a request has ``is_final`` set (it may be
-    empty).
+    chunks from 0. Audio is handed on as soon as it is decoded; each segment then ends with a
+    zero-length chunk carrying its word ``timings``, and the last chunk of a request (zero-length) has
+    ``is_final`` set.
     """
 
     pcm: np.ndarray
