@@ -84,7 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,8,32,64,128,256")
     ap.add_argument("--graphs", default="1")
-    ap.add_argument("--fused", default="0", help="1: sampling inside the decode graph (GSVD_FUSED_SAMPLING)")
+    ap.add_argument("--fused", default="1", help="0: sample eagerly before a graphed step (GSVD_FUSED_SAMPLING=0)")
     args = ap.parse_args()
     os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
     os.environ["GSVD_FUSED_SAMPLING"] = args.fused

@@ -75,8 +75,12 @@ class _Captured:
             raise ValueError("CUDA-graph decoding needs a preallocated KV cache")
         self.cache = cache
         self.buckets = tuple(sorted({*(b for b in buckets if b < cache.slots_total), cache.slots_total}))
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor], torch.Tensor]] = {}
-        self.staging = torch.empty(len(self.inputs), cache.slots_total + 1, dtype=torch.long, pin_memory=True)
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph | None, dict[str, torch.Tensor], torch.Tensor]] = {}
+        self.on_cuda = cache.k_all.is_cuda  # off CUDA the same function runs eagerly (the CPU tests' reference)
+        # two staging buffers used in turn: a step may be launched before the previous one is read back
+        self.staging = [torch.empty(len(self.inputs), cache.slots_total + 1, dtype=torch.long,
+                                    pin_memory=self.on_cuda) for _ in range(2)]
+        self.flip = 0
 
     def bucket(self, n: int) -> int:
         return next((b for b in self.buckets if b >= n), self.buckets[-1])
@@ -88,6 +92,8 @@ class _Captured:
         packed = torch.zeros(len(self.inputs), b, dtype=torch.long, device=self.cache.k_all.device)
         packed[self.inputs.index("slots")] = self.cache.scratch_slot
         static = {"packed": packed, **{name: packed[i] for i, name in enumerate(self.inputs)}}
+        if not self.on_cuda:
+            return None, static, None
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.inference_mode():
@@ -113,11 +119,14 @@ class _Captured:
         if b not in self.graphs:
             self.graphs[b] = self._capture(b)
         graph, static, out = self.graphs[b]
-        staged = self.staging[:, :b]
+        self.flip ^= 1
+        staged = self.staging[self.flip][:, :b]
         for i, name in enumerate(self.inputs):
             staged[i, :n] = torch.tensor(rows[name])
             staged[i, n:] = self.cache.scratch_slot if name == "slots" else 0
         static["packed"].copy_(staged, non_blocking=True)
+        if graph is None:
+            return self._run(static)
         graph.replay()
         return out
 
@@ -141,10 +150,13 @@ class GraphedDecoder(_Captured):
 
 
 class FusedDecoder(_Captured):
-    """Sampling and the decode step in one graph (GSVD_FUSED_SAMPLING=1): -> (sampled ids, greedy ids).
+    """Sampling and the decode step in one graph (the default on CUDA; GSVD_FUSED_SAMPLING=0 samples eagerly
+    instead): -> (sampled ids, greedy ids) per row, the step's only device-to-host copy.
 
-    Measured on an H100 (benchmarks/README.md): faster steps, but the chunk-decode thread's launches
-    slowed down behind it and the first audio came later, so it is not the default."""
+    Pipelined: `launch` replays the graph and queues the copy into one of two pinned buffers; `collect`
+    waits for it. The scheduler launches step n+1 before it reads step n (the sampled token never
+    leaves the device between steps), so the host loop and the GPU overlap; a stream that stopped at
+    step n has run one wasted step n+1, which nothing reads."""
 
     inputs = ("slots", "lengths", "positions")
     fused = True
@@ -153,17 +165,32 @@ class FusedDecoder(_Captured):
         self.gpt, self.sampler, self.eos, self.min_steps = gpt, sampler, eos, min_steps
         self.step = kernel_decode_step if kernels else decode_step
         super().__init__(cache, **kw)
-        self.host = torch.empty(2, cache.slots_total + 1, dtype=torch.long, pin_memory=True)
-        self.done = torch.cuda.Event()
+        self.host = [torch.empty(2, cache.slots_total + 1, dtype=torch.long, pin_memory=self.on_cuda)
+                     for _ in range(2)]
+        self.events = [torch.cuda.Event() for _ in range(2)] if self.on_cuda else [None, None]
+        self.turn = 0
 
     def _run(self, static):
         return sample_and_step(self.gpt, self.cache, self.sampler, static["slots"], static["lengths"],
                                static["positions"], self.eos, self.min_steps, self.step)
 
-    def __call__(self, slots: list[int], lengths: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
+    def launch(self, slots: list[int], lengths: list[int], positions: list[int]):
+        """Queue one step for these rows; returns a ticket for `collect`."""
         out = self.replay(slots=slots, lengths=lengths, positions=positions)[:, : len(slots)]
-        back = self.host[:, : len(slots)]
+        self.turn ^= 1
+        back = self.host[self.turn][:, : len(slots)]
         back.copy_(out, non_blocking=True)
-        self.done.record()
-        self.done.synchronize()  # releases the GIL while it waits
+        event = self.events[self.turn]
+        if event is not None:
+            event.record()
+        return back, event
+
+    @staticmethod
+    def collect(ticket) -> tuple[list[int], list[int]]:
+        back, event = ticket
+        if event is not None:
+            event.synchronize()  # releases the GIL while it waits
         return back[0].tolist(), back[1].tolist()
+
+    def __call__(self, slots: list[int], lengths: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
+        return self.collect(self.launch(slots, lengths, positions))

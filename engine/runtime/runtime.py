@@ -87,7 +87,7 @@ class Runtime:
             from gsvd.engine.runtime.graph_decode import FusedDecoder, GraphedDecoder
 
             kernels = _triton_kernels()
-            if os.environ.get("GSVD_FUSED_SAMPLING", "0") == "1":
+            if os.environ.get("GSVD_FUSED_SAMPLING", "1") == "1":
                 graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS, kernels=kernels)
             else:
                 graphed = GraphedDecoder(gpt, cache, kernels=kernels)

@@ -37,8 +37,9 @@ class ModelEntry:
     sovits: torch.nn.Module
     cache: KVCache
     sampler: SamplerState  # per-slot next-token logits, seen tokens, parameters, seeds, steps
-    graphed: object | None = None  # graph_decode.GraphedDecoder (sample + step in one CUDA graph) or TensorRT
+    graphed: object | None = None  # graph_decode.FusedDecoder / GraphedDecoder, or a TensorRT decoder
     vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA with graphs on
+    inflight: tuple | None = None  # (ticket, streams) of a pipelined step not read back yet (FusedDecoder)
 
 
 class Scheduler:
@@ -191,15 +192,10 @@ class Scheduler:
     def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
         """Sample every running stream's next token and run one batched decode step, with one host
         sync (the sampled and greedy ids). On CUDA both happen inside one graph replay."""
-        eos, cache = entry.gpt.dims.eos, entry.cache
+        eos = entry.gpt.dims.eos
         slots = [s.slot for s in streams]
         if entry.graphed is not None and getattr(entry.graphed, "fused", False):
-            lengths = [cache.lengths[sl] for sl in slots]
-            positions = [s.prompt_len + s.step for s in streams]
-            picked, greedy = entry.graphed(slots, lengths, positions)
-            for i, s in enumerate(streams):
-                cache.lengths[s.slot] += 1  # the step ran for every row; a stopping stream is retired anyway
-                self._advance(s, picked[i], picked[i] == eos or greedy[i] == eos)
+            self._execute_pipelined(entry, streams)
             return
         reqs = [s.request for s in streams]
         ks = {int(r.top_k) for r in reqs}
@@ -211,6 +207,26 @@ class Scheduler:
                if self._advance(s, t, t == eos or g == eos)]
         if fed:
             self._decode_step(entry, [s for s, _ in fed], [t for _, t in fed])
+
+    def _execute_pipelined(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
+        """Sampling inside the graph: launch this tick's step for every running stream, then read the
+        previous tick's sampled ids (the GPU runs step n+1 while the host handles step n)."""
+        cache, eos = entry.cache, entry.gpt.dims.eos
+        launch = [s for s in streams if not s.finished and s.launched < s.request.max_new_tokens]
+        ticket = None
+        if launch:
+            slots = [s.slot for s in launch]
+            ticket = entry.graphed.launch(slots, [cache.lengths[sl] for sl in slots],
+                                          [s.prompt_len + s.launched for s in launch])
+            for s in launch:
+                cache.lengths[s.slot] += 1
+                s.launched += 1
+        previous, entry.inflight = entry.inflight, ((ticket, launch) if ticket is not None else None)
+        if previous is not None:
+            picked, greedy = entry.graphed.collect(previous[0])
+            for i, s in enumerate(previous[1]):
+                if not s.finished:  # a stream that stopped (or was retired) one step ago: nothing to read
+                    self._advance(s, picked[i], picked[i] == eos or greedy[i] == eos)
 
     @staticmethod
     def _advance(s: LiveStream, t: int, stop: bool) -> bool:
@@ -324,6 +340,7 @@ class Scheduler:
                 self.cond.notify_all()
 
     def _retire(self, entry: ModelEntry, s: LiveStream, error: BaseException | None) -> None:
+        s.finished = True
         streams = self.live.get(entry.model_id, [])
         if s in streams:
             streams.remove(s)

@@ -77,6 +77,7 @@ class LiveStream:
     prompt_len: int
     decoder: object  # chunking.StreamDecoder
     step: int = 0  # tokens generated so far (the device sampler keeps the same count per slot)
+    launched: int = 0  # decode steps launched (pipelined fused decoding runs one step ahead of `step`)
     finished: bool = False
     error: GsvdError | None = field(default=None)
     decoding: bool = False  # a chunk-decode job for this stream is in flight

@@ -248,3 +248,36 @@ def test_batched_prefill_equals_one_request_at_a_time(models, preallocate):
             slot = row[0]
             assert torch.allclose(together.k[slot][:, :n], alone.k[slot][:, :n], atol=1e-5)
             assert torch.allclose(together.v[slot][:, :n], alone.v[slot][:, :n], atol=1e-5)
+
+
+def test_pipelined_fused_decoding_equals_eager_reference(models):
+    """Sampling inside the step, launched one step ahead of reading (as on CUDA; here the static step runs
+    eagerly): same tokens as the reference for streams of different lengths, a stream stopped by its
+    token cap, slot reuse after it."""
+    from gsvd.engine.runtime.device_sampling import SamplerState
+    from gsvd.engine.runtime.graph_decode import FusedDecoder
+    from gsvd.engine.runtime.kv_cache import KVCache
+    from gsvd.engine.runtime.scheduler import MIN_STEPS
+
+    gpt, sovits = models
+    rt = _runtime(models, max_streams=2)
+    try:
+        sched = rt._scheduler
+        entry = sched.models["m"]
+        dims = gpt.dims
+        cache = KVCache(dims.n_layer, dims.hidden_dim, 2, rt.max_len, torch.device("cpu"), torch.float32,
+                        preallocate=True)
+        sampler = SamplerState(2, dims.vocab_size, torch.device("cpu"))
+        with sched.cond:
+            entry.cache, entry.sampler = cache, sampler
+            entry.graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
+        reqs = [_request(sovits, seed=s, max_new_tokens=n) for s, n in ((0, 30), (1, 17), (2, 25))]
+        handles = [rt.submit(r) for r in reqs]  # 3 requests, 2 slots: the third waits for a free slot
+        for r, h in zip(reqs, handles):
+            list(h)
+            ref = list(generate_semantic(gpt, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens, top_k=1,
+                                         generator=torch.Generator().manual_seed(0), max_steps=r.max_new_tokens))
+            assert h.tokens == ref and len(h.tokens) == r.max_new_tokens
+        assert rt.stats()["slots_free"] == 2 and entry.inflight is None
+    finally:
+        rt.close()
