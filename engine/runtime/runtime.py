@@ -53,19 +53,21 @@ class Runtime:
         self.device, self.dtype, reason = resolve_device(device, dtype)
         log.info("runtime on %s (%s)", self.device, reason)
         if self.device.type == "cuda":
-            # Two Python threads share the GIL here (scheduler, chunk decoder); a short switch interval lets
-            # the chunk decoder get it back quickly between its many op launches (the runs in
-            # benchmarks/README.md were measured with this setting).
+            # Several Python threads share the GIL (the scheduler, the callers reading their streams, decode
+            # workers if any); a short switch interval hands it back to the scheduler quickly after it
+            # waited on the GPU (the runs in benchmarks/README.md were measured with this setting).
             sys.setswitchinterval(float(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0002")))
         self.max_streams, self.max_len = max_streams, max_len
         self._backends: dict[str, str] = {}  # model id -> "tensorrt" where an engine runs the decode step
         self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
         self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
         self._thread.start()
-        # chunk decode + vocoder workers (each on its own CUDA stream); one job per stream at a time
-        workers = int(os.environ.get("GSVD_VOCODER_THREADS", "1"))
+        # Chunk decode + vocoder: on the scheduler thread by default (GSVD_VOCODER_THREADS=0), batched across
+        # streams on its own CUDA stream; N > 0 starts N worker threads for every chunk after the first.
+        workers = max(0, int(os.environ.get("GSVD_VOCODER_THREADS", "0")))
+        self._scheduler.inline_decode = workers == 0
         self._decoder_threads = [threading.Thread(target=self._scheduler.decode_worker, name=f"gsvd-vocoder-{i}",
-                                                  daemon=True) for i in range(max(1, workers))]
+                                                  daemon=True) for i in range(workers)]
         for t in self._decoder_threads:
             t.start()
 

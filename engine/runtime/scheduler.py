@@ -54,6 +54,8 @@ class Scheduler:
         self.cond = threading.Condition()
         self.closed = False
         self.decode_jobs: queue.Queue = queue.Queue()
+        self.inline_decode = True  # the runtime sets False when it starts decode worker threads
+        self._decode_stream = None  # CUDA stream of the chunk decodes run on this thread
 
     # ---------------------------------------------------------------- control
 
@@ -257,9 +259,11 @@ class Scheduler:
             cache.lengths[s.slot] += 1
 
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Decode first chunks right here (batched: they set the time to first audio, and this thread
-        would otherwise compete with the decode worker for the GIL and the GPU); hand later chunks to
-        the decode worker (one job per stream at a time); retire finished streams."""
+        """Decode ready chunks right here, batched (`inline_decode`, the default: on CUDA the chunk work is
+        launched while the GPU runs the decode step already queued, and no second Python thread competes
+        for the GIL); with decode worker threads, only first chunks (they set the time to first audio)
+        are decoded here and later ones go to the workers (one job per stream at a time). Retire
+        finished streams."""
         firsts = []
         for s in list(streams):
             if s.decoding:
@@ -267,7 +271,7 @@ class Scheduler:
             if s.error is not None:
                 self._retire(entry, s, s.error)
             elif s.decoder.ready(s.finished):
-                if s.decoder.chunks == 0:
+                if s.decoder.chunks == 0 or self.inline_decode:
                     firsts.append(s)
                 else:
                     s.decoding = True
@@ -279,12 +283,17 @@ class Scheduler:
         for i in range(0, len(firsts), MAX_CHUNK_BATCH):
             self._decode_now(firsts[i : i + MAX_CHUNK_BATCH])
 
-    @staticmethod
-    def _decode_now(streams: list[LiveStream]) -> None:
+    def _decode_now(self, streams: list[LiveStream]) -> None:
+        import contextlib
+
         from gsvd.engine.runtime.chunk_decode import decode_chunks
 
+        if self.device.type == "cuda" and self._decode_stream is None:
+            self._decode_stream = torch.cuda.Stream(self.device)
+        ctx = torch.cuda.stream(self._decode_stream) if self._decode_stream is not None else contextlib.nullcontext()
         try:
-            pcms = decode_chunks([(s.decoder, s.finished) for s in streams])
+            with ctx:
+                pcms = decode_chunks([(s.decoder, s.finished) for s in streams])
         except Exception as exc:
             log.exception("chunk decode failed")
             for s in streams:

@@ -45,9 +45,13 @@ def _runtime(models, **kw):
     return rt
 
 
-def test_concurrent_streams_equal_eager_reference(models):
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_concurrent_streams_equal_eager_reference(models, workers, monkeypatch):
+    """Chunks decoded on the scheduler thread (default) or by a decode worker thread: same tokens, all audio."""
+    monkeypatch.setenv("GSVD_VOCODER_THREADS", workers)
     gpt, sovits = models
     rt = _runtime(models, max_streams=4)
+    assert rt._scheduler.inline_decode == (workers == "0") and len(rt._decoder_threads) == int(workers)
     try:
         reqs = [_request(sovits, seed=s) for s in range(3)]
         handles = [rt.submit(r) for r in reqs]
