@@ -77,9 +77,11 @@ class _Captured:
         self.buckets = tuple(sorted({*(b for b in buckets if b < cache.slots_total), cache.slots_total}))
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph | None, dict[str, torch.Tensor], torch.Tensor]] = {}
         self.on_cuda = cache.k_all.is_cuda  # off CUDA the same function runs eagerly (the CPU tests' reference)
-        # two staging buffers used in turn: a step may be launched before the previous one is read back
-        self.staging = [torch.empty(len(self.inputs), cache.slots_total + 1, dtype=torch.long,
-                                    pin_memory=self.on_cuda) for _ in range(2)]
+        # Per bucket, two contiguous pinned staging buffers used in turn (a step may be launched before the
+        # previous one is read back). Contiguous matters: copying a strided view goes through a pageable
+        # temporary, which is synchronous and would wait for the step still running.
+        self.staging = {b: [torch.empty(len(self.inputs), b, dtype=torch.long, pin_memory=self.on_cuda)
+                            for _ in range(2)] for b in self.buckets}
         self.flip = 0
 
     def bucket(self, n: int) -> int:
@@ -120,7 +122,7 @@ class _Captured:
             self.graphs[b] = self._capture(b)
         graph, static, out = self.graphs[b]
         self.flip ^= 1
-        staged = self.staging[self.flip][:, :b]
+        staged = self.staging[b][self.flip]
         for i, name in enumerate(self.inputs):
             staged[i, :n] = torch.tensor(rows[name])
             staged[i, n:] = self.cache.scratch_slot if name == "slots" else 0
@@ -165,8 +167,8 @@ class FusedDecoder(_Captured):
         self.gpt, self.sampler, self.eos, self.min_steps = gpt, sampler, eos, min_steps
         self.step = kernel_decode_step if kernels else decode_step
         super().__init__(cache, **kw)
-        self.host = [torch.empty(2, cache.slots_total + 1, dtype=torch.long, pin_memory=self.on_cuda)
-                     for _ in range(2)]
+        self.host = {b: [torch.empty(2, b, dtype=torch.long, pin_memory=self.on_cuda) for _ in range(2)]
+                     for b in self.buckets}
         self.events = [torch.cuda.Event() for _ in range(2)] if self.on_cuda else [None, None]
         self.turn = 0
 
@@ -176,14 +178,14 @@ class FusedDecoder(_Captured):
 
     def launch(self, slots: list[int], lengths: list[int], positions: list[int]):
         """Queue one step for these rows; returns a ticket for `collect`."""
-        out = self.replay(slots=slots, lengths=lengths, positions=positions)[:, : len(slots)]
+        out = self.replay(slots=slots, lengths=lengths, positions=positions)  # [2, bucket], contiguous
         self.turn ^= 1
-        back = self.host[self.turn][:, : len(slots)]
+        back = self.host[out.shape[1]][self.turn]
         back.copy_(out, non_blocking=True)
         event = self.events[self.turn]
         if event is not None:
             event.record()
-        return back, event
+        return back[:, : len(slots)], event
 
     @staticmethod
     def collect(ticket) -> tuple[list[int], list[int]]:

@@ -94,8 +94,9 @@ class Scheduler:
             except Exception as exc:  # never leave a client hanging
                 log.exception("scheduler tick failed")
                 self._fail_all(Cancelled(f"internal error: {exc}"))
-            with self.cond:  # only audio left to decode: sleep until the worker finishes a job
-                if not self.waiting and not any(not s.finished for v in self.live.values() for s in v):
+            with self.cond:  # only audio left, decoded by worker threads: sleep until one finishes a job
+                if not self.inline_decode and not self.waiting and \
+                        not any(not s.finished for v in self.live.values() for s in v):
                     self.cond.wait(0.01)
 
     def tick(self) -> None:
