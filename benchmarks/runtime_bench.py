@@ -45,7 +45,18 @@ def make_voice(root: Path) -> Path:
     return root / "bench"
 
 
-def run_level(engine, n: int) -> dict:
+def run_repeated(engine, n: int, repeat: int) -> dict:
+    """`repeat` rounds of n concurrent streams, one after another; percentiles over every stream."""
+    rounds = [run_level(engine, n, keep=True, offset=k) for k in range(repeat)]  # zh and en alternate
+    res = [r for rnd in rounds for r in rnd["results"]]
+    ttfa = sorted(r["ttfa"] for r in res)
+    return {"streams": n, "rounds": repeat, "ttfa_p50_ms": 1000 * statistics.median(ttfa),
+            "ttfa_p95_ms": 1000 * ttfa[int(0.95 * (len(ttfa) - 1))],
+            "rtf_p50": statistics.median(r["rtf"] for r in res), "underruns": sum(r["underrun"] for r in res),
+            "wall_s": sum(rnd["wall_s"] for rnd in rounds)}
+
+
+def run_level(engine, n: int, keep: bool = False, offset: int = 0) -> dict:
     from gsvd.engine import SynthesisOptions
 
     results: list[dict] = []
@@ -53,12 +64,12 @@ def run_level(engine, n: int) -> dict:
     start_gate = threading.Event()
 
     def one(i: int) -> None:
-        text, lang = (ZH, "zh") if i % 2 == 0 else (EN, "en")
+        text, lang = (ZH, "zh") if (i + offset) % 2 == 0 else (EN, "en")
         start_gate.wait()
         t0 = time.perf_counter()
         arrivals, offsets = [], []
         audio = 0
-        for chunk in engine.stream(text, "bench", SynthesisOptions(seed=i, language=lang, max_new_tokens=75, split_method="cut0")):
+        for chunk in engine.stream(text, "bench", SynthesisOptions(seed=i + offset, language=lang, max_new_tokens=75, split_method="cut0")):
             arrivals.append(time.perf_counter() - t0)
             offsets.append(chunk.offset / 32000)
             audio += len(chunk.pcm)
@@ -75,6 +86,8 @@ def run_level(engine, n: int) -> dict:
     for t in threads:
         t.join()
     ttfa = sorted(r["ttfa"] for r in results)
+    if keep:
+        return {"results": results, "wall_s": time.perf_counter() - wall0}
     return {"streams": n, "ttfa_p50_ms": 1000 * statistics.median(ttfa), "ttfa_p95_ms": 1000 * ttfa[int(0.95 * (len(ttfa) - 1))],
             "rtf_p50": statistics.median(r["rtf"] for r in results), "underruns": sum(r["underrun"] for r in results),
             "wall_s": time.perf_counter() - wall0}
@@ -84,6 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,8,32,64,128,256")
     ap.add_argument("--graphs", default="1")
+    ap.add_argument("--min-samples", type=int, default=20, help="rounds at level N: max(1, this // N)")
     ap.add_argument("--fused", default="1", help="0: sample eagerly before a graphed step (GSVD_FUSED_SAMPLING=0)")
     args = ap.parse_args()
     os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
@@ -99,13 +113,14 @@ def main() -> None:
     with Engine(device="cuda", max_streams=max(levels), queue_limit=1024) as engine:
         engine.load_voice(voice)
         run_level(engine, 1)  # warm-up: graphs captured, kernels chosen
-        for n in levels:
-            rows.append(run_level(engine, n))
+        for n in levels:  # small levels run several rounds so that p50/p95 mean something
+            rows.append(run_repeated(engine, n, max(1, args.min_samples // n)))
             print(rows[-1], flush=True)
         info = engine.info()
-    print(f"{'streams':>7s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
+    print(f"{'streams':>7s} {'rounds':>6s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
     for r in rows:
-        print(f"{r['streams']:7d} {r['ttfa_p50_ms']:8.0f}ms {r['ttfa_p95_ms']:8.0f}ms {r['rtf_p50']:8.3f} {r['underruns']:9d}")
+        print(f"{r['streams']:7d} {r['rounds']:6d} {r['ttfa_p50_ms']:8.1f}ms {r['ttfa_p95_ms']:8.1f}ms {r['rtf_p50']:8.3f} "
+              f"{r['underruns']:9d}")
     print(json.dumps({"gpu": torch.cuda.get_device_name(0), "backend": info["backend"], "graphs": args.graphs,
                       "fused": args.fused, "rows": rows}))
 
