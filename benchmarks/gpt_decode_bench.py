@@ -10,7 +10,8 @@ tick, host loop included: sample, decode, and read the sampled ids back (one hos
 Modes, in one run:
 - eager:    sampling + decode step as eager torch ops over per-slot caches (`GSVD_CUDA_GRAPHS=0`)
 - graphs:   sampling eager, decode step (torch ops) replayed from a CUDA graph per batch bucket
-- kernels:  the same with the Triton decode kernels (`decode_kernels.py`)
+- kernels_cublas: the same with the Triton attention + LayerNorm kernels, GEMMs from cuBLAS
+- kernels:  the same with `small_linear` for the GEMMs up to 16 rows (the default)
 - fused:    sampling + decode step (Triton kernels) in one CUDA graph (`FusedDecoder`), read back each step
 - pipelined: the same, step n+1 launched before step n is read back (what the scheduler does on CUDA)
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -86,6 +88,7 @@ def _runner(rig: Rig, mode: str, n: int):
     slots_t = torch.tensor(slots, device="cuda")
     step_no = [0]
     if mode in ("fused", "pipelined"):
+        os.environ["GSVD_SMALL_LINEAR"] = "1"
         if "fused" not in rig.decoders:
             rig.decoders["fused"] = FusedDecoder(gpt, cache, sampler, eos, MIN_STEPS, kernels=True)
         dec = rig.decoders["fused"]
@@ -103,8 +106,11 @@ def _runner(rig: Rig, mode: str, n: int):
             return dec.collect(pending.pop(0))[0] if len(pending) > 1 else []
 
         return step
-    if mode in ("graphs", "kernels"):
-        dec = rig.decoders.setdefault(mode, GraphedDecoder(gpt, cache, kernels=mode == "kernels"))
+    if mode in ("graphs", "kernels", "kernels_cublas"):
+        os.environ["GSVD_SMALL_LINEAR"] = "0" if mode == "kernels_cublas" else "1"  # read at capture
+        if mode not in rig.decoders:
+            rig.decoders[mode] = GraphedDecoder(gpt, cache, kernels=mode != "graphs")
+        dec = rig.decoders[mode]
     same_k = 15 if rig.top_k == 15 else None
 
     def step():
@@ -167,10 +173,10 @@ def checks(gpt) -> dict:
         out["kernel_vs_torch_step_argmax_equal"] = bool((got.argmax(-1) == ref.argmax(-1)).all())
         out["kernel_vs_torch_cache_rows_max_abs_diff"] = (rig.cache.k_all.float() - k_ref.float()).abs().max().item()
     greedy = {}
-    for mode in ("eager", "graphs", "kernels", "fused", "pipelined"):
+    for mode in ("eager", "graphs", "kernels_cublas", "kernels", "fused", "pipelined"):
         _, toks = run_mode(rig, mode, 4, 60, top_k=1)
         greedy[mode] = [t for t in toks if t]
-    for mode in ("graphs", "kernels", "fused", "pipelined"):
+    for mode in ("graphs", "kernels_cublas", "kernels", "fused", "pipelined"):
         same = sum(a == b for a, b in zip(greedy[mode], greedy["eager"]))
         out[f"greedy_steps_equal_{mode}_vs_eager_of_60"] = same
     return out
@@ -181,7 +187,7 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8,32,128,256")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--eager-steps", type=int, default=40)
-    ap.add_argument("--modes", default="eager,graphs,kernels,fused,pipelined")
+    ap.add_argument("--modes", default="eager,graphs,kernels_cublas,kernels,fused,pipelined")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]

@@ -70,6 +70,8 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0) -> dict:
         arrivals, offsets = [], []
         audio = 0
         for chunk in engine.stream(text, "bench", SynthesisOptions(seed=i + offset, language=lang, max_new_tokens=75, split_method="cut0")):
+            if len(chunk.pcm) == 0:  # a sentence's closing chunk (word timings): nothing to play
+                continue
             arrivals.append(time.perf_counter() - t0)
             offsets.append(chunk.offset / 32000)
             audio += len(chunk.pcm)

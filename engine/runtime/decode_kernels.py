@@ -130,3 +130,37 @@ def add_layer_norm(x: torch.Tensor, r: torch.Tensor, norm: torch.nn.LayerNorm) -
     _add_ln[(b,)](x, r, norm.weight, norm.bias, out, x.stride(0), r.stride(0), out.stride(0), norm.eps,
                   D=d, BLOCK=triton.next_power_of_2(d))
     return out
+
+
+@triton.jit
+def _small_linear(x, w, bias, y, B, N, K, s_x, s_w, s_y, RELU: tl.constexpr, BLOCK_B: tl.constexpr,
+                  BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    b = tl.arange(0, BLOCK_B)
+    acc = tl.zeros([BLOCK_B, BLOCK_N], dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        k = k0 + tl.arange(0, BLOCK_K)
+        xt = tl.load(x + b[:, None] * s_x + k[None, :], mask=(b[:, None] < B) & (k[None, :] < K), other=0.0)
+        wt = tl.load(w + n[:, None] * s_w + k[None, :], mask=(n[:, None] < N) & (k[None, :] < K), other=0.0)
+        acc += tl.dot(xt, tl.trans(wt))
+    acc += tl.load(bias + n, mask=n < N, other=0.0).to(tl.float32)[None, :]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    tl.store(y + b[:, None] * s_y + n[None, :], acc.to(y.dtype.element_ty), mask=(b[:, None] < B) & (n[None, :] < N))
+
+
+SMALL_BATCH = 16  # rows up to which `small_linear` is used (one 16-row tile)
+
+
+def small_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """x [B, K] (B <= 16) @ weight[N, K]^T + bias (+ ReLU) -> [B, N]: each program reads a 16-row strip of
+    the weight once for every row of the batch (the step's GEMMs are weight reads at this size)."""
+    b, k = x.shape
+    n = weight.shape[0]
+    if b > SMALL_BATCH or x.stride(1) != 1 or weight.stride(1) != 1:
+        raise ValueError("small_linear takes at most 16 unit-stride rows and a row-major weight")
+    y = torch.empty(b, n, device=x.device, dtype=x.dtype)
+    block_n = 16
+    _small_linear[(triton.cdiv(n, block_n),)](x, weight, bias, y, b, n, k, x.stride(0), weight.stride(0), y.stride(0),
+                                             RELU=relu, BLOCK_B=16, BLOCK_N=block_n, BLOCK_K=256)
+    return y

@@ -11,9 +11,14 @@ eager step).
 
 from __future__ import annotations
 
+import logging
+import os
+
 import torch
 
 from gsvd.engine.runtime.kv_cache import KVCache
+
+log = logging.getLogger(__name__)
 
 
 def decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.Tensor:
@@ -36,20 +41,28 @@ def decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.T
 def kernel_decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.Tensor:
     """`decode_step` with the Triton kernels of `decode_kernels` (same inputs, same result within
     fp16 rounding): attention reads each slot in place up to its true length and writes the new K/V
-    row itself; residual + LayerNorm is one kernel; the FFN's ReLU rides on its first GEMM. About
-    8 launches per layer instead of ~15."""
-    from gsvd.engine.runtime.decode_kernels import add_layer_norm, decode_attention
+    row itself; residual + LayerNorm is one kernel; the FFN's ReLU rides on its first GEMM; up to 16
+    rows the GEMMs are `small_linear` (GSVD_SMALL_LINEAR=0: cuBLAS). About 8 launches per layer
+    instead of ~15."""
+    from gsvd.engine.runtime import decode_kernels as dk
 
     k_all, v_all = cache.k_all, cache.v_all
     table = gpt.ar_audio_position.table
     x = gpt.ar_audio_embedding(token[:, 0]) + gpt.ar_audio_position.alpha * table[position].to(k_all.dtype)
+    small = x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0"
+
+    def linear(x, mod_w, mod_b, relu=False):
+        if small:
+            return dk.small_linear(x, mod_w, mod_b, relu)
+        return torch._addmm_activation(mod_b, x, mod_w.t()) if relu else torch.addmm(mod_b, x, mod_w.t())
+
     for i, layer in enumerate(gpt.layers):
         att = layer.self_attn
-        qkv = torch.addmm(att.in_proj_bias, x, att.in_proj_weight.t())
-        a = decode_attention(qkv, k_all[i], v_all[i], slots, lengths, att.n_head)
-        x = add_layer_norm(x, torch.addmm(att.out_proj.bias, a, att.out_proj.weight.t()), layer.norm1)
-        f = torch._addmm_activation(layer.linear1.bias, x, layer.linear1.weight.t())
-        x = add_layer_norm(x, torch.addmm(layer.linear2.bias, f, layer.linear2.weight.t()), layer.norm2)
+        a = dk.decode_attention(linear(x, att.in_proj_weight, att.in_proj_bias), k_all[i], v_all[i], slots, lengths,
+                                att.n_head)
+        x = dk.add_layer_norm(x, linear(a, att.out_proj.weight, att.out_proj.bias), layer.norm1)
+        f = linear(x, layer.linear1.weight, layer.linear1.bias, relu=True)
+        x = dk.add_layer_norm(x, linear(f, layer.linear2.weight, layer.linear2.bias), layer.norm2)
     return gpt.logits(x).float()
 
 
@@ -91,6 +104,16 @@ class _Captured:
         raise NotImplementedError
 
     def _capture(self, b: int):
+        try:
+            return self._capture_once(b)
+        except Exception as exc:  # e.g. a Triton kernel that does not compile here: torch ops instead
+            if getattr(self, "step", decode_step) is decode_step:
+                raise
+            log.warning("decode kernels failed at batch bucket %d (%s); using torch ops", b, exc)
+            self.step = decode_step
+            return self._capture_once(b)
+
+    def _capture_once(self, b: int):
         packed = torch.zeros(len(self.inputs), b, dtype=torch.long, device=self.cache.k_all.device)
         packed[self.inputs.index("slots")] = self.cache.scratch_slot
         static = {"packed": packed, **{name: packed[i] for i, name in enumerate(self.inputs)}}

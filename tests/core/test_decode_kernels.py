@@ -91,3 +91,17 @@ def test_kernel_step_equals_static_step(kernels, tmp_path):
     assert got.shape == (3, dims.vocab_size) and got.dtype == torch.float32
     assert torch.allclose(got, ref, atol=1e-4), (got - ref).abs().max()
     assert torch.allclose(a.k_all, b.k_all, atol=1e-6) and torch.allclose(a.v_all, b.v_all, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows,relu", [(1, False), (3, True), (16, False)])
+def test_small_linear_matches_torch(kernels, rows, relu):
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 300, generator=g)  # K not a multiple of the K block, N not a multiple of 16
+    w, b = torch.randn(40, 300, generator=g), torch.randn(40, generator=g)
+    got = kernels.small_linear(x, w, b, relu)
+    ref = torch.nn.functional.linear(x, w, b)
+    ref = ref.relu() if relu else ref
+    assert got.shape == (rows, 40)
+    assert torch.allclose(got, ref, atol=1e-3, rtol=1e-4), (got - ref).abs().max()
+    with pytest.raises(ValueError, match="at most 16"):
+        kernels.small_linear(torch.randn(17, 300), w, b)
