@@ -333,7 +333,7 @@ class Engine:
             ids, bert, _norm = fe.features(piece, lang, state.lexicon)
             if ids.numel() == 0:
                 continue
-            request = self._request(state, ids, bert, opts, seed + index, deadline)
+            request = self._request(state, ids, bert, opts, seed + index, deadline, cancel)
             handle = self._runtime.submit(request)
             first, seg_start = True, offset
             try:
@@ -358,7 +358,7 @@ class Engine:
             closer = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset)
         yield replace(closer, is_final=True)
 
-    def _request(self, state, ids, bert, opts: SynthesisOptions, seed: int, deadline):
+    def _request(self, state, ids, bert, opts: SynthesisOptions, seed: int, deadline, cancel=None):
         from gsvd.engine.runtime import SynthRequest
 
         return SynthRequest(
@@ -377,6 +377,7 @@ class Engine:
             seed=seed,
             max_new_tokens=opts.max_new_tokens,
             deadline=deadline,
+            cancel=cancel,
         )
 
     def _build_model(self, bundle) -> _ModelState:
@@ -517,25 +518,10 @@ def _check_cancel(cancel: threading.Event | None, deadline: float | None) -> Non
 
 
 def _watch(handle, cancel: threading.Event | None, deadline: float | None) -> Iterator[np.ndarray]:
-    """Iterate a runtime handle, cancelling it when `cancel` is set (from any thread)."""
-    if cancel is None:
-        yield from handle
-        return
-    done = threading.Event()
-
-    def watcher() -> None:
-        while not done.wait(0.005):
-            if cancel.is_set():
-                handle.cancel()
-                return
-
-    thread = threading.Thread(target=watcher, name="gsvd-cancel-watch", daemon=True)
-    thread.start()
-    try:
-        yield from handle
-        _check_cancel(cancel, deadline)
-    finally:
-        done.set()
+    """Iterate a runtime handle. The request carries `cancel`, which the scheduler checks every tick (it
+    ends the handle with Cancelled), so no thread per stream has to watch it."""
+    yield from handle
+    _check_cancel(cancel, deadline)
 
 
 def _frontend_lang(language: str) -> str:

@@ -127,7 +127,8 @@ class Scheduler:
             admitted: dict[str, list[tuple[SynthRequest, StreamHandle, int]]] = {}
             while self.waiting:
                 request, handle = self.waiting.popleft()
-                if handle.cancelled.is_set() or (request.deadline is not None and now > request.deadline):
+                if handle.cancelled.is_set() or (request.cancel is not None and request.cancel.is_set()) or \
+                        (request.deadline is not None and now > request.deadline):
                     handle.finish(Cancelled("request cancelled before it started"))
                     continue
                 entry = self.models.get(request.model_id)
@@ -262,10 +263,11 @@ class Scheduler:
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
         """Decode ready chunks right here, batched (`inline_decode`, the default: on CUDA the chunk work is
         launched while the GPU runs the decode step already queued, and no second Python thread competes
-        for the GIL); with decode worker threads, only first chunks (they set the time to first audio)
-        are decoded here and later ones go to the workers (one job per stream at a time). Retire
-        finished streams."""
-        firsts = []
+        for the GIL): first chunks first (they set the time to first audio), then the streams whose
+        audio runs out soonest, at most MAX_CHUNK_BATCH per tick so decode steps keep coming; the rest
+        wait for the next tick. With decode worker threads, only first chunks are decoded here and later
+        ones go to the workers (one job per stream at a time). Retire finished streams."""
+        ready = []
         for s in list(streams):
             if s.decoding:
                 continue
@@ -273,7 +275,7 @@ class Scheduler:
                 self._retire(entry, s, s.error)
             elif s.decoder.ready(s.finished):
                 if s.decoder.chunks == 0 or self.inline_decode:
-                    firsts.append(s)
+                    ready.append(s)
                 else:
                     s.decoding = True
                     self.decode_jobs.put((s, s.finished))  # the flag as of now: chunking must not depend on timing
@@ -281,8 +283,9 @@ class Scheduler:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
                 self._retire(entry, s, None)
-        for i in range(0, len(firsts), MAX_CHUNK_BATCH):
-            self._decode_now(firsts[i : i + MAX_CHUNK_BATCH])
+        if ready:
+            ready.sort(key=LiveStream.audio_deadline)
+            self._decode_now(ready[:MAX_CHUNK_BATCH])
 
     def _decode_now(self, streams: list[LiveStream]) -> None:
         import contextlib
@@ -302,6 +305,7 @@ class Scheduler:
             return
         for s, pcm in zip(streams, pcms):
             if len(pcm):
+                s.sent(len(pcm))
                 s.handle.put(pcm)
 
     def decode_worker(self) -> None:
@@ -341,6 +345,7 @@ class Scheduler:
                 pcms = None
             for k, (s, finished) in enumerate(jobs):
                 if pcms is not None and len(pcms[k]):
+                    s.sent(len(pcms[k]))
                     s.handle.put(pcms[k])
                 if pcms is not None and finished and s.decoder.ready(True):
                     carry.append((s, finished))

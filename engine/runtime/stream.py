@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ import torch
 from gsvd.engine.errors import Cancelled, GsvdError
 
 _END = object()
+SAMPLE_RATE = 32000
 
 
 @dataclass
@@ -34,6 +36,7 @@ class SynthRequest:
     seed: int = 0
     max_new_tokens: int = 1500
     deadline: float | None = None
+    cancel: threading.Event | None = None  # the caller's own cancel flag, checked every tick (no watcher thread)
 
 
 class StreamHandle:
@@ -82,8 +85,23 @@ class LiveStream:
     error: GsvdError | None = field(default=None)
     decoding: bool = False  # a chunk-decode job for this stream is in flight
 
+    first_audio_at: float | None = None  # time.monotonic() when the first PCM was handed on
+    samples_sent: int = 0
+
+    def sent(self, samples: int) -> None:
+        if self.first_audio_at is None:
+            self.first_audio_at = time.monotonic()
+        self.samples_sent += samples
+
+    def audio_deadline(self) -> float:
+        """When the audio sent so far finishes playing, if playback started with the first piece (-inf
+        before the first piece: nothing is more urgent than a stream's first audio)."""
+        if self.first_audio_at is None:
+            return float("-inf")
+        return self.first_audio_at + self.samples_sent / SAMPLE_RATE
+
     def cancel_reason(self, now: float) -> Cancelled | None:
-        if self.handle.cancelled.is_set():
+        if self.handle.cancelled.is_set() or (self.request.cancel is not None and self.request.cancel.is_set()):
             return Cancelled("request cancelled")
         if self.request.deadline is not None and now > self.request.deadline:
             return Cancelled("request deadline exceeded")

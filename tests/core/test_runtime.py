@@ -99,6 +99,18 @@ def test_cancel_and_deadline_free_the_slot(models):
         h.cancel()
         with pytest.raises(Cancelled):
             list(it)
+        flag = threading.Event()  # the caller's own cancel flag, set while the request streams or waits
+        running = rt.submit(_request(models[1], top_k=50, max_new_tokens=1500, cancel=flag))
+        queued_flag = threading.Event()
+        queued_flag.set()
+        queued = rt.submit(_request(models[1], max_new_tokens=1500, cancel=queued_flag))
+        it = iter(running)
+        next(it)
+        flag.set()
+        with pytest.raises(Cancelled, match="cancelled"):
+            list(it)
+        with pytest.raises(Cancelled, match="before it started"):
+            list(queued)
         late = rt.submit(_request(models[1], top_k=50, max_new_tokens=1500, deadline=time.monotonic() + 0.05))
         with pytest.raises(Cancelled, match="deadline"):
             list(late)
@@ -111,6 +123,22 @@ def test_cancel_and_deadline_free_the_slot(models):
         assert all(len(np.concatenate(list(h))) == 12 * 1280 for h in handles)
     finally:
         rt.close()
+
+
+def test_chunks_are_decoded_most_urgent_first():
+    """Streams without audio yet come first, then the one whose sent audio finishes playing soonest."""
+    from gsvd.engine.runtime.stream import LiveStream, StreamHandle
+
+    def live(first_at, samples):
+        s = LiveStream(None, StreamHandle(), 0, 0, None)
+        s.first_audio_at, s.samples_sent = first_at, samples
+        return s
+
+    a, b, c = live(100.0, 32000 * 3), live(101.0, 32000), live(None, 0)  # a plays until 103, b until 102
+    assert sorted([a, b, c], key=LiveStream.audio_deadline) == [c, b, a]
+    c.sent(640)
+    assert c.first_audio_at is not None and c.samples_sent == 640
+    assert c.audio_deadline() == pytest.approx(c.first_audio_at + 0.02)
 
 
 def test_unloading_a_model_ends_its_streams(models):
