@@ -1,10 +1,11 @@
 """Continuous-batching scheduler: one GPT decode step for all live streams of a model per tick.
 
-Each tick: `schedule()` admits waiting requests into free KV slots (prefill) and
-drops cancelled or expired ones; `execute()` runs one batched decode step per
-resident model; `update()` samples each stream's next token with its own
-parameters and seed, stops streams on EOS, and decodes audio chunks that the
-`ChunkPolicy` says are ready. Streams join and leave between steps.
+Each tick: `schedule()` drops cancelled or expired streams and admits waiting requests into free KV
+slots (one padded prefill pass); `execute()` samples every stream's next token with its own
+parameters and seed and runs one batched decode step per resident model (on CUDA one graph replay,
+pipelined one step ahead of the read-back); `update()` stops streams on EOS, decodes the audio
+chunks the `ChunkPolicy` says are ready (batched across streams) and retires finished streams.
+Streams join and leave between steps.
 """
 
 from __future__ import annotations
