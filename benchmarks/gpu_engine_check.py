@@ -34,6 +34,25 @@ def _models():
     return gpt.eval(), sov.eval()
 
 
+def random_runtime(max_streams: int = 16, models=None):
+    """A CUDA Runtime holding one random real-size model "m" (or `models`) -> (runtime, request(seed, tokens))."""
+    from gsvd.engine.runtime import Runtime, SynthRequest
+
+    gpt, sov = models if models is not None else _models()
+    rt = Runtime(device="cuda", max_streams=max_streams)
+    rt.add_model("m", gpt, sov)
+    with torch.no_grad():
+        ge = rt._scheduler.models["m"].sovits.compute_ge(torch.rand(1, 1025, 200, device="cuda"))[0]
+
+    def request(seed: int, n: int = 200) -> SynthRequest:
+        g = torch.Generator().manual_seed(seed)
+        ph = torch.randint(0, 732, (50,), generator=g)
+        return SynthRequest("m", ph, torch.randn(1024, 50, generator=g), torch.randint(0, 1024, (100,), generator=g),
+                            ph[20:], ge, top_k=15, seed=seed, max_new_tokens=n)
+
+    return rt, request
+
+
 def correctness(gpt, sov) -> dict:
     from gsvd.engine.t2s_infer import first_step_logits
 
@@ -77,23 +96,11 @@ def speed(gpt, sov, mode: str = "graphs") -> dict:
     """mode: eager (GSVD_CUDA_GRAPHS=0), graphs (decode step graphed with the Triton kernels, sampling
     eager on the GPU), graphs_torch_ops (the same step from torch ops, GSVD_DECODE_KERNELS=0),
     graphs_eager_vocoder (GSVD_VOCODER_GRAPHS=0), fused (GSVD_FUSED_SAMPLING=1: sampling inside the graph)."""
-    from gsvd.engine.runtime import Runtime, SynthRequest
-
     os.environ["GSVD_CUDA_GRAPHS"] = "0" if mode == "eager" else "1"
     os.environ["GSVD_FUSED_SAMPLING"] = "1" if mode == "fused" else "0"
     os.environ["GSVD_VOCODER_GRAPHS"] = "0" if mode == "graphs_eager_vocoder" else "1"
     os.environ["GSVD_DECODE_KERNELS"] = "0" if mode == "graphs_torch_ops" else "1"
-    rt = Runtime(device="cuda", max_streams=16)
-    rt.add_model("m", gpt, sov)
-    with torch.no_grad():
-        ge = rt._scheduler.models["m"].sovits.compute_ge(torch.rand(1, 1025, 200, device="cuda"))[0]
-
-    def req(seed, n=200):
-        g = torch.Generator().manual_seed(seed)
-        ph = torch.randint(0, 732, (50,), generator=g)
-        return SynthRequest("m", ph, torch.randn(1024, 50, generator=g), torch.randint(0, 1024, (100,), generator=g),
-                            ph[20:], ge, top_k=15, seed=seed, max_new_tokens=n)
-
+    rt, req = random_runtime(16, (gpt, sov))
     list(rt.submit(req(0, 30)))  # warm-up
     greedy_req = req(5, 60)
     greedy_req.top_k = 1

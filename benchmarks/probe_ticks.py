@@ -13,28 +13,15 @@ import sys
 import threading
 import time
 
-import torch
-
 
 def run(fused: bool, streams: int) -> dict:
     os.environ["GSVD_FUSED_SAMPLING"] = "1" if fused else "0"
-    from gsvd.engine.runtime import Runtime, SynthRequest
     from gsvd.engine.runtime import scheduler as sched
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from gpu_engine_check import _models
+    from gpu_engine_check import random_runtime
 
-    gpt, sov = _models()
-    rt = Runtime(device="cuda", max_streams=16)
-    rt.add_model("m", gpt, sov)
-    ge = rt._scheduler.models["m"].sovits.compute_ge(torch.rand(1, 1025, 200, device="cuda"))[0].detach()
-
-    def req(seed, n):
-        g = torch.Generator().manual_seed(seed)
-        ph = torch.randint(0, 732, (50,), generator=g)
-        return SynthRequest("m", ph, torch.randn(1024, 50, generator=g), torch.randint(0, 1024, (100,), generator=g),
-                            ph[20:], ge, top_k=15, seed=seed, max_new_tokens=n)
-
+    rt, req = random_runtime(16)
     list(rt.submit(req(0, 40)))
     prof = cProfile.Profile()
     ticks = [0, 0.0]
