@@ -300,9 +300,13 @@ class Scheduler:
             with ctx:
                 pcms = decode_chunks([(s.decoder, s.finished) for s in streams])
         except Exception as exc:
+            if len(streams) > 1:  # nothing was committed: find the stream at fault, the others go on
+                log.warning("batched chunk decode failed (%s); decoding its %d streams one by one", exc, len(streams))
+                for s in streams:
+                    self._decode_now([s])
+                return
             log.exception("chunk decode failed")
-            for s in streams:
-                s.error = Cancelled(f"internal error while decoding audio: {exc}")
+            streams[0].error = Cancelled(f"internal error while decoding audio: {exc}")
             return
         for s, pcm in zip(streams, pcms):
             if len(pcm):

@@ -125,6 +125,25 @@ def test_cancel_and_deadline_free_the_slot(models):
         rt.close()
 
 
+def test_a_failing_stream_does_not_take_its_chunk_batch_down(models, caplog):
+    """Two streams decoded in one batch, one with phones its SoVITS cannot embed: that one ends with an
+    error, the other gets all its audio."""
+    rt = _runtime(models, max_streams=2)
+    try:
+        good = _request(models[1], seed=1, max_new_tokens=14)
+        bad = _request(models[1], seed=2, max_new_tokens=14)
+        bad.target_phone_ids = torch.full_like(bad.target_phone_ids, 100_000)
+        with rt._scheduler.cond:  # admitted in the same tick, so their chunks share a batch
+            handles = [rt.submit(good), rt.submit(bad)]
+        assert len(np.concatenate(list(handles[0]))) == 14 * 1280
+        with pytest.raises(Cancelled, match="internal error while decoding audio"):
+            list(handles[1])
+        assert "decoding its 2 streams one by one" in caplog.text
+        assert rt.stats()["slots_free"] == 2
+    finally:
+        rt.close()
+
+
 def test_chunks_are_decoded_most_urgent_first():
     """Streams without audio yet come first, then the one whose sent audio finishes playing soonest."""
     from gsvd.engine.runtime.stream import LiveStream, StreamHandle
