@@ -156,7 +156,7 @@ class Scheduler:
 
     def _admit(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]]) -> list[LiveStream]:
         """Prefill admitted requests together (one padded pass) and set up their streams. If the pass
-        fails, their slots are freed and each request gets the error (the other streams go on)."""
+        fails, each request is tried alone; one that still fails gets the error and its slot back."""
         from gsvd.engine.runtime.prefill import prefill
 
         cache = entry.cache
@@ -165,10 +165,13 @@ class Scheduler:
                 logits, lens = prefill(entry.gpt, cache, [(slot, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens)
                                                           for r, _, slot in items], self.device)
         except Exception as exc:
+            if len(items) > 1:  # find the request at fault: the others start normally
+                log.warning("batched prefill failed (%s); prefilling its %d requests one by one", exc, len(items))
+                return [s for item in items for s in self._admit(entry, [item])]
             log.exception("prefill failed")
-            for _, handle, slot in items:
-                cache.free(slot)
-                handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
+            _, handle, slot = items[0]
+            cache.free(slot)
+            handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
             return []
         streams = []
         sdt = next(entry.sovits.parameters())

@@ -144,6 +144,24 @@ def test_a_failing_stream_does_not_take_its_chunk_batch_down(models, caplog):
         rt.close()
 
 
+def test_a_failing_request_does_not_take_its_prefill_batch_down(models):
+    """Two requests admitted in one tick, one with phone ids the GPT cannot embed: it ends with an error
+    and gives its slot back, the other streams normally."""
+    rt = _runtime(models, max_streams=2)
+    try:
+        good = _request(models[1], seed=1, max_new_tokens=10)
+        bad = _request(models[1], seed=2, max_new_tokens=10)
+        bad.gpt_phone_ids = torch.full_like(bad.gpt_phone_ids, 100_000)
+        with rt._scheduler.cond:
+            handles = [rt.submit(bad), rt.submit(good)]
+        with pytest.raises(Cancelled, match="internal error while starting the stream"):
+            list(handles[0])
+        assert len(np.concatenate(list(handles[1]))) == 10 * 1280
+        assert rt.stats()["slots_free"] == 2
+    finally:
+        rt.close()
+
+
 def test_chunks_are_decoded_most_urgent_first():
     """Streams without audio yet come first, then the one whose sent audio finishes playing soonest."""
     from gsvd.engine.runtime.stream import LiveStream, StreamHandle
