@@ -53,14 +53,14 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
     known = [k for _, _, k in plans]
     codes = torch.zeros(len(decoders), 1, max(known), dtype=torch.long)
     n_ph = [d.phones.shape[-1] for d in decoders]
-    phones = torch.zeros(len(decoders), max(n_ph), dtype=torch.long)
+    phones = torch.zeros(len(decoders), max(n_ph), dtype=torch.long, device=p.device)
     for r, (d, k) in enumerate(zip(decoders, known)):
         codes[r, 0, :k] = torch.tensor(d.tokens[:k], dtype=torch.long)
-        phones[r, : n_ph[r]] = d.phones[0].cpu()
+        phones[r, : n_ph[r]] = d.phones[0]  # stays on the device: no copy back to the host per stream
     lens = torch.tensor(known)
     batched = len(decoders) > 1
     ge = torch.cat([d.ge for d in decoders])
-    hidden, mask = sovits.content(codes.to(p.device), phones.to(p.device), ge,
+    hidden, mask = sovits.content(codes.to(p.device), phones, ge,
                                   lens.to(p.device) if batched else None,
                                   torch.tensor(n_ph, device=p.device) if batched else None)
     m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)

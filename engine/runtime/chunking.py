@@ -109,12 +109,14 @@ class StreamDecoder:
         return decode_chunks([(self, finished)])[0]
 
     def noise_for(self, frames: int, like: torch.Tensor) -> torch.Tensor:
-        """Prior noise for frames 0..frames-1 (drawn once per frame, so re-decodes agree): [1, C, frames]."""
+        """Prior noise for frames 0..frames-1 (drawn once per frame on the CPU generator, so re-decodes
+        agree; kept on `like`'s device, only new frames are copied): [1, C, frames]."""
         have = 0 if self._noise is None else self._noise.shape[-1]
         if frames > have:
             extra = torch.randn((1, like.shape[1], frames - have), generator=self.generator, dtype=torch.float32)
+            extra = extra.to(device=like.device, dtype=like.dtype)
             self._noise = extra if self._noise is None else torch.cat([self._noise, extra], dim=-1)
-        return self._noise[..., :frames].to(device=like.device, dtype=like.dtype)
+        return self._noise[..., :frames]
 
     def _join(self, audio: np.ndarray, finished: bool) -> np.ndarray:
         """Cross-fade the held-back tail with the start of `audio` (both cover the same span)."""
