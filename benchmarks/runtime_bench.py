@@ -1,7 +1,8 @@
 """End-to-end streaming benchmark through the public Engine (text frontend included), real v2 sizes
 with random weights (so every sentence runs to the token cap: 75 tokens = 3 s of audio each).
 
-    python3 -P benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1]
+    python3 -P benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1] [--eager-streams 1,8,32]
+    .venv/bin/python benchmarks/runtime_bench.py --device cpu --streams 1 --min-samples 1   # smoke test
 
 For each concurrency level N it starts N streams at once (alternating 20-character zh and en
 sentences) and measures, per stream: time to first audio (request accepted -> first PCM chunk),
@@ -95,36 +96,57 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0) -> dict:
             "wall_s": time.perf_counter() - wall0}
 
 
+def run_engine(voice: Path, levels: list[int], min_samples: int, device: str) -> tuple[list[dict], dict]:
+    from gsvd.engine import Engine
+
+    rows = []
+    with Engine(device=device, max_streams=max(levels), queue_limit=1024) as engine:
+        engine.load_voice(voice)
+        run_level(engine, 1)  # warm-up: graphs captured, kernels chosen
+        for n in levels:  # small levels run several rounds so that p50/p95 mean something
+            rows.append(run_repeated(engine, n, max(1, min_samples // n)))
+            print(rows[-1], flush=True)
+        return rows, engine.info()
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(title)
+    print(f"{'streams':>7s} {'rounds':>6s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
+    for r in rows:
+        print(f"{r['streams']:7d} {r['rounds']:6d} {r['ttfa_p50_ms']:8.1f}ms {r['ttfa_p95_ms']:8.1f}ms {r['rtf_p50']:8.3f} "
+              f"{r['underruns']:9d}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,8,32,64,128,256")
     ap.add_argument("--graphs", default="1")
     ap.add_argument("--min-samples", type=int, default=20, help="rounds at level N: max(1, this // N)")
     ap.add_argument("--fused", default="1", help="0: sample eagerly before a graphed step (GSVD_FUSED_SAMPLING=0)")
+    ap.add_argument("--eager-streams", default="", help="then these levels eager (GSVD_CUDA_GRAPHS=0), in this run")
+    ap.add_argument("--device", default="cuda")
     args = ap.parse_args()
     os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
     os.environ["GSVD_FUSED_SAMPLING"] = args.fused
     import logging
 
     logging.disable(logging.WARNING)
-    from gsvd.engine import Engine
-
-    levels = [int(x) for x in args.streams.split(",")]
     voice = make_voice(Path(tempfile.mkdtemp()))
-    rows = []
-    with Engine(device="cuda", max_streams=max(levels), queue_limit=1024) as engine:
-        engine.load_voice(voice)
-        run_level(engine, 1)  # warm-up: graphs captured, kernels chosen
-        for n in levels:  # small levels run several rounds so that p50/p95 mean something
-            rows.append(run_repeated(engine, n, max(1, args.min_samples // n)))
-            print(rows[-1], flush=True)
-        info = engine.info()
-    print(f"{'streams':>7s} {'rounds':>6s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
-    for r in rows:
-        print(f"{r['streams']:7d} {r['rounds']:6d} {r['ttfa_p50_ms']:8.1f}ms {r['ttfa_p95_ms']:8.1f}ms {r['rtf_p50']:8.3f} "
-              f"{r['underruns']:9d}")
-    print(json.dumps({"gpu": torch.cuda.get_device_name(0), "backend": info["backend"], "graphs": args.graphs,
-                      "fused": args.fused, "rows": rows}))
+    rows, info = run_engine(voice, [int(x) for x in args.streams.split(",")], args.min_samples, args.device)
+    print_table(f"{info['backend']}:", rows)
+    gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
+    result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs,
+              "fused": args.fused, "rows": rows}
+    if args.eager_streams:
+        os.environ["GSVD_CUDA_GRAPHS"] = "0"
+        eager, _ = run_engine(voice, [int(x) for x in args.eager_streams.split(",")], args.min_samples, args.device)
+        print_table("eager (GSVD_CUDA_GRAPHS=0), same run:", eager)
+        by = {r["streams"]: r for r in rows}
+        result["eager_rows"] = eager
+        result["ttfa_p50_eager_over_default"] = {r["streams"]: r["ttfa_p50_ms"] / by[r["streams"]]["ttfa_p50_ms"]
+                                                 for r in eager if r["streams"] in by}
+        print("first audio p50, eager / default:", result["ttfa_p50_eager_over_default"])
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
