@@ -24,7 +24,7 @@ def run(graphs: bool, fused: bool = False) -> dict:
     t0 = [0.0]
     orig_decode, orig_adv = chunk_decode.decode_chunks, sched.Scheduler._advance
 
-    def decode_chunks(items):  # the scheduler imports it at call time, so the patch is seen
+    def decode_chunks(items):  # the scheduler calls it through its module, so the patch is seen
         events.append(("decode_start", time.perf_counter() - t0[0], len(items[0][0].tokens)))
         out = orig_decode(items)
         events.append(("decode_end", time.perf_counter() - t0[0], len(items[0][0].tokens)))

@@ -1,6 +1,6 @@
 """Chunk decode for many streams at once: one content-encoder pass and one vocoder pass per group.
 
-The chunk-decode worker hands over every stream whose next chunk is ready. Streams of one SoVITS
+The scheduler (or a decode worker) hands over every stream whose next chunk is ready. Streams of one SoVITS
 model at speed 1 share a padded batch through the content encoder and prior (codes and phones padded,
 masks mark the real frames, so each row equals its unbatched decode up to float rounding); each
 stream's prior noise is its own, drawn once per frame; windows of equal length then go through the
@@ -64,12 +64,12 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
                                   lens.to(p.device) if batched else None,
                                   torch.tensor(n_ph, device=p.device) if batched else None)
     m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
+    hop = sovits.dims.hop
     out = []
     for r, (d, (start, end, k)) in enumerate(zip(decoders, plans)):
         frames = 2 * k if batched else m.shape[-1]
         m_r, logs_r = m[r : r + 1, :, :frames], logs[r : r + 1, :, :frames]
         z_p = m_r + d.noise_for(frames, m_r) * torch.exp(logs_r) * d.noise_scale
         lo, a, b = d.window(start, end, frames)
-        hop = sovits.dims.hop
         out.append((z_p[..., lo:b].contiguous(), max(0, (a - lo) * hop - d.overlap)))
     return out

@@ -21,11 +21,16 @@ from gsvd.engine.runtime.kv_cache import KVCache
 log = logging.getLogger(__name__)
 
 
+def _embed_new(gpt, token, position, dtype) -> torch.Tensor:
+    """Embedding of each row's new token [B] at its audio position [B] -> [B, D]."""
+    pe = gpt.ar_audio_position
+    return gpt.ar_audio_embedding(token) + pe.alpha * pe.table[position].to(dtype)
+
+
 def decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.Tensor:
     """One step for B streams -> logits [B, vocab] (fp32). Uses the cache's k_all/v_all block."""
     k_all, v_all = cache.k_all, cache.v_all
-    table = gpt.ar_audio_position.table
-    x = gpt.ar_audio_embedding(token) + gpt.ar_audio_position.alpha * table[position].to(k_all.dtype)[:, None]
+    x = _embed_new(gpt, token[:, 0], position, k_all.dtype)[:, None]
     cols = torch.arange(k_all.shape[2], device=token.device)
     allow = (cols[None, :] <= lengths[:, None])[:, None, None, :]  # [B,1,1,T]
     for i, layer in enumerate(gpt.layers):
@@ -47,8 +52,7 @@ def kernel_decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> 
     from gsvd.engine.runtime import decode_kernels as dk
 
     k_all, v_all = cache.k_all, cache.v_all
-    table = gpt.ar_audio_position.table
-    x = gpt.ar_audio_embedding(token[:, 0]) + gpt.ar_audio_position.alpha * table[position].to(k_all.dtype)
+    x = _embed_new(gpt, token[:, 0], position, k_all.dtype)
     small = x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0"
 
     def linear(x, mod_w, mod_b, relu=False):
@@ -83,10 +87,12 @@ class _Captured:
 
     inputs: tuple[str, ...] = ()
 
-    def __init__(self, cache: KVCache, buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)) -> None:
+    def __init__(self, cache: KVCache, kernels: bool = False,
+                 buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)) -> None:
         if cache.k_all is None:
             raise ValueError("CUDA-graph decoding needs a preallocated KV cache")
         self.cache = cache
+        self.step = kernel_decode_step if kernels else decode_step  # the step function the graphs hold
         self.buckets = tuple(sorted({*(b for b in buckets if b < cache.slots_total), cache.slots_total}))
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph | None, dict[str, torch.Tensor], torch.Tensor]] = {}
         self.on_cuda = cache.k_all.is_cuda  # off CUDA the same function runs eagerly (the CPU tests' reference)
@@ -107,7 +113,7 @@ class _Captured:
         try:
             return self._capture_once(b)
         except Exception as exc:  # e.g. a Triton kernel that does not compile here: torch ops instead
-            if getattr(self, "step", decode_step) is decode_step:
+            if self.step is decode_step:
                 raise
             log.warning("decode kernels failed at batch bucket %d (%s); using torch ops", b, exc)
             self.step = decode_step
@@ -163,8 +169,7 @@ class GraphedDecoder(_Captured):
 
     def __init__(self, gpt, cache: KVCache, kernels: bool = False, **kw) -> None:
         self.gpt = gpt
-        self.step = kernel_decode_step if kernels else decode_step
-        super().__init__(cache, **kw)
+        super().__init__(cache, kernels, **kw)
 
     def _run(self, static):
         return self.step(self.gpt, self.cache, static["tokens"][:, None], static["positions"], static["slots"],
@@ -188,8 +193,7 @@ class FusedDecoder(_Captured):
 
     def __init__(self, gpt, cache: KVCache, sampler, eos: int, min_steps: int, kernels: bool = False, **kw) -> None:
         self.gpt, self.sampler, self.eos, self.min_steps = gpt, sampler, eos, min_steps
-        self.step = kernel_decode_step if kernels else decode_step
-        super().__init__(cache, **kw)
+        super().__init__(cache, kernels, **kw)
         self.host = {b: [torch.empty(2, b, dtype=torch.long, pin_memory=self.on_cuda) for _ in range(2)]
                      for b in self.buckets}
         self.events = [torch.cuda.Event() for _ in range(2)] if self.on_cuda else [None, None]

@@ -10,6 +10,7 @@ Streams join and leave between steps.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -20,9 +21,11 @@ from dataclasses import dataclass
 import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted, VoiceNotFound
+from gsvd.engine.runtime import chunk_decode  # called through the module: probes may patch decode_chunks
 from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
 from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
+from gsvd.engine.runtime.prefill import prefill
 from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest
 
 log = logging.getLogger(__name__)
@@ -157,8 +160,6 @@ class Scheduler:
     def _admit(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]]) -> list[LiveStream]:
         """Prefill admitted requests together (one padded pass) and set up their streams. If the pass
         fails, each request is tried alone; one that still fails gets the error and its slot back."""
-        from gsvd.engine.runtime.prefill import prefill
-
         cache = entry.cache
         try:
             with torch.inference_mode():
@@ -200,11 +201,11 @@ class Scheduler:
     def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
         """Sample every running stream's next token and run one batched decode step, with one host
         sync (the sampled and greedy ids). On CUDA both happen inside one graph replay."""
-        eos = entry.gpt.dims.eos
-        slots = [s.slot for s in streams]
         if entry.graphed is not None and getattr(entry.graphed, "fused", False):
             self._execute_pipelined(entry, streams)
             return
+        eos = entry.gpt.dims.eos
+        slots = [s.slot for s in streams]
         reqs = [s.request for s in streams]
         ks = {int(r.top_k) for r in reqs}
         picked_t, greedy_t = entry.sampler.sample(torch.tensor(slots, device=self.device), eos, MIN_STEPS,
@@ -292,16 +293,12 @@ class Scheduler:
             self._decode_now(ready[:MAX_CHUNK_BATCH])
 
     def _decode_now(self, streams: list[LiveStream]) -> None:
-        import contextlib
-
-        from gsvd.engine.runtime.chunk_decode import decode_chunks
-
         if self.device.type == "cuda" and self._decode_stream is None:
             self._decode_stream = torch.cuda.Stream(self.device)
         ctx = torch.cuda.stream(self._decode_stream) if self._decode_stream is not None else contextlib.nullcontext()
         try:
             with ctx:
-                pcms = decode_chunks([(s.decoder, s.finished) for s in streams])
+                pcms = chunk_decode.decode_chunks([(s.decoder, s.finished) for s in streams])
         except Exception as exc:
             if len(streams) > 1:  # nothing was committed: find the stream at fault, the others go on
                 log.warning("batched chunk decode failed (%s); decoding its %d streams one by one", exc, len(streams))
@@ -319,8 +316,6 @@ class Scheduler:
     def decode_worker(self) -> None:
         """Runs SoVITS chunk decode + vocoder off the GPT thread (on its own CUDA stream), so decode
         steps are not held up."""
-        import contextlib
-
         # high priority for the chunk decoder (first audio waits on it; the runs in benchmarks/README.md used it)
         stream = torch.cuda.Stream(self.device, priority=-1) if self.device.type == "cuda" else None
         ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
@@ -330,8 +325,6 @@ class Scheduler:
     def _decode_loop(self) -> None:
         """Take every queued job (up to MAX_CHUNK_BATCH), decode their chunks together, hand each
         stream its PCM. A finished stream with chunks left stays in the next round."""
-        from gsvd.engine.runtime.chunk_decode import decode_chunks
-
         carry: list[tuple[LiveStream, bool]] = []
         while True:
             jobs = carry or [self.decode_jobs.get()]
@@ -345,7 +338,7 @@ class Scheduler:
             carry = []
             try:
                 with _attention_backends(self.device):
-                    pcms = decode_chunks([(s.decoder, finished) for s, finished in jobs])
+                    pcms = chunk_decode.decode_chunks([(s.decoder, finished) for s, finished in jobs])
             except Exception as exc:
                 log.exception("chunk decode failed")
                 for s, _ in jobs:
@@ -401,8 +394,6 @@ def _attention_backends(device: torch.device):
     """Keep SDPA off cuDNN on CUDA: its kernels are built per shape at run time, and the decode
     attention length changes every step (measured on an H100: ~60 ms per token before, see
     benchmarks/README.md)."""
-    import contextlib
-
     if device.type != "cuda":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
