@@ -14,6 +14,9 @@ Modes, in one run:
 - kernels:  the same with `small_linear` for the GEMMs up to 16 rows (the default)
 - fused:    sampling + decode step (Triton kernels) in one CUDA graph (`FusedDecoder`), read back each step
 - pipelined: the same, step n+1 launched before step n is read back (what the scheduler does on CUDA)
+- pipelined_nosplit: pipelined without split-K GEMMs (`GSVD_SPLIT_K=0`)
+- pipelined_torchsampler: pipelined with the torch-op sampler and embedding (`GSVD_SAMPLING_KERNEL=0`)
+- pipelined_prev: both off (the default of the session before the sampling kernel and split-K)
 
 Checks first: the Triton step's logits vs the torch static step's (fp16, same cache), and greedy tokens
 (60 steps, 4 streams) of every mode. Last line: one JSON object.
@@ -87,11 +90,16 @@ def _runner(rig: Rig, mode: str, n: int):
     slots = list(range(n))
     slots_t = torch.tensor(slots, device="cuda")
     step_no = [0]
-    if mode in ("fused", "pipelined"):
-        os.environ["GSVD_SMALL_LINEAR"] = "1"
-        if "fused" not in rig.decoders:
-            rig.decoders["fused"] = FusedDecoder(gpt, cache, sampler, eos, MIN_STEPS, kernels=True)
-        dec = rig.decoders["fused"]
+    if mode == "fused" or mode.startswith("pipelined"):
+        os.environ.update(GSVD_SMALL_LINEAR="1", GSVD_SPLIT_K="1", GSVD_SAMPLING_KERNEL="1")  # read at capture
+        if mode in ("pipelined_nosplit", "pipelined_prev"):
+            os.environ["GSVD_SPLIT_K"] = "0"
+        if mode in ("pipelined_torchsampler", "pipelined_prev"):
+            os.environ["GSVD_SAMPLING_KERNEL"] = "0"
+        key = "fused" if mode in ("fused", "pipelined") else mode
+        if key not in rig.decoders:
+            rig.decoders[key] = FusedDecoder(gpt, cache, sampler, eos, MIN_STEPS, kernels=True)
+        dec = rig.decoders[key]
         pending = []
 
         def step():
@@ -102,7 +110,7 @@ def _runner(rig: Rig, mode: str, n: int):
             step_no[0] += 1
             if mode == "fused":
                 return dec(slots, lengths, positions)[0]
-            pending.append(dec.launch(slots, lengths, positions))  # as the scheduler: launch n+1, then read n
+            pending.append(dec.launch(slots, lengths, positions))
             return dec.collect(pending.pop(0))[0] if len(pending) > 1 else []
 
         return step
@@ -173,10 +181,11 @@ def checks(gpt) -> dict:
         out["kernel_vs_torch_step_argmax_equal"] = bool((got.argmax(-1) == ref.argmax(-1)).all())
         out["kernel_vs_torch_cache_rows_max_abs_diff"] = (rig.cache.k_all.float() - k_ref.float()).abs().max().item()
     greedy = {}
-    for mode in ("eager", "graphs", "kernels_cublas", "kernels", "fused", "pipelined"):
+    modes = ("eager", "graphs", "kernels_cublas", "kernels", "fused", "pipelined", "pipelined_prev")
+    for mode in modes:
         _, toks = run_mode(rig, mode, 4, 60, top_k=1)
         greedy[mode] = [t for t in toks if t]
-    for mode in ("graphs", "kernels_cublas", "kernels", "fused", "pipelined"):
+    for mode in modes[1:]:
         same = sum(a == b for a, b in zip(greedy[mode], greedy["eager"]))
         out[f"greedy_steps_equal_{mode}_vs_eager_of_60"] = same
     return out
@@ -187,7 +196,8 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8,32,128,256")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--eager-steps", type=int, default=40)
-    ap.add_argument("--modes", default="eager,graphs,kernels_cublas,kernels,fused,pipelined")
+    ap.add_argument("--modes", default="eager,graphs,kernels,pipelined_prev,pipelined_torchsampler,"
+                                       "pipelined_nosplit,pipelined")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -196,7 +206,7 @@ def main() -> None:
     print("checks:", json.dumps(result["checks"]))
     rig = Rig(gpt, max(batches), PREFIX_TEXT + PREFIX_AUDIO + args.steps + 16)
     rig.decoders = {}
-    print(f"{'mode':8} {'batch':>5} {'ms/step':>8} {'tok/s/stream':>13} {'tok/s total':>12}")
+    print(f"{'mode':22} {'batch':>5} {'ms/step':>8} {'tok/s/stream':>13} {'tok/s total':>12}")
     for mode in args.modes.split(","):
         for n in batches:
             steps = args.eager_steps if mode == "eager" else args.steps
@@ -204,13 +214,15 @@ def main() -> None:
             row = {"mode": mode, "batch": n, "steps": steps, "ms_per_step": 1000 * dt / steps,
                    "tok_s_per_stream": steps / dt, "tok_s_total": n * steps / dt}
             result["runs"].append(row)
-            print(f"{mode:8} {n:5d} {row['ms_per_step']:8.3f} {row['tok_s_per_stream']:13.1f} {row['tok_s_total']:12.1f}",
+            print(f"{mode:22} {n:5d} {row['ms_per_step']:8.3f} {row['tok_s_per_stream']:13.1f} {row['tok_s_total']:12.1f}",
                   flush=True)
         rig.decoders.clear()
         torch.cuda.empty_cache()
     by = {(r["mode"], r["batch"]): r for r in result["runs"]}
-    result["speedup_pipelined_vs_eager"] = {n: by[("pipelined", n)]["tok_s_total"] / by[("eager", n)]["tok_s_total"]
-                                            for n in batches if ("pipelined", n) in by and ("eager", n) in by}
+    for base in ("eager", "pipelined_prev"):
+        result[f"speedup_pipelined_vs_{base}"] = {
+            n: by[("pipelined", n)]["tok_s_total"] / by[(base, n)]["tok_s_total"]
+            for n in batches if ("pipelined", n) in by and (base, n) in by}
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)

@@ -43,30 +43,47 @@ def decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.T
     return gpt.logits(x[:, 0]).float()
 
 
-def kernel_decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.Tensor:
-    """`decode_step` with the Triton kernels of `decode_kernels` (same inputs, same result within
-    fp16 rounding): attention reads each slot in place up to its true length and writes the new K/V
-    row itself; residual + LayerNorm is one kernel; the FFN's ReLU rides on its first GEMM; up to 16
-    rows the GEMMs are `small_linear` (GSVD_SMALL_LINEAR=0: cuBLAS). About 8 launches per layer
-    instead of ~15."""
+def _kernel_layers(gpt, cache: KVCache, x, slots, lengths) -> torch.Tensor:
+    """The transformer layers of `decode_step` with the Triton kernels of `decode_kernels`, from the new
+    tokens' embeddings x [B, D] -> final hidden state [B, D] (same result within fp16 rounding).
+
+    Attention reads each slot in place up to its true length and writes the new K/V row itself;
+    residual + LayerNorm is one kernel; up to 16 rows the GEMMs are `small_linear`, split over K where
+    the weight is short and wide (the consumer sums the partials with the bias), the FFN's ReLU on its
+    first GEMM (GSVD_SMALL_LINEAR=0: cuBLAS; GSVD_SPLIT_K=0: no split)."""
     from gsvd.engine.runtime import decode_kernels as dk
 
     k_all, v_all = cache.k_all, cache.v_all
-    x = _embed_new(gpt, token[:, 0], position, k_all.dtype)
-    small = x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0"
+    split_k = os.environ.get("GSVD_SPLIT_K", "1") != "0"
+    if x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0":
+        def linear(x, w, b):  # -> (partials or output, the bias still to add or None)
+            splits = dk.default_splits(*w.shape) if split_k else 1
+            return (dk.small_linear(x, w, splits=splits), b) if splits > 1 else (dk.small_linear(x, w, b), None)
 
-    def linear(x, mod_w, mod_b, relu=False):
-        if small:
-            return dk.small_linear(x, mod_w, mod_b, relu)
-        return torch._addmm_activation(mod_b, x, mod_w.t()) if relu else torch.addmm(mod_b, x, mod_w.t())
+        def ffn1(x, w, b):
+            return dk.small_linear(x, w, b, relu=True)
+    else:
+        def linear(x, w, b):
+            return torch.addmm(b, x, w.t()), None
+
+        def ffn1(x, w, b):
+            return torch._addmm_activation(b, x, w.t())
 
     for i, layer in enumerate(gpt.layers):
         att = layer.self_attn
-        a = dk.decode_attention(linear(x, att.in_proj_weight, att.in_proj_bias), k_all[i], v_all[i], slots, lengths,
-                                att.n_head)
-        x = dk.add_layer_norm(x, linear(a, att.out_proj.weight, att.out_proj.bias), layer.norm1)
-        f = linear(x, layer.linear1.weight, layer.linear1.bias, relu=True)
-        x = dk.add_layer_norm(x, linear(f, layer.linear2.weight, layer.linear2.bias), layer.norm2)
+        qkv, bias = linear(x, att.in_proj_weight, att.in_proj_bias)
+        a = dk.decode_attention(qkv, k_all[i], v_all[i], slots, lengths, att.n_head, bias=bias)
+        o, bias = linear(a, att.out_proj.weight, att.out_proj.bias)
+        x = dk.add_layer_norm(x, o, layer.norm1, bias=bias)
+        f = ffn1(x, layer.linear1.weight, layer.linear1.bias)
+        o, bias = linear(f, layer.linear2.weight, layer.linear2.bias)
+        x = dk.add_layer_norm(x, o, layer.norm2, bias=bias)
+    return x
+
+
+def kernel_decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.Tensor:
+    """`decode_step` with the Triton kernels (same inputs, same result within fp16 rounding)."""
+    x = _kernel_layers(gpt, cache, _embed_new(gpt, token[:, 0], position, cache.k_all.dtype), slots, lengths)
     return gpt.logits(x).float()
 
 
@@ -77,6 +94,26 @@ def sample_and_step(gpt, cache: KVCache, sampler, slots, lengths, positions, eos
     picked, greedy = sampler.sample(slots, eos, min_steps)
     sampler.logits[slots] = step(gpt, cache, picked[:, None], positions, slots, lengths)
     return torch.stack([picked, greedy])
+
+
+def kernel_sample_and_step(gpt, cache: KVCache, sampler, slots, lengths, positions, eos: int,
+                           min_steps: int) -> torch.Tensor:
+    """`sample_and_step` with Triton kernels: the sampler and the new tokens' embeddings in one launch
+    (`sampling_kernel`), the layers of `_kernel_layers`, and up to 16 rows the output projection written
+    straight into the sampler's per-slot logits."""
+    from gsvd.engine.runtime import decode_kernels as dk
+    from gsvd.engine.runtime.sampling_kernel import sample_and_embed
+
+    pe = gpt.ar_audio_position
+    ids, x = sample_and_embed(sampler, slots, positions, gpt.ar_audio_embedding.word_embeddings.weight, pe.table,
+                              pe.alpha, eos, min_steps)
+    x = _kernel_layers(gpt, cache, x, slots, lengths)
+    head = gpt.ar_predict_layer.weight
+    if x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0":
+        dk.small_linear(x, head, out=sampler.logits, rows=slots)
+    else:
+        sampler.logits[slots] = gpt.logits(x).float()
+    return ids
 
 
 class _Captured:
@@ -92,7 +129,7 @@ class _Captured:
         if cache.k_all is None:
             raise ValueError("CUDA-graph decoding needs a preallocated KV cache")
         self.cache = cache
-        self.step = kernel_decode_step if kernels else decode_step  # the step function the graphs hold
+        self.kernels = kernels  # Triton kernels in the graphs (else torch ops)
         self.buckets = tuple(sorted({*(b for b in buckets if b < cache.slots_total), cache.slots_total}))
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph | None, dict[str, torch.Tensor], torch.Tensor]] = {}
         self.on_cuda = cache.k_all.is_cuda  # off CUDA the same function runs eagerly (the CPU tests' reference)
@@ -113,10 +150,10 @@ class _Captured:
         try:
             return self._capture_once(b)
         except Exception as exc:  # e.g. a Triton kernel that does not compile here: torch ops instead
-            if self.step is decode_step:
+            if not self.kernels:
                 raise
             log.warning("decode kernels failed at batch bucket %d (%s); using torch ops", b, exc)
-            self.step = decode_step
+            self.kernels = False
             return self._capture_once(b)
 
     def _capture_once(self, b: int):
@@ -172,8 +209,9 @@ class GraphedDecoder(_Captured):
         super().__init__(cache, kernels, **kw)
 
     def _run(self, static):
-        return self.step(self.gpt, self.cache, static["tokens"][:, None], static["positions"], static["slots"],
-                           static["lengths"])
+        step = kernel_decode_step if self.kernels else decode_step
+        return step(self.gpt, self.cache, static["tokens"][:, None], static["positions"], static["slots"],
+                    static["lengths"])
 
     def __call__(self, tokens: list[int], positions: list[int], slots: list[int], lengths: list[int]) -> torch.Tensor:
         return self.replay(tokens=tokens, positions=positions, slots=slots, lengths=lengths)[: len(tokens)]
@@ -200,8 +238,12 @@ class FusedDecoder(_Captured):
         self.turn = 0
 
     def _run(self, static):
+        if self.kernels and os.environ.get("GSVD_SAMPLING_KERNEL", "1") != "0":
+            return kernel_sample_and_step(self.gpt, self.cache, self.sampler, static["slots"], static["lengths"],
+                                          static["positions"], self.eos, self.min_steps)
         return sample_and_step(self.gpt, self.cache, self.sampler, static["slots"], static["lengths"],
-                               static["positions"], self.eos, self.min_steps, self.step)
+                               static["positions"], self.eos, self.min_steps,
+                               kernel_decode_step if self.kernels else decode_step)
 
     def launch(self, slots: list[int], lengths: list[int], positions: list[int]):
         """Queue one step for these rows; returns a ticket for `collect`."""

@@ -105,3 +105,102 @@ def test_small_linear_matches_torch(kernels, rows, relu):
     assert torch.allclose(got, ref, atol=1e-3, rtol=1e-4), (got - ref).abs().max()
     with pytest.raises(ValueError, match="at most 16"):
         kernels.small_linear(torch.randn(17, 300), w, b)
+
+
+def test_small_linear_split_partials_and_row_writes(kernels):
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(5, 300, generator=g)
+    w, b = torch.randn(40, 300, generator=g), torch.randn(40, generator=g)
+    parts = kernels.small_linear(x, w, splits=3)
+    assert parts.shape == (3, 5, 40) and parts.dtype == torch.float32
+    assert not torch.allclose(parts[0], parts[1])  # each split covers its own stretch of K
+    assert torch.allclose(parts.sum(0), x @ w.t(), atol=1e-3, rtol=1e-4)
+    out = torch.full((8, 40), 7.0)
+    rows = torch.tensor([6, 0, 3, 1, 4])
+    assert kernels.small_linear(x, w, b, out=out, rows=rows) is out
+    assert torch.allclose(out[rows], x @ w.t() + b, atol=1e-3, rtol=1e-4)
+    assert torch.equal(out[[2, 5, 7]], torch.full((3, 40), 7.0))  # rows not named are left alone
+    with pytest.raises(ValueError, match="split-K"):
+        kernels.small_linear(x, w, b, splits=2)
+
+
+def test_consumers_sum_split_partials_with_the_bias(kernels):
+    g = torch.Generator().manual_seed(12)
+    norm = torch.nn.LayerNorm(48)
+    x, parts, bias = torch.randn(5, 48, generator=g), torch.randn(4, 5, 48, generator=g), torch.randn(48, generator=g)
+    got = kernels.add_layer_norm(x, parts, norm, bias=bias)
+    assert torch.allclose(got, norm(x + parts.sum(0) + bias), atol=1e-5)
+
+    n_head, dim, lengths = 4, 64, [9, 30, 0]
+    a = _filled_cache(1, dim, 4, 64, lengths, seed=2)
+    b = _filled_cache(1, dim, 4, 64, lengths, seed=2)
+    slots, lens = torch.tensor([3, 1, 0]), torch.tensor(lengths)
+    parts, bias = torch.randn(3, 3, 3 * dim, generator=g), torch.randn(3 * dim, generator=g)
+    ref = kernels.decode_attention(parts.sum(0) + bias, a.k_all[0], a.v_all[0], slots, lens, n_head, nsplit=4)
+    got = kernels.decode_attention(parts, b.k_all[0], b.v_all[0], slots, lens, n_head, nsplit=4, bias=bias)
+    assert torch.allclose(got, ref, atol=1e-5) and torch.allclose(a.k_all, b.k_all, atol=1e-6)
+
+
+def _sampler_rows(vocab, slots_n, seed):
+    from gsvd.engine.runtime.device_sampling import SamplerState
+
+    g = torch.Generator().manual_seed(seed)
+    st = SamplerState(slots_n, vocab, torch.device("cpu"))
+    rows = slots_n + 1
+    st.logits.copy_(torch.randn(rows, vocab, generator=g) * 3)
+    st.seen.copy_(torch.rand(rows, vocab, generator=g) < 0.1)
+    st.top_k.copy_(torch.tensor([15, 1, 5, vocab, 50, 3, 15])[:rows])
+    st.top_p.copy_(torch.tensor([1.0, 0.9, 0.5, 0.95, 1.0, 0.3, 0.8])[:rows])
+    st.temperature.copy_(torch.tensor([1.0, 0.7, 1.3, 1.0, 0.5, 1.0, 1.0])[:rows])
+    st.penalty.copy_(torch.tensor([1.35, 1.0, 1.2, 1.35, 1.1, 1.35, 1.0])[:rows])
+    st.seed.copy_(torch.arange(rows) * 977 + seed)
+    st.step.copy_(torch.tensor([0, 3, 10, 100, 2, 7, 0])[:rows])
+    return st
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sampling_kernel_draws_what_the_torch_sampler_draws(seed):
+    from gsvd.engine.runtime.device_sampling import sample_static
+    from gsvd.engine.runtime.sampling_kernel import sample_and_embed
+
+    vocab, dim, eos = 100, 16, 99
+    st = _sampler_rows(vocab, 6, seed)
+    st.logits[:, eos] = 50.0  # EOS would win everywhere, but rows before step 5 must not draw it
+    slots, pos = torch.tensor([3, 0, 5, 1, 2, 4]), torch.tensor([0, 5, 17, 3, 9, 1])
+    g = torch.Generator().manual_seed(seed + 100)
+    emb, table, alpha = torch.randn(vocab, dim, generator=g), torch.randn(20, dim, generator=g), torch.tensor([0.7])
+    seen0, step0 = st.seen.clone(), st.step.clone()
+    ref = torch.stack(sample_static(st.logits[slots], st.seen[slots], st.top_k[slots], st.top_p[slots],
+                                    st.temperature[slots], st.penalty[slots], st.seed[slots], st.step[slots],
+                                    eos, min_steps=5))
+    ids, x0 = sample_and_embed(st, slots, pos, emb, table, alpha, eos, 5)
+    assert torch.equal(ids, ref), (ids, ref)
+    early = step0[slots] < 5
+    assert (ids[:, early] != eos).all() and (ids[:, ~early] == eos).all()
+    assert torch.allclose(x0, emb[ids[0]] + alpha * table[pos], atol=1e-6)
+    assert torch.equal(st.step, step0 + torch.isin(torch.arange(7), slots).long())
+    expect = seen0.clone()
+    expect[slots, ids[0]] = True
+    assert torch.equal(st.seen, expect)
+
+
+def test_kernel_sample_and_step_equals_the_torch_one(tmp_path):
+    """Sampling kernel + Triton layers + logits written by slot == the torch-op sampler and step."""
+    from gsvd.engine.runtime.graph_decode import kernel_sample_and_step, sample_and_step
+
+    gpt = build_gpt(load_gpt(write_tiny_gpt(tmp_path / "g.ckpt", seed=3, vocab_size=100, EOS=99))).eval()
+    dims = gpt.dims
+    lengths = [7, 20, 3]
+    runs = []
+    for _ in range(2):
+        cache = _filled_cache(dims.n_layer, dims.hidden_dim, 4, 32, lengths, seed=4)
+        st = _sampler_rows(dims.vocab_size, 4, seed=8)
+        runs.append((cache, st))
+    slots, lens, pos = torch.tensor([2, 0, 3]), torch.tensor(lengths), torch.tensor([1, 12, 0])
+    with torch.no_grad():
+        ref = sample_and_step(gpt, runs[0][0], runs[0][1], slots, lens, pos, dims.eos, 5)
+        got = kernel_sample_and_step(gpt, runs[1][0], runs[1][1], slots, lens, pos, dims.eos, 5)
+    assert torch.equal(got, ref)
+    assert torch.allclose(runs[1][1].logits, runs[0][1].logits, atol=1e-4)
+    assert torch.equal(runs[1][1].step, runs[0][1].step) and torch.equal(runs[1][1].seen, runs[0][1].seen)
+    assert torch.allclose(runs[1][0].k_all, runs[0][0].k_all, atol=1e-6)
