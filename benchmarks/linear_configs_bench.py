@@ -98,7 +98,7 @@ def main() -> None:
             torch.cuda.empty_cache()
             ranked = sorted(times.items(), key=lambda kv: kv[1])
             splits = 1 if name in ("ffn1", "head") else dk.default_splits(n, k)
-            dflt = f"s{splits}_n16_k{min(256, k // splits)}_w4"
+            dflt = f"s{splits}_n16_k{min(128, k // splits)}_w2" if splits > 1 else "s1_n16_k256_w4"
             best[name] = {"best": ranked[0][0], "best_us": ranked[0][1], "cublas_us": times["cublas"],
                           "default": dflt, "default_us": times.get(dflt), "top": ranked[:6]}
             print(f"rows {rows} {name} {n}x{k}: cuBLAS {times['cublas']:.2f} us; default {dflt} {times.get(dflt)}; "

@@ -200,14 +200,14 @@ BLOCK_N = 16
 
 
 def default_splits(n: int, k: int) -> int:
-    """Split-K factor for an [N, K] weight: enough programs to keep the GPU's memory system busy at one
-    row (~128), each still reading at least 128 columns."""
-    return max(1, min(k // 128, 128 // max(1, triton.cdiv(n, BLOCK_N))))
+    """Split-K factor for an [N, K] weight: one 128-column stretch of K per program (measured best for
+    every GEMM shape of the v2 step at 1 and 16 rows on an H200, `benchmarks/linear_configs_bench.py`)."""
+    return max(1, k // 128)
 
 
 def small_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False,
                  splits: int = 1, out: torch.Tensor | None = None, rows: torch.Tensor | None = None,
-                 block_n: int = BLOCK_N, block_k: int | None = None, num_warps: int = 4) -> torch.Tensor:
+                 block_n: int = BLOCK_N, block_k: int | None = None, num_warps: int | None = None) -> torch.Tensor:
     """x [B, K] (B <= 16) @ weight[N, K]^T (+ bias, + ReLU) for the decode step's weight-read-bound GEMMs.
 
     splits == 1: -> [B, N] in x's dtype, or written into rows `rows` [B] of `out` [*, N] (any float
@@ -224,7 +224,8 @@ def small_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         y = torch.empty(splits, b, n, device=x.device, dtype=torch.float32)
     else:
         y = torch.empty(b, n, device=x.device, dtype=x.dtype) if out is None else out
-    block_k = block_k or min(256, triton.next_power_of_2(k_split))
+    block_k = block_k or min(128 if splits > 1 else 256, triton.next_power_of_2(k_split))
+    num_warps = num_warps or (2 if splits > 1 else 4)
     _small_linear[(triton.cdiv(n, block_n), splits)](
         x, weight, y if bias is None else bias, y, x if rows is None else rows, b, n, k, k_split,
         x.stride(0), weight.stride(0), y.stride(0) if splits > 1 else 0, y.stride(-2),

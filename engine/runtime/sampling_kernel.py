@@ -2,7 +2,8 @@
 
 Per row: read the slot's next-token logits, mask EOS before `min_steps`, take the greedy argmax,
 apply the repetition penalty, then top-p, temperature and top-k (both keep a prefix of the same
-descending order, so one in-register sort serves both), softmax, and the exponential race with the
+descending order: the k largest logits are taken one by one, up to `KMAX`, with their cumulative
+probability for top-p; a larger top_k sorts the row in registers, which is far slower), softmax, and the exponential race with the
 same splitmix64 counter noise. The same launch marks the picked token as seen, advances the slot's
 step counter and writes the picked token's embedding at its audio position (the first input of the
 decode step), which replaces ~40 small launches of the torch-op sampler and embedding.
@@ -19,12 +20,14 @@ import triton.language as tl
 
 from gsvd.engine.runtime.device_sampling import _GOLDEN, _MIX1, _MIX2
 
+KMAX = 64  # up to this top_k the k largest logits are picked one by one; beyond it the row is sorted
+
 
 @triton.jit
 def _sample_rows(logits, seen, top_k, top_p, temperature, penalty, seed, step, slots, positions,
                  emb, pe, alpha, out, x0, V, eos, min_steps, s_logits, s_seen, s_emb, s_pe, s_x0,
                  GOLDEN: tl.constexpr, MIX1: tl.constexpr, MIX2: tl.constexpr,
-                 D: tl.constexpr, BLOCK_V: tl.constexpr):
+                 D: tl.constexpr, BLOCK_V: tl.constexpr, KMAX: tl.constexpr):
     row = tl.program_id(0)
     rows = tl.num_programs(0)
     slot = tl.load(slots + row).to(tl.int64)
@@ -41,16 +44,27 @@ def _sample_rows(logits, seen, top_k, top_p, temperature, penalty, seed, step, s
     x = tl.where(ok, x, -float("inf"))
 
     # how many of the largest logits survive top-p and top-k, then the value of the last survivor
-    ordered = tl.sort(x, descending=True)
-    j = tl.arange(0, BLOCK_V)
-    e = tl.exp(ordered - tl.max(ordered, axis=0))
-    cum = tl.cumsum(e / tl.sum(e, axis=0), axis=0)
     tp = tl.load(top_p + slot)
-    n_p = tl.sum(((cum <= tp) | (j == 0)).to(tl.int32), axis=0)  # cum rises, so this counts a prefix
-    n_p = tl.where(tp >= 1.0, V, n_p)
     k = tl.minimum(tl.maximum(tl.load(top_k + slot), 1), V).to(tl.int32)
-    keep = tl.minimum(k, n_p)
-    cut = tl.max(tl.where(j == keep - 1, ordered, -float("inf")), axis=0)
+    top = tl.max(x, axis=0)
+    z = tl.sum(tl.exp(x - top), axis=0)
+    if k <= KMAX:  # the usual case (upstream's default top_k is 15): take the k largest one by one
+        cut = top
+        cum = 0.0
+        rest = x
+        for i in range(0, k):
+            m, at = tl.max(rest, axis=0, return_indices=True)
+            cum += tl.exp(m - top) / z  # cum rises, so once a logit falls outside top_p all later ones do
+            cut = tl.where((i == 0) | (cum <= tp) | (tp >= 1.0), m, cut)
+            rest = tl.where(v == at, -float("inf"), rest)
+    else:  # a large top_k: sort once
+        ordered = tl.sort(x, descending=True)
+        j = tl.arange(0, BLOCK_V)
+        cum_all = tl.cumsum(tl.exp(ordered - top) / z, axis=0)
+        n_p = tl.sum(((cum_all <= tp) | (j == 0)).to(tl.int32), axis=0)  # a prefix
+        n_p = tl.where(tp >= 1.0, V, n_p)
+        keep = tl.minimum(k, n_p)
+        cut = tl.max(tl.where(j == keep - 1, ordered, -float("inf")), axis=0)
 
     t = tl.maximum(tl.load(temperature + slot), 1e-5)
     y = tl.where(x >= cut, x / t, -float("inf"))
@@ -98,5 +112,6 @@ def sample_and_embed(sampler, slots: torch.Tensor, positions: torch.Tensor, embe
                        sampler.penalty, sampler.seed, sampler.step, slots, positions, embedding, pe_table, alpha,
                        out, x0, vocab, eos, min_steps, sampler.logits.stride(0), sampler.seen.stride(0),
                        embedding.stride(0), pe_table.stride(0), x0.stride(0),
-                       GOLDEN=_GOLDEN, MIX1=_MIX1, MIX2=_MIX2, D=d, BLOCK_V=triton.next_power_of_2(vocab))
+                       GOLDEN=_GOLDEN, MIX1=_MIX1, MIX2=_MIX2, D=d, BLOCK_V=triton.next_power_of_2(vocab),
+                       KMAX=KMAX)
     return out, x0
