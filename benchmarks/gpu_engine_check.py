@@ -53,6 +53,33 @@ def random_runtime(max_streams: int = 16, models=None):
     return rt, request
 
 
+def prefill_check(gpt, g) -> dict:
+    """Graphed single-request prefill (padded to its width) vs the eager unpadded prefill, fp16 on CUDA."""
+    from gsvd.engine.runtime.graph_prefill import GraphedPrefill
+    from gsvd.engine.runtime.kv_cache import KVCache
+    from gsvd.engine.runtime.prefill import prefill
+
+    m = gpt.to("cuda", torch.float16)
+    dev = torch.device("cuda")
+    caches = [KVCache(24, 512, 2, 600, dev, torch.float16, preallocate=True) for _ in range(2)]
+    graphs = GraphedPrefill(m, caches[1])
+    graphs.prepare()
+    out = {"prefill_graph_widths": len(graphs.graphs)}
+    diffs, kv = [], []
+    with torch.inference_mode():
+        for nx, ny in ((40, 150), (75, 100), (10, 30)):
+            row = (1, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
+                   torch.randint(0, 1024, (ny,), generator=g))
+            ref, (n,) = prefill(m, caches[0], [row], dev)
+            got, _ = prefill(m, caches[1], [row], dev, graphs)
+            diffs.append((got - ref).abs().max().item())
+            kv.append((caches[1].k_all[:, 1, :n].float() - caches[0].k_all[:, 1, :n].float()).abs().max().item())
+    out["prefill_graph_vs_eager_logits_max_abs_diff"] = max(diffs)
+    out["prefill_graph_vs_eager_kv_max_abs_diff"] = max(kv)
+    gpt.to("cpu", torch.float32)
+    return out
+
+
 def correctness(gpt, sov) -> dict:
     from gsvd.engine.t2s_infer import first_step_logits
 
@@ -86,7 +113,20 @@ def correctness(gpt, sov) -> dict:
         ge3 = torch.cat([ge, ge * 0.5, ge * 2])
         rows = torch.cat([sc.vocode(z[i : i + 1], torch.ones_like(z[:1, :1]), ge3[i : i + 1]) for i in range(3)])
         out["vocoder_graph_batch3_vs_eager_rows_max_abs_diff"] = (voc(z, ge3) - rows).abs().max().item()
+        from gsvd.engine.runtime.graph_content import GraphedContent
+
+        content = GraphedContent(sc)
+        content.prepare(ge)
+        diffs = []
+        for k, n in ((8, 23), (14, 40), (30, 7), (8, 23)):  # padded codes and phones; the last replays again
+            c, t = torch.randint(0, 1024, (1, 1, k), generator=g).cuda(), torch.randint(0, 732, (1, n), generator=g).cuda()
+            hidden, mask = sc.content(c, t, ge)
+            m_ref, logs_ref, _ = sc.prior(hidden, mask)
+            m, logs = content(c, t, ge)
+            diffs.append(max((m - m_ref).abs().max().item(), (logs - logs_ref).abs().max().item()))
+        out["content_graph_padded_vs_eager_max_abs_diff"] = max(diffs)
     sov.to("cpu")
+    out.update(prefill_check(gpt, g))
     out["sovits_cuda_fp32_max_abs_diff"] = (wav_gpu - wav_cpu).abs().max().item()
     out["sovits_peak"] = wav_cpu.abs().max().item()
     return out

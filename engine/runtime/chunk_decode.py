@@ -2,7 +2,8 @@
 
 The scheduler (or a decode worker) hands over every stream whose next chunk is ready. Streams of one SoVITS
 model at speed 1 share a padded batch through the content encoder and prior (codes and phones padded,
-masks mark the real frames, so each row equals its unbatched decode up to float rounding); each
+masks mark the real frames, so each row equals its unbatched decode up to float rounding; a lone
+stream's early chunk takes the same masked path from a CUDA graph, `graph_content`); each
 stream's prior noise is its own, drawn once per frame; windows of equal length then go through the
 reverse flow + HiFi-GAN together (a CUDA graph per window length and batch bucket where the runtime
 has one). Other speeds run one stream at a time (re-timing interpolates over the padded length).
@@ -60,14 +61,19 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
     lens = torch.tensor(known)
     batched = len(decoders) > 1
     ge = torch.cat([d.ge for d in decoders])
-    hidden, mask = sovits.content(codes.to(p.device), phones, ge,
-                                  lens.to(p.device) if batched else None,
-                                  torch.tensor(n_ph, device=p.device) if batched else None)
-    m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
+    graphs = decoders[0].content
+    got = None if batched or graphs is None or decoders[0].speed != 1.0 else graphs(codes.to(p.device), phones, ge)
+    if got is not None:  # a lone stream's early chunk: padded, from a CUDA graph
+        m, logs = got
+    else:
+        hidden, mask = sovits.content(codes.to(p.device), phones, ge,
+                                      lens.to(p.device) if batched else None,
+                                      torch.tensor(n_ph, device=p.device) if batched else None)
+        m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
     hop = sovits.dims.hop
     out = []
     for r, (d, (start, end, k)) in enumerate(zip(decoders, plans)):
-        frames = 2 * k if batched else m.shape[-1]
+        frames = 2 * k if batched or got is not None else m.shape[-1]
         m_r, logs_r = m[r : r + 1, :, :frames], logs[r : r + 1, :, :frames]
         z_p = m_r + d.noise_for(frames, m_r) * torch.exp(logs_r) * d.noise_scale
         lo, a, b = d.window(start, end, frames)

@@ -16,6 +16,7 @@ import os
 
 import torch
 
+from gsvd.engine.runtime.cuda_graphs import capture
 from gsvd.engine.runtime.kv_cache import KVCache
 
 log = logging.getLogger(__name__)
@@ -162,16 +163,7 @@ class _Captured:
         static = {"packed": packed, **{name: packed[i] for i, name in enumerate(self.inputs)}}
         if not self.on_cuda:
             return None, static, None
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(2):  # warm-up on the scratch slot: kernels chosen, workspaces allocated
-                self._run(static)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: the vocoder thread keeps launching work (on its own stream) during capture
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.inference_mode():
-            out = self._run(static)
+        graph, out = capture(self._run, (static,))  # warm-up runs use the scratch slot
         return graph, static, out
 
     def prepare(self) -> None:

@@ -13,6 +13,8 @@ import threading
 
 import torch
 
+from gsvd.engine.runtime.cuda_graphs import capture
+
 BUCKETS = (1, 2, 4, 8, 16)
 
 
@@ -31,17 +33,9 @@ class GraphedVocoder:
     def _capture(self, bucket: int, z_p: torch.Tensor, ge: torch.Tensor):
         z_static = torch.zeros((bucket, *z_p.shape[1:]), device=z_p.device, dtype=z_p.dtype)
         ge_static = torch.zeros((bucket, *ge.shape[1:]), device=ge.device, dtype=ge.dtype)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(2):
-                self._eager(z_static, ge_static)
-        torch.cuda.current_stream().wait_stream(side)
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"), torch.inference_mode():
-            out = self._eager(z_static, ge_static)
+        graph, out = capture(self._eager, (z_static, ge_static), self.pool)
         return graph, z_static, ge_static, out
 
     def prepare(self, frames: list[int], channels: int, gin: int, device: torch.device) -> None:

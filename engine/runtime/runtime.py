@@ -93,12 +93,18 @@ class Runtime:
                 graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS, kernels=kernels)
             else:
                 graphed = GraphedDecoder(gpt, cache, kernels=kernels)
-        vocoder = None
+        vocoder = content = prefill = None
+        if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0" and cache.k_all is not None:
+            from gsvd.engine.runtime.graph_prefill import GraphedPrefill
+
+            prefill = GraphedPrefill(gpt, cache)
         if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0" \
                 and os.environ.get("GSVD_VOCODER_GRAPHS", "1") != "0":
+            from gsvd.engine.runtime.graph_content import GraphedContent
             from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
             vocoder = GraphedVocoder(sovits)
+            content = GraphedContent(sovits)
         if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
             with torch.inference_mode():
                 if hasattr(graphed, "prepare"):
@@ -106,8 +112,14 @@ class Runtime:
                 if vocoder is not None:
                     vocoder.prepare(self._scheduler.policy.window_frames(), sovits.dims.inter_channels,
                                     sovits.dims.gin_channels, self.device)
+                if prefill is not None:
+                    prefill.prepare()
+                if content is not None:
+                    content.prepare(torch.zeros(1, sovits.dims.gin_channels, 1, device=self.device,
+                                                dtype=next(sovits.parameters()).dtype))
         with self._scheduler.cond:
-            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed, vocoder)
+            self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed, vocoder,
+                                                             content, prefill)
 
     def remove_model(self, model_id: str) -> None:
         self._scheduler.remove_model(model_id)

@@ -43,6 +43,8 @@ class ModelEntry:
     sampler: SamplerState  # per-slot next-token logits, seen tokens, parameters, seeds, steps
     graphed: object | None = None  # graph_decode.FusedDecoder / GraphedDecoder, or a TensorRT decoder
     vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA with graphs on
+    content: object | None = None  # graph_content.GraphedContent on CUDA with graphs on
+    prefill: object | None = None  # graph_prefill.GraphedPrefill on CUDA with graphs on (preallocated cache)
     inflight: tuple | None = None  # (ticket, streams) of a pipelined step not read back yet (FusedDecoder)
 
 
@@ -164,7 +166,7 @@ class Scheduler:
         try:
             with torch.inference_mode():
                 logits, lens = prefill(entry.gpt, cache, [(slot, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens)
-                                                          for r, _, slot in items], self.device)
+                                                          for r, _, slot in items], self.device, entry.prefill)
         except Exception as exc:
             if len(items) > 1:  # find the request at fault: the others start normally
                 log.warning("batched prefill failed (%s); prefilling its %d requests one by one", exc, len(items))
@@ -191,6 +193,7 @@ class Scheduler:
                 generator=noise_gen,
                 policy=self.policy,
                 vocoder=entry.vocoder,
+                content=entry.content,
             )
             req.max_new_tokens = max(1, min(req.max_new_tokens, cache.max_len - n - 1))
             streams.append(LiveStream(req, handle, slot, prompt.shape[1], decoder))
