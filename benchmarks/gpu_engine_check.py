@@ -67,13 +67,15 @@ def prefill_check(gpt, g) -> dict:
     out = {"prefill_graph_widths": len(graphs.graphs)}
     diffs, kv = [], []
     with torch.inference_mode():
-        for nx, ny in ((40, 150), (75, 100), (10, 30)):
-            row = (1, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
-                   torch.randint(0, 1024, (ny,), generator=g))
-            ref, (n,) = prefill(m, caches[0], [row], dev)
-            got, _ = prefill(m, caches[1], [row], dev, graphs)
-            diffs.append((got - ref).abs().max().item())
-            kv.append((caches[1].k_all[:, 1, :n].float() - caches[0].k_all[:, 1, :n].float()).abs().max().item())
+        rows = [(1, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
+                 torch.randint(0, 1024, (ny,), generator=g)) for nx, ny in ((40, 150), (75, 100), (10, 30))]
+        for batch in ([rows[0]], [rows[1]], [rows[2]], [(0, *rows[0][1:]), rows[1]]):  # alone, then two at once
+            got, _ = prefill(m, caches[1], batch, dev, graphs)
+            for r, row in enumerate(batch):
+                ref, (n,) = prefill(m, caches[0], [row], dev)
+                diffs.append((got[r] - ref[0]).abs().max().item())
+                slot = row[0]
+                kv.append((caches[1].k_all[:, slot, :n].float() - caches[0].k_all[:, slot, :n].float()).abs().max().item())
     out["prefill_graph_vs_eager_logits_max_abs_diff"] = max(diffs)
     out["prefill_graph_vs_eager_kv_max_abs_diff"] = max(kv)
     gpt.to("cpu", torch.float32)
@@ -122,8 +124,15 @@ def correctness(gpt, sov) -> dict:
             c, t = torch.randint(0, 1024, (1, 1, k), generator=g).cuda(), torch.randint(0, 732, (1, n), generator=g).cuda()
             hidden, mask = sc.content(c, t, ge)
             m_ref, logs_ref, _ = sc.prior(hidden, mask)
-            m, logs = content(c, t, ge)
+            m, logs = content(c, t, ge, [k], [n])
             diffs.append(max((m - m_ref).abs().max().item(), (logs - logs_ref).abs().max().item()))
+        c, t = torch.randint(0, 1024, (3, 1, 20), generator=g).cuda(), torch.randint(0, 732, (3, 50), generator=g).cuda()
+        m3, logs3 = content(c, t, ge.expand(3, -1, -1), [20, 12, 17], [50, 31, 44])  # a batch of 3 (bucket 4)
+        for r, (k, n) in enumerate(((20, 50), (12, 31), (17, 44))):
+            hidden, mask = sc.content(c[r : r + 1, :, :k], t[r : r + 1, :n], ge)
+            m_ref, logs_ref, _ = sc.prior(hidden, mask)
+            diffs.append(max((m3[r : r + 1, :, : 2 * k] - m_ref).abs().max().item(),
+                             (logs3[r : r + 1, :, : 2 * k] - logs_ref).abs().max().item()))
         out["content_graph_padded_vs_eager_max_abs_diff"] = max(diffs)
     sov.to("cpu")
     out.update(prefill_check(gpt, g))

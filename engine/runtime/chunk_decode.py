@@ -2,8 +2,8 @@
 
 The scheduler (or a decode worker) hands over every stream whose next chunk is ready. Streams of one SoVITS
 model at speed 1 share a padded batch through the content encoder and prior (codes and phones padded,
-masks mark the real frames, so each row equals its unbatched decode up to float rounding; a lone
-stream's early chunk takes the same masked path from a CUDA graph, `graph_content`); each
+masks mark the real frames, so each row equals its unbatched decode up to float rounding; where a
+CUDA graph of the padded shape exists, `graph_content`, it is replayed instead); each
 stream's prior noise is its own, drawn once per frame; windows of equal length then go through the
 reverse flow + HiFi-GAN together (a CUDA graph per window length and batch bucket where the runtime
 has one). Other speeds run one stream at a time (re-timing interpolates over the padded length).
@@ -62,8 +62,8 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
     batched = len(decoders) > 1
     ge = torch.cat([d.ge for d in decoders])
     graphs = decoders[0].content
-    got = None if batched or graphs is None or decoders[0].speed != 1.0 else graphs(codes.to(p.device), phones, ge)
-    if got is not None:  # a lone stream's early chunk: padded, from a CUDA graph
+    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes.to(p.device), phones, ge, known, n_ph)
+    if got is not None:  # padded to a graph's shape, replayed
         m, logs = got
     else:
         hidden, mask = sovits.content(codes.to(p.device), phones, ge,

@@ -64,7 +64,7 @@ class StreamDecoder:
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
     tokens: list[int] = field(default_factory=list)
     vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA (same math, fewer launches)
-    content: object | None = None  # graph_content.GraphedContent on CUDA: content encoder of a lone early chunk
+    content: object | None = None  # graph_content.GraphedContent on CUDA: content encoder + prior from graphs
     emitted: int = 0  # tokens already turned into audio
     chunks: int = 0
     _noise: torch.Tensor | None = None

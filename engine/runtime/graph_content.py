@@ -1,12 +1,13 @@
-"""Content encoder + prior of one stream's early chunks, replayed from CUDA graphs.
+"""Content encoder + prior of chunk decodes, replayed from CUDA graphs.
 
-A stream's first chunk is what its listener waits for, and on its own it is a batch of one: the
-content encoder (~12 relative-attention layers, hundreds of small launches) dominated its decode.
-Each graph covers one padded shape, [1, 1, c] semantic tokens for c in `code_widths` and [1, n]
-target phones for n a multiple of `phone_step`; the real lengths go in as `code_lens` / `text_lens`, so the
-masks keep padding out (the same masked path as a padded batch, equal to the unpadded pass up to
-float rounding). Graphs share one memory pool; a lock serializes replays and outputs are copied
-out before the lock is released. Off CUDA the same padded pass runs eagerly.
+The content encoder (~12 relative-attention layers, hundreds of small launches) dominated a chunk
+decode, and a stream's first chunk is what its listener waits for. Each graph covers one padded
+shape: a batch bucket of rows, c semantic tokens (c in `code_widths`) and n target phones (n a
+multiple of `phone_step`); each row's real lengths go in as `code_lens` / `text_lens`, so the
+masks keep padding out (the masked path of a padded batch, equal to each row's unpadded pass up
+to float rounding). Larger batches go through in groups of the largest bucket. Graphs share one
+memory pool; a lock serializes replays and outputs are copied out before it is released. Off CUDA
+the same padded pass runs eagerly.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import torch
 
 from gsvd.engine.runtime.cuda_graphs import capture
 
+BATCH_BUCKETS = (1, 2, 4, 8, 16)
+
 
 class GraphedContent:
     def __init__(self, sovits, code_widths: tuple[int, ...] = (16, 32, 64), phone_step: int = 16,
-                 max_phones: int = 128) -> None:
+                 max_phones: int = 128, batch_buckets: tuple[int, ...] = BATCH_BUCKETS) -> None:
         self.sovits = sovits
         self.code_widths, self.phone_step, self.max_phones = code_widths, phone_step, max_phones
-        self.graphs: dict[tuple[int, int], tuple] = {}
+        self.batch_buckets = batch_buckets
+        self.graphs: dict[tuple[int, int, int], tuple] = {}
         self.lock = threading.Lock()
         self.pool = None
         self.failed = False
@@ -33,55 +37,69 @@ class GraphedContent:
         m, logs, _ = self.sovits.prior(hidden, mask, 1.0)
         return m, logs
 
-    def _statics(self, key: tuple[int, int], ge: torch.Tensor):
+    def _statics(self, key: tuple[int, int, int], ge: torch.Tensor):
+        b, c, n = key
         dev = ge.device
-        return (torch.zeros(1, 1, key[0], dtype=torch.long, device=dev),
-                torch.zeros(1, key[1], dtype=torch.long, device=dev), torch.zeros_like(ge),
-                torch.ones(1, dtype=torch.long, device=dev), torch.ones(1, dtype=torch.long, device=dev))
-
-    def _capture(self, key: tuple[int, int], ge: torch.Tensor):
-        static = self._statics(key, ge)
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        graph, out = capture(self._run, static, self.pool)
-        return graph, static, out
+        return (torch.zeros(b, 1, c, dtype=torch.long, device=dev), torch.zeros(b, n, dtype=torch.long, device=dev),
+                torch.zeros((b, *ge.shape[1:]), dtype=ge.dtype, device=dev),
+                torch.ones(b, dtype=torch.long, device=dev), torch.ones(b, dtype=torch.long, device=dev))
 
     def prepare(self, ge: torch.Tensor) -> None:
-        """Capture every (codes, phones) graph now (at model load); ge [1, gin, 1] gives device and dtype."""
+        """Capture every (batch, codes, phones) graph now (at model load); ge [1, gin, 1] gives device
+        and dtype."""
         if not ge.is_cuda:
             return
         with self.lock:
-            for c in self.code_widths:
-                for n in range(self.phone_step, self.max_phones + 1, self.phone_step):
-                    if (c, n) not in self.graphs and not self.failed:
+            for b in self.batch_buckets:
+                for c in self.code_widths:
+                    for n in range(self.phone_step, self.max_phones + 1, self.phone_step):
+                        if (b, c, n) in self.graphs or self.failed:
+                            continue
                         try:
-                            self.graphs[(c, n)] = self._capture((c, n), ge)
+                            if self.pool is None:
+                                self.pool = torch.cuda.graph_pool_handle()
+                            static = self._statics((b, c, n), ge)
+                            self.graphs[(b, c, n)] = (*capture(self._run, static, self.pool), static)
                         except RuntimeError:  # something that cannot be captured here: stay eager
                             self.failed = True
 
-    def __call__(self, codes: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor):
-        """codes [1, 1, k], phones [1, n], ge [1, gin, 1] -> (m, logs) [1, C, 2k] at speed 1, or None when
-        the shape has no graph (more codes or phones than the largest graph, capture failed): the caller
-        runs eagerly."""
-        k, n = codes.shape[-1], phones.shape[-1]
+    def __call__(self, codes: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, code_lens: list[int],
+                 text_lens: list[int]):
+        """codes [B, 1, K], phones [B, N] (padded; real lengths `code_lens`, `text_lens`), ge [B, gin, 1] ->
+        (m, logs) [B, C, 2 * max(code_lens)] at speed 1, or None when no graph fits (more codes or phones
+        than the largest graph, capture failed): the caller runs eagerly."""
+        k = max(code_lens)
         c = next((c for c in self.code_widths if c >= k), None)
-        if c is None or n > self.max_phones or self.failed or codes.shape[0] != 1:
+        if c is None or max(text_lens) > self.max_phones or self.failed:
             return None
-        key = (c, -(-n // self.phone_step) * self.phone_step)
+        n = -(-max(text_lens) // self.phone_step) * self.phone_step
+        top = self.batch_buckets[-1]
+        if codes.shape[0] > top:  # in groups of the largest bucket
+            parts = [self(codes[i : i + top], phones[i : i + top], ge[i : i + top], code_lens[i : i + top],
+                          text_lens[i : i + top]) for i in range(0, codes.shape[0], top)]
+            if any(p is None for p in parts):
+                return None
+            width = 2 * k
+            return (torch.cat([p[0][..., :width] for p in parts]), torch.cat([p[1][..., :width] for p in parts]))
+        rows = codes.shape[0]
+        key = (next(b for b in self.batch_buckets if b >= rows), c, n)
         with self.lock:
             if ge.is_cuda and key not in self.graphs:
                 return None  # not prepared: no capture on the hot path
-            graph, static, out = self.graphs[key] if ge.is_cuda else (None, self._statics(key, ge), None)
+            graph, out, static = self.graphs[key] if ge.is_cuda else (None, None, self._statics(key, ge))
             s_codes, s_phones, s_ge, s_clen, s_tlen = static
             s_codes.zero_()
-            s_codes[..., :k].copy_(codes)
+            s_codes[:rows, :, :k].copy_(codes[..., :k])  # a group's inputs may be padded wider than it needs
             s_phones.zero_()
-            s_phones[:, :n].copy_(phones)
-            s_ge.copy_(ge)
-            s_clen.fill_(k)
-            s_tlen.fill_(n)
+            s_phones[:rows, : max(text_lens)].copy_(phones[:, : max(text_lens)])
+            s_ge.zero_()
+            s_ge[:rows].copy_(ge)
+            s_clen.fill_(1)
+            s_clen[:rows].copy_(torch.tensor(code_lens), non_blocking=True)
+            s_tlen.fill_(1)
+            s_tlen[:rows].copy_(torch.tensor(text_lens), non_blocking=True)
             if graph is None:
                 out = self._run(*static)
             else:
                 graph.replay()
-            return out[0][..., : 2 * k].clone(), out[1][..., : 2 * k].clone()
+            return out[0][:rows, :, : 2 * k].clone(), out[1][:rows, :, : 2 * k].clone()

@@ -17,7 +17,7 @@ def prefill(gpt, cache: KVCache, rows: list[tuple[int, torch.Tensor, torch.Tenso
             device: torch.device, graphs=None) -> tuple[torch.Tensor, list[int]]:
     """rows: (slot, phone_ids [Nx], bert [1024, Nx], prompt tokens [Ny]) -> (next-token logits [B, vocab]
     fp32, prefix length of each row). Writes every row's K/V at positions 0.. of its slot. `graphs`
-    (a `graph_prefill.GraphedPrefill`) takes a single row where it has a graph of that length."""
+    (a `graph_prefill.GraphedPrefill`) takes the rows where it has graphs of their length."""
     dtype = next(gpt.parameters()).dtype
     embs, parts = [], []
     for _, phones, bert, prompt in rows:
@@ -26,8 +26,8 @@ def prefill(gpt, cache: KVCache, rows: list[tuple[int, torch.Tensor, torch.Tenso
         embs.append(torch.cat([x, y], dim=1)[0])
         parts.append((x.shape[1], y.shape[1]))
     lens = [e.shape[0] for e in embs]
-    if len(rows) == 1 and graphs is not None:
-        logits = graphs(rows[0][0], embs[0], parts[0][0])
+    if graphs is not None:
+        logits = graphs([(slot, emb, tx) for (slot, *_), emb, (tx, _) in zip(rows, embs, parts)])
         if logits is not None:
             return logits, lens
     if len(rows) == 1:

@@ -21,6 +21,7 @@ import triton.language as tl
 from gsvd.engine.runtime.device_sampling import _GOLDEN, _MIX1, _MIX2
 
 KMAX = 64  # up to this top_k the k largest logits are picked one by one; beyond it the row is sorted
+WARPS = 4  # per row (`benchmarks/profile_decode_step.py` times the alternatives)
 
 
 @triton.jit
@@ -113,5 +114,5 @@ def sample_and_embed(sampler, slots: torch.Tensor, positions: torch.Tensor, embe
                        out, x0, vocab, eos, min_steps, sampler.logits.stride(0), sampler.seen.stride(0),
                        embedding.stride(0), pe_table.stride(0), x0.stride(0),
                        GOLDEN=_GOLDEN, MIX1=_MIX1, MIX2=_MIX2, D=d, BLOCK_V=triton.next_power_of_2(vocab),
-                       KMAX=KMAX)
+                       KMAX=KMAX, num_warps=WARPS)
     return out, x0

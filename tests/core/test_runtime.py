@@ -287,76 +287,53 @@ def test_batched_chunk_decode_equals_one_stream_at_a_time(models):
 
 
 def test_padded_content_path_equals_the_plain_one(models):
-    """A lone stream's chunks through `GraphedContent` (padded codes and phones, masks; on CPU the same
-    padded pass runs eagerly) give the audio of the unpadded pass, chunk after chunk; shapes past its
-    largest graph fall back to the plain pass."""
+    """Chunks through `GraphedContent` (codes, phones and batch padded to a graph's shape, masks; on CPU
+    the same padded pass runs eagerly) give the audio of the plain pass, alone and in a batch larger
+    than the largest bucket; shapes past the largest graph fall back to the plain pass."""
+    from gsvd.engine.runtime.chunk_decode import decode_chunks
     from gsvd.engine.runtime.graph_content import GraphedContent
 
     _, sovits = models
-    graphs = GraphedContent(sovits, code_widths=(8, 16), phone_step=8, max_phones=24)
+    graphs = GraphedContent(sovits, code_widths=(8, 16), phone_step=8, max_phones=24, batch_buckets=(1, 2))
     with torch.no_grad():
         ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=torch.Generator().manual_seed(2)))
         codes = torch.randint(0, 1024, (1, 1, 5), generator=torch.Generator().manual_seed(3))
-        m, logs = graphs(codes, torch.randint(0, 700, (1, 11)), ge)
+        m, logs = graphs(codes, torch.randint(0, 700, (1, 11)), ge, [5], [11])
         assert m.shape == logs.shape == (1, sovits.dims.inter_channels, 10)
-        assert graphs(torch.zeros(1, 1, 17, dtype=torch.long), torch.zeros(1, 5, dtype=torch.long), ge) is None
-        assert graphs(codes, torch.zeros(1, 25, dtype=torch.long), ge) is None
-    tokens = torch.randint(0, 1024, (30,), generator=torch.Generator().manual_seed(5)).tolist()
+        assert graphs(torch.zeros(1, 1, 17, dtype=torch.long), torch.zeros(1, 5, dtype=torch.long), ge, [17], [5]) \
+            is None
+        assert graphs(codes, torch.zeros(1, 25, dtype=torch.long), ge, [5], [25]) is None
     policy = ChunkPolicy(first=3, largest=8, history=2)
 
-    def make(content):
-        d = StreamDecoder(sovits, torch.randint(0, 700, (1, 13), generator=torch.Generator().manual_seed(6)), ge,
-                          0.6, 1.0, torch.Generator().manual_seed(7), policy, content=content)
-        d.tokens.extend(tokens)
+    def make(content, seed, n_phones):
+        gg = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=gg))
+        d = StreamDecoder(sovits, torch.randint(0, 700, (1, n_phones), generator=gg), ge, 0.6, 1.0,
+                          torch.Generator().manual_seed(seed), policy, content=content)
+        d.tokens.extend(torch.randint(0, 1024, (30,), generator=gg).tolist())
         return d
 
-    padded, plain = make(graphs), make(None)
-    chunks = 0
-    with torch.no_grad():
-        while padded.ready(True):
-            a, b = padded.next_chunk(True), plain.next_chunk(True)
-            assert a.shape == b.shape and len(a) > 0
-            assert np.allclose(a, b, atol=2e-5), (chunks, np.abs(a - b).max())
-            chunks += 1
-    assert chunks >= 4 and not plain.ready(True)
+    shapes = [(6, 13), (7, 20), (8, 5)]
+    for group in ([shapes[0]], shapes):  # alone, then three streams (groups of 2 + 1)
+        padded = [make(graphs, *sh) for sh in group]
+        plain = [make(None, *sh) for sh in group]
+        chunks = 0
+        with torch.no_grad():
+            while padded[0].ready(True):
+                got = decode_chunks([(d, True) for d in padded])
+                for a, d in zip(got, plain):
+                    b = d.next_chunk(True)
+                    assert a.shape == b.shape and len(a) > 0
+                    assert np.allclose(a, b, atol=2e-5), (chunks, np.abs(a - b).max())
+                chunks += 1
+        assert chunks >= 4 and not any(d.ready(True) for d in plain)
 
 
-@pytest.mark.parametrize("preallocate", [True, False])
-def test_batched_prefill_equals_one_request_at_a_time(models, preallocate):
-    """Requests of different text/prompt lengths prefilled in one padded pass: each row's logits and K/V
-    equal its own prefill (text bidirectional, audio causal, padding never attended to)."""
-    from gsvd.engine.runtime.kv_cache import KVCache
-    from gsvd.engine.runtime.prefill import prefill
-
-    gpt, _ = models
-    dims = gpt.dims
-    g = torch.Generator().manual_seed(21)
-    rows = []
-    for slot, (nx, ny) in enumerate([(7, 5), (12, 9), (3, 14)]):
-        rows.append((slot, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
-                     torch.randint(0, 1024, (ny,), generator=g)))
-
-    def cache():
-        c = KVCache(dims.n_layer, dims.hidden_dim, 3, 40, torch.device("cpu"), torch.float32, preallocate=preallocate)
-        assert [c.alloc() for _ in range(3)] == [0, 1, 2]
-        return c
-
-    together = cache()
-    with torch.no_grad():
-        logits, lens = prefill(gpt, together, rows, torch.device("cpu"))
-        assert lens == [12, 21, 17] and logits.shape == (3, dims.vocab_size)
-        for b, row in enumerate(rows):
-            alone = cache()
-            ref, (n,) = prefill(gpt, alone, [row], torch.device("cpu"))
-            assert torch.allclose(logits[b], ref[0], atol=1e-5), (logits[b] - ref[0]).abs().max()
-            slot = row[0]
-            assert torch.allclose(together.k[slot][:, :n], alone.k[slot][:, :n], atol=1e-5)
-            assert torch.allclose(together.v[slot][:, :n], alone.v[slot][:, :n], atol=1e-5)
-
-
-def test_padded_single_prefill_equals_the_plain_one(models):
-    """`GraphedPrefill` (one request padded to a graph width; on CPU the same padded pass runs eagerly):
-    the logits and the slot's K/V rows of the unpadded prefill; too long a request falls back."""
+def test_padded_graph_prefill_equals_the_plain_one(models):
+    """`GraphedPrefill` (rows padded to a batch bucket and a graph width; on CPU the same padded pass runs
+    eagerly): each row's logits and K/V rows equal its own unpadded prefill, alone and in a batch larger
+    than the largest bucket; other slots are untouched; too long a request falls back."""
     from gsvd.engine.runtime.graph_prefill import GraphedPrefill
     from gsvd.engine.runtime.kv_cache import KVCache
     from gsvd.engine.runtime.prefill import prefill
@@ -366,28 +343,30 @@ def test_padded_single_prefill_equals_the_plain_one(models):
     g = torch.Generator().manual_seed(22)
 
     def cache():
-        c = KVCache(dims.n_layer, dims.hidden_dim, 3, 48, torch.device("cpu"), torch.float32, preallocate=True)
-        c.k_all.normal_(generator=g)  # junk everywhere: only the written rows may change
-        c.v_all.normal_(generator=g)
+        c = KVCache(dims.n_layer, dims.hidden_dim, 5, 48, torch.device("cpu"), torch.float32, preallocate=True)
+        c.k_all.copy_(torch.randn(c.k_all.shape, generator=torch.Generator().manual_seed(1)))  # junk everywhere
+        c.v_all.copy_(torch.randn(c.v_all.shape, generator=torch.Generator().manual_seed(2)))
         return c
 
-    plain, padded = cache(), cache()
-    padded.k_all.copy_(plain.k_all)
-    padded.v_all.copy_(plain.v_all)
-    graphs = GraphedPrefill(gpt, padded, step=16, max_len=32)
-    assert graphs.widths == (16, 32)
-    row = (1, torch.randint(0, 732, (9,), generator=g), torch.randn(1024, 9, generator=g),
-           torch.randint(0, 1024, (11,), generator=g))
-    with torch.no_grad():
-        ref, (n,) = prefill(gpt, plain, [row], torch.device("cpu"))
-        got, lens = prefill(gpt, padded, [row], torch.device("cpu"), graphs)
-        assert lens == [n] == [20] and got.shape == ref.shape == (1, dims.vocab_size)
-        assert torch.allclose(got, ref, atol=1e-5), (got - ref).abs().max()
-        assert torch.allclose(padded.k_all[:, 1, :n], plain.k_all[:, 1, :n], atol=1e-5)
-        assert torch.allclose(padded.v_all[:, 1, :n], plain.v_all[:, 1, :n], atol=1e-5)
-        assert torch.equal(padded.k_all[:, [0, 2]], plain.k_all[:, [0, 2]])  # other slots untouched
-        emb = torch.zeros(33, dims.hidden_dim)
-        assert graphs(1, emb, 10) is None  # longer than the widest graph: the caller prefills eagerly
+    rows = [(slot, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
+             torch.randint(0, 1024, (ny,), generator=g)) for slot, nx, ny in [(1, 9, 11), (3, 4, 20), (0, 12, 3)]]
+    for batch in ([rows[0]], rows):
+        padded = cache()
+        graphs = GraphedPrefill(gpt, padded, step=16, max_len=32, batch_buckets=(1, 2))
+        assert graphs.widths == (16, 32)
+        with torch.no_grad():
+            got, lens = prefill(gpt, padded, batch, torch.device("cpu"), graphs)
+            assert got.shape == (len(batch), dims.vocab_size)
+            for r, row in enumerate(batch):
+                plain = cache()
+                ref, (n,) = prefill(gpt, plain, [row], torch.device("cpu"))
+                assert lens[r] == n
+                assert torch.allclose(got[r], ref[0], atol=1e-5), (got[r] - ref[0]).abs().max()
+                assert torch.allclose(padded.k_all[:, row[0], :n], plain.k_all[:, row[0], :n], atol=1e-5)
+                assert torch.allclose(padded.v_all[:, row[0], :n], plain.v_all[:, row[0], :n], atol=1e-5)
+        untouched = [s for s in range(5) if s not in [row[0] for row in batch]]  # slot 5 is the scratch slot
+        assert torch.equal(padded.k_all[:, untouched], cache().k_all[:, untouched])
+    assert graphs([(1, torch.zeros(33, dims.hidden_dim), 10)]) is None  # wider than the widest graph
 
 
 def test_pipelined_fused_decoding_equals_eager_reference(models):
