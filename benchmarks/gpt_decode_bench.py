@@ -16,8 +16,7 @@ Modes, in one run:
 - pipelined: the same, step n+1 launched before step n is read back (what the scheduler does on CUDA)
 - pipelined_nosplit: pipelined without split-K GEMMs (`GSVD_SPLIT_K=0`)
 - pipelined_torchsampler: pipelined with the torch-op sampler and embedding (`GSVD_SAMPLING_KERNEL=0`)
-- pipelined_prev: both off, and the attention merge in a second launch (`GSVD_ATTN_MERGE_KERNEL=1`):
-  the default of the session before these kernels
+- pipelined_prev: both off (the default of the session before the sampling kernel and split-K)
 
 Checks first: the Triton step's logits vs the torch static step's (fp16, same cache), and greedy tokens
 (60 steps, 4 streams) of every mode. Last line: one JSON object.
@@ -92,14 +91,11 @@ def _runner(rig: Rig, mode: str, n: int):
     slots_t = torch.tensor(slots, device="cuda")
     step_no = [0]
     if mode == "fused" or mode.startswith("pipelined"):
-        os.environ.update(GSVD_SMALL_LINEAR="1", GSVD_SPLIT_K="1", GSVD_SAMPLING_KERNEL="1",  # read at capture
-                          GSVD_ATTN_MERGE_KERNEL="0")
+        os.environ.update(GSVD_SMALL_LINEAR="1", GSVD_SPLIT_K="1", GSVD_SAMPLING_KERNEL="1")  # read at capture
         if mode in ("pipelined_nosplit", "pipelined_prev"):
             os.environ["GSVD_SPLIT_K"] = "0"
         if mode in ("pipelined_torchsampler", "pipelined_prev"):
             os.environ["GSVD_SAMPLING_KERNEL"] = "0"
-        if mode == "pipelined_prev":
-            os.environ["GSVD_ATTN_MERGE_KERNEL"] = "1"
         key = "fused" if mode in ("fused", "pipelined") else mode
         if key not in rig.decoders:
             rig.decoders[key] = FusedDecoder(gpt, cache, sampler, eos, MIN_STEPS, kernels=True)

@@ -1,9 +1,8 @@
 """GPU time of the decode step by kernel (torch profiler over eager runs of `kernel_sample_and_step`: the
 sampling kernel, the Triton layers, the output projection), and the fused graph's replay GPU time
 measured with events at batch 1 and 8, for the default and for the previous default
-(GSVD_SAMPLING_KERNEL=0 GSVD_SPLIT_K=0 GSVD_ATTN_MERGE_KERNEL=1: torch-op sampler, unsplit GEMMs,
-attention merged in a second launch), the default with only the merge as a second launch, and the
-sampling kernel alone per warps setting. Last line: JSON."""
+(GSVD_SAMPLING_KERNEL=0 GSVD_SPLIT_K=0: torch-op sampler, unsplit GEMMs), and the sampling kernel
+alone per warps setting. Last line: JSON."""
 
 from __future__ import annotations
 
@@ -35,14 +34,14 @@ def _sampler_warps(gpt, rig, slots, pos, n) -> dict:
     """The sampling kernel alone (top_k 15), 20 launches per graph, per warps setting."""
     from gsvd.engine.runtime import sampling_kernel as sk
 
-    pe, res = gpt.ar_audio_position, {}
+    pe, res, default = gpt.ar_audio_position, {}, sk.WARPS
     emb = gpt.ar_audio_embedding.word_embeddings.weight
-    for warps in (1, 2, 4, 8):
+    for warps in (2, 4, 8, 16):
         sk.WARPS = warps
         graph, _ = capture(lambda: [sk.sample_and_embed(rig.sampler, slots, pos, emb, pe.table, pe.alpha,
                                                         gpt.dims.eos, 10) for _ in range(20)], ())
         res[f"sampler_us_w{warps}_b{n}"] = 1000 * _replay_ms(graph) / 20
-    sk.WARPS = 4
+    sk.WARPS = default
     print(f"sampling kernel alone at batch {n}, us per launch by warps:", res)
     return res
 
@@ -74,8 +73,7 @@ def main() -> None:
             print(f"batch {n}: per 10 steps")
             print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=18, max_name_column_width=60))
             for name, flag in (("default", "1"), ("prev", "0")):
-                os.environ.update(GSVD_SAMPLING_KERNEL=flag, GSVD_SPLIT_K=flag,  # read at capture
-                                  GSVD_ATTN_MERGE_KERNEL="0" if flag == "1" else "1")
+                os.environ.update(GSVD_SAMPLING_KERNEL=flag, GSVD_SPLIT_K=flag)  # read at capture
                 dec = FusedDecoder(gpt, rig.cache, rig.sampler, gpt.dims.eos, MIN_STEPS, kernels=True)
                 ls, ps = [rig.prefix] * n, [100] * n
                 for _ in range(3):
@@ -83,13 +81,6 @@ def main() -> None:
                 ms = out[f"graph_gpu_ms_{name}_b{n}"] = _replay_ms(dec.graphs[dec.bucket(n)][0])
                 print(f"fused graph replay ({name}), GPU time per step at batch {n}: {ms:.3f} ms")
             os.environ.update(GSVD_SAMPLING_KERNEL="1", GSVD_SPLIT_K="1")
-            os.environ["GSVD_ATTN_MERGE_KERNEL"] = "1"  # the chunk merge as a second launch, for comparison
-            dec = FusedDecoder(gpt, rig.cache, rig.sampler, gpt.dims.eos, MIN_STEPS, kernels=True)
-            for _ in range(3):
-                dec(list(range(n)), ls, ps)
-            out[f"graph_gpu_ms_merge_kernel_b{n}"] = _replay_ms(dec.graphs[dec.bucket(n)][0])
-            os.environ["GSVD_ATTN_MERGE_KERNEL"] = "0"
-            print(f"... with the attention merge as its own launch: {out[f'graph_gpu_ms_merge_kernel_b{n}']:.3f} ms")
             out.update(_sampler_warps(gpt, rig, slots, pos, n))
     print(json.dumps(out))
 

@@ -3,9 +3,8 @@
 - `decode_attention`: attention of each row's new query over its own KV slot, reading the
   preallocated block in place (no gather copy) and only up to the slot's true length; the new
   K/V row is written into the block by the same launch. Split over the key axis
-  (flash-decoding): each program covers one chunk of one head of one row; the last chunk of a
-  (row, head) to finish (an atomic ticket) merges the chunks' partial softmax sums in the same
-  launch (GSVD_ATTN_MERGE_KERNEL=1: a second small kernel does it).
+  (flash-decoding): each program covers one chunk of one head of one row; a second small kernel
+  merges the chunks' partial softmax sums.
 - `add_layer_norm`: LayerNorm(x + r) in one pass (the post-LN residual of every block).
 - `small_linear`: the step's GEMMs at up to 16 rows, which are weight reads: optionally split over
   K (each program reads one short strip of the weight, one memory round trip instead of a loop of
@@ -19,8 +18,6 @@ runtime imports it only where it is used.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 import triton
@@ -37,27 +34,10 @@ def _load_summed(parts, s_part, offs, S: tl.constexpr):
 
 
 @triton.jit
-def _merge_cells(part_o, part_ml, out, s_out, row, head, H: tl.constexpr, HD: tl.constexpr,
-                 NSPLIT: tl.constexpr):
-    """Combine the NSPLIT chunks' (output, max, sum) of one (row, head) into the attention output."""
-    sp = tl.arange(0, NSPLIT)
-    d = tl.arange(0, HD)
-    cell = (row * H + head) * NSPLIT + sp
-    m = tl.load(part_ml + cell * 2, cache_modifier=".cg")  # .cg: written by other programs, read past L1
-    l_ = tl.load(part_ml + cell * 2 + 1, cache_modifier=".cg")
-    m_max = tl.max(m, axis=0)  # finite: split 0 always holds the new key
-    w = tl.exp(m - m_max)
-    o = tl.load(part_o + cell[:, None] * HD + d[None, :], cache_modifier=".cg")
-    total = tl.sum(o * w[:, None], axis=0) / tl.sum(l_ * w, axis=0)
-    tl.store(out + row * s_out + head * HD + d, total.to(out.dtype.element_ty))
-
-
-@triton.jit
-def _attn_chunk(qkv, qkv_bias, k_blk, v_blk, slots, lengths, part_o, part_ml, counters, out,
-                s_qkv, s_part, s_slot, s_time, s_out, scale,
+def _attn_chunk(qkv, qkv_bias, k_blk, v_blk, slots, lengths, part_o, part_ml,
+                s_qkv, s_part, s_slot, s_time, scale,
                 D: tl.constexpr, HD: tl.constexpr, H: tl.constexpr, NSPLIT: tl.constexpr,
-                CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, S: tl.constexpr, HAS_BIAS: tl.constexpr,
-                MERGE: tl.constexpr):
+                CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, S: tl.constexpr, HAS_BIAS: tl.constexpr):
     row = tl.program_id(0)
     head = tl.program_id(1)
     split = tl.program_id(2)
@@ -106,29 +86,23 @@ def _attn_chunk(qkv, qkv_bias, k_blk, v_blk, slots, lengths, part_o, part_ml, co
     tl.store(part_o + cell * HD + d, acc)
     tl.store(part_ml + cell * 2, m_i)
     tl.store(part_ml + cell * 2 + 1, l_i)
-    if MERGE:  # the last chunk of this (row, head) to finish merges them all: no second launch
-        tl.debug_barrier()  # every thread's partials are stored before the ticket is taken (release)
-        ticket = tl.atomic_add(counters + row * H + head, 1, sem="acq_rel")
-        if ticket == NSPLIT - 1:
-            _merge_cells(part_o, part_ml, out, s_out, row, head, H, HD, NSPLIT)
-            tl.atomic_xchg(counters + row * H + head, 0)  # ready for the next launch
 
 
 @triton.jit
-def _attn_merge(part_o, part_ml, out, s_out, H: tl.constexpr, HD: tl.constexpr, NSPLIT: tl.constexpr):
-    _merge_cells(part_o, part_ml, out, s_out, tl.program_id(0), tl.program_id(1), H, HD, NSPLIT)
-
-
-_COUNTERS: dict[torch.device, list[torch.Tensor]] = {}
-
-
-def _counters(device: torch.device, n: int) -> torch.Tensor:
-    """A zeroed int32 buffer of >= n tickets that every launch leaves zeroed again. Buffers are never
-    freed (a captured graph keeps pointing at the one it was captured with)."""
-    have = _COUNTERS.setdefault(device, [])
-    if not have or have[-1].numel() < n:
-        have.append(torch.zeros(max(n, 16384), dtype=torch.int32, device=device))
-    return have[-1]
+def _attn_merge(part_o, part_ml, out, s_out, D: tl.constexpr, HD: tl.constexpr, H: tl.constexpr,
+                NSPLIT: tl.constexpr):
+    row = tl.program_id(0)
+    head = tl.program_id(1)
+    sp = tl.arange(0, NSPLIT)
+    d = tl.arange(0, HD)
+    cell = (row * H + head) * NSPLIT + sp
+    m = tl.load(part_ml + cell * 2)
+    l_ = tl.load(part_ml + cell * 2 + 1)
+    m_max = tl.max(m, axis=0)  # finite: split 0 always holds the new key
+    w = tl.exp(m - m_max)
+    o = tl.load(part_o + cell[:, None] * HD + d[None, :])
+    total = tl.sum(o * w[:, None], axis=0) / tl.sum(l_ * w, axis=0)
+    tl.store(out + row * s_out + head * HD + d, total.to(out.dtype.element_ty))
 
 
 def _parts(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
@@ -155,16 +129,13 @@ def decode_attention(qkv: torch.Tensor, k_blk: torch.Tensor, v_blk: torch.Tensor
     part_o = torch.empty(b * n_head * nsplit * hd, device=qkv.device, dtype=torch.float32)
     part_ml = torch.empty(b * n_head * nsplit * 2, device=qkv.device, dtype=torch.float32)
     out = torch.empty(b, d, device=qkv.device, dtype=k_blk.dtype)
-    merge = os.environ.get("GSVD_ATTN_MERGE_KERNEL", "0") != "1"  # 1: merge in a second launch instead
     _attn_chunk[(b, n_head, nsplit)](
         qkv, qkv if bias is None else bias, k_blk, v_blk, slots, lengths, part_o, part_ml,
-        _counters(qkv.device, b * n_head), out,
-        qkv.stride(1), s_part, k_blk.stride(0), k_blk.stride(1), out.stride(0), hd**-0.5,
+        qkv.stride(1), s_part, k_blk.stride(0), k_blk.stride(1), hd**-0.5,
         D=d, HD=hd, H=n_head, NSPLIT=nsplit, CHUNK=chunk, BLOCK_N=min(block_n, chunk), S=n_parts,
-        HAS_BIAS=bias is not None, MERGE=merge,
+        HAS_BIAS=bias is not None,
     )
-    if not merge:
-        _attn_merge[(b, n_head)](part_o, part_ml, out, out.stride(0), H=n_head, HD=hd, NSPLIT=nsplit)
+    _attn_merge[(b, n_head)](part_o, part_ml, out, out.stride(0), D=d, HD=hd, H=n_head, NSPLIT=nsplit)
     return out
 
 
