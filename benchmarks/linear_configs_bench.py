@@ -97,7 +97,7 @@ def main() -> None:
             times = bench_shape(name, n, k, rows, g)
             torch.cuda.empty_cache()
             ranked = sorted(times.items(), key=lambda kv: kv[1])
-            splits = 1 if name in ("ffn1", "head") else dk.default_splits(n, k)
+            splits = 1 if name in ("ffn1", "head") else dk.default_splits(k)
             dflt = f"s{splits}_n16_k{min(128, k // splits)}_w2" if splits > 1 else "s1_n16_k256_w4"
             best[name] = {"best": ranked[0][0], "best_us": ranked[0][1], "cublas_us": times["cublas"],
                           "default": dflt, "default_us": times.get(dflt), "top": ranked[:6]}

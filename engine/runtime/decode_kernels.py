@@ -199,8 +199,8 @@ SMALL_BATCH = 16  # rows up to which `small_linear` is used (one 16-row tile)
 BLOCK_N = 16
 
 
-def default_splits(n: int, k: int) -> int:
-    """Split-K factor for an [N, K] weight: one 128-column stretch of K per program (measured best for
+def default_splits(k: int) -> int:
+    """Split-K factor for a weight of K columns: one 128-column stretch of K per program (measured best for
     every GEMM shape of the v2 step at 1 and 16 rows on an H200, `benchmarks/linear_configs_bench.py`)."""
     return max(1, k // 128)
 

@@ -58,7 +58,7 @@ def _kernel_layers(gpt, cache: KVCache, x, slots, lengths) -> torch.Tensor:
     split_k = os.environ.get("GSVD_SPLIT_K", "1") != "0"
     if x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0":
         def linear(x, w, b):  # -> (partials or output, the bias still to add or None)
-            splits = dk.default_splits(*w.shape) if split_k else 1
+            splits = dk.default_splits(w.shape[1]) if split_k else 1
             return (dk.small_linear(x, w, splits=splits), b) if splits > 1 else (dk.small_linear(x, w, b), None)
 
         def ffn1(x, w, b):
