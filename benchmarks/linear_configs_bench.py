@@ -14,8 +14,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 SHAPES = {"qkv": (1536, 512), "out": (512, 512), "ffn1": (2048, 512), "ffn2": (512, 2048), "head": (1025, 512)}
 COPIES = 96
@@ -23,24 +27,13 @@ COPIES = 96
 
 def _time_graph(fn, reps: int = 20) -> float:
     """Capture fn() (COPIES launches) in a graph, replay; -> us per launch."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
+    from profile_decode_step import _replay_ms
+
+    from gsvd.engine.runtime.cuda_graphs import capture
+
+    graph, _ = capture(fn, ())
     graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        graph.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) * 1000 / reps / COPIES
+    return _replay_ms(graph, reps) * 1000 / COPIES
 
 
 def _configs(relu: bool, k: int):
