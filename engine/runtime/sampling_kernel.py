@@ -3,8 +3,8 @@
 Per row: read the slot's next-token logits, mask EOS before `min_steps`, take the greedy argmax,
 apply the repetition penalty, then top-p, temperature and top-k (both keep a prefix of the same
 descending order: the k largest logits are taken one by one, up to `KMAX`, with their cumulative
-probability for top-p; a larger top_k sorts the row in registers, which is far slower), softmax, and the exponential race with the
-same splitmix64 counter noise. The same launch marks the picked token as seen, advances the slot's
+probability for top-p; a larger top_k sorts the row in registers, which is far slower), softmax,
+and the exponential race with the same splitmix64 counter noise. The same launch marks the picked token as seen, advances the slot's
 step counter and writes the picked token's embedding at its audio position (the first input of the
 decode step), which replaces ~40 small launches of the torch-op sampler and embedding.
 
