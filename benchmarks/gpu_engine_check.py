@@ -118,7 +118,7 @@ def correctness(gpt, sov) -> dict:
         from gsvd.engine.runtime.graph_content import GraphedContent
 
         content = GraphedContent(sc)
-        content.prepare(ge)
+        content.prepare()
         diffs = []
         for k, n in ((8, 23), (14, 40), (30, 7), (8, 23)):  # padded codes and phones; the last replays again
             c, t = torch.randint(0, 1024, (1, 1, k), generator=g).cuda(), torch.randint(0, 732, (1, n), generator=g).cuda()

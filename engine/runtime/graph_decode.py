@@ -44,6 +44,13 @@ def decode_step(gpt, cache: KVCache, token, position, slots, lengths) -> torch.T
     return gpt.logits(x[:, 0]).float()
 
 
+def _small_rows(x: torch.Tensor) -> bool:
+    """Whether the step's GEMMs over x use `small_linear` (up to 16 rows; GSVD_SMALL_LINEAR=0: cuBLAS)."""
+    from gsvd.engine.runtime.decode_kernels import SMALL_BATCH
+
+    return x.shape[0] <= SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0"
+
+
 def _kernel_layers(gpt, cache: KVCache, x, slots, lengths) -> torch.Tensor:
     """The transformer layers of `decode_step` with the Triton kernels of `decode_kernels`, from the new
     tokens' embeddings x [B, D] -> final hidden state [B, D] (same result within fp16 rounding).
@@ -56,7 +63,7 @@ def _kernel_layers(gpt, cache: KVCache, x, slots, lengths) -> torch.Tensor:
 
     k_all, v_all = cache.k_all, cache.v_all
     split_k = os.environ.get("GSVD_SPLIT_K", "1") != "0"
-    if x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0":
+    if _small_rows(x):
         def linear(x, w, b):  # -> (partials or output, the bias still to add or None)
             splits = dk.default_splits(w.shape[1]) if split_k else 1
             return (dk.small_linear(x, w, splits=splits), b) if splits > 1 else (dk.small_linear(x, w, b), None)
@@ -110,7 +117,7 @@ def kernel_sample_and_step(gpt, cache: KVCache, sampler, slots, lengths, positio
                               pe.alpha, eos, min_steps)
     x = _kernel_layers(gpt, cache, x, slots, lengths)
     head = gpt.ar_predict_layer.weight
-    if x.shape[0] <= dk.SMALL_BATCH and os.environ.get("GSVD_SMALL_LINEAR", "1") != "0":
+    if _small_rows(x):
         dk.small_linear(x, head, out=sampler.logits, rows=slots)
     else:
         sampler.logits[slots] = gpt.logits(x).float()

@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import capture
+from gsvd.engine.runtime.cuda_graphs import capture, in_groups
 
 BUCKETS = (1, 2, 4, 8, 16)
 
@@ -51,8 +51,7 @@ class GraphedVocoder:
         if not graphable or not z_p.is_cuda or frames in self.failed:
             return self._eager(z_p, ge)
         if n > BUCKETS[-1]:
-            return torch.cat([self(z_p[i : i + BUCKETS[-1]], ge[i : i + BUCKETS[-1]])
-                              for i in range(0, n, BUCKETS[-1])])
+            return torch.cat(in_groups(n, BUCKETS[-1], lambda lo, hi: self(z_p[lo:hi], ge[lo:hi])))
         bucket = next(b for b in BUCKETS if b >= n)
         with self.lock:
             if (frames, bucket) not in self.graphs:

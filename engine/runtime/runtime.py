@@ -81,11 +81,12 @@ class Runtime:
         cache = KVCache(dims.n_layer, dims.hidden_dim, self.max_streams, self.max_len, self.device, self.dtype,
                         preallocate=self.device.type == "cuda")
         sampler = SamplerState(cache.slots_total, dims.vocab_size, self.device)
+        graphs = self._graphs_on()
         want_trt = self.device.type == "cuda" or os.environ.get("GSVD_BACKEND", "auto").lower() == "tensorrt"
         graphed = _tensorrt_decoder(bundle_path, gpt, cache, self.device) if want_trt else None
         if graphed is not None:
             self._backends[model_id] = "tensorrt"
-        elif self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0":
+        elif graphs:
             from gsvd.engine.runtime.graph_decode import FusedDecoder, GraphedDecoder
 
             kernels = _triton_kernels()
@@ -93,30 +94,26 @@ class Runtime:
                 graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS, kernels=kernels)
             else:
                 graphed = GraphedDecoder(gpt, cache, kernels=kernels)
-        vocoder = content = prefill = None
-        if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0" and cache.k_all is not None:
+        prefill = vocoder = content = None
+        if graphs:
             from gsvd.engine.runtime.graph_prefill import GraphedPrefill
 
             prefill = GraphedPrefill(gpt, cache)
-        if self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0" \
-                and os.environ.get("GSVD_VOCODER_GRAPHS", "1") != "0":
-            from gsvd.engine.runtime.graph_content import GraphedContent
-            from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
+            if os.environ.get("GSVD_VOCODER_GRAPHS", "1") != "0":
+                from gsvd.engine.runtime.graph_content import GraphedContent
+                from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
-            vocoder = GraphedVocoder(sovits)
-            content = GraphedContent(sovits)
+                vocoder, content = GraphedVocoder(sovits), GraphedContent(sovits)
         if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
             with torch.inference_mode():
                 if hasattr(graphed, "prepare"):
                     graphed.prepare()
+                if prefill is not None:
+                    prefill.prepare()
                 if vocoder is not None:
                     vocoder.prepare(self._scheduler.policy.window_frames(), sovits.dims.inter_channels,
                                     sovits.dims.gin_channels, self.device)
-                if prefill is not None:
-                    prefill.prepare()
-                if content is not None:
-                    content.prepare(torch.zeros(1, sovits.dims.gin_channels, 1, device=self.device,
-                                                dtype=next(sovits.parameters()).dtype))
+                    content.prepare()
         with self._scheduler.cond:
             self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed, vocoder,
                                                              content, prefill)
@@ -130,9 +127,11 @@ class Runtime:
     def stats(self) -> dict:
         return self._scheduler.stats()
 
+    def _graphs_on(self) -> bool:
+        return self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0"
+
     def info(self) -> dict:
-        graphs = self.device.type == "cuda" and os.environ.get("GSVD_CUDA_GRAPHS", "1") != "0"
-        backend = "torch+cuda-graphs" if graphs else "torch-eager"
+        backend = "torch+cuda-graphs" if self._graphs_on() else "torch-eager"
         if self._backends:
             backend = f"tensorrt ({len(self._backends)} model(s)), else {backend}"
         return {"backend": backend, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
