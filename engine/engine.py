@@ -76,6 +76,10 @@ class Engine:
         bert_folder: local chinese-roberta-wwm-ext-large folder (BERT features for zh).
         hubert_folder: local chinese-hubert-base folder (only for voices made from an upload).
         sv_model: ERes2NetV2 checkpoint (only for v2Pro voices made from an upload).
+        lexicon: a user pronunciation lexicon (TOML or CSV) applied to every voice.
+        frontend_workers: processes that run the text analysis (G2P) of concurrent requests, so that a
+            burst of requests does not hold the GIL the scheduler needs; a lone request runs inline.
+            None: half the CPU cores (up to 8) on a GPU, none on CPU.
     """
 
     def __init__(
@@ -89,9 +93,11 @@ class Engine:
         hubert_folder: str | Path | None = None,
         sv_model: str | Path | None = None,
         lexicon: str | Path | None = None,
+        frontend_workers: int | None = None,
     ) -> None:
         from gsvd.engine.runtime import Runtime
         from gsvd.engine.text import Lexicon, TextFrontend
+        from gsvd.engine.text.pool import AnalysisPool, default_workers
 
         self._runtime = Runtime(device=device, dtype=dtype, max_streams=max_streams, queue_limit=queue_limit)
         rt_info = self._runtime.info()
@@ -112,6 +118,8 @@ class Engine:
         self._limits = {"max_streams": max_streams, "queue_limit": queue_limit, "max_text_chars": MAX_TEXT_CHARS}
         self._closed = False
         self._frontend.phonemize("你好 hello", "auto")  # load dictionaries now, not in the first request
+        workers = default_workers(str(self.device)) if frontend_workers is None else frontend_workers
+        self._analysis = AnalysisPool(workers)  # concurrent requests' G2P in worker processes
 
     # ------------------------------------------------------------------ voices
 
@@ -301,6 +309,7 @@ class Engine:
         if not self._closed:
             self._closed = True
             self._runtime.close()
+            self._analysis.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -330,7 +339,8 @@ class Engine:
         closer: AudioChunk | None = None  # a segment's zero-length last chunk (word timings), held until we
         for index, piece in enumerate(pieces):  # know whether it ends the request; audio is never held back
             _check_cancel(cancel, deadline)
-            ids, bert, _norm = fe.features(piece, lang, state.lexicon)
+            analysis = self._analysis.analyze(piece, lang, fe.version, fe.lexicon_for(state.lexicon))
+            ids, bert, _norm = fe.features_of(analysis)
             if ids.numel() == 0:
                 continue
             request = self._request(state, ids, bert, opts, seed + index, deadline, cancel)
@@ -350,7 +360,7 @@ class Engine:
                 handle.cancel()
             if closer is not None:
                 yield closer
-            timings = _word_timings(fe.words(piece, lang, state.lexicon), seg_start, offset)
+            timings = _word_timings(analysis.words, seg_start, offset)
             closer = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset, segment=index,
                                 text=piece if first else "", timings=timings)
             sequence += 1

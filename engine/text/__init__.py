@@ -6,7 +6,7 @@ Names load on first use so that `gsvd.engine.text.cli` (imported by the CLI) sta
 
 __all__ = ["Lexicon", "Phonemized", "TextFrontend", "split_text"]
 
-_HOME = {"Lexicon": "lexicon", "Phonemized": "frontend", "TextFrontend": "frontend", "split_text": "split"}
+_HOME = {"Lexicon": "lexicon", "Phonemized": "phonemize", "TextFrontend": "frontend", "split_text": "split"}
 
 
 def __getattr__(name: str):

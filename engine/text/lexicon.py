@@ -30,6 +30,13 @@ class Lexicon:
         p = Path(path)
         return cls(_read(p, version), p)
 
+    def __getstate__(self) -> dict:  # pickled into frontend worker processes (text.pool): no lock
+        with self._lock:
+            return {"entries": self._entries, "path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self._entries, self.path, self._lock = state["entries"], state["path"], threading.Lock()
+
     def reload(self) -> None:
         if self.path is not None:
             fresh = _read(self.path, "v2")

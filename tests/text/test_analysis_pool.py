@@ -1,0 +1,104 @@
+"""AnalysisPool: concurrent sentences analyzed in worker processes give exactly the inline results."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from gsvd.engine.errors import InvalidInput, LanguageNotAvailable
+from gsvd.engine.text import Lexicon
+from gsvd.engine.text.phonemize import analyze
+from gsvd.engine.text.pool import AnalysisPool, default_workers
+
+SENTENCES = [("今天天气很好，我们一起去公园散步吧。", "zh"), ("The weather is nice, let us walk.", "en"),
+             ("我爱gsvd和Python。", "auto"), ("好", "zh"), ("Hi.", "en")]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = AnalysisPool(2, inline_alone=False)  # every call goes to a worker
+    yield p
+    p.close()
+
+
+def _concurrently(fn, args: list) -> list:
+    out: list = [None] * len(args)
+    gate = threading.Barrier(len(args))
+
+    def one(i):
+        gate.wait()
+        try:
+            out[i] = fn(*args[i])
+        except Exception as exc:  # noqa: BLE001 - compared by the caller
+            out[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(args))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return out
+
+
+def test_burst_offloaded_equals_inline(pool):
+    args = [(text, lang, "v2", None) for text, lang in SENTENCES * 4]
+    got = _concurrently(pool.analyze, args)
+    assert pool.stats()["offloaded"] >= len(args)
+    assert pool.stats()["in_flight"] == 0
+    for a, g in zip(args, got, strict=True):
+        want = analyze(*a)
+        assert g.phonemized.phone_ids == want.phonemized.phone_ids and g.words == want.words
+    assert got[3].phonemized.norm_text.startswith(".")  # short input padded, words of the text as given
+    assert got[3].words == [("好", 2)]
+
+
+def test_errors_and_lexicon_cross_processes(pool, tmp_path):
+    lex_file = tmp_path / "lex.toml"
+    lex_file.write_text('[en]\n"gsvd" = "JH IY1 EH1 S V IY1 D IY1"\n', encoding="utf-8")
+    lex = Lexicon.load(lex_file)
+    args = [("gsvd", "en", "v2", lex), ("안녕하세요", "auto", "v2", None), ("x", "klingon", "v2", None)] * 3
+    got = _concurrently(pool.analyze, args)
+    for g in got[0::3]:
+        assert g.phonemized.phones == ["JH", "IY1", "EH1", "S", "V", "IY1", "D", "IY1"]
+    assert all(isinstance(g, LanguageNotAvailable) for g in got[1::3])
+    assert all(isinstance(g, InvalidInput) and g.field == "language" for g in got[2::3])
+
+
+def test_dead_worker_is_replaced(tmp_path):
+    p = AnalysisPool(1, inline_alone=False)
+    try:
+        assert p.analyze("hello", "en", "v2", None).words == [("hello", 4)]
+        executor = p._executor
+        for proc in list(executor._processes.values()):
+            proc.kill()
+            proc.join(timeout=30)
+        # sent to the dead pool: answered inline, the pool restarted
+        assert p.analyze("hello world", "en", "v2", None).words == [("hello", 4), ("world", 4)]
+        assert p._executor is not None and p._executor is not executor
+        got = _concurrently(p.analyze, [("good day", "en", "v2", None)] * 3)
+        assert all(g.words[0][0] == "good" for g in got)
+    finally:
+        p.close()
+    assert p._executor is None
+
+
+def test_lone_calls_run_inline():
+    p = AnalysisPool(1)
+    try:
+        for text in ("one", "two", "three"):
+            assert p.analyze(text, "en", "v2", None).words[0][0] == text
+        assert p.stats()["offloaded"] == 0  # one at a time: no process round trip
+    finally:
+        p.close()
+
+
+def test_inline_without_workers_and_defaults():
+    p = AnalysisPool(0)
+    assert p.analyze("你好世界", "zh", "v2", None).words == [("你", 2), ("好", 2), ("世", 2), ("界", 2)]
+    assert p.stats() == {"workers": 0, "offloaded": 0, "in_flight": 0}
+    with pytest.raises(ValueError, match=">= 0"):
+        AnalysisPool(-1)
+    assert default_workers("cpu") == 0
+    assert 1 <= default_workers("cuda:0") <= min(8, max(1, (os.cpu_count() or 2) // 2))
