@@ -16,7 +16,8 @@ Modes, in one run:
 - pipelined: the same, step n+1 launched before step n is read back (what the scheduler does on CUDA)
 - pipelined_nosplit: pipelined without split-K GEMMs (`GSVD_SPLIT_K=0`)
 - pipelined_torchsampler: pipelined with the torch-op sampler and embedding (`GSVD_SAMPLING_KERNEL=0`)
-- pipelined_prev: both off (the default of the session before the sampling kernel and split-K)
+- pipelined_nopdl: pipelined with plain kernel launches instead of programmatic dependent launches (`GSVD_PDL=0`)
+- pipelined_prev: split-K, the sampling kernel and PDL off (the default before the sampling kernel and split-K)
 
 Checks first: the Triton step's logits vs the torch static step's (fp16, same cache), and greedy tokens
 (60 steps, 4 streams) of every mode. Last line: one JSON object.
@@ -91,7 +92,8 @@ def _runner(rig: Rig, mode: str, n: int):
     slots_t = torch.tensor(slots, device="cuda")
     step_no = [0]
     if mode == "fused" or mode.startswith("pipelined"):
-        os.environ.update(GSVD_SMALL_LINEAR="1", GSVD_SPLIT_K="1", GSVD_SAMPLING_KERNEL="1")  # read at capture
+        os.environ.update(GSVD_SMALL_LINEAR="1", GSVD_SPLIT_K="1", GSVD_SAMPLING_KERNEL="1",
+                          GSVD_PDL="0" if mode in ("pipelined_nopdl", "pipelined_prev") else "1")  # read at capture
         if mode in ("pipelined_nosplit", "pipelined_prev"):
             os.environ["GSVD_SPLIT_K"] = "0"
         if mode in ("pipelined_torchsampler", "pipelined_prev"):
@@ -181,7 +183,7 @@ def checks(gpt) -> dict:
         out["kernel_vs_torch_step_argmax_equal"] = bool((got.argmax(-1) == ref.argmax(-1)).all())
         out["kernel_vs_torch_cache_rows_max_abs_diff"] = (rig.cache.k_all.float() - k_ref.float()).abs().max().item()
     greedy = {}
-    modes = ("eager", "graphs", "kernels_cublas", "kernels", "fused", "pipelined", "pipelined_prev")
+    modes = ("eager", "graphs", "kernels_cublas", "kernels", "fused", "pipelined", "pipelined_nopdl", "pipelined_prev")
     for mode in modes:
         _, toks = run_mode(rig, mode, 4, 60, top_k=1)
         greedy[mode] = [t for t in toks if t]
@@ -197,7 +199,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--eager-steps", type=int, default=40)
     ap.add_argument("--modes", default="eager,graphs,kernels,pipelined_prev,pipelined_torchsampler,"
-                                       "pipelined_nosplit,pipelined")
+                                       "pipelined_nosplit,pipelined_nopdl,pipelined")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -219,7 +221,7 @@ def main() -> None:
         rig.decoders.clear()
         torch.cuda.empty_cache()
     by = {(r["mode"], r["batch"]): r for r in result["runs"]}
-    for base in ("eager", "pipelined_prev"):
+    for base in ("eager", "pipelined_prev", "pipelined_nopdl"):
         result[f"speedup_pipelined_vs_{base}"] = {
             n: by[("pipelined", n)]["tok_s_total"] / by[(base, n)]["tok_s_total"]
             for n in batches if ("pipelined", n) in by and (base, n) in by}

@@ -72,15 +72,15 @@ def main() -> None:
                 torch.cuda.synchronize()
             print(f"batch {n}: per 10 steps")
             print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=18, max_name_column_width=60))
-            for name, flag in (("default", "1"), ("prev", "0")):
-                os.environ.update(GSVD_SAMPLING_KERNEL=flag, GSVD_SPLIT_K=flag)  # read at capture
+            for name, flag, pdl in (("default", "1", "1"), ("nopdl", "1", "0"), ("prev", "0", "0")):
+                os.environ.update(GSVD_SAMPLING_KERNEL=flag, GSVD_SPLIT_K=flag, GSVD_PDL=pdl)  # read at capture
                 dec = FusedDecoder(gpt, rig.cache, rig.sampler, gpt.dims.eos, MIN_STEPS, kernels=True)
                 ls, ps = [rig.prefix] * n, [100] * n
                 for _ in range(3):
                     dec(list(range(n)), ls, ps)
                 ms = out[f"graph_gpu_ms_{name}_b{n}"] = _replay_ms(dec.graphs[dec.bucket(n)][0])
                 print(f"fused graph replay ({name}), GPU time per step at batch {n}: {ms:.3f} ms")
-            os.environ.update(GSVD_SAMPLING_KERNEL="1", GSVD_SPLIT_K="1")
+            os.environ.update(GSVD_SAMPLING_KERNEL="1", GSVD_SPLIT_K="1", GSVD_PDL="1")
             out.update(_sampler_warps(gpt, rig, slots, pos, n))
     print(json.dumps(out))
 

@@ -15,13 +15,57 @@
 All run on CUDA, and on the CPU under Triton's interpreter (`TRITON_INTERPRET=1`), which is how
 the CPU tests check them against the eager step. Triton is imported with this module: the
 runtime imports it only where it is used.
+
+On Hopper and later every kernel here is launched as a programmatic dependent launch (PDL): it may
+start while the kernel before it is still running, reads only constants (weights, norm parameters)
+until `gdc_wait` (the previous kernel complete, its writes visible), and lets the next kernel start
+as soon as all its own programs are running. The step is ~190 short launches, so the launch gaps
+are much of its time. GSVD_PDL=0 turns it off.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+_PDL_OFF: set[int] = set()  # devices where a PDL launch failed
+
+
+@functools.cache
+def _pdl_supported(device_index: int) -> bool:
+    from triton.backends.nvidia.compiler import CUDAOptions
+
+    return ("launch_pdl" in CUDAOptions.__dataclass_fields__ and os.environ.get("TRITON_INTERPRET") != "1"
+            and torch.cuda.get_device_capability(device_index)[0] >= 9)
+
+
+def pdl_on(t: torch.Tensor) -> bool:
+    """Whether kernels on t's device launch with PDL (CUDA, compute capability 9+, GSVD_PDL != 0)."""
+    return (t.is_cuda and os.environ.get("GSVD_PDL", "1") != "0" and t.device.index not in _PDL_OFF
+            and _pdl_supported(t.device.index or 0))
+
+
+def disable_pdl(t: torch.Tensor) -> None:
+    """Plain launches from now on for t's device (a PDL launch or its capture failed there)."""
+    _PDL_OFF.add(t.device.index)
+
+
+def _launch(t: torch.Tensor) -> dict:
+    """Launch options of the kernels here for tensors like t (PDL where `pdl_on`)."""
+    return {"launch_pdl": True, "PDL": True} if pdl_on(t) else {"PDL": False}
+
+
+@triton.jit
+def _after_previous(PDL: tl.constexpr):
+    """PDL: wait for the previous kernel (its writes visible), then let the next one start launching."""
+    if PDL:
+        gdc_wait()
+        gdc_launch_dependents()
 
 
 @triton.jit
@@ -37,10 +81,12 @@ def _load_summed(parts, s_part, offs, S: tl.constexpr):
 def _attn_chunk(qkv, qkv_bias, k_blk, v_blk, slots, lengths, part_o, part_ml,
                 s_qkv, s_part, s_slot, s_time, scale,
                 D: tl.constexpr, HD: tl.constexpr, H: tl.constexpr, NSPLIT: tl.constexpr,
-                CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, S: tl.constexpr, HAS_BIAS: tl.constexpr):
+                CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, S: tl.constexpr, HAS_BIAS: tl.constexpr,
+                PDL: tl.constexpr):
     row = tl.program_id(0)
     head = tl.program_id(1)
     split = tl.program_id(2)
+    _after_previous(PDL)
     slot = tl.load(slots + row).to(tl.int64)
     length = tl.load(lengths + row).to(tl.int64)  # cached positions 0..length-1; the new one goes at `length`
     d = tl.arange(0, HD)
@@ -90,9 +136,10 @@ def _attn_chunk(qkv, qkv_bias, k_blk, v_blk, slots, lengths, part_o, part_ml,
 
 @triton.jit
 def _attn_merge(part_o, part_ml, out, s_out, D: tl.constexpr, HD: tl.constexpr, H: tl.constexpr,
-                NSPLIT: tl.constexpr):
+                NSPLIT: tl.constexpr, PDL: tl.constexpr):
     row = tl.program_id(0)
     head = tl.program_id(1)
+    _after_previous(PDL)
     sp = tl.arange(0, NSPLIT)
     d = tl.arange(0, HD)
     cell = (row * H + head) * NSPLIT + sp
@@ -133,18 +180,22 @@ def decode_attention(qkv: torch.Tensor, k_blk: torch.Tensor, v_blk: torch.Tensor
         qkv, qkv if bias is None else bias, k_blk, v_blk, slots, lengths, part_o, part_ml,
         qkv.stride(1), s_part, k_blk.stride(0), k_blk.stride(1), hd**-0.5,
         D=d, HD=hd, H=n_head, NSPLIT=nsplit, CHUNK=chunk, BLOCK_N=min(block_n, chunk), S=n_parts,
-        HAS_BIAS=bias is not None,
+        HAS_BIAS=bias is not None, **_launch(qkv),
     )
-    _attn_merge[(b, n_head)](part_o, part_ml, out, out.stride(0), D=d, HD=hd, H=n_head, NSPLIT=nsplit)
+    _attn_merge[(b, n_head)](part_o, part_ml, out, out.stride(0), D=d, HD=hd, H=n_head, NSPLIT=nsplit,
+                             **_launch(qkv))
     return out
 
 
 @triton.jit
 def _add_ln(x, r, r_bias, w, bias, out, s_x, s_r, s_part, s_out, eps, D: tl.constexpr, BLOCK: tl.constexpr,
-            S: tl.constexpr, HAS_BIAS: tl.constexpr):
+            S: tl.constexpr, HAS_BIAS: tl.constexpr, PDL: tl.constexpr):
     row = tl.program_id(0)
     c = tl.arange(0, BLOCK)
     ok = c < D
+    gamma = tl.load(w + c, mask=ok, other=1.0).to(tl.float32)  # constants: before the wait
+    beta = tl.load(bias + c, mask=ok, other=0.0).to(tl.float32)
+    _after_previous(PDL)
     v = tl.load(x + row * s_x + c, mask=ok, other=0.0).to(tl.float32)
     for s in tl.static_range(S):
         v += tl.load(r + s * s_part + row * s_r + c, mask=ok, other=0.0).to(tl.float32)
@@ -153,8 +204,7 @@ def _add_ln(x, r, r_bias, w, bias, out, s_x, s_r, s_part, s_out, eps, D: tl.cons
     mean = tl.sum(v, axis=0) / D
     diff = tl.where(ok, v - mean, 0.0)
     var = tl.sum(diff * diff, axis=0) / D
-    y = diff * tl.rsqrt(var + eps) * tl.load(w + c, mask=ok, other=1.0).to(tl.float32) + \
-        tl.load(bias + c, mask=ok, other=0.0).to(tl.float32)
+    y = diff * tl.rsqrt(var + eps) * gamma + beta
     tl.store(out + row * s_out + c, y.to(out.dtype.element_ty), mask=ok)
 
 
@@ -168,24 +218,30 @@ def add_layer_norm(x: torch.Tensor, r: torch.Tensor, norm: torch.nn.LayerNorm,
         raise ValueError("add_layer_norm needs unit-stride rows")
     out = torch.empty_like(x)
     _add_ln[(b,)](x, r, r if bias is None else bias, norm.weight, norm.bias, out, x.stride(0), r.stride(1), s_part,
-                  out.stride(0), norm.eps, D=d, BLOCK=triton.next_power_of_2(d), S=n_parts, HAS_BIAS=bias is not None)
+                  out.stride(0), norm.eps, D=d, BLOCK=triton.next_power_of_2(d), S=n_parts, HAS_BIAS=bias is not None,
+                  **_launch(x))
     return out
 
 
 @triton.jit
 def _small_linear(x, w, bias, y, rows, B, N, K, K_SPLIT, s_x, s_w, s_ys, s_yb, RELU: tl.constexpr,
                   HAS_BIAS: tl.constexpr, ROWS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                  BLOCK_K: tl.constexpr):
+                  BLOCK_K: tl.constexpr, PDL: tl.constexpr):
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     split = tl.program_id(1)
     b = tl.arange(0, BLOCK_B)
     acc = tl.zeros([BLOCK_B, BLOCK_N], dtype=tl.float32)
-    k_end = tl.minimum(K, split * K_SPLIT + K_SPLIT)
-    for k0 in range(split * K_SPLIT, k_end, BLOCK_K):
+    k_lo = split * K_SPLIT
+    k_end = tl.minimum(K, k_lo + K_SPLIT)
+    k = k_lo + tl.arange(0, BLOCK_K)  # the first weight tile is a constant: read while the previous kernel runs
+    wt = tl.load(w + n[:, None] * s_w + k[None, :], mask=(n[:, None] < N) & (k[None, :] < k_end), other=0.0)
+    _after_previous(PDL)
+    for k0 in range(k_lo, k_end, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         xt = tl.load(x + b[:, None] * s_x + k[None, :], mask=(b[:, None] < B) & (k[None, :] < k_end), other=0.0)
-        wt = tl.load(w + n[:, None] * s_w + k[None, :], mask=(n[:, None] < N) & (k[None, :] < k_end), other=0.0)
         acc += tl.dot(xt, tl.trans(wt))
+        k = k + BLOCK_K  # the next tile (all masked after the last)
+        wt = tl.load(w + n[:, None] * s_w + k[None, :], mask=(n[:, None] < N) & (k[None, :] < k_end), other=0.0)
     if HAS_BIAS:
         acc += tl.load(bias + n, mask=n < N, other=0.0).to(tl.float32)[None, :]
     if RELU:
@@ -230,5 +286,5 @@ def small_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         x, weight, y if bias is None else bias, y, x if rows is None else rows, b, n, k, k_split,
         x.stride(0), weight.stride(0), y.stride(0) if splits > 1 else 0, y.stride(-2),
         RELU=relu, HAS_BIAS=bias is not None, ROWS=rows is not None, BLOCK_B=16, BLOCK_N=block_n, BLOCK_K=block_k,
-        num_warps=num_warps)
+        num_warps=num_warps, **_launch(x))
     return y

@@ -160,6 +160,12 @@ class _Captured:
         except Exception as exc:  # e.g. a Triton kernel that does not compile here: torch ops instead
             if not self.kernels:
                 raise
+            from gsvd.engine.runtime import decode_kernels as dk
+
+            if dk.pdl_on(self.cache.k_all):
+                log.warning("PDL launches failed at batch bucket %d (%s); plain launches", b, exc)
+                dk.disable_pdl(self.cache.k_all)
+                return self._capture(b)
             log.warning("decode kernels failed at batch bucket %d (%s); using torch ops", b, exc)
             self.kernels = False
             return self._capture_once(b)

@@ -204,3 +204,11 @@ def test_kernel_sample_and_step_equals_the_torch_one(tmp_path):
     assert torch.allclose(runs[1][1].logits, runs[0][1].logits, atol=1e-4)
     assert torch.equal(runs[1][1].step, runs[0][1].step) and torch.equal(runs[1][1].seen, runs[0][1].seen)
     assert torch.allclose(runs[1][0].k_all, runs[0][0].k_all, atol=1e-6)
+
+
+def test_pdl_only_on_cuda_and_can_be_turned_off(kernels, monkeypatch):
+    cpu = torch.zeros(1)
+    assert not kernels.pdl_on(cpu)
+    assert kernels._launch(cpu) == {"PDL": False}  # no launch_pdl option off CUDA
+    monkeypatch.setenv("GSVD_PDL", "0")
+    assert not kernels.pdl_on(cpu)

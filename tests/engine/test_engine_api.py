@@ -132,3 +132,26 @@ def test_per_voice_lexicon_is_used_and_reloadable(tmp_path):
         assert fe.phonemize("zork", "en", state.lexicon).phones == ["Z", "IY1"]
         pcm, _ = eng.synthesize("zork.", "lex", FAST)
         assert len(pcm) > 0
+
+
+def test_frontend_workers_give_the_same_audio_and_timings(voice_dir, engine):
+    texts = ["Good morning.", "你好，世界。", "Hello there, friend.", "今天天气很好。"]
+    opts = FAST.with_overrides(language="auto", max_new_tokens=20)
+    want = [list(engine.stream(t, "alice", opts)) for t in texts]  # one at a time: inline analysis
+    with Engine(device="cpu", max_streams=4, queue_limit=8, frontend_workers=2) as eng:
+        eng.load_voice(voice_dir)
+        eng._analysis.inline_alone = False  # every sentence through a worker process
+        got: list = [None] * len(texts)
+
+        def one(i):
+            got[i] = list(eng.stream(texts[i], "alice", opts))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(texts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert eng._analysis.stats()["offloaded"] >= len(texts)  # every sentence of every text
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(np.concatenate([c.pcm for c in w]), np.concatenate([c.pcm for c in g]))
+        assert [c.timings for c in w] == [c.timings for c in g] and any(c.timings for c in g)
