@@ -71,11 +71,16 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
                                       torch.tensor(n_ph, device=p.device) if batched else None)
         m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
     hop = sovits.dims.hop
+    frames = [2 * k if batched or got is not None else m.shape[-1] for k in known]
+    # each stream's own prior noise (drawn once per frame) in one padded batch; z_p = m + noise * exp(logs) * scale
+    # for every row at once (the same arithmetic per element as one row alone)
+    noise = torch.zeros(len(decoders), m.shape[1], max(frames), device=m.device, dtype=m.dtype)
+    for r, (d, f) in enumerate(zip(decoders, frames)):
+        noise[r, :, :f] = d.noise_for(f, m)[0]
+    scale = torch.tensor([d.noise_scale for d in decoders], dtype=m.dtype).to(m.device, non_blocking=True)
+    z_all = m[..., : noise.shape[-1]] + noise * torch.exp(logs[..., : noise.shape[-1]]) * scale[:, None, None]
     out = []
-    for r, (d, (start, end, k)) in enumerate(zip(decoders, plans)):
-        frames = 2 * k if batched or got is not None else m.shape[-1]
-        m_r, logs_r = m[r : r + 1, :, :frames], logs[r : r + 1, :, :frames]
-        z_p = m_r + d.noise_for(frames, m_r) * torch.exp(logs_r) * d.noise_scale
-        lo, a, b = d.window(start, end, frames)
-        out.append((z_p[..., lo:b].contiguous(), max(0, (a - lo) * hop - d.overlap)))
+    for r, (d, (start, end, _), f) in enumerate(zip(decoders, plans, frames)):
+        lo, a, b = d.window(start, end, f)
+        out.append((z_all[r : r + 1, :, lo:b], max(0, (a - lo) * hop - d.overlap)))
     return out

@@ -55,9 +55,11 @@ def disable_pdl(t: torch.Tensor) -> None:
     _PDL_OFF.add(t.device.index)
 
 
-def _launch(t: torch.Tensor) -> dict:
-    """Launch options of the kernels here for tensors like t (PDL where `pdl_on`)."""
-    return {"launch_pdl": True, "PDL": True} if pdl_on(t) else {"PDL": False}
+def _launch(t: torch.Tensor, rows: int) -> dict:
+    """Launch options of the kernels here for tensors like t over `rows` rows: PDL where `pdl_on` and the
+    step's GEMMs are `small_linear` (up to SMALL_BATCH rows). Between cuBLAS GEMMs (more rows) it measured
+    slower on an H200 (benchmarks/README.md), so larger batches launch plainly."""
+    return {"launch_pdl": True, "PDL": True} if rows <= SMALL_BATCH and pdl_on(t) else {"PDL": False}
 
 
 @triton.jit
@@ -180,10 +182,10 @@ def decode_attention(qkv: torch.Tensor, k_blk: torch.Tensor, v_blk: torch.Tensor
         qkv, qkv if bias is None else bias, k_blk, v_blk, slots, lengths, part_o, part_ml,
         qkv.stride(1), s_part, k_blk.stride(0), k_blk.stride(1), hd**-0.5,
         D=d, HD=hd, H=n_head, NSPLIT=nsplit, CHUNK=chunk, BLOCK_N=min(block_n, chunk), S=n_parts,
-        HAS_BIAS=bias is not None, **_launch(qkv),
+        HAS_BIAS=bias is not None, **_launch(qkv, b),
     )
     _attn_merge[(b, n_head)](part_o, part_ml, out, out.stride(0), D=d, HD=hd, H=n_head, NSPLIT=nsplit,
-                             **_launch(qkv))
+                             **_launch(qkv, b))
     return out
 
 
@@ -219,7 +221,7 @@ def add_layer_norm(x: torch.Tensor, r: torch.Tensor, norm: torch.nn.LayerNorm,
     out = torch.empty_like(x)
     _add_ln[(b,)](x, r, r if bias is None else bias, norm.weight, norm.bias, out, x.stride(0), r.stride(1), s_part,
                   out.stride(0), norm.eps, D=d, BLOCK=triton.next_power_of_2(d), S=n_parts, HAS_BIAS=bias is not None,
-                  **_launch(x))
+                  **_launch(x, b))
     return out
 
 
@@ -286,5 +288,5 @@ def small_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         x, weight, y if bias is None else bias, y, x if rows is None else rows, b, n, k, k_split,
         x.stride(0), weight.stride(0), y.stride(0) if splits > 1 else 0, y.stride(-2),
         RELU=relu, HAS_BIAS=bias is not None, ROWS=rows is not None, BLOCK_B=16, BLOCK_N=block_n, BLOCK_K=block_k,
-        num_warps=num_warps, **_launch(x))
+        num_warps=num_warps, **_launch(x, b))
     return y

@@ -15,7 +15,7 @@ import torch
 
 from gsvd.engine.runtime.cuda_graphs import capture, in_groups
 
-BUCKETS = (1, 2, 4, 8, 16)
+BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to MAX_CHUNK_BATCH rows in one replay
 
 
 class GraphedVocoder:

@@ -209,6 +209,6 @@ def test_kernel_sample_and_step_equals_the_torch_one(tmp_path):
 def test_pdl_only_on_cuda_and_can_be_turned_off(kernels, monkeypatch):
     cpu = torch.zeros(1)
     assert not kernels.pdl_on(cpu)
-    assert kernels._launch(cpu) == {"PDL": False}  # no launch_pdl option off CUDA
+    assert kernels._launch(cpu, 1) == {"PDL": False}  # no launch_pdl option off CUDA
     monkeypatch.setenv("GSVD_PDL", "0")
     assert not kernels.pdl_on(cpu)
