@@ -40,6 +40,7 @@ def main() -> None:
     from gsvd.engine.runtime import chunk_decode, graph_decode
     from gsvd.engine.runtime import scheduler as sched
     from gsvd.engine.text.frontend import TextFrontend
+    from gsvd.engine.text.pool import AnalysisPool
 
     events: list[tuple[str, float, float, int]] = []  # (stage, start, end, size)
     lock = threading.Lock()
@@ -56,7 +57,9 @@ def main() -> None:
     sched.prefill = timed("prefill", sched.prefill, lambda a: len(a[2]))
     chunk_decode.decode_chunks = timed("chunk_decode", chunk_decode.decode_chunks, lambda a: len(a[0]))
     graph_decode.FusedDecoder.launch = timed("gpt_step", graph_decode.FusedDecoder.launch, lambda a: len(a[1]))
-    TextFrontend.features = timed("frontend", TextFrontend.features, lambda a: 1)
+    # a request's text frontend: its analysis (inline or in a worker process), then BERT and the tensors
+    AnalysisPool.analyze = timed("analysis", AnalysisPool.analyze, lambda a: 1)
+    TextFrontend.features_of = timed("frontend", TextFrontend.features_of, lambda a: 1)
 
     voice = make_voice(Path(tempfile.mkdtemp()))
     out = {}
@@ -72,7 +75,7 @@ def main() -> None:
             rel = [(name, s - t0, e - t0, k) for name, s, e, k in events]
             before = [e for e in rel if e[1] < first_p50]  # what ran before the median stream's first audio
             row = {"streams": n, "ttfa_p50_ms": 1000 * first_p50, "ttfa_p95_ms": _pct(first, 0.95)}
-            for name in ("frontend", "prefill", "gpt_step", "chunk_decode"):
+            for name in ("analysis", "frontend", "prefill", "gpt_step", "chunk_decode"):
                 evs = [e for e in before if e[0] == name]
                 row[name] = {"calls": len(evs), "busy_ms": 1000 * sum(e[2] - e[1] for e in evs),
                              "first_start_ms": 1000 * evs[0][1] if evs else None,

@@ -4,7 +4,7 @@ Eager prefill is 24 blocks of a few hundred launches, most of a request's time t
 the GPU is not saturated. Here `prefill.forward_padded` (the blocks, the K/V writes into each
 request's slot, each row's last-position logits) is one graph per batch bucket and padded length
 (multiples of `step` up to `max_len`); batches larger than the largest bucket go through in groups.
-The embeddings stay eager (a handful of launches per row), and rows are padded by
+The embeddings stay eager (`prefill.embed_rows`, a few launches for all rows), and rows are padded by
 `prefill.fill_padded` as in the eager pass (padding rows use the scratch slot), so each row equals its
 unpadded pass up to float rounding. Off CUDA the same padded pass runs eagerly.
 """
@@ -44,23 +44,25 @@ class GraphedPrefill:
         if self.cache.k_all.is_cuda:
             self.graphs.prepare([(b, w) for b in self.batch_buckets for w in self.widths])
 
-    def __call__(self, rows: list[tuple[int, torch.Tensor, int]]) -> torch.Tensor | None:
-        """rows: (slot, emb [n, D] text-then-prompt embeddings, text length) -> next-token logits [B, vocab]
-        fp32, each row's K/V written at positions 0.. of its slot; None when no graph fits (longer than
-        the widest graph, capture failed): the caller prefills eagerly."""
+    def __call__(self, slots: list[int], emb: torch.Tensor, text_lens: list[int], lens: list[int]
+                 ) -> torch.Tensor | None:
+        """Rows from `prefill.embed_rows` (emb [B, w, D], text lengths, lengths) going into KV slots `slots`
+        -> next-token logits [B, vocab] fp32, each row's K/V written at positions 0.. of its slot; None
+        when no graph fits (longer than the widest graph, capture failed): the caller prefills eagerly."""
         top = self.batch_buckets[-1]
-        if len(rows) > top:
-            parts = in_groups(len(rows), top, lambda lo, hi: self(rows[lo:hi]))
+        if len(slots) > top:
+            parts = in_groups(len(slots), top, lambda lo, hi: self(slots[lo:hi], emb[lo:hi, : max(lens[lo:hi])],
+                                                                   text_lens[lo:hi], lens[lo:hi]))
             return None if parts is None else torch.cat(parts)
-        width = next((w for w in self.widths if w >= max(emb.shape[0] for _, emb, _ in rows)), None)
+        width = next((w for w in self.widths if w >= max(lens)), None)
         if width is None:
             return None
-        b = next(b for b in self.batch_buckets if b >= len(rows))
+        b = next(b for b in self.batch_buckets if b >= len(slots))
 
-        def fill(xy, allow, slots, last):
-            fill_padded(self.gpt, xy, allow, [(emb, tx) for _, emb, tx in rows])
-            slots.fill_(self.cache.scratch_slot)
-            slots[: len(rows)].copy_(torch.tensor([slot for slot, _, _ in rows]), non_blocking=True)
-            last[: len(rows)].copy_(torch.tensor([emb.shape[0] - 1 for _, emb, _ in rows]), non_blocking=True)
+        def fill(xy, allow, s_slots, last):
+            fill_padded(xy, allow, emb, text_lens, lens)
+            s_slots.fill_(self.cache.scratch_slot)
+            s_slots[: len(slots)].copy_(torch.tensor(slots), non_blocking=True)
+            last[: len(slots)].copy_(torch.tensor([n - 1 for n in lens]), non_blocking=True)
 
-        return self.graphs.run((b, width), self.cache.k_all.is_cuda, fill, lambda out: out[: len(rows)].clone())
+        return self.graphs.run((b, width), self.cache.k_all.is_cuda, fill, lambda out: out[: len(slots)].clone())

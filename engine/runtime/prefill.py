@@ -13,18 +13,50 @@ import torch
 from gsvd.engine.runtime.kv_cache import KVCache
 
 
-def fill_padded(gpt, xy: torch.Tensor, allow: torch.Tensor, rows: list[tuple[torch.Tensor, int]]) -> None:
-    """Write each row's embeddings (emb [n, D], text length) into xy [B, W, D], zeros after them, and its
-    prefix mask into allow [B, 1, W, W]; padding positions (rows past len(rows) included) attend only
-    to themselves."""
+def embed_rows(gpt, rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], device: torch.device
+               ) -> tuple[torch.Tensor, list[int], list[int]]:
+    """rows: (phone_ids [Nx], bert [1024, Nx], prompt tokens [Ny]) -> (embeddings [B, max n, D], each row's
+    [text | prompt] at positions 0..n-1 and zeros after; text lengths; lengths n). All rows in a few
+    launches: the inputs padded on the host, embedded as one batch (every embedding is per position), then
+    each row's prompt gathered to sit right after its own text."""
+    tx = [int(ph.numel()) for ph, _, _ in rows]
+    ty = [int(pr.numel()) for _, _, pr in rows]
+    b, nx, ny = len(rows), max(tx), max(ty)
+    phones = torch.zeros(b, nx, dtype=torch.long)
+    bert = torch.zeros(b, rows[0][1].shape[0], nx)
+    prompts = torch.zeros(b, ny, dtype=torch.long)
+    for r, (ph, be, pr) in enumerate(rows):
+        phones[r, : tx[r]] = ph.reshape(-1)
+        bert[r, :, : tx[r]] = be
+        prompts[r, : ty[r]] = pr.reshape(-1)
+    dtype = next(gpt.parameters()).dtype
+    text = gpt.embed_text(phones.to(device), bert.to(device, dtype))
+    audio = gpt.embed_audio(prompts.to(device), 0)
+    src = torch.cat([text, audio, torch.zeros_like(audio[:, :1])], dim=1)  # the last position: zeros (padding)
+    lens = [a + c for a, c in zip(tx, ty)]
+    pos = torch.arange(max(lens))[None, :]
+    t, n = torch.tensor(tx)[:, None], torch.tensor(lens)[:, None]
+    idx = torch.where(pos < t, pos, torch.where(pos < n, nx + pos - t, nx + ny))
+    emb = src.gather(1, idx.to(device)[..., None].expand(-1, -1, src.shape[-1]))
+    return emb, tx, lens
+
+
+def fill_padded(xy: torch.Tensor, allow: torch.Tensor, emb: torch.Tensor, text_lens: list[int], lens: list[int]
+                ) -> None:
+    """Write rows' embeddings (emb [b, w, D] from `embed_rows`) into xy [B, W, D] (b <= B, w <= W), zeros
+    elsewhere, and each row's prefix mask into allow [B, 1, W, W]: text<->text, audio->text, audio->audio
+    causal (the model's `prefix_mask`); padding positions (rows past b included) attend only to themselves."""
+    b, w = emb.shape[:2]
     xy.zero_()
-    masks = allow[:, 0]
-    masks.zero_()
-    masks.diagonal(dim1=-2, dim2=-1).fill_(True)
-    for r, (emb, text_len) in enumerate(rows):
-        n = emb.shape[0]
-        xy[r, :n].copy_(emb)
-        masks[r, :n, :n] = gpt.prefix_mask(text_len, n - text_len, device=masks.device)
+    xy[:b, :w].copy_(emb)
+    rows, width = xy.shape[:2]
+    pad = [0] * (rows - b)
+    t = torch.tensor(text_lens + pad)[:, None, None].to(xy.device, non_blocking=True)
+    n = torch.tensor(lens + pad)[:, None, None].to(xy.device, non_blocking=True)
+    i = torch.arange(width, device=xy.device)[:, None]
+    j = torch.arange(width, device=xy.device)[None, :]
+    inside = i < n
+    allow[:, 0] = ((j < t) & inside) | ((i >= t) & inside & (j >= t) & (j <= i)) | (~inside & (i == j))
 
 
 def forward_padded(gpt, cache: KVCache, xy, allow, slots, last) -> torch.Tensor:
@@ -49,20 +81,15 @@ def prefill(gpt, cache: KVCache, rows: list[tuple[int, torch.Tensor, torch.Tenso
     """rows: (slot, phone_ids [Nx], bert [1024, Nx], prompt tokens [Ny]) -> (next-token logits [B, vocab]
     fp32, prefix length of each row). Writes every row's K/V at positions 0.. of its slot. `graphs`
     (a `graph_prefill.GraphedPrefill`) takes the rows where it has graphs of their length."""
-    dtype = next(gpt.parameters()).dtype
-    packed = []  # (emb [n, D], text length) per row
-    for _, phones, bert, prompt in rows:
-        x = gpt.embed_text(phones.reshape(1, -1).to(device), bert.reshape(1, bert.shape[0], -1).to(device, dtype))
-        y = gpt.embed_audio(prompt.reshape(1, -1).to(device, torch.long), 0)
-        packed.append((torch.cat([x, y], dim=1)[0], x.shape[1]))
-    lens = [emb.shape[0] for emb, _ in packed]
+    emb, tx, lens = embed_rows(gpt, [(ph, bert, prompt) for _, ph, bert, prompt in rows], device)
+    slot_ids = [slot for slot, *_ in rows]
     if graphs is not None:
-        logits = graphs([(slot, emb, tx) for (slot, *_), (emb, tx) in zip(rows, packed)])
+        logits = graphs(slot_ids, emb, tx, lens)
         if logits is not None:
             return logits, lens
-    width = max(lens)
-    xy = torch.empty(len(rows), width, packed[0][0].shape[-1], device=device, dtype=packed[0][0].dtype)
+    width = emb.shape[1]
+    xy = torch.empty_like(emb)
     allow = torch.empty(len(rows), 1, width, width, dtype=torch.bool, device=device)
-    fill_padded(gpt, xy, allow, packed)
-    slots = torch.tensor([slot for slot, *_ in rows], device=device)
+    fill_padded(xy, allow, emb, tx, lens)
+    slots = torch.tensor(slot_ids, device=device)
     return forward_padded(gpt, cache, xy, allow, slots, torch.tensor(lens, device=device) - 1), lens
