@@ -64,7 +64,7 @@ def prefill_check(gpt, g) -> dict:
     caches = [KVCache(24, 512, 2, 600, dev, torch.float16, preallocate=True) for _ in range(2)]
     graphs = GraphedPrefill(m, caches[1])
     graphs.prepare()
-    out = {"prefill_graph_widths": len(graphs.graphs)}
+    out = {"prefill_graphs": len(graphs.graphs.graphs)}
     diffs, kv = [], []
     with torch.inference_mode():
         rows = [(1, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
