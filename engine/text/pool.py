@@ -1,20 +1,24 @@
-"""Sentence analysis off the main process when many requests arrive at once.
+"""Sentence analysis off the serving process when many requests arrive at once.
 
 G2P is pure Python: in the serving process it holds the GIL, and a burst of N requests analyzed in N
 client threads starves the scheduler thread that launches the GPU work. `AnalysisPool` runs a call
 inline when it is the only one in flight (no inter-process round trip for a lone request) and in a
-pool of worker processes otherwise. Workers start at construction (spawned: the serving process has
-CUDA and threads) and load their dictionaries in the background; a worker that dies is replaced and
-the call that hit it runs inline.
+worker process otherwise. Workers are fresh interpreters (`analysis_worker`), started at construction;
+they load their dictionaries while the caller goes on. They never import the caller's main script (as
+multiprocessing's spawn would, which breaks scripts without a main guard). A worker that dies is
+replaced and the call that hit it runs inline.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pickle
+import queue
+import subprocess
+import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from gsvd.engine.text.lexicon import Lexicon
 from gsvd.engine.text.phonemize import Analysis, analyze
@@ -29,6 +33,33 @@ def default_workers(device: str) -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
+class _Worker:
+    """One worker process and its pipes; one call at a time."""
+
+    def __init__(self) -> None:
+        boot = (f"import sys; sys.path[:0] = {json.dumps([p for p in sys.path if p])}; "
+                "from gsvd.engine.text.analysis_worker import main; main()")
+        self.proc = subprocess.Popen([sys.executable, "-P", "-c", boot], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=None)
+
+    def call(self, args: tuple) -> Analysis:
+        pickle.dump(args, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.flush()
+        status, value = pickle.load(self.proc.stdout)  # EOFError / BrokenPipeError if the process died
+        if status == "err":
+            raise value
+        return value
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()  # the worker exits at end of input
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
 class AnalysisPool:
     def __init__(self, workers: int, inline_alone: bool = True) -> None:
         """workers: processes (0: always inline). inline_alone: a call with none other in flight runs inline."""
@@ -38,25 +69,32 @@ class AnalysisPool:
         self.inline_alone = inline_alone
         self._lock = threading.Lock()
         self._busy = 0
-        self._executor: ProcessPoolExecutor | None = None
         self._offloaded = 0
         self._closed = False
-        if workers:
-            self._executor = self._start()
+        self._all: list[_Worker] = [_Worker() for _ in range(workers)]
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        for w in self._all:
+            self._idle.put(w)
 
     def analyze(self, text: str, language: str, version: str, lexicon: Lexicon | None) -> Analysis:
+        args = (text, language, version, lexicon)
         with self._lock:
-            executor = self._executor if self._busy or not self.inline_alone else None
+            offload = bool(self._all) and not self._closed and (self._busy > 0 or not self.inline_alone)
             self._busy += 1
         try:
-            if executor is None:
-                return analyze(text, language, version, lexicon)
+            if not offload:
+                return analyze(*args)
+            worker = self._idle.get()  # blocks while every worker is busy: that many calls are in flight
             try:
-                out = executor.submit(analyze, text, language, version, lexicon).result()
-            except BrokenProcessPool:
-                log.warning("a frontend worker process died; restarting the pool")
-                self._restart(executor)
-                return analyze(text, language, version, lexicon)
+                out = worker.call(args)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                log.warning("a frontend worker process died; starting another")
+                worker = self._replace(worker)
+                return analyze(*args)
+            except Exception:
+                self._idle.put(worker)  # the analysis raised (bad input): the worker is fine
+                raise
+            self._idle.put(worker)
             with self._lock:
                 self._offloaded += 1
             return out
@@ -68,29 +106,23 @@ class AnalysisPool:
         with self._lock:
             return {"workers": self.workers, "offloaded": self._offloaded, "in_flight": self._busy}
 
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.proc.pid for w in self._all]
+
     def close(self) -> None:
         with self._lock:
-            executor, self._executor, self._closed = self._executor, None, True
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            workers, self._all, self._closed = self._all, [], True
+        for w in workers:
+            w.close()
 
-    def _start(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
-        executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        for _ in range(self.workers):  # one job each: every worker starts now and loads its dictionaries
-            executor.submit(analyze, "你好 hello", "auto")
-        return executor
-
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
+    def _replace(self, dead: _Worker) -> _Worker:
+        dead.close()
+        fresh = _Worker()
         with self._lock:
-            if self._executor is not broken:  # another thread restarted it already
-                return
-            self._executor = None
-        broken.shutdown(wait=False, cancel_futures=True)
-        fresh = self._start()
-        with self._lock:
-            if not self._closed:
-                self._executor, fresh = fresh, None
-        if fresh is not None:  # closed meanwhile
-            fresh.shutdown(wait=False, cancel_futures=True)
+            if self._closed:
+                fresh.close()
+                return fresh
+            self._all = [fresh if w is dead else w for w in self._all]
+        self._idle.put(fresh)
+        return fresh

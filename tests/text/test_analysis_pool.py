@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -66,22 +69,35 @@ def test_errors_and_lexicon_cross_processes(pool, tmp_path):
     assert all(isinstance(g, InvalidInput) and g.field == "language" for g in got[2::3])
 
 
-def test_dead_worker_is_replaced(tmp_path):
+def test_dead_worker_is_replaced():
     p = AnalysisPool(1, inline_alone=False)
     try:
         assert p.analyze("hello", "en", "v2", None).words == [("hello", 4)]
-        executor = p._executor
-        for proc in list(executor._processes.values()):
-            proc.kill()
-            proc.join(timeout=30)
-        # sent to the dead pool: answered inline, the pool restarted
+        (pid,) = p.pids()
+        os.kill(pid, signal.SIGKILL)
+        p._all[0].proc.wait(timeout=30)
+        # sent to the dead worker: answered inline, another worker started
         assert p.analyze("hello world", "en", "v2", None).words == [("hello", 4), ("world", 4)]
-        assert p._executor is not None and p._executor is not executor
-        got = _concurrently(p.analyze, [("good day", "en", "v2", None)] * 3)
-        assert all(g.words[0][0] == "good" for g in got)
+        assert p.pids() != [pid]
+        assert p.analyze("good day", "en", "v2", None).words[0][0] == "good"
+        assert p.stats()["offloaded"] == 2
     finally:
         p.close()
-    assert p._executor is None
+    assert p.pids() == [] and p.analyze("ok", "en", "v2", None).words == [("ok", 3)]  # closed: inline
+
+
+def test_unguarded_main_script_runs(tmp_path):
+    """A script with no main guard that makes a pool (multiprocessing's spawn would re-run it in every
+    worker): the workers never import it."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from gsvd.engine.text.pool import AnalysisPool\n"
+                      "p = AnalysisPool(2, inline_alone=False)\n"
+                      "print(p.analyze('hi there', 'en', 'v2', None).words)\n"
+                      "p.close()\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-P", str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[('hi', 2), ('there', 3)]"
 
 
 def test_lone_calls_run_inline():
