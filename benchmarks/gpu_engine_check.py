@@ -115,6 +115,19 @@ def correctness(gpt, sov) -> dict:
         ge3 = torch.cat([ge, ge * 0.5, ge * 2])
         rows = torch.cat([sc.vocode(z[i : i + 1], torch.ones_like(z[:1, :1]), ge3[i : i + 1]) for i in range(3)])
         out["vocoder_graph_batch3_vs_eager_rows_max_abs_diff"] = (voc(z, ge3) - rows).abs().max().item()
+        # the runtime's default on CUDA: the HiFi-GAN generator in fp16 (graphed), vs the fp32 eager vocoder,
+        # on windows of the real prior's scale (m + noise * exp(logs) from a content pass)
+        half = GraphedVocoder(sc, half=True)
+        c, t = torch.randint(0, 1024, (1, 1, 56), generator=g).cuda(), torch.randint(0, 732, (1, 40), generator=g).cuda()
+        hidden, mask = sc.content(c, t, ge)
+        m, logs, _ = sc.prior(hidden, mask, 1.0)
+        zp = (m + torch.randn(m.shape, generator=g).cuda() * torch.exp(logs) * 0.5)[..., :112]
+        ref = sc.vocode(zp, torch.ones_like(zp[:, :1]), ge)
+        got = half(zp, ge)
+        err = got - ref
+        out["vocoder_fp16_vs_fp32_max_abs_diff"] = err.abs().max().item()
+        out["vocoder_fp16_vs_fp32_snr_db"] = (10 * torch.log10(ref.pow(2).sum() / err.pow(2).sum())).item()
+        out["vocoder_fp32_peak"] = ref.abs().max().item()
         from gsvd.engine.runtime.graph_content import GraphedContent
 
         content = GraphedContent(sc)

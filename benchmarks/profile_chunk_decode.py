@@ -1,7 +1,7 @@
 """Where a chunk-decode pass goes at 1-64 streams (GPU): content encoder + prior, the per-stream windows,
 the vocoder, the copy back.
 
-    python3 -P benchmarks/profile_chunk_decode.py [--streams 1,16,64]
+    python3 -P benchmarks/profile_chunk_decode.py [--streams 1,16,64] [--half 1|0]
 
 Real v2 SoVITS sizes, random weights, graphs prepared as the runtime prepares them at load. For each
 stream count N: N streams whose first chunk (6 tokens + 2 lookahead) is ready, then N streams at a
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -51,11 +52,13 @@ def _self_gpu_us(e) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,16,64")
+    ap.add_argument("--half", default="1", help="GSVD_VOCODER_HALF: 1 the generator in fp16 (the default), 0 fp32")
     args = ap.parse_args()
     from gpu_engine_check import random_runtime
 
     from gsvd.engine.runtime import chunk_decode
 
+    os.environ["GSVD_VOCODER_HALF"] = args.half  # read when the runtime builds its vocoder graphs
     rt, _ = random_runtime(max_streams=64)
     entry = rt._scheduler.models["m"]
     rows = []
@@ -97,7 +100,7 @@ def main() -> None:
         kernels = [e for e in prof.key_averages() if _self_gpu_us(e) > 0]
         gpu_us = sum(_self_gpu_us(e) for e in kernels)
     rt.close()
-    print(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows,
+    print(json.dumps({"gpu": torch.cuda.get_device_name(), "vocoder_half": args.half, "rows": rows,
                       "first_chunk_64_gpu_kernel_ms": gpu_us / 1000, "first_chunk_64_kernel_launches":
                       sum(e.count for e in kernels)}))
 

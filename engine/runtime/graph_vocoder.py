@@ -5,10 +5,15 @@ policy's chunk sizes); each (length, batch bucket) pair gets one graph, captured
 the calling thread's stream. Padded batch rows are zeros and are dropped. Other lengths (a stream's
 last chunk, speed != 1) run eagerly. The graphs share one memory pool; a lock serializes replays and
 each output is copied out before the next replay, so sharing is safe.
+
+With `half`, the HiFi-GAN generator runs in fp16 (a half copy of it; the reverse flow stays fp32), as
+upstream runs SoVITS on GPUs: the vocoder is most of a chunk's arithmetic. Every chunk of a stream
+goes through the same path, graphed or not, so joins see one precision.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import torch
@@ -19,8 +24,9 @@ BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to MAX_CHUNK_BATCH rows in one replay
 
 
 class GraphedVocoder:
-    def __init__(self, sovits, max_lengths: int = 8) -> None:
+    def __init__(self, sovits, max_lengths: int = 8, half: bool = False) -> None:
         self.sovits = sovits
+        self.dec_half = copy.deepcopy(sovits.dec).half() if half else None
         self.max_lengths = max_lengths
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.failed: set[int] = set()
@@ -28,7 +34,10 @@ class GraphedVocoder:
         self.pool = None
 
     def _eager(self, z_p: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
-        return self.sovits.vocode(z_p, torch.ones_like(z_p[:, :1]), ge)
+        if self.dec_half is None:
+            return self.sovits.vocode(z_p, torch.ones_like(z_p[:, :1]), ge)
+        z = self.sovits.flow(z_p, torch.ones_like(z_p[:, :1]), ge, reverse=True)
+        return self.dec_half(z.half(), g=ge.half()).float()
 
     def _capture(self, bucket: int, z_p: torch.Tensor, ge: torch.Tensor):
         z_static = torch.zeros((bucket, *z_p.shape[1:]), device=z_p.device, dtype=z_p.dtype)

@@ -103,7 +103,8 @@ class Runtime:
                 from gsvd.engine.runtime.graph_content import GraphedContent
                 from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
-                vocoder, content = GraphedVocoder(sovits), GraphedContent(sovits)
+                half = self.device.type == "cuda" and os.environ.get("GSVD_VOCODER_HALF", "1") != "0"
+                vocoder, content = GraphedVocoder(sovits, half=half), GraphedContent(sovits)
         if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
             with torch.inference_mode():
                 if hasattr(graphed, "prepare"):

@@ -245,6 +245,24 @@ def test_graphed_vocoder_off_cuda_is_the_eager_vocoder(models):
     assert torch.equal(got, ref) and got.shape[-1] == 12 * 640
 
 
+def test_half_generator_vocoder_stays_close_to_fp32(models):
+    """`half`: the flow in fp32, the HiFi-GAN generator from a half copy; fp32 audio out, the model's own
+    weights untouched, within fp16 rounding of the fp32 vocoder (signal-to-error ratio > 40 dB)."""
+    from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
+
+    _, sovits = models
+    z = torch.randn(2, sovits.dims.inter_channels, 24, generator=torch.Generator().manual_seed(3))
+    ge = torch.randn(2, sovits.dims.gin_channels, 1, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        voc = GraphedVocoder(sovits, half=True)
+        got = voc(z, ge)
+        ref = sovits.vocode(z, torch.ones_like(z[:, :1]), ge)
+    assert got.dtype == torch.float32 and got.shape == ref.shape
+    assert next(sovits.dec.parameters()).dtype == torch.float32 and next(voc.dec_half.parameters()).dtype == torch.float16
+    snr = 10 * torch.log10(ref.pow(2).sum() / (got - ref).pow(2).sum())
+    assert 40 < snr < 200, snr  # close, and not the fp32 path by mistake
+
+
 def test_batched_chunk_decode_equals_one_stream_at_a_time(models):
     """Streams of different lengths, phones and timbres decoded in one padded batch give each stream
     the audio it gets alone (float rounding only), chunk after chunk, noise included."""
