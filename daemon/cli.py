@@ -25,6 +25,9 @@ def serve(
     tls_client_ca: str | None = typer.Option(None, "--tls-client-ca", help="Require client certificates (mTLS)."),
     metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
     http_port: int | None = typer.Option(None, "--http-port", help="HTTP/WebSocket gateway port (-1 off)."),
+    frontend_workers: int | None = typer.Option(
+        None, "--frontend-workers", help="Processes for the text analysis of concurrent requests (-1: half the "
+        "cores up to 8 on a GPU, none on CPU)."),
 ) -> None:
     """Serve voices over gRPC (gsvd.v1.Synthesizer, health, reflection)."""
     import asyncio
@@ -40,13 +43,13 @@ def serve(
         cfg = DaemonConfig.load(config, host=host, port=port, voices_dir=voices_dir, device=device,
                                 max_streams=max_streams, token=token, admin_token=admin_token, tls_cert=tls_cert,
                                 tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
-                                http_port=http_port)
+                                http_port=http_port, frontend_workers=frontend_workers)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 
         engine = Engine(device=cfg.device, dtype=cfg.dtype, max_streams=cfg.max_streams, queue_limit=cfg.queue_limit,
                         bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
-                        sv_model=cfg.sv_model or None)
+                        sv_model=cfg.sv_model or None, frontend_workers=cfg.engine_frontend_workers())
 
         async def main() -> None:
             daemon = Daemon(engine, cfg)  # grpc.aio objects must be made inside the running loop

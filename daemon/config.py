@@ -34,6 +34,7 @@ class DaemonConfig:
     bert_folder: str = ""
     hubert_folder: str = ""
     sv_model: str = ""
+    frontend_workers: int = -1  # text-analysis worker processes; -1: the engine's default (half the cores on a GPU)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None, **flags) -> DaemonConfig:
@@ -50,7 +51,14 @@ class DaemonConfig:
         env = os.environ if env is None else env
         cfg._apply({f.name: env[f"GSVD_{f.name.upper()}"] for f in fields(cls) if f"GSVD_{f.name.upper()}" in env}, "environment")
         cfg._apply({k: v for k, v in flags.items() if v is not None}, "flags")
+        if cfg.frontend_workers < -1:
+            raise InvalidInput(f"frontend_workers must be -1 (default) or >= 0; got {cfg.frontend_workers}",
+                               "frontend_workers")
         return cfg
+
+    def engine_frontend_workers(self) -> int | None:
+        """The `Engine(frontend_workers=...)` argument: None for the engine's default."""
+        return None if self.frontend_workers < 0 else self.frontend_workers
 
     def _apply(self, values: dict, source: str) -> None:
         types = {f.name: f.type for f in fields(self)}
