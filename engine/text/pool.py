@@ -6,7 +6,8 @@ inline when it is the only one in flight (no inter-process round trip for a lone
 worker process otherwise. Workers are fresh interpreters (`analysis_worker`), started at construction;
 they load their dictionaries while the caller goes on. They never import the caller's main script (as
 multiprocessing's spawn would, which breaks scripts without a main guard). A worker that dies is
-replaced and the call that hit it runs inline.
+replaced and the call that hit it runs inline; after MAX_FAILURES deaths in a row (a broken
+environment), or when no worker can be started, every call runs inline.
 """
 
 from __future__ import annotations
@@ -33,14 +34,21 @@ def default_workers(device: str) -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
+def worker_command() -> list[str]:
+    """A fresh interpreter with this process's import path that serves `analysis_worker.main`."""
+    boot = (f"import sys; sys.path[:0] = {json.dumps([p for p in sys.path if p])}; "
+            "from gsvd.engine.text.analysis_worker import main; main()")
+    return [sys.executable, "-P", "-c", boot]
+
+
+MAX_FAILURES = 3  # workers in a row that die before answering: then every call runs inline
+
+
 class _Worker:
     """One worker process and its pipes; one call at a time."""
 
-    def __init__(self) -> None:
-        boot = (f"import sys; sys.path[:0] = {json.dumps([p for p in sys.path if p])}; "
-                "from gsvd.engine.text.analysis_worker import main; main()")
-        self.proc = subprocess.Popen([sys.executable, "-P", "-c", boot], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=None)
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
 
     def call(self, args: tuple) -> Analysis:
         pickle.dump(args, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
@@ -61,20 +69,26 @@ class _Worker:
 
 
 class AnalysisPool:
-    def __init__(self, workers: int, inline_alone: bool = True) -> None:
-        """workers: processes (0: always inline). inline_alone: a call with none other in flight runs inline."""
+    def __init__(self, workers: int, inline_alone: bool = True, command: list[str] | None = None) -> None:
+        """workers: processes (0: always inline). inline_alone: a call with none other in flight runs inline.
+        command: how a worker starts (default `worker_command()`)."""
         if workers < 0:
             raise ValueError(f"frontend workers must be >= 0, got {workers}")
         self.workers = workers
         self.inline_alone = inline_alone
+        self._command = command or worker_command()
         self._lock = threading.Lock()
         self._busy = 0
         self._offloaded = 0
+        self._failures = 0  # workers in a row that died before answering
         self._closed = False
-        self._all: list[_Worker] = [_Worker() for _ in range(workers)]
+        self._all: list[_Worker] = []
         self._idle: queue.Queue[_Worker] = queue.Queue()
-        for w in self._all:
-            self._idle.put(w)
+        for _ in range(workers):
+            w = self._spawn()
+            if w is not None:
+                self._all.append(w)
+                self._idle.put(w)
 
     def analyze(self, text: str, language: str, version: str, lexicon: Lexicon | None) -> Analysis:
         args = (text, language, version, lexicon)
@@ -85,11 +99,12 @@ class AnalysisPool:
             if not offload:
                 return analyze(*args)
             worker = self._idle.get()  # blocks while every worker is busy: that many calls are in flight
+            if worker is _DEAD:  # the last worker went away while this call waited
+                return analyze(*args)
             try:
                 out = worker.call(args)
             except (EOFError, OSError, pickle.UnpicklingError):
-                log.warning("a frontend worker process died; starting another")
-                worker = self._replace(worker)
+                self._replace(worker)
                 return analyze(*args)
             except Exception:
                 self._idle.put(worker)  # the analysis raised (bad input): the worker is fine
@@ -97,6 +112,7 @@ class AnalysisPool:
             self._idle.put(worker)
             with self._lock:
                 self._offloaded += 1
+                self._failures = 0
             return out
         finally:
             with self._lock:
@@ -104,7 +120,7 @@ class AnalysisPool:
 
     def stats(self) -> dict:
         with self._lock:
-            return {"workers": self.workers, "offloaded": self._offloaded, "in_flight": self._busy}
+            return {"workers": len(self._all), "offloaded": self._offloaded, "in_flight": self._busy}
 
     def pids(self) -> list[int]:
         with self._lock:
@@ -116,13 +132,49 @@ class AnalysisPool:
         for w in workers:
             w.close()
 
-    def _replace(self, dead: _Worker) -> _Worker:
+    def _spawn(self) -> _Worker | None:
+        try:
+            return _Worker(self._command)
+        except OSError as exc:
+            log.warning("cannot start a frontend worker process (%s); analyzing inline", exc)
+            return None
+
+    def _replace(self, dead: _Worker) -> None:
+        """Drop a worker that died; start another unless MAX_FAILURES died in a row (then all calls run inline)."""
         dead.close()
-        fresh = _Worker()
         with self._lock:
-            if self._closed:
-                fresh.close()
-                return fresh
-            self._all = [fresh if w is dead else w for w in self._all]
-        self._idle.put(fresh)
-        return fresh
+            self._failures += 1
+            give_up = self._failures >= MAX_FAILURES
+        if give_up:
+            log.warning("%d frontend worker processes died in a row; analyzing inline from now on", MAX_FAILURES)
+        else:
+            log.warning("a frontend worker process died; starting another")
+        fresh = None if give_up else self._spawn()
+        with self._lock:
+            self._all = [w for w in self._all if w is not dead]
+            if fresh is not None and not self._closed:
+                self._all.append(fresh)
+                self._idle.put(fresh)
+                fresh = None
+            if not self._all:  # nothing left to wait for: calls run inline (offload needs a worker)
+                self._closed_for_good()
+        if fresh is not None:  # closed meanwhile
+            fresh.close()
+
+    def _closed_for_good(self) -> None:
+        """(lock held) No workers remain: wake any caller blocked on the idle queue with a dead marker."""
+        for _ in range(self._busy):
+            self._idle.put(_DEAD)
+
+
+class _DeadWorker:
+    """Handed to callers still waiting for a worker when none is left: their call runs inline."""
+
+    def call(self, args: tuple) -> Analysis:
+        raise EOFError("no frontend workers left")
+
+    def close(self) -> None:
+        pass
+
+
+_DEAD = _DeadWorker()

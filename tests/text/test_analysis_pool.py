@@ -118,3 +118,18 @@ def test_inline_without_workers_and_defaults():
         AnalysisPool(-1)
     assert default_workers("cpu") == 0
     assert 1 <= default_workers("cuda:0") <= min(8, max(1, (os.cpu_count() or 2) // 2))
+
+
+def test_workers_that_cannot_start_or_keep_dying_fall_back_to_inline(tmp_path):
+    missing = AnalysisPool(2, inline_alone=False, command=[str(tmp_path / "no-such-python")])
+    assert missing.stats()["workers"] == 0
+    assert missing.analyze("hi", "en", "v2", None).words == [("hi", 2)]  # inline
+    missing.close()
+    broken = AnalysisPool(2, inline_alone=False, command=[sys.executable, "-c", "import sys; sys.exit(3)"])
+    try:
+        got = _concurrently(broken.analyze, [("good day", "en", "v2", None)] * 6)
+        assert all(g.words == [("good", 3), ("day", 2)] for g in got)  # every call answered, inline
+        assert broken.stats() == {"workers": 0, "offloaded": 0, "in_flight": 0}  # given up after 3 deaths
+        assert broken.analyze("ok", "en", "v2", None).words == [("ok", 3)]
+    finally:
+        broken.close()
