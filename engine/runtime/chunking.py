@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+SAMPLE_RATE = 32000
 SAMPLES_PER_TOKEN = 1280  # 2 frames x 640 samples at 32 kHz
 
 

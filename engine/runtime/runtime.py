@@ -103,7 +103,7 @@ class Runtime:
                 from gsvd.engine.runtime.graph_content import GraphedContent
                 from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
-                half = self.device.type == "cuda" and os.environ.get("GSVD_VOCODER_HALF", "1") != "0"
+                half = os.environ.get("GSVD_VOCODER_HALF", "1") != "0"  # graphs are on: this is CUDA
                 vocoder, content = GraphedVocoder(sovits, half=half), GraphedContent(sovits)
         if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
             with torch.inference_mode():

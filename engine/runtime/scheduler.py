@@ -26,7 +26,7 @@ from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
 from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
 from gsvd.engine.runtime.prefill import prefill
-from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest
+from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest, cancel_reason
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 11
@@ -133,8 +133,7 @@ class Scheduler:
             admitted: dict[str, list[tuple[SynthRequest, StreamHandle, int]]] = {}
             while self.waiting:
                 request, handle = self.waiting.popleft()
-                if handle.cancelled.is_set() or (request.cancel is not None and request.cancel.is_set()) or \
-                        (request.deadline is not None and now > request.deadline):
+                if cancel_reason(request, handle, now) is not None:
                     handle.finish(Cancelled("request cancelled before it started"))
                     continue
                 entry = self.models.get(request.model_id)
@@ -312,9 +311,7 @@ class Scheduler:
             streams[0].error = Cancelled(f"internal error while decoding audio: {exc}")
             return
         for s, pcm in zip(streams, pcms):
-            if len(pcm):
-                s.sent(len(pcm))
-                s.handle.put(pcm)
+            s.deliver(pcm)
 
     def decode_worker(self) -> None:
         """Runs SoVITS chunk decode + vocoder off the GPT thread (on its own CUDA stream), so decode
@@ -348,9 +345,8 @@ class Scheduler:
                     s.error = Cancelled(f"internal error while decoding audio: {exc}")
                 pcms = None
             for k, (s, finished) in enumerate(jobs):
-                if pcms is not None and len(pcms[k]):
-                    s.sent(len(pcms[k]))
-                    s.handle.put(pcms[k])
+                if pcms is not None:
+                    s.deliver(pcms[k])
                 if pcms is not None and finished and s.decoder.ready(True):
                     carry.append((s, finished))
                 else:

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from gsvd.engine.errors import Cancelled, GsvdError
+from gsvd.engine.runtime.chunking import SAMPLE_RATE
 
 _END = object()
-SAMPLE_RATE = 32000
 
 
 @dataclass
@@ -88,10 +88,14 @@ class LiveStream:
     first_audio_at: float | None = None  # time.monotonic() when the first PCM was handed on
     samples_sent: int = 0
 
-    def sent(self, samples: int) -> None:
+    def deliver(self, pcm: np.ndarray) -> None:
+        """Hand a decoded piece to the caller (nothing for an empty one) and count it for `audio_deadline`."""
+        if not len(pcm):
+            return
         if self.first_audio_at is None:
             self.first_audio_at = time.monotonic()
-        self.samples_sent += samples
+        self.samples_sent += len(pcm)
+        self.handle.put(pcm)
 
     def audio_deadline(self) -> float:
         """When the audio sent so far finishes playing, if playback started with the first piece (-inf
@@ -101,8 +105,13 @@ class LiveStream:
         return self.first_audio_at + self.samples_sent / SAMPLE_RATE
 
     def cancel_reason(self, now: float) -> Cancelled | None:
-        if self.handle.cancelled.is_set() or (self.request.cancel is not None and self.request.cancel.is_set()):
-            return Cancelled("request cancelled")
-        if self.request.deadline is not None and now > self.request.deadline:
-            return Cancelled("request deadline exceeded")
-        return None
+        return cancel_reason(self.request, self.handle, now)
+
+
+def cancel_reason(request: SynthRequest, handle: StreamHandle, now: float) -> Cancelled | None:
+    """Why a request must stop now (its handle or its own flag cancelled, its deadline passed), or None."""
+    if handle.cancelled.is_set() or (request.cancel is not None and request.cancel.is_set()):
+        return Cancelled("request cancelled")
+    if request.deadline is not None and now > request.deadline:
+        return Cancelled("request deadline exceeded")
+    return None

@@ -34,7 +34,6 @@ class TextFrontend:
         self.lexicon = lexicon
         self._bert_folder = Path(bert_folder) if bert_folder else None
         self._bert = None
-        self._device = device
         self._lock = threading.Lock()
         self._warned = False
 

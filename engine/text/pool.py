@@ -74,7 +74,6 @@ class AnalysisPool:
         command: how a worker starts (default `worker_command()`)."""
         if workers < 0:
             raise ValueError(f"frontend workers must be >= 0, got {workers}")
-        self.workers = workers
         self.inline_alone = inline_alone
         self._command = command or worker_command()
         self._lock = threading.Lock()
@@ -83,7 +82,7 @@ class AnalysisPool:
         self._failures = 0  # workers in a row that died before answering
         self._closed = False
         self._all: list[_Worker] = []
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()  # None: no worker left, run inline
         for _ in range(workers):
             w = self._spawn()
             if w is not None:
@@ -99,7 +98,7 @@ class AnalysisPool:
             if not offload:
                 return analyze(*args)
             worker = self._idle.get()  # blocks while every worker is busy: that many calls are in flight
-            if worker is _DEAD:  # the last worker went away while this call waited
+            if worker is None:  # the last worker went away while this call waited
                 return analyze(*args)
             try:
                 out = worker.call(args)
@@ -156,25 +155,8 @@ class AnalysisPool:
                 self._all.append(fresh)
                 self._idle.put(fresh)
                 fresh = None
-            if not self._all:  # nothing left to wait for: calls run inline (offload needs a worker)
-                self._closed_for_good()
+            if not self._all:  # nothing left to wait for: wake every caller still waiting for a worker
+                for _ in range(self._busy):
+                    self._idle.put(None)
         if fresh is not None:  # closed meanwhile
             fresh.close()
-
-    def _closed_for_good(self) -> None:
-        """(lock held) No workers remain: wake any caller blocked on the idle queue with a dead marker."""
-        for _ in range(self._busy):
-            self._idle.put(_DEAD)
-
-
-class _DeadWorker:
-    """Handed to callers still waiting for a worker when none is left: their call runs inline."""
-
-    def call(self, args: tuple) -> Analysis:
-        raise EOFError("no frontend workers left")
-
-    def close(self) -> None:
-        pass
-
-
-_DEAD = _DeadWorker()

@@ -173,7 +173,7 @@ def test_chunks_are_decoded_most_urgent_first():
 
     a, b, c = live(100.0, 32000 * 3), live(101.0, 32000), live(None, 0)  # a plays until 103, b until 102
     assert sorted([a, b, c], key=LiveStream.audio_deadline) == [c, b, a]
-    c.sent(640)
+    c.deliver(np.zeros(640, np.float32))
     assert c.first_audio_at is not None and c.samples_sent == 640
     assert c.audio_deadline() == pytest.approx(c.first_audio_at + 0.02)
 
