@@ -1,5 +1,5 @@
 """Where the time to first audio goes for one stream on CUDA: timestamps of each generated token and of
-each chunk-decode job (start, end), with sampling inside the graph, the graphed decode step, and eager.
+each chunk-decode pass (launch, audio collected), with sampling inside the graph, the graphed decode step, and eager.
 Prints a profiler table and a timeline summary per mode; last line JSON."""
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ def run(graphs: bool, fused: bool = False) -> dict:
     rt, req = random_runtime(16)
     events: list[tuple[str, float, int]] = []
     t0 = [0.0]
-    orig_decode, orig_adv = chunk_decode.decode_chunks, sched.Scheduler._advance
+    orig_launch, orig_finish, orig_adv = chunk_decode.launch_chunks, chunk_decode.PendingChunks.finish, \
+        sched.Scheduler._advance
 
-    def decode_chunks(items):  # the scheduler calls it through its module, so the patch is seen
-        events.append(("decode_start", time.perf_counter() - t0[0], len(items[0][0].tokens)))
-        out = orig_decode(items)
-        events.append(("decode_end", time.perf_counter() - t0[0], len(items[0][0].tokens)))
+    def launch_chunks(items):  # the scheduler calls it through its module, so the patch is seen
+        events.append(("decode_launch", time.perf_counter() - t0[0], len(items[0][0].tokens)))
+        return orig_launch(items)
+
+    def finish(pending):
+        out = orig_finish(pending)
+        events.append(("decode_collected", time.perf_counter() - t0[0], len(pending.items[0][0].tokens)))
         return out
 
     def advance(s, t, stop):
@@ -35,7 +39,7 @@ def run(graphs: bool, fused: bool = False) -> dict:
         events.append(("token", time.perf_counter() - t0[0], s.step))
         return r
 
-    chunk_decode.decode_chunks = decode_chunks
+    chunk_decode.launch_chunks, chunk_decode.PendingChunks.finish = launch_chunks, finish
     sched.Scheduler._advance = staticmethod(advance)
 
     list(rt.submit(req(0, 40)))
@@ -50,7 +54,8 @@ def run(graphs: bool, fused: bool = False) -> dict:
             first = first or time.perf_counter() - t0[0]
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
     rt.close()
-    chunk_decode.decode_chunks, sched.Scheduler._advance = orig_decode, orig_adv
+    chunk_decode.launch_chunks, chunk_decode.PendingChunks.finish = orig_launch, orig_finish
+    sched.Scheduler._advance = orig_adv
     toks = [e for e in events if e[0] == "token"]
     dec = [e for e in events if e[0] != "token"]
     return {"graphs": graphs, "fused": fused, "first_audio_ms": round(1000 * first, 1),

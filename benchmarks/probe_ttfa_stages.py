@@ -4,7 +4,8 @@
 
 The same voice and sentences as `runtime_bench.py`; every stage is timestamped from the moment all N
 streams start: text frontend per request (done), prefill passes (start, end, rows), GPT steps
-launched, chunk-decode passes (start, end, streams) and first audio per stream. Prints the timeline
+launched, chunk-decode passes (launch start/end and when the scheduler collected the audio, streams)
+and first audio per stream. Prints the timeline
 summary per level; last line: one JSON object.
 """
 
@@ -55,7 +56,9 @@ def main() -> None:
         return wrapper
 
     sched.prefill = timed("prefill", sched.prefill, lambda a: len(a[2]))
-    chunk_decode.decode_chunks = timed("chunk_decode", chunk_decode.decode_chunks, lambda a: len(a[0]))
+    # a chunk pass: its launch (host time), then the collection of its audio once the GPU is done
+    chunk_decode.launch_chunks = timed("chunk_launch", chunk_decode.launch_chunks, lambda a: len(a[0]))
+    chunk_decode.PendingChunks.finish = timed("chunk_collect", chunk_decode.PendingChunks.finish, lambda a: len(a[0].items))
     graph_decode.FusedDecoder.launch = timed("gpt_step", graph_decode.FusedDecoder.launch, lambda a: len(a[1]))
     # a request's text frontend: its analysis (inline or in a worker process), then BERT and the tensors
     AnalysisPool.analyze = timed("analysis", AnalysisPool.analyze, lambda a: 1)
@@ -75,7 +78,7 @@ def main() -> None:
             rel = [(name, s - t0, e - t0, k) for name, s, e, k in events]
             before = [e for e in rel if e[1] < first_p50]  # what ran before the median stream's first audio
             row = {"streams": n, "ttfa_p50_ms": 1000 * first_p50, "ttfa_p95_ms": _pct(first, 0.95)}
-            for name in ("analysis", "frontend", "prefill", "gpt_step", "chunk_decode"):
+            for name in ("analysis", "frontend", "prefill", "gpt_step", "chunk_launch", "chunk_collect"):
                 evs = [e for e in before if e[0] == name]
                 row[name] = {"calls": len(evs), "busy_ms": 1000 * sum(e[2] - e[1] for e in evs),
                              "first_start_ms": 1000 * evs[0][1] if evs else None,

@@ -7,6 +7,11 @@ CUDA graph of the padded shape exists, `graph_content`, it is replayed instead);
 stream's prior noise is its own, drawn once per frame; windows of equal length then go through the
 reverse flow + HiFi-GAN together (a CUDA graph per window length and batch bucket where the runtime
 has one). Other speeds run one stream at a time (re-timing interpolates over the padded length).
+
+`launch_chunks` queues all of that without waiting for the GPU (host inputs are copied up without a
+stream sync, the audio comes back into pinned memory behind an event), so the scheduler can go on
+stepping the GPT while a pass runs; `PendingChunks.finish` commits the chunks once the audio is there.
+`decode_chunks` is both in one call.
 """
 
 from __future__ import annotations
@@ -17,16 +22,40 @@ import numpy as np
 import torch
 
 
+class PendingChunks:
+    """Chunk audio launched on the current stream and on its way to the host. `done()` polls;
+    `finish()` waits if it must, then commits each stream's chunk (its decoder moves on) and returns
+    each stream's joined PCM. The decoders must not be planned again until then."""
+
+    def __init__(self, items: list[tuple[object, bool]], plans: list[tuple[int, int, int]],
+                 parts: list[tuple[torch.Tensor, list[tuple[int, int]]]], event) -> None:
+        self.items, self.plans, self.parts, self.event = items, plans, parts, event
+
+    def done(self) -> bool:
+        return self.event is None or self.event.query()
+
+    def finish(self) -> list[np.ndarray]:
+        if self.event is not None:
+            self.event.synchronize()  # releases the GIL while it waits
+        audio: list[np.ndarray] = [np.zeros(0, np.float32)] * len(self.items)
+        for host, rows in self.parts:
+            pcm = host.numpy()
+            for k, (i, skip) in enumerate(rows):
+                audio[i] = pcm[k, skip:]
+        return [d.commit(end, a, finished) for (d, finished), (_, end, _), a in zip(self.items, self.plans, audio)]
+
+
 @torch.inference_mode()
-def decode_chunks(items: list[tuple[object, bool]]) -> list[np.ndarray]:
-    """items: (StreamDecoder, finished) pairs, one per stream -> each stream's joined PCM (float32)."""
+def launch_chunks(items: list[tuple[object, bool]]) -> PendingChunks:
+    """items: (StreamDecoder, finished) pairs, one per stream -> their chunks, launched (on CUDA nothing
+    here waits for the GPU: host inputs go up without a sync, the audio comes back into pinned memory)."""
     plans = [d.plan(finished) for d, finished in items]
-    audio: list[np.ndarray] = [np.zeros(0, np.float32)] * len(items)
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, ((d, _), (start, end, _)) in enumerate(zip(items, plans)):
         if end > start:
             key = (id(d.sovits), "batch") if d.speed == 1.0 else (id(d.sovits), "single", i)
             groups[key].append(i)
+    parts, on_cuda = [], False
     for members in groups.values():
         windows = _windows([items[i][0] for i in members], [plans[i] for i in members])
         by_len: dict[int, list[tuple[int, torch.Tensor, int]]] = defaultdict(list)
@@ -40,10 +69,24 @@ def decode_chunks(items: list[tuple[object, bool]]) -> list[np.ndarray]:
                 wav = d0.vocoder(z, ge, graphable=d0.speed == 1.0)
             else:
                 wav = d0.sovits.vocode(z, torch.ones_like(z[:, :1]), ge)
-            pcm = wav[:, 0].float().cpu().numpy()  # one device-to-host copy per group
-            for k, (i, _, skip) in enumerate(rows):
-                audio[i] = pcm[k, skip:]
-    return [d.commit(end, a, finished) for (d, finished), (_, end, _), a in zip(items, plans, audio)]
+            wav = wav[:, 0].float()
+            if wav.is_cuda:  # one device-to-host copy per group, into pinned memory, not waited for here
+                on_cuda = True
+                host = torch.empty(wav.shape, dtype=torch.float32, pin_memory=True)
+                host.copy_(wav, non_blocking=True)
+            else:
+                host = wav
+            parts.append((host, [(i, skip) for i, _, skip in rows]))
+    event = None
+    if on_cuda:
+        event = torch.cuda.Event()
+        event.record()
+    return PendingChunks(items, plans, parts, event)
+
+
+def decode_chunks(items: list[tuple[object, bool]]) -> list[np.ndarray]:
+    """items: (StreamDecoder, finished) pairs, one per stream -> each stream's joined PCM (float32)."""
+    return launch_chunks(items).finish()
 
 
 def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[torch.Tensor, int]]:
@@ -62,13 +105,14 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
     batched = len(decoders) > 1
     ge = torch.cat([d.ge for d in decoders])
     graphs = decoders[0].content
-    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes.to(p.device), phones, ge, known, n_ph)
+    codes = codes.to(p.device, non_blocking=True)  # (pageable memory is staged at once, no stream sync)
+    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes, phones, ge, known, n_ph)
     if got is not None:  # padded to a graph's shape, replayed
         m, logs = got
     else:
-        hidden, mask = sovits.content(codes.to(p.device), phones, ge,
-                                      lens.to(p.device) if batched else None,
-                                      torch.tensor(n_ph, device=p.device) if batched else None)
+        hidden, mask = sovits.content(codes, phones, ge,
+                                      lens.to(p.device, non_blocking=True) if batched else None,
+                                      torch.tensor(n_ph).to(p.device, non_blocking=True) if batched else None)
         m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
     hop = sovits.dims.hop
     frames = [2 * k if batched or got is not None else m.shape[-1] for k in known]

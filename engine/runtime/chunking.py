@@ -116,7 +116,7 @@ class StreamDecoder:
         have = 0 if self._noise is None else self._noise.shape[-1]
         if frames > have:
             extra = torch.randn((1, like.shape[1], frames - have), generator=self.generator, dtype=torch.float32)
-            extra = extra.to(device=like.device, dtype=like.dtype)
+            extra = extra.to(device=like.device, dtype=like.dtype, non_blocking=True)  # staged at once, no sync
             self._noise = extra if self._noise is None else torch.cat([self._noise, extra], dim=-1)
         return self._noise[..., :frames]
 

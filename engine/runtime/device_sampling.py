@@ -107,15 +107,24 @@ class SamplerState:
 
     def start(self, slot: int, logits: torch.Tensor, prompt: torch.Tensor, request) -> None:
         """A stream admitted into `slot`: its prefill logits [V], prompt tokens [Ty] and parameters."""
-        self.logits[slot] = logits.float()
-        self.seen[slot] = False
-        self.seen[slot, prompt.reshape(-1).long()] = True
-        self.top_k[slot] = int(request.top_k)
-        self.top_p[slot] = float(request.top_p)
-        self.temperature[slot] = float(request.temperature)
-        self.penalty[slot] = float(request.repetition_penalty)
-        self.seed[slot] = int(request.seed) & 0x7FFFFFFFFFFFFFFF
-        self.step[slot] = 0
+        self.start_rows([slot], logits.reshape(1, -1), [prompt], [request])
+
+    def start_rows(self, slots: list[int], logits: torch.Tensor, prompts: list[torch.Tensor], requests: list) -> None:
+        """Streams admitted into `slots` (prefill logits [B, V], prompt tokens and a request per row): their
+        rows written in a few launches; the host-built parts are copied up without waiting for the GPU."""
+        dev = self.logits.device
+        idx = torch.tensor(slots).to(dev, non_blocking=True)
+        seen = torch.zeros(len(slots), self.seen.shape[1], dtype=torch.bool)
+        for r, prompt in enumerate(prompts):
+            seen[r, prompt.reshape(-1).long().cpu()] = True
+        ints = torch.tensor([[int(q.top_k), int(q.seed) & 0x7FFFFFFFFFFFFFFF] for q in requests]).to(dev, non_blocking=True)
+        floats = torch.tensor([[float(q.top_p), float(q.temperature), float(q.repetition_penalty)] for q in requests],
+                              dtype=self.top_p.dtype).to(dev, non_blocking=True)
+        self.logits[idx] = logits.float()
+        self.seen[idx] = seen.to(dev, non_blocking=True)
+        self.top_k[idx], self.seed[idx] = ints[:, 0], ints[:, 1]
+        self.top_p[idx], self.temperature[idx], self.penalty[idx] = floats[:, 0], floats[:, 1], floats[:, 2]
+        self.step[idx] = 0
 
     def sample(self, slots: torch.Tensor, eos: int, min_steps: int, use_top_p: bool = True,
                same_k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,26 +18,28 @@ def embed_rows(gpt, rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     """rows: (phone_ids [Nx], bert [1024, Nx], prompt tokens [Ny]) -> (embeddings [B, max n, D], each row's
     [text | prompt] at positions 0..n-1 and zeros after; text lengths; lengths n). All rows in a few
     launches: the inputs padded on the host, embedded as one batch (every embedding is per position), then
-    each row's prompt gathered to sit right after its own text."""
+    each row's prompt gathered to sit right after its own text. The host inputs are copied up without
+    waiting for the GPU (the BERT block from pinned memory)."""
     tx = [int(ph.numel()) for ph, _, _ in rows]
     ty = [int(pr.numel()) for _, _, pr in rows]
     b, nx, ny = len(rows), max(tx), max(ty)
     phones = torch.zeros(b, nx, dtype=torch.long)
-    bert = torch.zeros(b, rows[0][1].shape[0], nx)
+    bert = torch.zeros(b, rows[0][1].shape[0], nx, pin_memory=torch.device(device).type == "cuda")
     prompts = torch.zeros(b, ny, dtype=torch.long)
     for r, (ph, be, pr) in enumerate(rows):
         phones[r, : tx[r]] = ph.reshape(-1)
         bert[r, :, : tx[r]] = be
         prompts[r, : ty[r]] = pr.reshape(-1)
     dtype = next(gpt.parameters()).dtype
-    text = gpt.embed_text(phones.to(device), bert.to(device, dtype))
-    audio = gpt.embed_audio(prompts.to(device), 0)
+    up = lambda t: t.to(device, non_blocking=True)  # noqa: E731  (pageable memory is staged at once, no sync)
+    text = gpt.embed_text(up(phones), up(bert).to(dtype))
+    audio = gpt.embed_audio(up(prompts), 0)
     src = torch.cat([text, audio, torch.zeros_like(audio[:, :1])], dim=1)  # the last position: zeros (padding)
     lens = [a + c for a, c in zip(tx, ty)]
     pos = torch.arange(max(lens))[None, :]
     t, n = torch.tensor(tx)[:, None], torch.tensor(lens)[:, None]
     idx = torch.where(pos < t, pos, torch.where(pos < n, nx + pos - t, nx + ny))
-    emb = src.gather(1, idx.to(device)[..., None].expand(-1, -1, src.shape[-1]))
+    emb = src.gather(1, up(idx)[..., None].expand(-1, -1, src.shape[-1]))
     return emb, tx, lens
 
 
@@ -91,5 +93,6 @@ def prefill(gpt, cache: KVCache, rows: list[tuple[int, torch.Tensor, torch.Tenso
     xy = torch.empty_like(emb)
     allow = torch.empty(len(rows), 1, width, width, dtype=torch.bool, device=device)
     fill_padded(xy, allow, emb, tx, lens)
-    slots = torch.tensor(slot_ids, device=device)
-    return forward_padded(gpt, cache, xy, allow, slots, torch.tensor(lens, device=device) - 1), lens
+    slots = torch.tensor(slot_ids).to(device, non_blocking=True)
+    last = torch.tensor([n - 1 for n in lens]).to(device, non_blocking=True)
+    return forward_padded(gpt, cache, xy, allow, slots, last), lens

@@ -53,8 +53,7 @@ class Runtime:
         self.device, self.dtype, reason = resolve_device(device, dtype)
         log.info("runtime on %s (%s)", self.device, reason)
         if self.device.type == "cuda":
-            # Several Python threads share the GIL (the scheduler, the callers reading their streams, decode
-            # workers if any); a short switch interval hands it back to the scheduler quickly after it
+            # Several Python threads share the GIL (the scheduler, the callers reading their streams); a short switch interval hands it back to the scheduler quickly after it
             # waited on the GPU (the runs in benchmarks/README.md were measured with this setting).
             sys.setswitchinterval(float(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0002")))
         self.max_streams, self.max_len = max_streams, max_len
@@ -62,14 +61,6 @@ class Runtime:
         self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
         self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
         self._thread.start()
-        # Chunk decode + vocoder: on the scheduler thread by default (GSVD_VOCODER_THREADS=0), batched across
-        # streams on its own CUDA stream; N > 0 starts N worker threads for every chunk after the first.
-        workers = max(0, int(os.environ.get("GSVD_VOCODER_THREADS", "0")))
-        self._scheduler.inline_decode = workers == 0
-        self._decoder_threads = [threading.Thread(target=self._scheduler.decode_worker, name=f"gsvd-vocoder-{i}",
-                                                  daemon=True) for i in range(workers)]
-        for t in self._decoder_threads:
-            t.start()
 
     def add_model(self, model_id: str, gpt: torch.nn.Module, sovits: torch.nn.Module, bundle_path=None) -> None:
         """Make a model resident. On CUDA the decode step runs from a TensorRT engine when the bundle
@@ -141,11 +132,7 @@ class Runtime:
         with self._scheduler.cond:
             self._scheduler.closed = True
             self._scheduler.cond.notify_all()
-        for _ in self._decoder_threads:
-            self._scheduler.decode_jobs.put(None)
         self._thread.join(timeout=5)
-        for t in self._decoder_threads:
-            t.join(timeout=5)
 
 
 def _triton_kernels() -> bool:

@@ -3,16 +3,16 @@
 Each tick: `schedule()` drops cancelled or expired streams and admits waiting requests into free KV
 slots (one padded prefill pass); `execute()` samples every stream's next token with its own
 parameters and seed and runs one batched decode step per resident model (on CUDA one graph replay,
-pipelined one step ahead of the read-back); `update()` stops streams on EOS, decodes the audio
-chunks the `ChunkPolicy` says are ready (batched across streams) and retires finished streams.
-Streams join and leave between steps.
+pipelined one step ahead of the read-back); `update()` stops streams on EOS, launches the audio
+chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own; the
+GPT keeps stepping while a pass runs, and each tick hands on the audio of passes that have finished)
+and retires finished streams. Streams join and leave between steps.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted, VoiceNotFound
-from gsvd.engine.runtime import chunk_decode  # called through the module: probes may patch decode_chunks
+from gsvd.engine.runtime import chunk_decode  # through the module: probes and tests patch launch_chunks
 from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
 from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MIN_STEPS = 11
 MAX_PREFILL_BATCH = 32  # admitted requests prefilled in one padded pass
 MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
+MAX_PENDING_PASSES = 2  # chunk-decode passes in flight at once (the next is queued while one runs)
 
 
 @dataclass
@@ -59,9 +60,9 @@ class Scheduler:
         self.live: dict[str, list[LiveStream]] = {}
         self.cond = threading.Condition()
         self.closed = False
-        self.decode_jobs: queue.Queue = queue.Queue()
-        self.inline_decode = True  # the runtime sets False when it starts decode worker threads
-        self._decode_stream = None  # CUDA stream of the chunk decodes run on this thread
+        self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
+        self._decode_stream = None  # CUDA stream of the chunk decodes
+        self._admitted = None  # CUDA event after the last admission (the decode stream waits for its inputs)
 
     # ---------------------------------------------------------------- control
 
@@ -100,10 +101,6 @@ class Scheduler:
             except Exception as exc:  # never leave a client hanging
                 log.exception("scheduler tick failed")
                 self._fail_all(Cancelled(f"internal error: {exc}"))
-            with self.cond:  # only audio left, decoded by worker threads: sleep until one finishes a job
-                if not self.inline_decode and not self.waiting and \
-                        not any(not s.finished for v in self.live.values() for s in v):
-                    self.cond.wait(0.01)
 
     def tick(self) -> None:
         with _attention_backends(self.device):
@@ -112,6 +109,8 @@ class Scheduler:
                 self._step_all()
 
     def _step_all(self) -> None:
+        self._collect()
+        stepped = False
         for model_id, streams in list(self.live.items()):
             entry = self.models.get(model_id)
             if entry is None:  # unloaded meanwhile; its streams were already finished
@@ -119,7 +118,12 @@ class Scheduler:
             running = [s for s in streams if not s.finished]
             if running:
                 self.execute(entry, running)
+                stepped = True
             self.update(entry, streams)
+        if not stepped and self.pending:  # only audio in flight: poll it, woken at once by a new request
+            with self.cond:
+                if not self.waiting:
+                    self.cond.wait(0.001)
 
     def schedule(self) -> None:
         now = time.monotonic()
@@ -155,6 +159,9 @@ class Scheduler:
                 entry = self.models[model_id]
                 for i in range(0, len(items), MAX_PREFILL_BATCH):
                     self.live.setdefault(model_id, []).extend(self._admit(entry, items[i : i + MAX_PREFILL_BATCH]))
+            if admitted and self.device.type == "cuda":
+                self._admitted = torch.cuda.Event()
+                self._admitted.record()
 
     # ------------------------------------------------------------- admission
 
@@ -175,18 +182,26 @@ class Scheduler:
             cache.free(slot)
             handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
             return []
-        streams = []
+        # every row's sampler state, target phones and timbre go up in a few copies, none waiting for the GPU
+        slots = [slot for _, _, slot in items]
+        prompts = [r.prompt_tokens.reshape(-1).long() for r, _, _ in items]
+        entry.sampler.start_rows(slots, logits, prompts, [r for r, _, _ in items])
         sdt = next(entry.sovits.parameters())
-        for (req, handle, slot), row, n in zip(items, logits, lens):
-            prompt = req.prompt_tokens.reshape(1, -1).to(self.device, torch.long)
+        n_ph = [r.target_phone_ids.numel() for r, _, _ in items]
+        phones = torch.zeros(len(items), max(n_ph), dtype=torch.long)
+        for k, (r, _, _) in enumerate(items):
+            phones[k, : n_ph[k]] = r.target_phone_ids.reshape(-1)
+        phones = phones.to(sdt.device, non_blocking=True)
+        ges = torch.stack([r.ge.reshape(-1, 1) for r, _, _ in items]).to(sdt.device, sdt.dtype, non_blocking=True)
+        streams = []
+        for k, ((req, handle, slot), n) in enumerate(zip(items, lens)):
             cache.lengths[slot] = n
-            entry.sampler.start(slot, row, prompt, req)
             noise_gen = torch.Generator()
             noise_gen.manual_seed((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF)
             decoder = StreamDecoder(
                 sovits=entry.sovits,
-                phones=req.target_phone_ids.reshape(1, -1).to(sdt.device),
-                ge=req.ge.reshape(1, -1, 1).to(sdt.device, sdt.dtype),
+                phones=phones[k : k + 1, : n_ph[k]],
+                ge=ges[k : k + 1],
                 noise_scale=req.noise_scale,
                 speed=req.speed,
                 generator=noise_gen,
@@ -195,7 +210,7 @@ class Scheduler:
                 content=entry.content,
             )
             req.max_new_tokens = max(1, min(req.max_new_tokens, cache.max_len - n - 1))
-            streams.append(LiveStream(req, handle, slot, prompt.shape[1], decoder))
+            streams.append(LiveStream(req, handle, slot, prompts[k].numel(), decoder))
         return streams
 
     # ------------------------------------------------------------- execution
@@ -268,12 +283,10 @@ class Scheduler:
             cache.lengths[s.slot] += 1
 
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Decode ready chunks right here, batched (`inline_decode`, the default: on CUDA the chunk work is
-        launched while the GPU runs the decode step already queued, and no second Python thread competes
-        for the GIL): first chunks first (they set the time to first audio), then the streams whose
-        audio runs out soonest, at most MAX_CHUNK_BATCH per tick so decode steps keep coming; the rest
-        wait for the next tick. With decode worker threads, only first chunks are decoded here and later
-        ones go to the workers (one job per stream at a time). Retire finished streams."""
+        """Launch the ready chunks, batched: first chunks first (they set the time to first audio), then the
+        streams whose audio runs out soonest, at most MAX_CHUNK_BATCH per pass and MAX_PENDING_PASSES
+        passes in flight, so decode steps keep coming; the rest wait for a later tick. A stream with a
+        pass in flight waits for it. Retire finished streams."""
         ready = []
         for s in list(streams):
             if s.decoding:
@@ -281,78 +294,55 @@ class Scheduler:
             if s.error is not None:
                 self._retire(entry, s, s.error)
             elif s.decoder.ready(s.finished):
-                if s.decoder.chunks == 0 or self.inline_decode:
-                    ready.append(s)
-                else:
-                    s.decoding = True
-                    self.decode_jobs.put((s, s.finished))  # the flag as of now: chunking must not depend on timing
+                ready.append(s)
             elif s.finished:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
                 self._retire(entry, s, None)
-        if ready:
+        if ready and len(self.pending) < MAX_PENDING_PASSES:
             ready.sort(key=LiveStream.audio_deadline)
-            self._decode_now(ready[:MAX_CHUNK_BATCH])
+            self._launch(ready[:MAX_CHUNK_BATCH])
+            self._collect()  # off CUDA the pass is already done
 
-    def _decode_now(self, streams: list[LiveStream]) -> None:
+    def _launch(self, streams: list[LiveStream]) -> None:
+        """Queue one chunk-decode pass for these streams on the decode stream (after the admissions that
+        made their inputs); its audio is handed on by `_collect` once it is on the host."""
         if self.device.type == "cuda" and self._decode_stream is None:
-            self._decode_stream = torch.cuda.Stream(self.device)
-        ctx = torch.cuda.stream(self._decode_stream) if self._decode_stream is not None else contextlib.nullcontext()
+            self._decode_stream = torch.cuda.Stream(self.device, priority=-1)  # first audio waits on it
+        ds = self._decode_stream
         try:
-            with ctx:
-                pcms = chunk_decode.decode_chunks([(s.decoder, s.finished) for s in streams])
+            with torch.cuda.stream(ds) if ds is not None else contextlib.nullcontext():
+                if ds is not None and self._admitted is not None:
+                    ds.wait_event(self._admitted)
+                pending = chunk_decode.launch_chunks([(s.decoder, s.finished) for s in streams])
         except Exception as exc:
             if len(streams) > 1:  # nothing was committed: find the stream at fault, the others go on
                 log.warning("batched chunk decode failed (%s); decoding its %d streams one by one", exc, len(streams))
                 for s in streams:
-                    self._decode_now([s])
+                    self._launch([s])
                 return
             log.exception("chunk decode failed")
             streams[0].error = Cancelled(f"internal error while decoding audio: {exc}")
             return
-        for s, pcm in zip(streams, pcms):
-            s.deliver(pcm)
+        for s in streams:
+            s.decoding = True
+        self.pending.append((pending, streams))
 
-    def decode_worker(self) -> None:
-        """Runs SoVITS chunk decode + vocoder off the GPT thread (on its own CUDA stream), so decode
-        steps are not held up."""
-        # high priority for the chunk decoder (first audio waits on it; the runs in benchmarks/README.md used it)
-        stream = torch.cuda.Stream(self.device, priority=-1) if self.device.type == "cuda" else None
-        ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
-        with ctx:
-            self._decode_loop()
-
-    def _decode_loop(self) -> None:
-        """Take every queued job (up to MAX_CHUNK_BATCH), decode their chunks together, hand each
-        stream its PCM. A finished stream with chunks left stays in the next round."""
-        carry: list[tuple[LiveStream, bool]] = []
-        while True:
-            jobs = carry or [self.decode_jobs.get()]
-            while len(jobs) < MAX_CHUNK_BATCH:
-                try:
-                    jobs.append(self.decode_jobs.get_nowait())
-                except queue.Empty:
-                    break
-            if None in jobs:  # shutting down
-                return
-            carry = []
+    def _collect(self, wait: bool = False) -> None:
+        """Hand on the audio of the passes that have finished, oldest first (`wait`: wait for all)."""
+        while self.pending and (wait or self.pending[0][0].done()):
+            pending, streams = self.pending.popleft()
             try:
-                with _attention_backends(self.device):
-                    pcms = chunk_decode.decode_chunks([(s.decoder, finished) for s, finished in jobs])
+                pcms = pending.finish()
             except Exception as exc:
                 log.exception("chunk decode failed")
-                for s, _ in jobs:
-                    s.error = Cancelled(f"internal error while decoding audio: {exc}")
                 pcms = None
-            for k, (s, finished) in enumerate(jobs):
+                for s in streams:
+                    s.error = Cancelled(f"internal error while decoding audio: {exc}")
+            for k, s in enumerate(streams):
+                s.decoding = False
                 if pcms is not None:
                     s.deliver(pcms[k])
-                if pcms is not None and finished and s.decoder.ready(True):
-                    carry.append((s, finished))
-                else:
-                    s.decoding = False
-            with self.cond:
-                self.cond.notify_all()
 
     def _retire(self, entry: ModelEntry, s: LiveStream, error: BaseException | None) -> None:
         s.finished = True
@@ -363,6 +353,8 @@ class Scheduler:
         s.handle.finish(error)
 
     def _fail_all(self, error: BaseException) -> None:
+        with contextlib.suppress(Exception):  # passes in flight still read their streams' tensors
+            self._collect(wait=True)
         with self.cond:
             for model_id, streams in list(self.live.items()):
                 for s in list(streams):

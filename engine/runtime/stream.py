@@ -89,8 +89,9 @@ class LiveStream:
     samples_sent: int = 0
 
     def deliver(self, pcm: np.ndarray) -> None:
-        """Hand a decoded piece to the caller (nothing for an empty one) and count it for `audio_deadline`."""
-        if not len(pcm):
+        """Hand a decoded piece to the caller (nothing for an empty one, or once the handle has ended) and
+        count it for `audio_deadline`."""
+        if not len(pcm) or self.handle.done.is_set():
             return
         if self.first_audio_at is None:
             self.first_audio_at = time.monotonic()

@@ -45,13 +45,10 @@ def _runtime(models, **kw):
     return rt
 
 
-@pytest.mark.parametrize("workers", ["0", "1"])
-def test_concurrent_streams_equal_eager_reference(models, workers, monkeypatch):
-    """Chunks decoded on the scheduler thread (default) or by a decode worker thread: same tokens, all audio."""
-    monkeypatch.setenv("GSVD_VOCODER_THREADS", workers)
+def test_concurrent_streams_equal_eager_reference(models):
+    """Three streams at once: each gets the eager reference's tokens and all their audio; slots come back."""
     gpt, sovits = models
     rt = _runtime(models, max_streams=4)
-    assert rt._scheduler.inline_decode == (workers == "0") and len(rt._decoder_threads) == int(workers)
     try:
         reqs = [_request(sovits, seed=s) for s in range(3)]
         handles = [rt.submit(r) for r in reqs]
@@ -159,6 +156,89 @@ def test_a_failing_request_does_not_take_its_prefill_batch_down(models):
         assert len(np.concatenate(list(handles[1]))) == 10 * 1280
         assert rt.stats()["slots_free"] == 2
     finally:
+        rt.close()
+
+
+class _Gate:
+    """Stands in for the CUDA event of a chunk-decode pass: the pass is done when the test opens the gate."""
+
+    def __init__(self, opened: threading.Event) -> None:
+        self.opened = opened
+
+    def query(self) -> bool:
+        return self.opened.is_set()
+
+    def synchronize(self) -> None:
+        self.opened.wait()
+
+
+def _gated_passes(monkeypatch, opened: threading.Event) -> list[int]:
+    """Every chunk-decode pass the scheduler launches stays in flight until `opened` is set; returns the
+    list that records each pass's stream count."""
+    from gsvd.engine.runtime import chunk_decode
+
+    real, launched = chunk_decode.launch_chunks, []
+
+    def gated(items):
+        pending = real(items)
+        pending.event = _Gate(opened)
+        launched.append(len(items))
+        return pending
+
+    monkeypatch.setattr(chunk_decode, "launch_chunks", gated)
+    return launched
+
+
+def _wait_for(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_chunk_pass_in_flight_does_not_hold_the_gpt_back(models, monkeypatch):
+    """While a stream's first chunk is still in flight, the GPT keeps making its tokens, no audio is handed
+    on and the stream is not planned again; once the pass lands, the stream gets exactly the audio of an
+    ungated run."""
+    rt = _runtime(models, max_streams=2)
+    try:
+        ref = rt.submit(_request(models[1], seed=3, top_k=50, max_new_tokens=40))
+        ref_pcm = np.concatenate(list(ref))
+        opened = threading.Event()
+        launched = _gated_passes(monkeypatch, opened)
+        h = rt.submit(_request(models[1], seed=3, top_k=50, max_new_tokens=40))
+        _wait_for(lambda: len(h.tokens) >= 30 or h.done.is_set())  # the first chunk needed 8 tokens
+        assert launched == [1] and h._queue.empty() and not h.done.is_set()
+        assert len(h.tokens) >= 30
+        opened.set()
+        pcm = np.concatenate(list(h))
+        assert h.tokens == ref.tokens and np.array_equal(pcm, ref_pcm)
+        assert len(launched) >= 3 and rt.stats()["slots_free"] == 2
+    finally:
+        opened.set()
+        rt.close()
+
+
+def test_cancel_with_a_chunk_pass_in_flight(models, monkeypatch):
+    """A stream cancelled while its chunk is in flight ends at once with Cancelled and gives its slot back;
+    the pass's audio, when it lands, goes nowhere; the runtime serves the next request normally."""
+    rt = _runtime(models, max_streams=1)
+    opened = threading.Event()
+    try:
+        launched = _gated_passes(monkeypatch, opened)
+        h = rt.submit(_request(models[1], seed=4, top_k=50, max_new_tokens=1500))
+        _wait_for(lambda: launched == [1])
+        h.cancel()
+        with pytest.raises(Cancelled, match="cancelled"):
+            list(h)
+        _wait_for(lambda: rt.stats()["slots_free"] == 1)
+        opened.set()
+        nxt = rt.submit(_request(models[1], seed=5, max_new_tokens=12))
+        assert len(np.concatenate(list(nxt))) == 12 * 1280
+        assert h._queue.empty()  # nothing was handed on after the end
+        assert rt.stats() == {"active_streams": 0, "queued": 0, "slots_total": 1, "slots_free": 1}
+    finally:
+        opened.set()
         rt.close()
 
 
