@@ -47,8 +47,10 @@ class RelativeAttention(nn.Module):
             self.emb_rel_k = nn.Parameter(torch.randn(1, 2 * window_size + 1, self.k_channels) * std)
             self.emb_rel_v = nn.Parameter(torch.randn(1, 2 * window_size + 1, self.k_channels) * std)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """x [B,C,Tq] queries, c [B,C,Tk] keys/values, mask [B,1,Tq,Tk] (0 = blocked)."""
+    def forward(self, x: torch.Tensor, c: torch.Tensor, mask: torch.Tensor | None, rel: tuple | None = None
+                ) -> torch.Tensor:
+        """x [B,C,Tq] queries, c [B,C,Tk] keys/values, mask [B,1,Tq,Tk] (0 = blocked); `rel`: the
+        `relative_positions` of this length (an encoder computes them once for all its layers)."""
         q, k, v = self.conv_q(x), self.conv_k(c), self.conv_v(c)
         b, d, tk = k.shape
         tq = q.shape[2]
@@ -57,35 +59,40 @@ class RelativeAttention(nn.Module):
         k = k.view(b, h, dk, tk).transpose(2, 3)
         v = v.view(b, h, dk, tk).transpose(2, 3)
         scores = q @ k.transpose(-2, -1)
+        if self.window_size is not None and rel is None:
+            rel = relative_positions(tq, self.window_size, q.device)
         if self.window_size is not None:
-            scores = scores + self._relative_logits(q)
+            scores = scores + self._relative_logits(q, rel)
         if mask is not None:
             scores = scores.masked_fill(mask == 0, -1e4)
         p = torch.softmax(scores, dim=-1)
         out = p @ v
         if self.window_size is not None:
-            out = out + self._relative_values(p)
+            out = out + self._relative_values(p, rel)
         out = out.transpose(2, 3).contiguous().view(b, d, tq)
         return self.conv_o(out)
 
-    def _relative_logits(self, q: torch.Tensor) -> torch.Tensor:
+    def _relative_logits(self, q: torch.Tensor, rel: tuple) -> torch.Tensor:
         """[b,h,l,d] (already scaled) -> [b,h,l,l]: q_i . emb_rel_k[j-i+w] inside the window, 0 outside."""
-        w = self.window_size
+        key_idx, key_valid = rel[0], rel[1]
         small = q @ self.emb_rel_k.unsqueeze(0).transpose(-2, -1)  # [b,h,l,2w+1]
-        pos = torch.arange(q.shape[2], device=q.device)
-        idx = pos[None, :] - pos[:, None] + w  # [l,l] relative index of key j for query i
-        valid = (idx >= 0) & (idx <= 2 * w)
-        picked = torch.gather(small, -1, idx.clamp(0, 2 * w).expand(q.shape[0], q.shape[1], -1, -1))
-        return picked * valid
+        return torch.gather(small, -1, key_idx.expand(q.shape[0], q.shape[1], -1, -1)) * key_valid
 
-    def _relative_values(self, p: torch.Tensor) -> torch.Tensor:
+    def _relative_values(self, p: torch.Tensor, rel: tuple) -> torch.Tensor:
         """Attention weights [b,h,l,l] -> sum_k p[i, i+k-w] . emb_rel_v[k] over the window -> [b,h,l,d]."""
-        w = self.window_size
-        n = p.shape[-1]
-        idx = torch.arange(n, device=p.device)[:, None] + torch.arange(2 * w + 1, device=p.device)[None, :] - w
-        valid = (idx >= 0) & (idx < n)
-        picked = torch.gather(p, -1, idx.clamp(0, n - 1).expand(p.shape[0], p.shape[1], -1, -1)) * valid
+        value_idx, value_valid = rel[2], rel[3]
+        picked = torch.gather(p, -1, value_idx.expand(p.shape[0], p.shape[1], -1, -1)) * value_valid
         return picked @ self.emb_rel_v.unsqueeze(0)
+
+
+def relative_positions(n: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Gather indices and in-window masks of the relative-position terms for length n and window w:
+    key index [n, n] (key j of query i sits at j - i + w of the window) and its mask, value index
+    [n, 2w + 1] (window slot k of query i reads position i + k - w) and its mask; indices clamped."""
+    pos = torch.arange(n, device=device)
+    key = pos[None, :] - pos[:, None] + w
+    value = pos[:, None] + torch.arange(2 * w + 1, device=device)[None, :] - w
+    return (key.clamp(0, 2 * w), (key >= 0) & (key <= 2 * w), value.clamp(0, n - 1), (value >= 0) & (value < n))
 
 
 class ConvFFN(nn.Module):
@@ -123,8 +130,9 @@ class RelEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B,C,T], mask [B,1,T] -> [B,C,T]."""
         attn_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)
+        rel = relative_positions(x.shape[2], self.attn_layers[0].window_size, x.device)  # the same for every layer
         x = x * mask
         for attn, n1, ffn, n2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
-            x = n1(x + attn(x, x, attn_mask))
+            x = n1(x + attn(x, x, attn_mask, rel))
             x = n2(x + ffn(x, mask))
         return x * mask
