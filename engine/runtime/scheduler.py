@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -61,7 +62,13 @@ class Scheduler:
         self.cond = threading.Condition()
         self.closed = False
         self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
-        self._decode_stream = None  # CUDA stream of the chunk decodes
+        # CUDA streams: the GPT (admission, decode steps) and the chunk decodes. When both have work the GPU
+        # favours the chunk decodes (first audio waits on them), or the GPT with GSVD_FAVOUR=gpt.
+        self._gpt_stream = self._decode_stream = None
+        if device.type == "cuda":
+            gpt_first = os.environ.get("GSVD_FAVOUR", "audio") == "gpt"
+            self._gpt_stream = torch.cuda.Stream(device, priority=-1 if gpt_first else 0)
+            self._decode_stream = torch.cuda.Stream(device, priority=0 if gpt_first else -1)
         self._admitted = None  # CUDA event after the last admission (the decode stream waits for its inputs)
 
     # ---------------------------------------------------------------- control
@@ -103,7 +110,8 @@ class Scheduler:
                 self._fail_all(Cancelled(f"internal error: {exc}"))
 
     def tick(self) -> None:
-        with _attention_backends(self.device):
+        gpt_stream = torch.cuda.stream(self._gpt_stream) if self._gpt_stream is not None else contextlib.nullcontext()
+        with _attention_backends(self.device), gpt_stream:
             self.schedule()
             with torch.inference_mode():
                 self._step_all()
@@ -307,8 +315,6 @@ class Scheduler:
     def _launch(self, streams: list[LiveStream]) -> None:
         """Queue one chunk-decode pass for these streams on the decode stream (after the admissions that
         made their inputs); its audio is handed on by `_collect` once it is on the host."""
-        if self.device.type == "cuda" and self._decode_stream is None:
-            self._decode_stream = torch.cuda.Stream(self.device, priority=-1)  # first audio waits on it
         ds = self._decode_stream
         try:
             with torch.cuda.stream(ds) if ds is not None else contextlib.nullcontext():
