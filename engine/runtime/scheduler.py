@@ -123,10 +123,9 @@ class Scheduler:
             entry = self.models.get(model_id)
             if entry is None:  # unloaded meanwhile; its streams were already finished
                 continue
-            running = [s for s in streams if not s.finished]
-            if running:
-                self.execute(entry, running)
-                stepped = True
+            running = [s for s in streams if not s.finished and self._wants_tokens(s)]
+            if running or entry.inflight is not None:
+                stepped = self.execute(entry, running) or stepped
             self.update(entry, streams)
         if not stepped and self.pending:  # only audio in flight: poll it, woken at once by a new request
             with self.cond:
@@ -223,12 +222,21 @@ class Scheduler:
 
     # ------------------------------------------------------------- execution
 
-    def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Sample every running stream's next token and run one batched decode step, with one host
-        sync (the sampled and greedy ids). On CUDA both happen inside one graph replay."""
+    def _wants_tokens(self, s: LiveStream) -> bool:
+        """Tokens are made at most two chunks ahead of the audio decoded so far (the next chunk, the one
+        after it, its lookahead): beyond that they are not needed yet, and the GPU time goes to the chunk
+        decodes whose audio listeners are waiting for."""
+        d, p = s.decoder, self.policy
+        return max(s.step, s.launched) < d.emitted + p.size(d.chunks) + p.size(d.chunks + 1) + p.lookahead
+
+    def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> bool:
+        """Sample every given stream's next token and run one batched decode step, with one host
+        sync (the sampled and greedy ids). On CUDA both happen inside one graph replay. True when a
+        step was run (launched)."""
         if entry.graphed is not None and getattr(entry.graphed, "fused", False):
-            self._execute_pipelined(entry, streams)
-            return
+            return self._execute_pipelined(entry, streams)
+        if not streams:
+            return False
         eos = entry.gpt.dims.eos
         slots = [s.slot for s in streams]
         reqs = [s.request for s in streams]
@@ -241,9 +249,10 @@ class Scheduler:
                if self._advance(s, t, t == eos or g == eos)]
         if fed:
             self._decode_step(entry, [s for s, _ in fed], [t for _, t in fed])
+        return True
 
-    def _execute_pipelined(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
-        """Sampling inside the graph: launch this tick's step for every running stream, then read the
+    def _execute_pipelined(self, entry: ModelEntry, streams: list[LiveStream]) -> bool:
+        """Sampling inside the graph: launch this tick's step for the given streams, then read the
         previous tick's sampled ids (the GPU runs step n+1 while the host handles step n)."""
         cache, eos = entry.cache, entry.gpt.dims.eos
         launch = [s for s in streams if not s.finished and s.launched < s.request.max_new_tokens]
@@ -261,6 +270,7 @@ class Scheduler:
             for i, s in enumerate(previous[1]):
                 if not s.finished:  # a stream that stopped (or was retired) one step ago: nothing to read
                     self._advance(s, picked[i], picked[i] == eos or greedy[i] == eos)
+        return ticket is not None
 
     @staticmethod
     def _advance(s: LiveStream, t: int, stop: bool) -> bool:

@@ -197,19 +197,21 @@ def _wait_for(cond, timeout=10.0):
 
 
 def test_a_chunk_pass_in_flight_does_not_hold_the_gpt_back(models, monkeypatch):
-    """While a stream's first chunk is still in flight, the GPT keeps making its tokens, no audio is handed
-    on and the stream is not planned again; once the pass lands, the stream gets exactly the audio of an
-    ungated run."""
+    """While a stream's first chunk is still in flight, the GPT keeps making its tokens up to two chunks
+    ahead (6 + 12 + 2 lookahead = 20) and then waits, no audio is handed on and the stream is not planned
+    again; once the pass lands, the stream goes on and gets exactly the audio of an ungated run."""
     rt = _runtime(models, max_streams=2)
+    opened = threading.Event()
     try:
         ref = rt.submit(_request(models[1], seed=3, top_k=50, max_new_tokens=40))
         ref_pcm = np.concatenate(list(ref))
-        opened = threading.Event()
+        assert len(ref.tokens) > 20
         launched = _gated_passes(monkeypatch, opened)
         h = rt.submit(_request(models[1], seed=3, top_k=50, max_new_tokens=40))
-        _wait_for(lambda: len(h.tokens) >= 30 or h.done.is_set())  # the first chunk needed 8 tokens
-        assert launched == [1] and h._queue.empty() and not h.done.is_set()
-        assert len(h.tokens) >= 30
+        _wait_for(lambda: len(h.tokens) >= 20)  # the first chunk needed 8 tokens
+        time.sleep(0.2)
+        assert len(h.tokens) == 20 and launched == [1] and h._queue.empty() and not h.done.is_set()
+        assert rt._scheduler.live["m"][0].decoding
         opened.set()
         pcm = np.concatenate(list(h))
         assert h.tokens == ref.tokens and np.array_equal(pcm, ref_pcm)
