@@ -91,38 +91,44 @@ def decode_chunks(items: list[tuple[object, bool]]) -> list[np.ndarray]:
 
 def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[torch.Tensor, int]]:
     """Content encoder + prior over each stream's known tokens (one padded batch) -> per stream the
-    vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop."""
+    vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows' codes,
+    phones and prior noise are put together on the host with numpy (no torch call per row: each one hands
+    the GIL over) and go up in one copy each, without waiting for the GPU."""
     sovits = decoders[0].sovits
     p = next(sovits.parameters())
+    dev = p.device
     known = [k for _, _, k in plans]
-    codes = torch.zeros(len(decoders), 1, max(known), dtype=torch.long)
-    n_ph = [d.phones.shape[-1] for d in decoders]
-    phones = torch.zeros(len(decoders), max(n_ph), dtype=torch.long, device=p.device)
+    n_ph = [int(d.phones.shape[-1]) for d in decoders]
+    codes = np.zeros((len(decoders), 1, max(known)), np.int64)
+    phones = np.zeros((len(decoders), max(n_ph)), np.int64)
     for r, (d, k) in enumerate(zip(decoders, known)):
-        codes[r, 0, :k] = torch.tensor(d.tokens[:k], dtype=torch.long)
-        phones[r, : n_ph[r]] = d.phones[0]  # stays on the device: no copy back to the host per stream
-    lens = torch.tensor(known)
+        codes[r, 0, :k] = d.tokens[:k]
+        phones[r, : n_ph[r]] = d.phone_ids
+    codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
+    phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)
     batched = len(decoders) > 1
     ge = torch.cat([d.ge for d in decoders])
     graphs = decoders[0].content
-    codes = codes.to(p.device, non_blocking=True)  # (pageable memory is staged at once, no stream sync)
-    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes, phones, ge, known, n_ph)
+    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes_t, phones_t, ge, known, n_ph)
     if got is not None:  # padded to a graph's shape, replayed
         m, logs = got
     else:
-        hidden, mask = sovits.content(codes, phones, ge,
-                                      lens.to(p.device, non_blocking=True) if batched else None,
-                                      torch.tensor(n_ph).to(p.device, non_blocking=True) if batched else None)
+        lens = torch.tensor([known, n_ph]).to(dev, non_blocking=True) if batched else None
+        hidden, mask = sovits.content(codes_t, phones_t, ge, lens[0] if batched else None,
+                                      lens[1] if batched else None)
         m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
     hop = sovits.dims.hop
     frames = [2 * k if batched or got is not None else m.shape[-1] for k in known]
     # each stream's own prior noise (drawn once per frame) in one padded batch; z_p = m + noise * exp(logs) * scale
     # for every row at once (the same arithmetic per element as one row alone)
-    noise = torch.zeros(len(decoders), m.shape[1], max(frames), device=m.device, dtype=m.dtype)
+    channels, width = m.shape[1], max(frames)
+    noise = torch.zeros((len(decoders), channels, width), pin_memory=m.is_cuda)  # large: pinned, copied up async
+    noise_np = noise.numpy()
     for r, (d, f) in enumerate(zip(decoders, frames)):
-        noise[r, :, :f] = d.noise_for(f, m)[0]
+        noise_np[r, :, :f] = d.noise_for(f, channels)
+    noise = noise.to(m.device, m.dtype, non_blocking=True)
     scale = torch.tensor([d.noise_scale for d in decoders], dtype=m.dtype).to(m.device, non_blocking=True)
-    z_all = m[..., : noise.shape[-1]] + noise * torch.exp(logs[..., : noise.shape[-1]]) * scale[:, None, None]
+    z_all = m[..., :width] + noise * torch.exp(logs[..., :width]) * scale[:, None, None]
     out = []
     for r, (d, (start, end, _), f) in enumerate(zip(decoders, plans, frames)):
         lo, a, b = d.window(start, end, f)

@@ -57,19 +57,20 @@ class StreamDecoder:
     """Turns a growing token sequence into audio chunks for one stream."""
 
     sovits: torch.nn.Module
-    phones: torch.Tensor  # [1, Np] target phones
+    phones: torch.Tensor  # [1, Np] target phones (on the host: a chunk pass uploads all its rows' at once)
     ge: torch.Tensor  # [1, gin, 1]
     noise_scale: float
     speed: float
-    generator: torch.Generator
+    generator: np.random.Generator | torch.Generator  # the prior noise's
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
     tokens: list[int] = field(default_factory=list)
     vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA (same math, fewer launches)
     content: object | None = None  # graph_content.GraphedContent on CUDA: content encoder + prior from graphs
     emitted: int = 0  # tokens already turned into audio
     chunks: int = 0
-    _noise: torch.Tensor | None = None
+    _noise: np.ndarray | None = None
     _tail: np.ndarray | None = None
+    _phone_ids: np.ndarray | None = None
 
     def ready(self, finished: bool) -> bool:
         pending = len(self.tokens) - self.emitted
@@ -110,15 +111,24 @@ class StreamDecoder:
 
         return decode_chunks([(self, finished)])[0]
 
-    def noise_for(self, frames: int, like: torch.Tensor) -> torch.Tensor:
-        """Prior noise for frames 0..frames-1 (drawn once per frame on the CPU generator, so re-decodes
-        agree; kept on `like`'s device, only new frames are copied): [1, C, frames]."""
+    def noise_for(self, frames: int, channels: int) -> np.ndarray:
+        """Prior noise for frames 0..frames-1, [channels, frames] float32 on the host: drawn once per frame
+        from the stream's generator, so re-decodes agree (numpy: no torch call, no GIL hand-over)."""
         have = 0 if self._noise is None else self._noise.shape[-1]
         if frames > have:
-            extra = torch.randn((1, like.shape[1], frames - have), generator=self.generator, dtype=torch.float32)
-            extra = extra.to(device=like.device, dtype=like.dtype, non_blocking=True)  # staged at once, no sync
-            self._noise = extra if self._noise is None else torch.cat([self._noise, extra], dim=-1)
-        return self._noise[..., :frames]
+            if isinstance(self.generator, torch.Generator):
+                extra = torch.randn((channels, frames - have), generator=self.generator).numpy()
+            else:
+                extra = self.generator.standard_normal((channels, frames - have), dtype=np.float32)
+            self._noise = extra if self._noise is None else np.concatenate([self._noise, extra], axis=-1)
+        return self._noise[:, :frames]
+
+    @property
+    def phone_ids(self) -> np.ndarray:
+        """The target phones as a host array (read once; the runtime keeps them on the host anyway)."""
+        if self._phone_ids is None:
+            self._phone_ids = self.phones.reshape(-1).long().cpu().numpy()
+        return self._phone_ids
 
     def _join(self, audio: np.ndarray, finished: bool) -> np.ndarray:
         """Cross-fade the held-back tail with the start of `audio` (both cover the same span)."""

@@ -12,6 +12,7 @@ seen-token mask, the parameters, the seed and the step counter.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -109,14 +110,16 @@ class SamplerState:
         """A stream admitted into `slot`: its prefill logits [V], prompt tokens [Ty] and parameters."""
         self.start_rows([slot], logits.reshape(1, -1), [prompt], [request])
 
-    def start_rows(self, slots: list[int], logits: torch.Tensor, prompts: list[torch.Tensor], requests: list) -> None:
-        """Streams admitted into `slots` (prefill logits [B, V], prompt tokens and a request per row): their
+    def start_rows(self, slots: list[int], logits: torch.Tensor, prompts: list, requests: list) -> None:
+        """Streams admitted into `slots` (prefill logits [B, V], prompt tokens (a tensor or an array) and a
+        request per row): their
         rows written in a few launches; the host-built parts are copied up without waiting for the GPU."""
         dev = self.logits.device
         idx = torch.tensor(slots).to(dev, non_blocking=True)
-        seen = torch.zeros(len(slots), self.seen.shape[1], dtype=torch.bool)
+        seen = np.zeros((len(slots), self.seen.shape[1]), dtype=np.bool_)  # numpy: no GIL hand-over per row
         for r, prompt in enumerate(prompts):
-            seen[r, prompt.reshape(-1).long().cpu()] = True
+            seen[r, np.asarray(prompt.cpu() if isinstance(prompt, torch.Tensor) else prompt).reshape(-1)] = True
+        seen = torch.from_numpy(seen)
         ints = torch.tensor([[int(q.top_k), int(q.seed) & 0x7FFFFFFFFFFFFFFF] for q in requests]).to(dev, non_blocking=True)
         floats = torch.tensor([[float(q.top_p), float(q.temperature), float(q.repetition_penalty)] for q in requests],
                               dtype=self.top_p.dtype).to(dev, non_blocking=True)

@@ -8,6 +8,7 @@ last position's logits come back. `graph_prefill` replays the same padded pass f
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from gsvd.engine.runtime.kv_cache import KVCache
@@ -23,13 +24,14 @@ def embed_rows(gpt, rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     tx = [int(ph.numel()) for ph, _, _ in rows]
     ty = [int(pr.numel()) for _, _, pr in rows]
     b, nx, ny = len(rows), max(tx), max(ty)
-    phones = torch.zeros(b, nx, dtype=torch.long)
+    phones, prompts = np.zeros((b, nx), np.int64), np.zeros((b, ny), np.int64)
     bert = torch.zeros(b, rows[0][1].shape[0], nx, pin_memory=torch.device(device).type == "cuda")
-    prompts = torch.zeros(b, ny, dtype=torch.long)
-    for r, (ph, be, pr) in enumerate(rows):
-        phones[r, : tx[r]] = ph.reshape(-1)
-        bert[r, :, : tx[r]] = be
-        prompts[r, : ty[r]] = pr.reshape(-1)
+    bert_np = bert.numpy()
+    for r, (ph, be, pr) in enumerate(rows):  # numpy: no torch call (no GIL hand-over) per row
+        phones[r, : tx[r]] = np.asarray(ph).reshape(-1)
+        bert_np[r, :, : tx[r]] = np.asarray(be)
+        prompts[r, : ty[r]] = np.asarray(pr).reshape(-1)
+    phones, prompts = torch.from_numpy(phones), torch.from_numpy(prompts)
     dtype = next(gpt.parameters()).dtype
     up = lambda t: t.to(device, non_blocking=True)  # noqa: E731  (pageable memory is staged at once, no sync)
     text = gpt.embed_text(up(phones), up(bert).to(dtype))

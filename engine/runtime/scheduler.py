@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted, VoiceNotFound
@@ -189,35 +190,29 @@ class Scheduler:
             cache.free(slot)
             handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
             return []
-        # every row's sampler state, target phones and timbre go up in a few copies, none waiting for the GPU
+        # every row's sampler state and timbre go up in a few copies, none waiting for the GPU; the target
+        # phones stay on the host (each chunk pass uploads its rows' together)
         slots = [slot for _, _, slot in items]
-        prompts = [r.prompt_tokens.reshape(-1).long() for r, _, _ in items]
+        prompts = [np.asarray(r.prompt_tokens).reshape(-1) for r, _, _ in items]
         entry.sampler.start_rows(slots, logits, prompts, [r for r, _, _ in items])
         sdt = next(entry.sovits.parameters())
-        n_ph = [r.target_phone_ids.numel() for r, _, _ in items]
-        phones = torch.zeros(len(items), max(n_ph), dtype=torch.long)
-        for k, (r, _, _) in enumerate(items):
-            phones[k, : n_ph[k]] = r.target_phone_ids.reshape(-1)
-        phones = phones.to(sdt.device, non_blocking=True)
         ges = torch.stack([r.ge.reshape(-1, 1) for r, _, _ in items]).to(sdt.device, sdt.dtype, non_blocking=True)
         streams = []
         for k, ((req, handle, slot), n) in enumerate(zip(items, lens)):
             cache.lengths[slot] = n
-            noise_gen = torch.Generator()
-            noise_gen.manual_seed((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF)
             decoder = StreamDecoder(
                 sovits=entry.sovits,
-                phones=phones[k : k + 1, : n_ph[k]],
+                phones=req.target_phone_ids.reshape(1, -1),
                 ge=ges[k : k + 1],
                 noise_scale=req.noise_scale,
                 speed=req.speed,
-                generator=noise_gen,
+                generator=np.random.default_rng((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF),
                 policy=self.policy,
                 vocoder=entry.vocoder,
                 content=entry.content,
             )
             req.max_new_tokens = max(1, min(req.max_new_tokens, cache.max_len - n - 1))
-            streams.append(LiveStream(req, handle, slot, prompts[k].numel(), decoder))
+            streams.append(LiveStream(req, handle, slot, len(prompts[k]), decoder))
         return streams
 
     # ------------------------------------------------------------- execution
@@ -409,8 +404,6 @@ def _attention_backends(device: torch.device):
 
 
 def _silence_token(s: LiveStream):
-    import numpy as np
-
     return np.zeros(1280, dtype=np.float32)
 
 
