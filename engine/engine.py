@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 32000
 MAX_TEXT_CHARS = 20000
-PREP_THREADS = 2  # callers preparing requests at once (see Engine.__init__)
 
 
 @dataclass(frozen=True)
@@ -121,10 +120,6 @@ class Engine:
         self._frontend.phonemize("你好 hello", "auto")  # load dictionaries now, not in the first request
         workers = default_workers(str(self.device)) if frontend_workers is None else frontend_workers
         self._analysis = AnalysisPool(workers)  # concurrent requests' G2P in worker processes
-        # Callers' threads prepare their requests (split, tensors, submit) at most PREP_THREADS at a time: every
-        # torch call hands the GIL over, and with dozens of callers runnable at once the scheduler thread
-        # waits behind all of them for each of its own calls (measured in benchmarks/README.md).
-        self._prep = threading.BoundedSemaphore(PREP_THREADS)
 
     # ------------------------------------------------------------------ voices
 
@@ -241,9 +236,8 @@ class Engine:
         """
         opts = (options or SynthesisOptions()).validate()
         _check_text(text)
-        with self._prep:
-            state = self.voice_state(voice)
-            pieces = self._frontend_for(state.symbols_version).split(text, opts.split_method)
+        state = self.voice_state(voice)
+        pieces = self._frontend_for(state.symbols_version).split(text, opts.split_method)
         if not pieces:
             raise InvalidInput("text has nothing to speak (empty after normalization)", "text")
         return self._stream_pieces(iter(pieces), state, opts, cancel, deadline)
@@ -346,12 +340,11 @@ class Engine:
         for index, piece in enumerate(pieces):  # know whether it ends the request; audio is never held back
             _check_cancel(cancel, deadline)
             analysis = self._analysis.analyze(piece, lang, fe.version, fe.lexicon_for(state.lexicon))
-            with self._prep:
-                ids, bert, _norm = fe.features_of(analysis)
-                if ids.numel() == 0:
-                    continue
-                request = self._request(state, ids, bert, opts, seed + index, deadline, cancel)
-                handle = self._runtime.submit(request)
+            ids, bert, _norm = fe.features_of(analysis)
+            if ids.numel() == 0:
+                continue
+            request = self._request(state, ids, bert, opts, seed + index, deadline, cancel)
+            handle = self._runtime.submit(request)
             first, seg_start = True, offset
             try:
                 for pcm in _watch(handle, cancel, deadline):

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MIN_STEPS = 11
 MAX_PREFILL_BATCH = 32  # admitted requests prefilled in one padded pass
 MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
-MAX_PENDING_PASSES = 2  # chunk-decode passes in flight at once (the next is queued while one runs)
+CHUNK_PASSES = 2  # chunk-decode passes in flight at once (the next is queued while one runs); GSVD_CHUNK_PASSES
 
 
 @dataclass
@@ -63,6 +63,9 @@ class Scheduler:
         self.cond = threading.Condition()
         self.closed = False
         self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
+        # passes in flight at most; 0: each pass is waited for as soon as it is launched (the chunk decode then
+        # holds the scheduler thread, and the GPT waits for it)
+        self.chunk_passes = max(0, int(os.environ.get("GSVD_CHUNK_PASSES", CHUNK_PASSES)))
         # CUDA streams: the GPT (admission, decode steps) and the chunk decodes. When both have work the GPU
         # favours the chunk decodes (first audio waits on them), or the GPT with GSVD_FAVOUR=gpt.
         self._gpt_stream = self._decode_stream = None
@@ -297,7 +300,7 @@ class Scheduler:
 
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
         """Launch the ready chunks, batched: first chunks first (they set the time to first audio), then the
-        streams whose audio runs out soonest, at most MAX_CHUNK_BATCH per pass and MAX_PENDING_PASSES
+        streams whose audio runs out soonest, at most MAX_CHUNK_BATCH per pass and `chunk_passes`
         passes in flight, so decode steps keep coming; the rest wait for a later tick. A stream with a
         pass in flight waits for it. Retire finished streams."""
         ready = []
@@ -312,10 +315,10 @@ class Scheduler:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
                 self._retire(entry, s, None)
-        if ready and len(self.pending) < MAX_PENDING_PASSES:
+        if ready and len(self.pending) < max(1, self.chunk_passes):
             ready.sort(key=LiveStream.audio_deadline)
             self._launch(ready[:MAX_CHUNK_BATCH])
-            self._collect()  # off CUDA the pass is already done
+            self._collect(wait=self.chunk_passes == 0)  # off CUDA the pass is already done
 
     def _launch(self, streams: list[LiveStream]) -> None:
         """Queue one chunk-decode pass for these streams on the decode stream (after the admissions that

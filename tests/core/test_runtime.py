@@ -45,10 +45,14 @@ def _runtime(models, **kw):
     return rt
 
 
-def test_concurrent_streams_equal_eager_reference(models):
-    """Three streams at once: each gets the eager reference's tokens and all their audio; slots come back."""
+@pytest.mark.parametrize("passes", ["2", "0"])
+def test_concurrent_streams_equal_eager_reference(models, passes, monkeypatch):
+    """Three streams at once, chunk passes in flight (default) or each waited for at once: each stream gets
+    the eager reference's tokens and all their audio; slots come back."""
+    monkeypatch.setenv("GSVD_CHUNK_PASSES", passes)
     gpt, sovits = models
     rt = _runtime(models, max_streams=4)
+    assert rt._scheduler.chunk_passes == int(passes)
     try:
         reqs = [_request(sovits, seed=s) for s in range(3)]
         handles = [rt.submit(r) for r in reqs]

@@ -155,36 +155,3 @@ def test_frontend_workers_give_the_same_audio_and_timings(voice_dir, engine):
     for w, g in zip(want, got, strict=True):  # same tokens; chunks batched with other streams round differently
         np.testing.assert_allclose(np.concatenate([c.pcm for c in w]), np.concatenate([c.pcm for c in g]), atol=1e-6)
         assert [c.timings for c in w] == [c.timings for c in g] and any(c.timings for c in g)
-
-
-def test_callers_prepare_requests_a_few_at_a_time(engine, monkeypatch):
-    """Eight callers at once: at most PREP_THREADS of them are inside request preparation (features,
-    tensors, submit) at the same time, and every one gets its audio."""
-    from gsvd.engine.engine import PREP_THREADS
-
-    fe = engine._frontend_for("v2")
-    real = fe.features_of
-    inside, peak, lock = [0], [0], threading.Lock()
-
-    def features_of(analysis):
-        with lock:
-            inside[0] += 1
-            peak[0] = max(peak[0], inside[0])
-        time.sleep(0.02)  # long enough that unbounded callers would overlap
-        with lock:
-            inside[0] -= 1
-        return real(analysis)
-
-    monkeypatch.setattr(fe, "features_of", features_of)
-    got = [None] * 8
-
-    def one(i):
-        got[i] = list(engine.stream(f"Hello number {i}.", "alice", FAST.with_overrides(max_new_tokens=12)))
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert peak[0] == PREP_THREADS >= 1
-    assert all(g and g[-1].is_final and sum(len(c.pcm) for c in g) > 0 for g in got)
