@@ -4,9 +4,11 @@ Each tick: `schedule()` drops cancelled or expired streams and admits waiting re
 slots (one padded prefill pass); `execute()` samples every stream's next token with its own
 parameters and seed and runs one batched decode step per resident model (on CUDA one graph replay,
 pipelined one step ahead of the read-back); `update()` stops streams on EOS, launches the audio
-chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own; the
-GPT keeps stepping while a pass runs, and each tick hands on the audio of passes that have finished)
-and retires finished streams. Streams join and leave between steps.
+chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own, with no
+host sync before the audio's read-back; by default the pass is then waited for, with GSVD_CHUNK_PASSES=N
+up to N stay in flight while the GPT steps and later ticks hand on their audio) and retires finished
+streams. Each stream's tokens are made at most two chunks ahead of its decoded audio. Streams join and
+leave between steps.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ log = logging.getLogger(__name__)
 MIN_STEPS = 11
 MAX_PREFILL_BATCH = 32  # admitted requests prefilled in one padded pass
 MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
-CHUNK_PASSES = 2  # chunk-decode passes in flight at once (the next is queued while one runs); GSVD_CHUNK_PASSES
+# Chunk-decode passes in flight (GSVD_CHUNK_PASSES). 0, the default: each pass is waited for as soon as it is
+# launched, so the GPU never runs a pass and GPT steps at once. On the H200 (benchmarks/README.md) two in flight
+# let GPT kernels interleave with every pass and stretch both: 256 streams all underran, against none with 0.
+CHUNK_PASSES = 0
 
 
 @dataclass
@@ -63,8 +68,6 @@ class Scheduler:
         self.cond = threading.Condition()
         self.closed = False
         self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
-        # passes in flight at most; 0: each pass is waited for as soon as it is launched (the chunk decode then
-        # holds the scheduler thread, and the GPT waits for it)
         self.chunk_passes = max(0, int(os.environ.get("GSVD_CHUNK_PASSES", CHUNK_PASSES)))
         # CUDA streams: the GPT (admission, decode steps) and the chunk decodes. When both have work the GPU
         # favours the chunk decodes (first audio waits on them), or the GPT with GSVD_FAVOUR=gpt.

@@ -45,9 +45,9 @@ def _runtime(models, **kw):
     return rt
 
 
-@pytest.mark.parametrize("passes", ["2", "0"])
+@pytest.mark.parametrize("passes", ["0", "2"])
 def test_concurrent_streams_equal_eager_reference(models, passes, monkeypatch):
-    """Three streams at once, chunk passes in flight (default) or each waited for at once: each stream gets
+    """Three streams at once, each chunk pass waited for at once (default) or two in flight: each stream gets
     the eager reference's tokens and all their audio; slots come back."""
     monkeypatch.setenv("GSVD_CHUNK_PASSES", passes)
     gpt, sovits = models
@@ -177,8 +177,9 @@ class _Gate:
 
 
 def _gated_passes(monkeypatch, opened: threading.Event) -> list[int]:
-    """Every chunk-decode pass the scheduler launches stays in flight until `opened` is set; returns the
-    list that records each pass's stream count."""
+    """Passes in flight (GSVD_CHUNK_PASSES=2; set before the runtime starts): every chunk-decode pass the
+    scheduler launches stays in flight until `opened` is set; returns the list that records each pass's
+    stream count."""
     from gsvd.engine.runtime import chunk_decode
 
     real, launched = chunk_decode.launch_chunks, []
@@ -201,9 +202,10 @@ def _wait_for(cond, timeout=10.0):
 
 
 def test_a_chunk_pass_in_flight_does_not_hold_the_gpt_back(models, monkeypatch):
-    """While a stream's first chunk is still in flight, the GPT keeps making its tokens up to two chunks
+    """Passes in flight: while a stream's first chunk is still in flight, the GPT keeps making its tokens up to two chunks
     ahead (6 + 12 + 2 lookahead = 20) and then waits, no audio is handed on and the stream is not planned
     again; once the pass lands, the stream goes on and gets exactly the audio of an ungated run."""
+    monkeypatch.setenv("GSVD_CHUNK_PASSES", "2")
     rt = _runtime(models, max_streams=2)
     opened = threading.Event()
     try:
@@ -228,6 +230,7 @@ def test_a_chunk_pass_in_flight_does_not_hold_the_gpt_back(models, monkeypatch):
 def test_cancel_with_a_chunk_pass_in_flight(models, monkeypatch):
     """A stream cancelled while its chunk is in flight ends at once with Cancelled and gives its slot back;
     the pass's audio, when it lands, goes nowhere; the runtime serves the next request normally."""
+    monkeypatch.setenv("GSVD_CHUNK_PASSES", "2")
     rt = _runtime(models, max_streams=1)
     opened = threading.Event()
     try:
