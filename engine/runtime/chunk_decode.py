@@ -1,6 +1,6 @@
 """Chunk decode for many streams at once: one content-encoder pass and one vocoder pass per group.
 
-The scheduler (or a decode worker) hands over every stream whose next chunk is ready. Streams of one SoVITS
+The scheduler hands over every stream whose next chunk is ready. Streams of one SoVITS
 model at speed 1 share a padded batch through the content encoder and prior (codes and phones padded,
 masks mark the real frames, so each row equals its unbatched decode up to float rounding; where a
 CUDA graph of the padded shape exists, `graph_content`, it is replayed instead); each
@@ -9,9 +9,9 @@ reverse flow + HiFi-GAN together (a CUDA graph per window length and batch bucke
 has one). Other speeds run one stream at a time (re-timing interpolates over the padded length).
 
 `launch_chunks` queues all of that without waiting for the GPU (host inputs are copied up without a
-stream sync, the audio comes back into pinned memory behind an event), so the scheduler can go on
-stepping the GPT while a pass runs; `PendingChunks.finish` commits the chunks once the audio is there.
-`decode_chunks` is both in one call.
+stream sync, the audio comes back into pinned memory behind an event); `PendingChunks.finish` commits
+the chunks once the audio is there, right away (the scheduler's default) or on a later tick while the
+GPT steps (`GSVD_CHUNK_PASSES`). `decode_chunks` is both in one call.
 """
 
 from __future__ import annotations
