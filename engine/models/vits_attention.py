@@ -59,9 +59,8 @@ class RelativeAttention(nn.Module):
         k = k.view(b, h, dk, tk).transpose(2, 3)
         v = v.view(b, h, dk, tk).transpose(2, 3)
         scores = q @ k.transpose(-2, -1)
-        if self.window_size is not None and rel is None:
-            rel = relative_positions(tq, self.window_size, q.device)
         if self.window_size is not None:
+            rel = rel if rel is not None else relative_positions(tq, self.window_size, q.device)
             scores = scores + self._relative_logits(q, rel)
         if mask is not None:
             scores = scores.masked_fill(mask == 0, -1e4)

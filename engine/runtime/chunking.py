@@ -61,7 +61,7 @@ class StreamDecoder:
     ge: torch.Tensor  # [1, gin, 1]
     noise_scale: float
     speed: float
-    generator: np.random.Generator | torch.Generator  # the prior noise's
+    generator: np.random.Generator | torch.Generator  # draws the prior noise
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
     tokens: list[int] = field(default_factory=list)
     vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA (same math, fewer launches)

@@ -112,8 +112,8 @@ class SamplerState:
 
     def start_rows(self, slots: list[int], logits: torch.Tensor, prompts: list, requests: list) -> None:
         """Streams admitted into `slots` (prefill logits [B, V], prompt tokens (a tensor or an array) and a
-        request per row): their
-        rows written in a few launches; the host-built parts are copied up without waiting for the GPU."""
+        request per row): their rows written in a few launches; the host-built parts are copied up without
+        waiting for the GPU."""
         dev = self.logits.device
         idx = torch.tensor(slots).to(dev, non_blocking=True)
         seen = np.zeros((len(slots), self.seen.shape[1]), dtype=np.bool_)  # numpy: no GIL hand-over per row

@@ -53,8 +53,9 @@ class Runtime:
         self.device, self.dtype, reason = resolve_device(device, dtype)
         log.info("runtime on %s (%s)", self.device, reason)
         if self.device.type == "cuda":
-            # Several Python threads share the GIL (the scheduler, the callers reading their streams); a short switch interval hands it back to the scheduler quickly after it
-            # waited on the GPU (the runs in benchmarks/README.md were measured with this setting).
+            # Several Python threads share the GIL (the scheduler, the callers reading their streams); a short
+            # switch interval hands it back to the scheduler quickly after it waited on the GPU (the runs in
+            # benchmarks/README.md were measured with this setting).
             sys.setswitchinterval(float(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0002")))
         self.max_streams, self.max_len = max_streams, max_len
         self._backends: dict[str, str] = {}  # model id -> "tensorrt" where an engine runs the decode step
