@@ -104,15 +104,15 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
     for r, (d, k) in enumerate(zip(decoders, known)):
         codes[r, 0, :k] = d.tokens[:k]
         phones[r, : n_ph[r]] = d.phone_ids
-    codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
-    phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)
     batched = len(decoders) > 1
     ge = torch.cat([d.ge for d in decoders])
     graphs = decoders[0].content
-    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes_t, phones_t, ge, known, n_ph)
+    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes, phones, ge, known, n_ph)
     if got is not None:  # padded to a graph's shape, replayed
         m, logs = got
     else:
+        codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
+        phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)
         lens = torch.tensor([known, n_ph]).to(dev, non_blocking=True) if batched else None
         hidden, mask = sovits.content(codes_t, phones_t, ge, lens[0] if batched else None,
                                       lens[1] if batched else None)

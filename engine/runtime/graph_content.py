@@ -11,11 +11,12 @@ padded pass runs eagerly.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from gsvd.engine.runtime.cuda_graphs import GraphSet, in_groups
 
-BATCH_BUCKETS = (1, 2, 4, 8, 16)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to scheduler.MAX_CHUNK_BATCH rows in one replay
 
 
 class GraphedContent:
@@ -26,18 +27,20 @@ class GraphedContent:
         self.batch_buckets = batch_buckets
         self.graphs = GraphSet(self._run, self._statics)
 
-    def _run(self, codes, phones, ge, code_lens, text_lens):
+    def _run(self, codes, phones, code_lens, text_lens, ge, packed):
         hidden, mask = self.sovits.content(codes, phones, ge, code_lens, text_lens)
         m, logs, _ = self.sovits.prior(hidden, mask, 1.0)
-        return m, logs
+        return torch.cat([m, logs], dim=1)
 
     def _statics(self, key: tuple[int, int, int]):
+        """The integer inputs are views of one tensor (codes | phones | code length | text length per row),
+        filled by one copy; ge comes in the model's device and dtype."""
         b, c, n = key
-        p = next(self.sovits.parameters())  # ge comes in the model's device and dtype
-        dev = p.device
-        return (torch.zeros(b, 1, c, dtype=torch.long, device=dev), torch.zeros(b, n, dtype=torch.long, device=dev),
-                torch.zeros(b, self.sovits.dims.gin_channels, 1, dtype=p.dtype, device=dev),
-                torch.ones(b, dtype=torch.long, device=dev), torch.ones(b, dtype=torch.long, device=dev))
+        p = next(self.sovits.parameters())
+        packed = torch.zeros(b, c + n + 2, dtype=torch.long, device=p.device)
+        packed[:, -2:] = 1
+        ge = torch.zeros(b, self.sovits.dims.gin_channels, 1, dtype=p.dtype, device=p.device)
+        return packed[:, None, :c], packed[:, c : c + n], packed[:, -2], packed[:, -1], ge, packed
 
     def prepare(self) -> None:
         """Capture every (batch, codes, phones) graph now (at model load)."""
@@ -46,11 +49,12 @@ class GraphedContent:
         self.graphs.prepare([(b, c, n) for b in self.batch_buckets for c in self.code_widths
                              for n in range(self.phone_step, self.max_phones + 1, self.phone_step)])
 
-    def __call__(self, codes: torch.Tensor, phones: torch.Tensor, ge: torch.Tensor, code_lens: list[int],
-                 text_lens: list[int]):
-        """codes [B, 1, K], phones [B, N] (padded; real lengths `code_lens`, `text_lens`), ge [B, gin, 1] ->
-        (m, logs) [B, C, 2 * max(code_lens)] at speed 1, or None when no graph fits (more codes or phones
-        than the largest graph, capture failed): the caller runs eagerly."""
+    def __call__(self, codes, phones, ge: torch.Tensor, code_lens: list[int], text_lens: list[int]):
+        """codes [B, 1, K], phones [B, N] (host arrays or CPU tensors, padded; real lengths `code_lens`,
+        `text_lens`), ge [B, gin, 1] -> (m, logs) [B, C, 2 * max(code_lens)] at speed 1, or None when no graph
+        fits (more codes or phones than the largest graph, capture failed): the caller runs eagerly. The
+        inputs go up in one copy whatever the rows (every torch call hands the GIL over)."""
+        codes, phones = np.asarray(codes), np.asarray(phones)
         k, n_max = max(code_lens), max(text_lens)
         c = next((c for c in self.code_widths if c >= k), None)
         if c is None or n_max > self.max_phones:
@@ -58,24 +62,28 @@ class GraphedContent:
         top = self.batch_buckets[-1]
         if codes.shape[0] > top:
             parts = in_groups(codes.shape[0], top, lambda lo, hi: self(
-                codes[lo:hi, :, :k], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi]))
+                codes[lo:hi], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi]))
             if parts is None:
                 return None
-            return (torch.cat([m[..., : 2 * k] for m, _ in parts]), torch.cat([lg[..., : 2 * k] for _, lg in parts]))
+            return torch.cat([m for m, _ in parts]), torch.cat([lg for _, lg in parts])
         rows = codes.shape[0]
-        key = (next(b for b in self.batch_buckets if b >= rows), c, -(-n_max // self.phone_step) * self.phone_step)
+        b = next(b for b in self.batch_buckets if b >= rows)
+        n = -(-n_max // self.phone_step) * self.phone_step
+        host = np.zeros((b, c + n + 2), np.int64)
+        host[:, -2:] = 1
+        host[:rows, :k] = codes[:, 0, :k]  # a group's inputs may be padded wider than it needs
+        host[:rows, c : c + n_max] = phones[:, :n_max]
+        host[:rows, -2], host[:rows, -1] = code_lens, text_lens
 
-        def fill(s_codes, s_phones, s_ge, s_clen, s_tlen):
-            s_codes.zero_()
-            s_codes[:rows, :, :k].copy_(codes[..., :k])  # a group's inputs may be padded wider than it needs
-            s_phones.zero_()
-            s_phones[:rows, :n_max].copy_(phones[:, :n_max])
-            s_ge.zero_()
+        def fill(*static):
+            s_ge, s_packed = static[-2:]
+            s_packed.copy_(torch.from_numpy(host), non_blocking=True)  # small: pageable memory is staged at once
             s_ge[:rows].copy_(ge)
-            s_clen.fill_(1)
-            s_clen[:rows].copy_(torch.tensor(code_lens), non_blocking=True)
-            s_tlen.fill_(1)
-            s_tlen[:rows].copy_(torch.tensor(text_lens), non_blocking=True)
+            if rows < b:
+                s_ge[rows:].zero_()
 
-        return self.graphs.run(key, ge.is_cuda, fill,
-                               lambda out: (out[0][:rows, :, : 2 * k].clone(), out[1][:rows, :, : 2 * k].clone()))
+        got = self.graphs.run((b, c, n), ge.is_cuda, fill, lambda out: out[:rows, :, : 2 * k].clone())
+        if got is None:
+            return None
+        half = got.shape[1] // 2
+        return got[:, :half], got[:, half:]

@@ -473,32 +473,36 @@ def test_padded_graph_prefill_equals_the_plain_one(models):
                 assert torch.allclose(padded.v_all[:, row[0], :n], plain.v_all[:, row[0], :n], atol=1e-5)
         untouched = [s for s in range(5) if s not in [row[0] for row in batch]]  # slot 5 is the scratch slot
         assert torch.equal(padded.k_all[:, untouched], cache().k_all[:, untouched])
-    assert graphs([1], torch.zeros(1, 33, dims.hidden_dim), [10], [33]) is None  # wider than the widest graph
+    too_long = (1, torch.zeros(10, dtype=torch.long), torch.zeros(1024, 10), torch.zeros(23, dtype=torch.long))
+    assert graphs([too_long]) is None  # 33 positions: wider than the widest graph
 
 
 def test_batched_prefill_inputs_equal_each_row_alone(models):
-    """`embed_rows` (all rows embedded as one padded batch, prompts gathered after their own text) and
-    `fill_padded` (masks built for all rows at once) give each row exactly its own embeddings and the
-    model's prefix mask; padding rows and positions attend only to themselves."""
-    from gsvd.engine.runtime.prefill import embed_rows, fill_padded
+    """`pack_rows` + `embed_packed` (all rows embedded as one padded batch, prompts gathered after their own
+    text, padded to a wider pass with more rows) and `padded_allow` (masks for all rows at once) give each
+    row exactly its own embeddings and the model's prefix mask; padding rows and positions are zeros and
+    attend only to themselves; padding rows go to the pad slot."""
+    from gsvd.engine.runtime.prefill import embed_packed, pack_rows, padded_allow
 
     gpt, _ = models
     g = torch.Generator().manual_seed(4)
     shapes = [(9, 11), (4, 20), (12, 3)]
-    rows = [(torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
-             torch.randint(0, 1024, (ny,), generator=g)) for nx, ny in shapes]
+    rows = [(slot, torch.randint(0, 732, (nx,), generator=g), torch.randn(1024, nx, generator=g),
+             torch.randint(0, 1024, (ny,), generator=g)) for slot, (nx, ny) in zip((5, 2, 7), shapes)]
     with torch.no_grad():
-        emb, tx, lens = embed_rows(gpt, rows, torch.device("cpu"))
-        assert tx == [9, 4, 12] and lens == [20, 24, 15] and emb.shape[:2] == (3, 24)
-        xy = torch.full((4, 32, emb.shape[-1]), 7.0)
-        allow = torch.zeros(4, 1, 32, 32, dtype=torch.bool)
-        fill_padded(xy, allow, emb, tx, lens)
-        for r, (ph, bert, prompt) in enumerate(rows):
+        packed = pack_rows(rows, 32, 4, pad_slot=9, pin=False)
+        assert packed.text_lens == [9, 4, 12] and packed.lens == [20, 24, 15]
+        assert packed.meta.tolist() == [[5, 2, 7, 9], [19, 23, 14, 0], [9, 4, 12, 0], [20, 24, 15, 0]]
+        xy = torch.full((4, 32, gpt.dims.hidden_dim), 7.0)
+        assert embed_packed(gpt, packed, torch.device("cpu"), out=xy) is xy
+        allow = padded_allow(torch.tensor(packed.meta[2]), torch.tensor(packed.meta[3]), 32)
+        assert allow.shape == (4, 1, 32, 32)
+        for r, (_, ph, bert, prompt) in enumerate(rows):
             alone = torch.cat([gpt.embed_text(ph[None], bert[None]), gpt.embed_audio(prompt[None], 0)], dim=1)[0]
-            n = lens[r]
+            n = packed.lens[r]
             assert torch.allclose(xy[r, :n], alone, atol=1e-6) and not xy[r, n:].any()
             want = torch.eye(32, dtype=torch.bool)
-            want[:n, :n] = gpt.prefix_mask(tx[r], n - tx[r])
+            want[:n, :n] = gpt.prefix_mask(packed.text_lens[r], n - packed.text_lens[r])
             assert torch.equal(allow[r, 0], want)
         assert not xy[3].any() and torch.equal(allow[3, 0], torch.eye(32, dtype=torch.bool))
 
