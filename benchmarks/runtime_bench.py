@@ -2,6 +2,8 @@
 with random weights (so every sentence runs to the token cap: 75 tokens = 3 s of audio each).
 
     python3 -P benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1] [--eager-streams 1,8,32]
+        [--bert 1]   # zh sentences with BERT features from a roberta-large-sized random model (transformers)
+        [--spread 2 --tokens 250]   # streams started evenly over 2 s, 10 s of audio each (all overlap)
     .venv/bin/python benchmarks/runtime_bench.py --device cpu --streams 1 --min-samples 1   # smoke test
 
 For each concurrency level N it starts N streams at once (alternating 20-character zh and en
@@ -46,9 +48,28 @@ def make_voice(root: Path) -> Path:
     return root / "bench"
 
 
-def run_repeated(engine, n: int, repeat: int) -> dict:
+def make_bert(root: Path) -> Path:
+    """A chinese-roberta-wwm-ext-large sized BERT (24 layers, 1024 wide) with random weights and a vocabulary
+    of the benchmark's characters, so zh sentences pay for real BERT features (needs transformers)."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    folder = root / "roberta"
+    folder.mkdir(parents=True)
+    chars = sorted(set(ZH + "参考" + "，。,.!?"))
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
+                                      encoding="utf-8")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=5 + len(chars), hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                     intermediate_size=4096, max_position_embeddings=512)
+    BertForMaskedLM(cfg).eval().save_pretrained(folder)
+    return folder
+
+
+def run_repeated(engine, n: int, repeat: int, spread: float = 0.0, tokens: int = 75) -> dict:
     """`repeat` rounds of n concurrent streams, one after another; percentiles over every stream."""
-    rounds = [run_level(engine, n, keep=True, offset=k) for k in range(repeat)]  # zh and en alternate
+    rounds = [run_level(engine, n, keep=True, offset=k, spread=spread, tokens=tokens)  # zh and en alternate
+              for k in range(repeat)]
     res = [r for rnd in rounds for r in rnd["results"]]
     ttfa = sorted(r["ttfa"] for r in res)
     return {"streams": n, "rounds": repeat, "ttfa_p50_ms": 1000 * statistics.median(ttfa),
@@ -57,20 +78,25 @@ def run_repeated(engine, n: int, repeat: int) -> dict:
             "wall_s": sum(rnd["wall_s"] for rnd in rounds)}
 
 
-def run_level(engine, n: int, keep: bool = False, offset: int = 0) -> dict:
+def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float = 0.0, tokens: int = 75) -> dict:
+    """n streams of `tokens` tokens each, all started at once, or stream i at i * spread / n seconds."""
     from gsvd.engine import SynthesisOptions
 
     results: list[dict] = []
     lock = threading.Lock()
     start_gate = threading.Event()
+    wall0 = 0.0
 
     def one(i: int) -> None:
         text, lang = (ZH, "zh") if (i + offset) % 2 == 0 else (EN, "en")
         start_gate.wait()
+        if spread:
+            time.sleep(max(0.0, wall0 + i * spread / n - time.perf_counter()))
         t0 = time.perf_counter()
         arrivals, offsets = [], []
         audio = 0
-        for chunk in engine.stream(text, "bench", SynthesisOptions(seed=i + offset, language=lang, max_new_tokens=75, split_method="cut0")):
+        options = SynthesisOptions(seed=i + offset, language=lang, max_new_tokens=tokens, split_method="cut0")
+        for chunk in engine.stream(text, "bench", options):
             if len(chunk.pcm) == 0:  # a sentence's closing chunk (word timings): nothing to play
                 continue
             arrivals.append(time.perf_counter() - t0)
@@ -96,17 +122,18 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0) -> dict:
             "wall_s": time.perf_counter() - wall0}
 
 
-def run_engine(voice: Path, levels: list[int], min_samples: int, device: str) -> tuple[list[dict], dict]:
+def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
+               spread: float = 0.0, tokens: int = 75) -> tuple[list[dict], dict]:
     from gsvd.engine import Engine
 
     rows = []
-    with Engine(device=device, max_streams=max(levels), queue_limit=1024) as engine:
+    with Engine(device=device, max_streams=max(levels), queue_limit=1024, bert_folder=bert) as engine:
         t0 = time.perf_counter()
         engine.load_voice(voice)  # on CUDA every graph is captured here
         load_s = time.perf_counter() - t0
         run_level(engine, 1)  # warm-up: kernels chosen
         for n in levels:  # small levels run several rounds so that p50/p95 mean something
-            rows.append(run_repeated(engine, n, max(1, min_samples // n)))
+            rows.append(run_repeated(engine, n, max(1, min_samples // n), spread, tokens))
             print(rows[-1], flush=True)
         return rows, {**engine.info(), "load_voice_s": load_s}
 
@@ -127,22 +154,30 @@ def main() -> None:
     ap.add_argument("--fused", default="1", help="0: sample eagerly before a graphed step (GSVD_FUSED_SAMPLING=0)")
     ap.add_argument("--eager-streams", default="", help="then these levels eager (GSVD_CUDA_GRAPHS=0), in this run")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--bert", default="0", help="1: zh sentences get BERT features from a random roberta-large")
+    ap.add_argument("--spread", type=float, default=0.0, help="start a level's streams evenly over this many s")
+    ap.add_argument("--tokens", type=int, default=75, help="tokens per stream (75 = 3 s of audio)")
     args = ap.parse_args()
     os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
     os.environ["GSVD_FUSED_SAMPLING"] = args.fused
     import logging
 
     logging.disable(logging.WARNING)
-    voice = make_voice(Path(tempfile.mkdtemp()))
-    rows, info = run_engine(voice, [int(x) for x in args.streams.split(",")], args.min_samples, args.device)
+    root = Path(tempfile.mkdtemp())
+    voice = make_voice(root)
+    bert = make_bert(root) if args.bert == "1" else None
+    rows, info = run_engine(voice, [int(x) for x in args.streams.split(",")], args.min_samples, args.device, bert,
+                            args.spread, args.tokens)
     print_table(f"{info['backend']}:", rows)
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
-    result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs,
+    result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert,
+              "spread_s": args.spread, "tokens": args.tokens,
               "fused": args.fused, "load_voice_s": info["load_voice_s"], "rows": rows}
     print(f"voice loaded (graphs captured) in {info['load_voice_s']:.1f} s")
     if args.eager_streams:
         os.environ["GSVD_CUDA_GRAPHS"] = "0"
-        eager, _ = run_engine(voice, [int(x) for x in args.eager_streams.split(",")], args.min_samples, args.device)
+        eager, _ = run_engine(voice, [int(x) for x in args.eager_streams.split(",")], args.min_samples, args.device,
+                              bert)
         print_table("eager (GSVD_CUDA_GRAPHS=0), same run:", eager)
         by = {r["streams"]: r for r in rows}
         result["eager_rows"] = eager

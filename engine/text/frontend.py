@@ -33,6 +33,7 @@ class TextFrontend:
         self.version = version
         self.lexicon = lexicon
         self._bert_folder = Path(bert_folder) if bert_folder else None
+        self._device = str(device)
         self._bert = None
         self._lock = threading.Lock()
         self._warned = False
@@ -89,6 +90,6 @@ class TextFrontend:
             if self._bert is None:
                 from gsvd.engine.text.bert import BertFeatures
 
-                self._bert = BertFeatures(self._bert_folder, "cpu")
+                self._bert = BertFeatures.shared(self._bert_folder, self._device)
             return self._bert
 

@@ -57,3 +57,79 @@ def test_missing_bert_folder_names_the_command(tmp_path):
 
     with pytest.raises(MissingModel, match="gsvd models fetch chinese-roberta-wwm-ext-large"):
         TextFrontend(bert_folder=tmp_path / "nope").features("你好世界你好", "zh")
+
+
+def test_padded_batch_equals_each_sentence_alone(bert_folder):
+    from gsvd.engine.text.bert import BertFeatures
+
+    bert = BertFeatures(bert_folder)
+    items = [("你好", [2, 2]), ("今天天气很好", [2, 2, 2, 2, 3, 2]), ("我们学习中文", [1, 2, 2, 2, 2, 2])]
+    together = bert.many(items)
+    for (text, w2p), got in zip(items, together):
+        alone = bert.many([(text, w2p)])[0]
+        assert got.shape == (1024, sum(w2p)) == alone.shape
+        assert torch.allclose(got, alone, atol=1e-5), (got - alone).abs().max()
+
+
+def test_concurrent_callers_share_forward_passes(bert_folder):
+    """While one pass runs, callers queue; the next caller to find the model free runs all of them in
+    one pass; each gets exactly its own features; an error reaches every caller of its batch only."""
+    import threading
+
+    from gsvd.engine.text.bert import BertFeatures
+
+    bert = BertFeatures(bert_folder)
+    texts = ["你好", "世界", "今天", "天气", "我们", "学习", "中文", "很好"]
+    alone = {t: bert.many([(t, [2, 2])])[0] for t in texts}
+    passes, release = [], threading.Event()
+    plain_many = bert.many
+
+    def many(items):
+        passes.append([t for t, _ in items])
+        if len(passes) == 1:  # hold the first pass until every other caller has queued
+            release.wait(10)
+        if any(t == "学习" for t, _ in items) and len(passes) == 3:
+            raise ValueError("bad batch")
+        return plain_many(items)
+
+    bert.many = many
+    results, errors = {}, {}
+
+    def call(t):
+        try:
+            results[t] = bert(t, [2, 2])
+        except ValueError as exc:
+            errors[t] = exc
+
+    first = threading.Thread(target=call, args=(texts[0],))
+    first.start()
+    while not passes:
+        threading.Event().wait(0.001)
+    others = [threading.Thread(target=call, args=(t,)) for t in texts[1:]]
+    for t in others:
+        t.start()
+    while len(bert._queue) < len(others):
+        threading.Event().wait(0.001)
+    release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert passes[0] == [texts[0]] and sorted(passes[1]) == sorted(texts[1:])  # 7 callers, one pass
+    assert not errors and set(results) == set(texts)
+    for t in texts:
+        assert torch.allclose(results[t], alone[t], atol=1e-5)
+    # a failing pass: its callers get the error, the model is free again for the next caller
+    passes.clear()
+    passes.extend([["x"], ["y"]])
+    call("学习")
+    assert isinstance(errors.get("学习"), ValueError)
+    call("中文")
+    assert torch.allclose(results["中文"], alone["中文"], atol=1e-5)
+
+
+def test_frontends_share_one_model_per_device(bert_folder):
+    from gsvd.engine.text import TextFrontend
+
+    a, b = TextFrontend(bert_folder=bert_folder, device="cpu"), TextFrontend(version="v1", bert_folder=bert_folder)
+    a.features("你好世界", "zh")
+    b.features("你好世界", "zh")
+    assert a._bert is b._bert
