@@ -23,6 +23,19 @@ from gsvd.engine.runtime.cuda_graphs import capture, in_groups
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to MAX_CHUNK_BATCH rows in one replay
 
 
+def channels_last(generator: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a HiFi-GAN generator whose 1-D convolutions run as 2-D channels-last ones
+    (`conv_layout.ChannelsLastConv1d`): it takes [B, C, 1, T] and g [B, gin, 1, 1] and returns [B, 1, 1, T * hop]."""
+    from gsvd.engine.models.conv_layout import ChannelsLastConv1d
+
+    fast = copy.deepcopy(generator)
+    for name, module in list(fast.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Conv1d | torch.nn.ConvTranspose1d):
+                setattr(module, child_name, ChannelsLastConv1d(child))
+    return fast
+
+
 class GraphedVocoder:
     def __init__(self, sovits, max_lengths: int = 8, half: bool = False) -> None:
         self.sovits = sovits
