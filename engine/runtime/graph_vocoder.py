@@ -29,7 +29,7 @@ def channels_last(generator: torch.nn.Module) -> torch.nn.Module:
     from gsvd.engine.models.conv_layout import ChannelsLastConv1d
 
     fast = copy.deepcopy(generator)
-    for name, module in list(fast.named_modules()):
+    for module in list(fast.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, torch.nn.Conv1d | torch.nn.ConvTranspose1d):
                 setattr(module, child_name, ChannelsLastConv1d(child))
