@@ -538,3 +538,25 @@ def test_pipelined_fused_decoding_equals_eager_reference(models):
         assert rt.stats()["slots_free"] == 2 and entry.inflight is None
     finally:
         rt.close()
+
+
+def test_channels_last_generator_equals_the_plain_one(models):
+    """`graph_vocoder.channels_last`: every 1-D (transposed) convolution of the HiFi-GAN generator as a 2-D one
+    over [B, C, 1, T]; same waveform (fp32, CPU), channels-last activations, the original left as it was."""
+    from gsvd.engine.models.conv_layout import ChannelsLastConv1d
+    from gsvd.engine.runtime.graph_vocoder import channels_last
+
+    _, sovits = models
+    dec = sovits.dec
+    fast = channels_last(dec)
+    assert not any(isinstance(m, torch.nn.Conv1d | torch.nn.ConvTranspose1d) for m in fast.modules())
+    assert sum(isinstance(m, ChannelsLastConv1d) for m in fast.modules()) == sum(
+        isinstance(m, torch.nn.Conv1d | torch.nn.ConvTranspose1d) for m in dec.modules())
+    g = torch.Generator().manual_seed(9)
+    z = torch.randn(3, dec.conv_pre.in_channels, 14, generator=g)
+    ge = torch.randn(3, sovits.dims.gin_channels, 1, generator=g)
+    with torch.no_grad():
+        want = dec(z, g=ge)
+        got = fast(z[:, :, None, :].contiguous(memory_format=torch.channels_last), g=ge[:, :, None, :])
+    assert got.shape == (3, 1, 1, want.shape[-1]) and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got[:, :, 0], want, atol=1e-5), (got[:, :, 0] - want).abs().max()
