@@ -7,7 +7,8 @@ last chunk, speed != 1) run eagerly. The graphs share one memory pool; a lock se
 each output is copied out before the next replay, so sharing is safe.
 
 With `half`, the HiFi-GAN generator runs in fp16 (a half copy of it; the reverse flow stays fp32), as
-upstream runs SoVITS on GPUs: the vocoder is most of a chunk's arithmetic. Every chunk of a stream
+upstream runs SoVITS on GPUs: the vocoder is most of a chunk's arithmetic. With `nhwc` too, its 1-D
+convolutions run as 2-D channels-last ones (no cuDNN layout conversion around each; `channels_last`). Every chunk of a stream
 goes through the same path, graphed or not, so joins see one precision.
 """
 
@@ -37,9 +38,12 @@ def channels_last(generator: torch.nn.Module) -> torch.nn.Module:
 
 
 class GraphedVocoder:
-    def __init__(self, sovits, max_lengths: int = 8, half: bool = False) -> None:
+    def __init__(self, sovits, max_lengths: int = 8, half: bool = False, nhwc: bool = False) -> None:
         self.sovits = sovits
         self.dec_half = copy.deepcopy(sovits.dec).half() if half else None
+        self.nhwc = half and nhwc  # the half generator's convolutions as 2-D channels-last ones (`channels_last`)
+        if self.nhwc:
+            self.dec_half = channels_last(self.dec_half)
         self.max_lengths = max_lengths
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.failed: set[int] = set()
@@ -50,6 +54,8 @@ class GraphedVocoder:
         if self.dec_half is None:
             return self.sovits.vocode(z_p, torch.ones_like(z_p[:, :1]), ge)
         z = self.sovits.flow(z_p, torch.ones_like(z_p[:, :1]), ge, reverse=True)
+        if self.nhwc:
+            return self.dec_half(z.half()[:, :, None, :], g=ge.half()[:, :, None, :])[:, :, 0].float()
         return self.dec_half(z.half(), g=ge.half()).float()
 
     def _capture(self, bucket: int, z_p: torch.Tensor, ge: torch.Tensor):

@@ -96,7 +96,8 @@ class Runtime:
                 from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
                 half = os.environ.get("GSVD_VOCODER_HALF", "1") != "0"  # graphs are on: this is CUDA
-                vocoder, content = GraphedVocoder(sovits, half=half), GraphedContent(sovits)
+                nhwc = os.environ.get("GSVD_VOCODER_NHWC", "0") != "0"
+                vocoder, content = GraphedVocoder(sovits, half=half, nhwc=nhwc), GraphedContent(sovits)
         if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
             with torch.inference_mode():
                 if hasattr(graphed, "prepare"):
