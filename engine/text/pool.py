@@ -20,11 +20,19 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 from gsvd.engine.text.lexicon import Lexicon
 from gsvd.engine.text.phonemize import Analysis, analyze
 
 log = logging.getLogger(__name__)
+
+
+def _inline(args: tuple) -> Analysis | Exception:
+    try:
+        return analyze(*args)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller like a worker's error
+        return exc
 
 
 def default_workers(device: str) -> int:
@@ -42,6 +50,7 @@ def worker_command() -> list[str]:
 
 
 MAX_FAILURES = 3  # workers in a row that die before answering: then every call runs inline
+MAX_QUEUED = 16  # calls sent to one worker and not answered yet (`analyze_many`); bounds what sits in its pipes
 
 
 class _Worker:
@@ -51,12 +60,21 @@ class _Worker:
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
 
     def call(self, args: tuple) -> Analysis:
-        pickle.dump(args, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        self.proc.stdin.flush()
-        status, value = pickle.load(self.proc.stdout)  # EOFError / BrokenPipeError if the process died
+        self.send(args)
+        status, value = self.receive()
         if status == "err":
             raise value
         return value
+
+    def send(self, args: tuple) -> None:
+        """Queue a call (the worker answers calls in the order sent)."""
+        pickle.dump(args, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.flush()
+
+    def receive(self) -> tuple[str, object]:
+        """The oldest unanswered call's reply: ("ok", Analysis) or ("err", exception); EOFError / OSError if
+        the process died."""
+        return pickle.load(self.proc.stdout)
 
     def close(self) -> None:
         try:
@@ -116,6 +134,99 @@ class AnalysisPool:
         finally:
             with self._lock:
                 self._busy -= 1
+
+    def analyze_many(self, calls: list[tuple]) -> Iterator[tuple[int, Analysis | Exception]]:
+        """Analyze several sentences from one thread: sent to the idle workers in turn (at most MAX_QUEUED
+        waiting on each), no thread hand-over per call -> (index, Analysis or the exception its analysis
+        raised), in the order given, each as soon as it is back. A lone call (`inline_alone`), or no idle
+        worker: inline. A worker that dies is replaced and its calls run inline."""
+        if not calls:
+            return
+        workers = self._take_idle() if len(calls) > 1 or not self.inline_alone else []
+        queued = {id(w): 0 for w in workers}  # calls sent to each worker and not answered yet
+        with self._lock:
+            self._busy += len(calls)
+        try:
+            if not workers:
+                for i, args in enumerate(calls):
+                    yield i, _inline(args)
+                return
+            owner: list[_Worker | None] = [None] * len(calls)  # who answers call i (None: inline)
+            sent = 0
+
+            def dispatch() -> None:
+                nonlocal sent
+                while sent < len(calls) and workers:
+                    w = min(workers, key=lambda w: queued[id(w)])
+                    if queued[id(w)] >= MAX_QUEUED:
+                        return
+                    try:
+                        w.send(calls[sent])
+                    except OSError:
+                        drop(w)
+                        continue
+                    owner[sent], queued[id(w)] = w, queued[id(w)] + 1
+                    sent += 1
+
+            def drop(dead: _Worker) -> None:  # its unanswered calls run inline
+                workers.remove(dead)
+                for k in range(len(calls)):
+                    if owner[k] is dead:
+                        owner[k] = None
+                self._replace(dead)
+
+            dispatch()
+            for i in range(len(calls)):
+                if i >= sent:  # every worker died: the rest inline
+                    owner[i] = None
+                    sent += 1
+                w = owner[i]
+                if w is None:
+                    yield i, _inline(calls[i])
+                    continue
+                try:
+                    status, value = w.receive()
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    drop(w)
+                    yield i, _inline(calls[i])
+                    dispatch()
+                    continue
+                queued[id(w)] -= 1
+                with self._lock:
+                    self._offloaded += 1
+                    self._failures = 0
+                dispatch()
+                yield i, value
+        finally:
+            for w in list(workers):  # left early: read what is still owed, so the next caller's replies line up
+                try:
+                    for _ in range(queued[id(w)]):
+                        w.receive()
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    workers.remove(w)
+                    self._replace(w)
+            for w in workers:
+                self._idle.put(w)
+            with self._lock:
+                self._busy -= len(calls)
+
+    def _take_idle(self) -> list[_Worker]:
+        """Every worker idle now (none when the pool is closed)."""
+        taken = []
+        while True:
+            try:
+                w = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            if w is None:  # no worker left (see _replace): leave the marker for waiting callers
+                self._idle.put(None)
+                break
+            taken.append(w)
+        if self._closed:
+            for w in taken:
+                self._idle.put(w)
+            return []
+        return taken
 
     def stats(self) -> dict:
         with self._lock:

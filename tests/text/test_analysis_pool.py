@@ -133,3 +133,57 @@ def test_workers_that_cannot_start_or_keep_dying_fall_back_to_inline(tmp_path):
         assert broken.analyze("ok", "en", "v2", None).words == [("ok", 3)]
     finally:
         broken.close()
+
+
+def test_many_from_one_thread_equal_inline_with_errors_in_place(pool):
+    """`analyze_many`: a burst from one thread spread over the workers (more than MAX_QUEUED per worker),
+    each answer at its own index, an analysis error as that call's result; the workers go back idle."""
+    from gsvd.engine.text import pool as pool_mod
+
+    calls = [(text, lang, "v2", None) for text, lang in SENTENCES] * 8 + [("x", "klingon", "v2", None)]
+    assert len(calls) > 2 * pool_mod.MAX_QUEUED
+    before = pool.stats()["offloaded"]
+    got = list(pool.analyze_many(calls))
+    assert [i for i, _ in got] == list(range(len(calls)))
+    for (_, g), args in zip(got[:-1], calls[:-1], strict=True):
+        want = analyze(*args)
+        assert g.phonemized.phone_ids == want.phonemized.phone_ids and g.words == want.words
+    assert isinstance(got[-1][1], InvalidInput) and got[-1][1].field == "language"
+    assert pool.stats()["offloaded"] - before == len(calls)
+    assert pool.stats()["in_flight"] == 0 and pool._idle.qsize() == 2
+
+
+def test_many_left_early_or_worker_killed_keeps_replies_in_line():
+    p = AnalysisPool(2, inline_alone=False)
+    try:
+        names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+        calls = [(f"{name} here", "en", "v2", None) for name in names]
+        it = p.analyze_many(calls)
+        assert next(it)[1].words[1] == ("here", 3)
+        it.close()  # eight replies still owed: read and dropped before the workers go back
+        assert p.analyze("good day", "en", "v2", None).words == [("good", 3), ("day", 2)]
+        assert p._idle.qsize() == 2
+        # a worker killed with calls queued on it: those are answered inline, in order
+        it = p.analyze_many(calls)
+        first = next(it)
+        assert first[0] == 0
+        for pid in p.pids():
+            os.kill(pid, signal.SIGKILL)
+        rest = list(it)
+        assert [i for i, _ in rest] == list(range(1, 10))
+        assert [a.words[0][0] for _, a in rest] == names[1:]
+        assert p.analyze("ok", "en", "v2", None).words == [("ok", 3)]
+    finally:
+        p.close()
+
+
+def test_many_alone_or_without_workers_runs_inline():
+    p = AnalysisPool(1)
+    try:
+        assert [a.words for _, a in p.analyze_many([("one", "en", "v2", None)])] == [[("one", 3)]]
+        assert p.stats()["offloaded"] == 0
+        assert list(p.analyze_many([])) == []
+    finally:
+        p.close()
+    p0 = AnalysisPool(0)
+    assert [i for i, _ in p0.analyze_many([("a b", "en", "v2", None)] * 3)] == [0, 1, 2]
