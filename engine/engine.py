@@ -12,16 +12,19 @@ call `stream` at once and the runtime batches them.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, VoiceNotFound
+from gsvd.engine.preparer import Job
 from gsvd.engine.types import AudioChunk, PhoneTiming, SynthesisOptions
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ class Engine:
         lexicon: str | Path | None = None,
         frontend_workers: int | None = None,
     ) -> None:
+        from gsvd.engine.preparer import RequestPreparer
         from gsvd.engine.runtime import Runtime
         from gsvd.engine.text import Lexicon, TextFrontend
         from gsvd.engine.text.pool import AnalysisPool, default_workers
@@ -120,6 +124,9 @@ class Engine:
         self._frontend.phonemize("你好 hello", "auto")  # load dictionaries now, not in the first request
         workers = default_workers(str(self.device)) if frontend_workers is None else frontend_workers
         self._analysis = AnalysisPool(workers)  # concurrent requests' G2P in worker processes
+        # one thread builds every caller's requests (see engine/preparer.py)
+        self._preparer = RequestPreparer(self._analysis, self._runtime.submit)
+        self._prepare_here = os.environ.get("GSVD_PREPARER", "1") == "0"  # each caller prepares its own requests
 
     # ------------------------------------------------------------------ voices
 
@@ -308,6 +315,7 @@ class Engine:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._preparer.close()
             self._runtime.close()
             self._analysis.close()
 
@@ -331,6 +339,8 @@ class Engine:
         cancel: threading.Event | None,
         deadline: float | None,
     ) -> Iterator[AudioChunk]:
+        from gsvd.engine.runtime import StreamHandle
+
         seed = opts.seed if opts.seed is not None and opts.seed >= 0 else int(time.time_ns() % (2**31))
         fe = self._frontend_for(state.symbols_version)
         lang = _frontend_lang(opts.language)
@@ -339,12 +349,13 @@ class Engine:
         closer: AudioChunk | None = None  # a segment's zero-length last chunk (word timings), held until we
         for index, piece in enumerate(pieces):  # know whether it ends the request; audio is never held back
             _check_cancel(cancel, deadline)
-            analysis = self._analysis.analyze(piece, lang, fe.version, fe.lexicon_for(state.lexicon))
-            ids, bert, _norm = fe.features_of(analysis)
-            if ids.numel() == 0:
-                continue
-            request = self._request(state, ids, bert, opts, seed + index, deadline, cancel)
-            handle = self._runtime.submit(request)
+            handle = StreamHandle()
+            build = partial(self._request, state, opts=opts, seed=seed + index, deadline=deadline, cancel=cancel)
+            job = Job(piece, lang, fe, fe.lexicon_for(state.lexicon), build, handle, cancel, deadline)
+            if self._prepare_here:
+                self._preparer.prepare_here(job)
+            else:
+                self._preparer.put(job)  # analysis, BERT and the runtime request in the preparer's thread
             first, seg_start = True, offset
             try:
                 for pcm in _watch(handle, cancel, deadline):
@@ -358,9 +369,11 @@ class Engine:
                     offset += len(pcm)
             finally:
                 handle.cancel()
+            if job.empty:  # nothing to speak in this sentence
+                continue
             if closer is not None:
                 yield closer
-            timings = _word_timings(analysis.words, seg_start, offset)
+            timings = _word_timings(job.analysis.words, seg_start, offset)
             closer = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset, segment=index,
                                 text=piece if first else "", timings=timings)
             sequence += 1

@@ -115,8 +115,8 @@ class Runtime:
     def remove_model(self, model_id: str) -> None:
         self._scheduler.remove_model(model_id)
 
-    def submit(self, request: SynthRequest) -> StreamHandle:
-        return self._scheduler.submit(request)
+    def submit(self, request: SynthRequest, handle: StreamHandle | None = None) -> StreamHandle:
+        return self._scheduler.submit(request, handle)
 
     def stats(self) -> dict:
         return self._scheduler.stats()

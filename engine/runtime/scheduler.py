@@ -80,8 +80,9 @@ class Scheduler:
 
     # ---------------------------------------------------------------- control
 
-    def submit(self, request: SynthRequest) -> StreamHandle:
-        handle = StreamHandle()
+    def submit(self, request: SynthRequest, handle: StreamHandle | None = None) -> StreamHandle:
+        """Queue a request; its audio (or error) reaches `handle` (a new one when None), which is returned."""
+        handle = handle if handle is not None else StreamHandle()
         with self.cond:
             if self.closed:
                 raise Cancelled("runtime is shut down")

@@ -70,14 +70,36 @@ class TextFrontend:
         ph = analysis.phonemized
         return torch.tensor(ph.phone_ids, dtype=torch.long), self._bert_for(ph), ph.norm_text
 
-    def _bert_for(self, ph: Phonemized) -> torch.Tensor:
+    def needs_bert(self, analysis: Analysis) -> bool:
+        """Whether the sentence has a Mandarin part that gets BERT features (a RoBERTa folder is configured)."""
+        return self._bert_folder is not None and any(_wants_bert(p) for p in analysis.phonemized.parts)
+
+    def features_many(self, analyses: list[Analysis]) -> list[tuple[torch.Tensor, torch.Tensor, str]]:
+        """`features_of` for several sentences, the BERT features of all their Mandarin parts in padded
+        batches (a few forward passes instead of one per sentence)."""
+        bert = self._bert_model()
+        wanted = [(k, j) for k, a in enumerate(analyses) for j, part in enumerate(a.phonemized.parts)
+                  if bert is not None and _wants_bert(part)]
+        done: list[dict[int, torch.Tensor]] = [{} for _ in analyses]  # per sentence: part index -> features
+        for lo in range(0, len(wanted), bert.max_batch if bert is not None else 1):
+            keys = wanted[lo : lo + bert.max_batch]
+            parts = [analyses[k].phonemized.parts[j] for k, j in keys]
+            for (k, j), feats in zip(keys, bert.many([(p.norm_text, p.word2ph) for p in parts]), strict=True):
+                done[k][j] = feats
+        return [(torch.tensor(a.phonemized.phone_ids, dtype=torch.long), self._bert_for(a.phonemized, given),
+                 a.phonemized.norm_text) for a, given in zip(analyses, done)]
+
+    def _bert_for(self, ph: Phonemized, given: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """[1024, n_phones]: each Mandarin part's BERT features (from `given` by part index, else computed),
+        zeros elsewhere."""
         blocks = []
-        for part in ph.parts:
-            n = len(part.phones)
-            if part.lang == "zh" and part.word2ph is not None and self._bert_model() is not None:
+        for j, part in enumerate(ph.parts):
+            if given and j in given:
+                blocks.append(given[j])
+            elif _wants_bert(part) and self._bert_model() is not None:
                 blocks.append(self._bert_model()(part.norm_text, part.word2ph))
             else:
-                blocks.append(torch.zeros(1024, n))
+                blocks.append(torch.zeros(1024, len(part.phones)))
         return torch.cat(blocks, dim=1) if blocks else torch.zeros(1024, 0)
 
     def _bert_model(self):
@@ -93,3 +115,6 @@ class TextFrontend:
                 self._bert = BertFeatures.shared(self._bert_folder, self._device)
             return self._bert
 
+
+def _wants_bert(part: Part) -> bool:
+    return part.lang == "zh" and part.word2ph is not None

@@ -155,3 +155,27 @@ def test_frontend_workers_give_the_same_audio_and_timings(voice_dir, engine):
     for w, g in zip(want, got, strict=True):  # same tokens; chunks batched with other streams round differently
         np.testing.assert_allclose(np.concatenate([c.pcm for c in w]), np.concatenate([c.pcm for c in g]), atol=1e-6)
         assert [c.timings for c in w] == [c.timings for c in g] and any(c.timings for c in g)
+
+
+def test_requests_prepared_by_each_caller_give_the_same_audio(engine, voice_dir, monkeypatch):
+    """GSVD_PREPARER=0 (each caller runs its own frontend) and the preparer's thread (default): same chunks,
+    same word timings (one stream at a time: concurrent streams batch together, which changes float
+    rounding)."""
+    texts = ["Good morning. 你好世界。", "Hello there.", "今天天气很好。"]
+
+    def run(eng):
+        opts = FAST.with_overrides(language="auto")
+        return [[(c.pcm.copy(), c.timings) for c in eng.stream(t, "alice", opts)] for t in texts]
+
+    monkeypatch.setenv("GSVD_PREPARER", "0")
+    with Engine(device="cpu", max_streams=4, queue_limit=8) as own:
+        own.load_voice(voice_dir)
+        assert own._prepare_here
+        mine = run(own)
+    theirs = run(engine)
+    assert not engine._prepare_here
+    for a, b in zip(mine, theirs, strict=True):
+        assert len(a) == len(b) and any(t for _, t in a)
+        for (pa, ta), (pb, tb) in zip(a, b, strict=True):
+            np.testing.assert_array_equal(pa, pb)
+            assert ta == tb

@@ -1,0 +1,161 @@
+"""RequestPreparer: every caller's sentence becomes a runtime request in one thread, in batches."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted
+from gsvd.engine.preparer import Job, RequestPreparer
+from gsvd.engine.runtime import StreamHandle
+from gsvd.engine.text import TextFrontend
+from gsvd.engine.text.phonemize import analyze
+from gsvd.engine.text.pool import AnalysisPool
+
+
+class _Runtime:
+    """Takes requests like Runtime.submit; `hold` keeps the first submit waiting (the preparer busy)."""
+
+    def __init__(self, hold: threading.Event | None = None, refuse: set[str] = frozenset()) -> None:
+        self.requests: list[tuple[str, object]] = []
+        self.hold, self.refuse = hold, refuse
+
+    def submit(self, request, handle):
+        if self.hold is not None and not self.requests:
+            self.hold.wait(10)
+        text = request["text"]
+        if text in self.refuse:
+            raise ResourceExhausted("server busy")
+        self.requests.append((text, request))
+        handle.put(request["ids"])
+        handle.finish(None)
+        return handle
+
+
+class _Pool(AnalysisPool):
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.batches: list[int] = []
+
+    def analyze_many(self, calls):
+        self.batches.append(len(calls))
+        return super().analyze_many(calls)
+
+
+def _job(fe, text, lang="auto", **kw):
+    return Job(text, lang, fe, None, lambda ids, bert: {"text": text, "ids": ids, "bert": bert}, StreamHandle(), **kw)
+
+
+@pytest.fixture(scope="module")
+def fe():
+    return TextFrontend("v2")
+
+
+def test_callers_queued_meanwhile_go_through_as_one_batch(fe):
+    hold = threading.Event()
+    runtime, pool = _Runtime(hold), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit)
+    try:
+        texts = ["你好世界。", "hello there.", "今天天气很好。", "Good morning.", "我们去公园。"] * 4
+        jobs = [_job(fe, t) for t in texts]
+        prep.put(jobs[0])
+        while pool.batches != [1]:
+            time.sleep(0.001)
+        for j in jobs[1:]:  # the preparer is held in its first submit: these queue up
+            prep.put(j)
+        hold.set()
+        outs = [list(j.handle) for j in jobs]
+        assert pool.batches == [1, len(texts) - 1]
+        assert [t for t, _ in runtime.requests] == texts  # submitted in the order queued
+        for j, out, t in zip(jobs, outs, texts, strict=True):
+            want = analyze(t, "auto", "v2", None)
+            assert j.analysis.words == want.words and not j.empty and j.submitted
+            assert out[0].tolist() == want.phonemized.phone_ids
+            assert [r for tt, r in runtime.requests if tt == t][0]["bert"].shape == (1024, len(out[0]))
+    finally:
+        prep.close()
+
+
+def test_errors_reach_only_their_caller(fe):
+    runtime, pool = _Runtime(refuse={"busy now."}), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit)
+    try:
+        cancel = threading.Event()
+        cancel.set()
+        jobs = {"bad": _job(fe, "x", "klingon"), "busy": _job(fe, "busy now."), "empty": _job(fe, "。"),
+                "cancelled": _job(fe, "hello.", cancel=cancel), "late": _job(fe, "hello.", deadline=time.monotonic() - 1),
+                "ok": _job(fe, "fine.")}
+        for j in jobs.values():
+            prep.put(j)
+        with pytest.raises(InvalidInput, match="language"):
+            list(jobs["bad"].handle)
+        with pytest.raises(ResourceExhausted):
+            list(jobs["busy"].handle)
+        assert list(jobs["empty"].handle) == [] and jobs["empty"].empty and not jobs["empty"].submitted
+        with pytest.raises(Cancelled, match="cancelled"):
+            list(jobs["cancelled"].handle)
+        with pytest.raises(Cancelled, match="deadline"):
+            list(jobs["late"].handle)
+        assert len(list(jobs["ok"].handle)) == 1
+        assert [t for t, _ in runtime.requests] == ["fine."]
+    finally:
+        prep.close()
+    with pytest.raises(Cancelled, match="closed"):
+        prep.put(_job(fe, "after."))
+
+
+def test_bert_for_a_batch_in_padded_passes(fe, tmp_path):
+    """Mandarin sentences of one batch get BERT from `features_many` (each equal to its own `features_of`)."""
+    pytest.importorskip("transformers")
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    chars = sorted(set("你好世界今天天气很我们的学习中文公园去"))
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
+                                        encoding="utf-8")
+    BertTokenizer(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=5 + len(chars), hidden_size=1024, num_hidden_layers=3, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=64)).eval().save_pretrained(tmp_path)
+    bert_fe = TextFrontend("v2", bert_folder=tmp_path)
+    calls = []
+    many = bert_fe._bert_model().many
+    bert_fe._bert_model().many = lambda items: calls.append(len(items)) or many(items)
+    hold = threading.Event()
+    runtime, pool = _Runtime(hold), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit)
+    try:
+        texts = ["hello.", "你好世界。", "今天天气很好。", "hello 我们学习中文。"]
+        jobs = [_job(bert_fe, t) for t in texts]
+        for j in jobs:
+            prep.put(j)
+        hold.set()
+        for j in jobs:
+            list(j.handle)
+        assert calls and max(calls) >= 2  # several sentences in one pass
+        for t, r in runtime.requests:
+            want_ids, want_bert, _ = bert_fe.features(t, "auto")
+            assert torch.equal(r["ids"], want_ids)
+            assert torch.allclose(r["bert"], want_bert, atol=1e-5)
+    finally:
+        prep.close()
+
+
+def test_prepared_in_the_callers_thread_gives_the_same_requests(fe):
+    """`prepare_here` (GSVD_PREPARER=0) builds the same request as the preparer's thread, errors alike."""
+    runtime, pool = _Runtime(), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit)
+    try:
+        a, b = _job(fe, "今天天气很好。"), _job(fe, "今天天气很好。")
+        prep.put(a)
+        prep.prepare_here(b)
+        assert torch.equal(list(a.handle)[0], list(b.handle)[0]) and a.analysis.words == b.analysis.words
+        bad = _job(fe, "x", "klingon")
+        prep.prepare_here(bad)
+        with pytest.raises(InvalidInput):
+            list(bad.handle)
+        assert pool.batches == [1]  # only the queued one went through the preparer's thread
+    finally:
+        prep.close()
