@@ -20,7 +20,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to scheduler.MAX_CHUNK_BATCH rows
 
 
 class GraphedContent:
-    def __init__(self, sovits, code_widths: tuple[int, ...] = (16, 32, 64, 128), phone_step: int = 16,
+    def __init__(self, sovits, code_widths: tuple[int, ...] = (16, 32, 64, 128, 256), phone_step: int = 16,
                  max_phones: int = 128, batch_buckets: tuple[int, ...] = BATCH_BUCKETS) -> None:
         self.sovits = sovits
         self.code_widths, self.phone_step, self.max_phones = code_widths, phone_step, max_phones
