@@ -1,5 +1,6 @@
-"""A frontend worker process (started by `text.pool`): reads pickled `analyze` calls on stdin, writes
-pickled ("ok", Analysis) or ("err", exception) replies on stdout, until stdin closes.
+"""A frontend worker process (started by `text.pool`): once its dictionaries are loaded it writes a pickled
+("ready", None), then reads pickled `analyze` calls on stdin and writes pickled ("ok", Analysis) or ("err",
+exception) replies on stdout, until stdin closes.
 
 Started as a fresh interpreter (`python -P -c ...`), so it never imports the caller's main script.
 Stray prints go to stderr: file descriptor 1 is moved aside for the replies before any analysis runs.
@@ -19,7 +20,9 @@ def main() -> None:
     requests = sys.stdin.buffer
     from gsvd.engine.text.phonemize import analyze
 
-    analyze("你好 hello", "auto")  # load the dictionaries before the first request
+    analyze("今天天气很好，我们一起去公园散步吧。 hello", "auto")  # load the dictionaries before the first request
+    pickle.dump(("ready", None), replies, protocol=pickle.HIGHEST_PROTOCOL)  # the pool hands it out from now on
+    replies.flush()
     while True:
         try:
             args = pickle.load(requests)

@@ -58,6 +58,7 @@ class _Worker:
 
     def __init__(self, command: list[str]) -> None:
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
+        self.ready = False  # its dictionaries are loaded (it said so): only then does it take calls
 
     def call(self, args: tuple) -> Analysis:
         self.send(args)
@@ -101,16 +102,18 @@ class AnalysisPool:
         self._closed = False
         self._all: list[_Worker] = []
         self._idle: queue.Queue[_Worker | None] = queue.Queue()  # None: no worker left, run inline
+        self._ready = threading.Condition(self._lock)
         for _ in range(workers):
             w = self._spawn()
             if w is not None:
                 self._all.append(w)
-                self._idle.put(w)
+                self._welcome(w)
 
     def analyze(self, text: str, language: str, version: str, lexicon: Lexicon | None) -> Analysis:
         args = (text, language, version, lexicon)
         with self._lock:
-            offload = bool(self._all) and not self._closed and (self._busy > 0 or not self.inline_alone)
+            offload = (any(w.ready for w in self._all) and not self._closed
+                       and (self._busy > 0 or not self.inline_alone))
             self._busy += 1
         try:
             if not offload:
@@ -242,6 +245,30 @@ class AnalysisPool:
         for w in workers:
             w.close()
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until every worker has loaded its dictionaries (or the pool gave up on workers)."""
+        with self._ready:
+            return self._ready.wait_for(lambda: all(w.ready for w in self._all), timeout)
+
+    def _welcome(self, w: _Worker) -> None:
+        """Hand a starting worker out once it says it is ready (a thread reads its first reply): calls made
+        meanwhile run inline instead of waiting seconds for a worker that is still loading."""
+        def await_ready() -> None:
+            try:
+                status, _ = w.receive()
+                if status != "ready":
+                    raise EOFError(f"unexpected first reply {status!r}")
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError):  # ValueError: closed meanwhile
+                if not self._closed:
+                    self._replace(w)
+                return
+            with self._ready:
+                w.ready = True
+                self._ready.notify_all()
+            self._idle.put(w)
+
+        threading.Thread(target=await_ready, name="gsvd-frontend-worker-start", daemon=True).start()
+
     def _spawn(self) -> _Worker | None:
         try:
             return _Worker(self._command)
@@ -264,10 +291,11 @@ class AnalysisPool:
             self._all = [w for w in self._all if w is not dead]
             if fresh is not None and not self._closed:
                 self._all.append(fresh)
-                self._idle.put(fresh)
+                self._welcome(fresh)
                 fresh = None
             if not self._all:  # nothing left to wait for: wake every caller still waiting for a worker
                 for _ in range(self._busy):
                     self._idle.put(None)
+            self._ready.notify_all()
         if fresh is not None:  # closed meanwhile
             fresh.close()

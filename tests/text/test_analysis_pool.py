@@ -22,6 +22,7 @@ SENTENCES = [("今天天气很好，我们一起去公园散步吧。", "zh"), (
 @pytest.fixture(scope="module")
 def pool():
     p = AnalysisPool(2, inline_alone=False)  # every call goes to a worker
+    assert p.wait_ready(60)
     yield p
     p.close()
 
@@ -72,6 +73,7 @@ def test_errors_and_lexicon_cross_processes(pool, tmp_path):
 def test_dead_worker_is_replaced():
     p = AnalysisPool(1, inline_alone=False)
     try:
+        assert p.wait_ready(60)
         assert p.analyze("hello", "en", "v2", None).words == [("hello", 4)]
         (pid,) = p.pids()
         os.kill(pid, signal.SIGKILL)
@@ -79,6 +81,7 @@ def test_dead_worker_is_replaced():
         # sent to the dead worker: answered inline, another worker started
         assert p.analyze("hello world", "en", "v2", None).words == [("hello", 4), ("world", 4)]
         assert p.pids() != [pid]
+        assert p.wait_ready(60)
         assert p.analyze("good day", "en", "v2", None).words[0][0] == "good"
         assert p.stats()["offloaded"] == 2
     finally:
@@ -129,7 +132,8 @@ def test_workers_that_cannot_start_or_keep_dying_fall_back_to_inline(tmp_path):
     try:
         got = _concurrently(broken.analyze, [("good day", "en", "v2", None)] * 6)
         assert all(g.words == [("good", 3), ("day", 2)] for g in got)  # every call answered, inline
-        assert broken.stats() == {"workers": 0, "offloaded": 0, "in_flight": 0}  # given up after 3 deaths
+        assert broken.wait_ready(60)  # given up after 3 deaths: no worker left to wait for
+        assert broken.stats() == {"workers": 0, "offloaded": 0, "in_flight": 0}
         assert broken.analyze("ok", "en", "v2", None).words == [("ok", 3)]
     finally:
         broken.close()
@@ -156,6 +160,7 @@ def test_many_from_one_thread_equal_inline_with_errors_in_place(pool):
 def test_many_left_early_or_worker_killed_keeps_replies_in_line():
     p = AnalysisPool(2, inline_alone=False)
     try:
+        assert p.wait_ready(60)
         names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
         calls = [(f"{name} here", "en", "v2", None) for name in names]
         it = p.analyze_many(calls)
@@ -187,3 +192,26 @@ def test_many_alone_or_without_workers_runs_inline():
         p.close()
     p0 = AnalysisPool(0)
     assert [i for i, _ in p0.analyze_many([("a b", "en", "v2", None)] * 3)] == [0, 1, 2]
+
+
+def test_calls_run_inline_until_a_worker_is_ready(tmp_path):
+    """A worker still loading its dictionaries takes no call (a burst right after start does not wait
+    seconds for it); once it says it is ready it does."""
+    slow = tmp_path / "slow_start.py"
+    slow.write_text("import sys, time\n"
+                    f"sys.path[:0] = {[p for p in sys.path if p]!r}\n"
+                    "time.sleep(3)\n"
+                    "from gsvd.engine.text.analysis_worker import main\n"
+                    "main()\n", encoding="utf-8")
+    p = AnalysisPool(1, inline_alone=False, command=[sys.executable, "-P", str(slow)])
+    try:
+        got = list(p.analyze_many([("hello there", "en", "v2", None)] * 3))
+        assert [a.words[0] for _, a in got] == [("hello", 4)] * 3
+        assert p.analyze("good day", "en", "v2", None).words[0][0] == "good"
+        assert p.stats()["offloaded"] == 0  # all inline: the worker was not ready
+        assert p.wait_ready(60)
+        assert p.analyze("good day", "en", "v2", None).words[0][0] == "good"
+        assert [i for i, _ in p.analyze_many([("hi", "en", "v2", None)] * 2)] == [0, 1]
+        assert p.stats()["offloaded"] == 3
+    finally:
+        p.close()
