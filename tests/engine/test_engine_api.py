@@ -141,6 +141,7 @@ def test_frontend_workers_give_the_same_audio_and_timings(voice_dir, engine):
     with Engine(device="cpu", max_streams=4, queue_limit=8, frontend_workers=2) as eng:
         eng.load_voice(voice_dir)
         eng._analysis.inline_alone = False  # every sentence through a worker process
+        assert eng._analysis.wait_ready(60)  # (calls before a worker is ready run inline)
         got: list = [None] * len(texts)
 
         def one(i):
