@@ -135,7 +135,11 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
         for n in levels:  # small levels run several rounds so that p50/p95 mean something
             rows.append(run_repeated(engine, n, max(1, min_samples // n), spread, tokens))
             print(rows[-1], flush=True)
-        return rows, {**engine.info(), "load_voice_s": load_s}
+        layouts: dict[str, int] = {}  # the vocoder graphs' captured forms (GSVD_VOCODER_NHWC=auto keeps the faster)
+        for entry in engine._runtime._scheduler.models.values():
+            for form in getattr(entry.vocoder, "layouts", {}).values():
+                layouts[form] = layouts.get(form, 0) + 1
+        return rows, {**engine.info(), "load_voice_s": load_s, "vocoder_layouts": layouts}
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -172,7 +176,8 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
     result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert,
               "spread_s": args.spread, "tokens": args.tokens,
-              "fused": args.fused, "load_voice_s": info["load_voice_s"], "rows": rows}
+              "fused": args.fused, "load_voice_s": info["load_voice_s"], "vocoder_layouts": info["vocoder_layouts"],
+              "rows": rows}
     print(f"voice loaded (graphs captured) in {info['load_voice_s']:.1f} s")
     if args.eager_streams:
         os.environ["GSVD_CUDA_GRAPHS"] = "0"

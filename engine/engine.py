@@ -125,7 +125,7 @@ class Engine:
         workers = default_workers(str(self.device)) if frontend_workers is None else frontend_workers
         self._analysis = AnalysisPool(workers)  # concurrent requests' G2P in worker processes
         # one thread builds every caller's requests (see engine/preparer.py)
-        self._preparer = RequestPreparer(self._analysis, self._runtime.submit)
+        self._preparer = RequestPreparer(self._analysis, self._runtime.submit_many)
         self._prepare_here = os.environ.get("GSVD_PREPARER", "1") == "0"  # each caller prepares its own requests
 
     # ------------------------------------------------------------------ voices

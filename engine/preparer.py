@@ -3,7 +3,8 @@
 A caller's thread queues its sentence (`RequestPreparer.put`) and waits on the stream's handle. One
 thread takes everything queued at once: the analyses go to the frontend's worker processes together
 (`AnalysisPool.analyze_many`, no thread hand-over per sentence), BERT runs in padded batches over the
-batch's Mandarin sentences, and each request is submitted to the runtime as soon as it is built.
+batch's Mandarin sentences, and the batch's requests are submitted to the runtime together (so one
+admission prefills them in one padded pass).
 
 Why: every torch call of the scheduler thread hands the GIL over, and it waits behind every runnable
 thread before it gets it back. With dozens of callers each running its own frontend, the scheduler
@@ -54,9 +55,10 @@ class Job:
 
 
 class RequestPreparer:
-    def __init__(self, pool, submit: Callable[[object, object], object]) -> None:
-        """pool: the frontend's `AnalysisPool`; submit(request, handle): hands a request to the runtime."""
-        self._pool, self._submit = pool, submit
+    def __init__(self, pool, submit_many: Callable[[list[tuple[object, object]]], list[Exception | None]]) -> None:
+        """pool: the frontend's `AnalysisPool`; submit_many([(request, handle)]): hands requests to the runtime
+        together, -> per request the error that refused it or None (`Runtime.submit_many`)."""
+        self._pool, self._submit_many = pool, submit_many
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -83,7 +85,7 @@ class RequestPreparer:
         except Exception as exc:
             job.handle.finish(exc)
             return
-        self._finish(job, ids, bert)
+        self._submit([self._request(job, ids, bert)])
 
     def close(self) -> None:
         with self._cond:
@@ -112,6 +114,8 @@ class RequestPreparer:
                         job.handle.finish(Cancelled(f"internal error while preparing the request: {exc}"))
 
     def _prepare(self, batch: list[Job]) -> None:
+        """Analyze the batch's sentences together, then submit their requests together (one admission sees
+        them all: one padded prefill pass instead of many small ones)."""
         now = time.monotonic()
         live = []
         for job in batch:
@@ -123,6 +127,7 @@ class RequestPreparer:
         calls = [(j.text, j.language, j.frontend.version, j.lexicon) for j in live]
         needs_bert: dict[int, list[Job]] = defaultdict(list)  # by frontend: BERT for all its sentences at once
         frontends = {}
+        built = []
         for i, result in self._pool.analyze_many(calls):
             job = live[i]
             if isinstance(result, Exception):
@@ -133,7 +138,7 @@ class RequestPreparer:
                 needs_bert[id(job.frontend)].append(job)
                 frontends[id(job.frontend)] = job.frontend
             else:
-                self._finish(job, *job.frontend.features_of(result)[:2])
+                built.append(self._request(job, *job.frontend.features_of(result)[:2]))
         for key, jobs in needs_bert.items():
             try:
                 feats = frontends[key].features_many([j.analysis for j in jobs])
@@ -141,21 +146,40 @@ class RequestPreparer:
                 for job in jobs:
                     job.handle.finish(exc)
                 continue
-            for job, (ids, bert, _) in zip(jobs, feats, strict=True):
-                self._finish(job, ids, bert)
+            built += [self._request(job, ids, bert) for job, (ids, bert, _) in zip(jobs, feats, strict=True)]
+        self._submit(built)
 
-    def _finish(self, job: Job, ids: torch.Tensor, bert: torch.Tensor) -> None:
-        """Submit the job's request (unless cancelled meanwhile or empty); an error goes to its caller."""
-        reason = job.cancelled(time.monotonic())
-        if reason is not None:
-            job.handle.finish(reason)
-            return
+    def _request(self, job: Job, ids: torch.Tensor, bert: torch.Tensor) -> tuple[Job, object] | None:
+        """The job's runtime request, or None when it is done already (empty: ends without audio; cancelled
+        meanwhile or the request cannot be built: its caller gets the error)."""
         if ids.numel() == 0:
             job.empty = True
             job.handle.finish(None)
-            return
+            return None
         try:
-            self._submit(job.build(ids, bert), job.handle)
-            job.submitted = True
-        except Exception as exc:  # queue full, voice unloaded, runtime shut down...
+            return job, job.build(ids, bert)
+        except Exception as exc:
             job.handle.finish(exc)
+            return None
+
+    def _submit(self, built: list[tuple[Job, object] | None]) -> None:
+        """Hand the built requests to the runtime together; a refused one's caller gets the reason."""
+        now = time.monotonic()
+        items = []
+        for entry in built:
+            if entry is None:
+                continue
+            job, request = entry
+            reason = job.cancelled(now)
+            if reason is not None:
+                job.handle.finish(reason)
+            else:
+                items.append((job, request))
+        if not items:
+            return
+        errors = self._submit_many([(request, job.handle) for job, request in items])
+        for (job, _), error in zip(items, errors, strict=True):
+            if error is None:
+                job.submitted = True
+            else:
+                job.handle.finish(error)

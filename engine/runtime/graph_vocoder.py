@@ -8,7 +8,8 @@ each output is copied out before the next replay, so sharing is safe.
 
 With `half`, the HiFi-GAN generator runs in fp16 (a half copy of it; the reverse flow stays fp32), as
 upstream runs SoVITS on GPUs: the vocoder is most of a chunk's arithmetic. With `nhwc` too, its 1-D
-convolutions run as 2-D channels-last ones (no cuDNN layout conversion around each; `channels_last`). Every chunk of a stream
+convolutions run as 2-D channels-last ones (no cuDNN layout conversion around each; `channels_last`);
+with nhwc="auto" (the runtime's default) each graph is captured in both forms and the faster kept. Every chunk of a stream
 goes through the same path, graphed or not, so joins see one precision.
 """
 
@@ -38,24 +39,27 @@ def channels_last(generator: torch.nn.Module) -> torch.nn.Module:
 
 
 class GraphedVocoder:
-    def __init__(self, sovits, max_lengths: int = 8, half: bool = False, nhwc: bool = False) -> None:
+    def __init__(self, sovits, max_lengths: int = 8, half: bool = False, nhwc: bool | str = False) -> None:
+        """nhwc (with half): True runs the generator's convolutions as 2-D channels-last ones (`channels_last`),
+        "auto" captures both forms for each (length, batch bucket) and keeps the one that replays faster
+        (cuDNN's choice differs by shape: benchmarks/vocoder_layout_bench.py)."""
         self.sovits = sovits
         self.dec_half = copy.deepcopy(sovits.dec).half() if half else None
-        self.nhwc = half and nhwc  # the half generator's convolutions as 2-D channels-last ones (`channels_last`)
-        if self.nhwc:
-            self.dec_half = channels_last(self.dec_half)
+        self.dec_nhwc = channels_last(self.dec_half) if half and nhwc else None
+        self.auto = half and nhwc == "auto"
         self.max_lengths = max_lengths
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.layouts: dict[tuple[int, int], str] = {}  # (frames, bucket) -> "ncl" / "nhwc": the form captured
         self.failed: set[int] = set()
         self.lock = threading.Lock()
         self.pool = None
 
-    def _eager(self, z_p: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
+    def _eager(self, z_p: torch.Tensor, ge: torch.Tensor, nhwc: bool | None = None) -> torch.Tensor:
         if self.dec_half is None:
             return self.sovits.vocode(z_p, torch.ones_like(z_p[:, :1]), ge)
         z = self.sovits.flow(z_p, torch.ones_like(z_p[:, :1]), ge, reverse=True)
-        if self.nhwc:
-            return self.dec_half(z.half()[:, :, None, :], g=ge.half()[:, :, None, :])[:, :, 0].float()
+        if nhwc if nhwc is not None else (self.dec_nhwc is not None and not self.auto):
+            return self.dec_nhwc(z.half()[:, :, None, :], g=ge.half()[:, :, None, :])[:, :, 0].float()
         return self.dec_half(z.half(), g=ge.half()).float()
 
     def _capture(self, bucket: int, z_p: torch.Tensor, ge: torch.Tensor):
@@ -63,8 +67,15 @@ class GraphedVocoder:
         ge_static = torch.zeros((bucket, *ge.shape[1:]), device=ge.device, dtype=ge.dtype)
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
-        graph, out = capture(self._eager, (z_static, ge_static), self.pool)
-        return graph, z_static, ge_static, out
+        if not self.auto:
+            graph, out = capture(self._eager, (z_static, ge_static), self.pool)
+            return "nhwc" if self.dec_nhwc is not None else "ncl", (graph, z_static, ge_static, out)
+        forms = {}
+        for name, nhwc in (("ncl", False), ("nhwc", True)):
+            graph, out = capture(lambda z, g, nhwc=nhwc: self._eager(z, g, nhwc), (z_static, ge_static), self.pool)
+            forms[name] = (_replay_ms(graph), (graph, z_static, ge_static, out))
+        best = min(forms, key=lambda k: forms[k][0])
+        return best, forms[best][1]
 
     def prepare(self, frames: list[int], channels: int, gin: int, device: torch.device) -> None:
         """Capture the graphs of these window lengths for every batch bucket now (at model load)."""
@@ -86,7 +97,7 @@ class GraphedVocoder:
                 if len({f for f, _ in self.graphs} | {frames}) > self.max_lengths:
                     return self._eager(z_p, ge)
                 try:
-                    self.graphs[(frames, bucket)] = self._capture(bucket, z_p, ge)
+                    self.layouts[(frames, bucket)], self.graphs[(frames, bucket)] = self._capture(bucket, z_p, ge)
                 except RuntimeError:  # a kernel that cannot be captured: stay eager for this length
                     self.failed.add(frames)
                     return self._eager(z_p, ge)
@@ -97,3 +108,17 @@ class GraphedVocoder:
                 z_static[n:].zero_()
             graph.replay()
             return out[:n].clone()
+
+
+def _replay_ms(graph, reps: int = 3) -> float:
+    """A captured graph's replay time (ms, the best of `reps` after one warm replay)."""
+    graph.replay()
+    best = float("inf")
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        best = min(best, start.elapsed_time(end))
+    return best

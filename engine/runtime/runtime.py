@@ -96,7 +96,7 @@ class Runtime:
                 from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
                 half = os.environ.get("GSVD_VOCODER_HALF", "1") != "0"  # graphs are on: this is CUDA
-                nhwc = os.environ.get("GSVD_VOCODER_NHWC", "0") != "0"
+                nhwc = {"0": False, "1": True}.get(os.environ.get("GSVD_VOCODER_NHWC", "auto"), "auto")
                 vocoder, content = GraphedVocoder(sovits, half=half, nhwc=nhwc), GraphedContent(sovits)
         if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
             with torch.inference_mode():
@@ -117,6 +117,10 @@ class Runtime:
 
     def submit(self, request: SynthRequest, handle: StreamHandle | None = None) -> StreamHandle:
         return self._scheduler.submit(request, handle)
+
+    def submit_many(self, items: list[tuple[SynthRequest, StreamHandle]]) -> list[Exception | None]:
+        """Several requests at once (admitted together); per request the error that refused it, or None."""
+        return self._scheduler.submit_many(items)
 
     def stats(self) -> dict:
         return self._scheduler.stats()

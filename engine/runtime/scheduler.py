@@ -83,16 +83,29 @@ class Scheduler:
     def submit(self, request: SynthRequest, handle: StreamHandle | None = None) -> StreamHandle:
         """Queue a request; its audio (or error) reaches `handle` (a new one when None), which is returned."""
         handle = handle if handle is not None else StreamHandle()
-        with self.cond:
-            if self.closed:
-                raise Cancelled("runtime is shut down")
-            if request.model_id not in self.models:
-                raise VoiceNotFound(f"model {request.model_id!r} is not loaded")
-            if len(self.waiting) >= self.queue_limit:
-                raise ResourceExhausted(f"server busy: {len(self.waiting)} requests already queued (limit {self.queue_limit})")
-            self.waiting.append((request, handle))
-            self.cond.notify_all()
+        error = self.submit_many([(request, handle)])[0]
+        if error is not None:
+            raise error
         return handle
+
+    def submit_many(self, items: list[tuple[SynthRequest, StreamHandle]]) -> list[Exception | None]:
+        """Queue several requests at once (the next admission sees them together) -> per request the error
+        that refused it (runtime shut down, model not loaded, queue full) or None."""
+        errors: list[Exception | None] = []
+        with self.cond:
+            for request, handle in items:
+                if self.closed:
+                    errors.append(Cancelled("runtime is shut down"))
+                elif request.model_id not in self.models:
+                    errors.append(VoiceNotFound(f"model {request.model_id!r} is not loaded"))
+                elif len(self.waiting) >= self.queue_limit:
+                    errors.append(ResourceExhausted(f"server busy: {len(self.waiting)} requests already queued "
+                                                    f"(limit {self.queue_limit})"))
+                else:
+                    self.waiting.append((request, handle))
+                    errors.append(None)
+            self.cond.notify_all()
+        return errors
 
     def stats(self) -> dict:
         with self.cond:

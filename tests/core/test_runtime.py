@@ -91,6 +91,28 @@ def test_queue_limit_rejects_with_resource_exhausted(models):
         rt.close()
 
 
+def test_submit_many_queues_together_and_refuses_each_on_its_own(models):
+    """`submit_many`: requests queued in one go (one admission sees them all), each past the queue limit or of
+    an unknown model refused with its own error; the accepted ones stream normally."""
+    from gsvd.engine.errors import VoiceNotFound
+    from gsvd.engine.runtime import StreamHandle
+
+    rt = _runtime(models, max_streams=2, queue_limit=2)
+    try:
+        handles = [StreamHandle() for _ in range(4)]
+        reqs = [_request(models[1], seed=1), _request(models[1], model_id="nope"), _request(models[1], seed=2),
+                _request(models[1], seed=3)]
+        with rt._scheduler.cond:  # hold the scheduler so nothing is admitted meanwhile
+            errors = rt.submit_many(list(zip(reqs, handles)))
+            assert len(rt._scheduler.waiting) == 2
+        assert errors[0] is None and errors[2] is None
+        assert isinstance(errors[1], VoiceNotFound) and isinstance(errors[3], ResourceExhausted)
+        for h in (handles[0], handles[2]):
+            assert sum(len(p) for p in h) > 0
+    finally:
+        rt.close()
+
+
 def test_cancel_and_deadline_free_the_slot(models):
     rt = _runtime(models, max_streams=2)
     try:

@@ -17,22 +17,29 @@ from gsvd.engine.text.pool import AnalysisPool
 
 
 class _Runtime:
-    """Takes requests like Runtime.submit; `hold` keeps the first submit waiting (the preparer busy)."""
+    """Takes requests like Runtime.submit_many (each answered at once with its phone ids as its audio);
+    `hold` keeps the first call waiting (the preparer busy)."""
 
     def __init__(self, hold: threading.Event | None = None, refuse: set[str] = frozenset()) -> None:
         self.requests: list[tuple[str, object]] = []
+        self.calls: list[int] = []
         self.hold, self.refuse = hold, refuse
 
-    def submit(self, request, handle):
-        if self.hold is not None and not self.requests:
+    def submit_many(self, items):
+        if self.hold is not None and not self.calls:
             self.hold.wait(10)
-        text = request["text"]
-        if text in self.refuse:
-            raise ResourceExhausted("server busy")
-        self.requests.append((text, request))
-        handle.put(request["ids"])
-        handle.finish(None)
-        return handle
+        self.calls.append(len(items))
+        errors = []
+        for request, handle in items:
+            text = request["text"]
+            if text in self.refuse:
+                errors.append(ResourceExhausted("server busy"))
+                continue
+            self.requests.append((text, request))
+            handle.put(request["ids"])
+            handle.finish(None)
+            errors.append(None)
+        return errors
 
 
 class _Pool(AnalysisPool):
@@ -57,7 +64,7 @@ def fe():
 def test_callers_queued_meanwhile_go_through_as_one_batch(fe):
     hold = threading.Event()
     runtime, pool = _Runtime(hold), _Pool(0)
-    prep = RequestPreparer(pool, runtime.submit)
+    prep = RequestPreparer(pool, runtime.submit_many)
     try:
         texts = ["你好世界。", "hello there.", "今天天气很好。", "Good morning.", "我们去公园。"] * 4
         jobs = [_job(fe, t) for t in texts]
@@ -69,7 +76,8 @@ def test_callers_queued_meanwhile_go_through_as_one_batch(fe):
         hold.set()
         outs = [list(j.handle) for j in jobs]
         assert pool.batches == [1, len(texts) - 1]
-        assert [t for t, _ in runtime.requests] == texts  # submitted in the order queued
+        assert runtime.calls == [1, len(texts) - 1]  # each batch's requests submitted together
+        assert [t for t, _ in runtime.requests] == texts  # in the order queued
         for j, out, t in zip(jobs, outs, texts, strict=True):
             want = analyze(t, "auto", "v2", None)
             assert j.analysis.words == want.words and not j.empty and j.submitted
@@ -81,7 +89,7 @@ def test_callers_queued_meanwhile_go_through_as_one_batch(fe):
 
 def test_errors_reach_only_their_caller(fe):
     runtime, pool = _Runtime(refuse={"busy now."}), _Pool(0)
-    prep = RequestPreparer(pool, runtime.submit)
+    prep = RequestPreparer(pool, runtime.submit_many)
     try:
         cancel = threading.Event()
         cancel.set()
@@ -125,7 +133,7 @@ def test_bert_for_a_batch_in_padded_passes(fe, tmp_path):
     bert_fe._bert_model().many = lambda items: calls.append(len(items)) or many(items)
     hold = threading.Event()
     runtime, pool = _Runtime(hold), _Pool(0)
-    prep = RequestPreparer(pool, runtime.submit)
+    prep = RequestPreparer(pool, runtime.submit_many)
     try:
         texts = ["hello.", "你好世界。", "今天天气很好。", "hello 我们学习中文。"]
         jobs = [_job(bert_fe, t) for t in texts]
@@ -146,7 +154,7 @@ def test_bert_for_a_batch_in_padded_passes(fe, tmp_path):
 def test_prepared_in_the_callers_thread_gives_the_same_requests(fe):
     """`prepare_here` (GSVD_PREPARER=0) builds the same request as the preparer's thread, errors alike."""
     runtime, pool = _Runtime(), _Pool(0)
-    prep = RequestPreparer(pool, runtime.submit)
+    prep = RequestPreparer(pool, runtime.submit_many)
     try:
         a, b = _job(fe, "今天天气很好。"), _job(fe, "今天天气很好。")
         prep.put(a)
