@@ -47,11 +47,10 @@ class Job:
     submitted: bool = False
 
     def cancelled(self, now: float) -> Cancelled | None:
-        if self.handle.cancelled.is_set() or (self.cancel is not None and self.cancel.is_set()):
-            return Cancelled("request cancelled")
-        if self.deadline is not None and now > self.deadline:
-            return Cancelled("request deadline exceeded")
-        return None
+        """Why the job must stop now (as a runtime request would: its handle or flag cancelled, deadline past)."""
+        from gsvd.engine.runtime.stream import cancel_reason
+
+        return cancel_reason(self, self.handle, now)
 
 
 class RequestPreparer:
@@ -125,8 +124,7 @@ class RequestPreparer:
             else:
                 live.append(job)
         calls = [(j.text, j.language, j.frontend.version, j.lexicon) for j in live]
-        needs_bert: dict[int, list[Job]] = defaultdict(list)  # by frontend: BERT for all its sentences at once
-        frontends = {}
+        needs_bert: dict[object, list[Job]] = defaultdict(list)  # by frontend: BERT for all its sentences at once
         built = []
         for i, result in self._pool.analyze_many(calls):
             job = live[i]
@@ -135,13 +133,12 @@ class RequestPreparer:
                 continue
             job.analysis = result
             if job.frontend.needs_bert(result):
-                needs_bert[id(job.frontend)].append(job)
-                frontends[id(job.frontend)] = job.frontend
+                needs_bert[job.frontend].append(job)
             else:
                 built.append(self._request(job, *job.frontend.features_of(result)[:2]))
-        for key, jobs in needs_bert.items():
+        for frontend, jobs in needs_bert.items():
             try:
-                feats = frontends[key].features_many([j.analysis for j in jobs])
+                feats = frontend.features_many([j.analysis for j in jobs])
             except Exception as exc:  # e.g. the RoBERTa folder is missing: each caller gets the error
                 for job in jobs:
                     job.handle.finish(exc)

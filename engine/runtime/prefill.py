@@ -30,8 +30,6 @@ class Packed:
     bert: torch.Tensor  # [batch, 1024, nx] float32 (pinned for a CUDA pass)
     index: np.ndarray  # [batch, width] int64: where each position's embedding is in [text | prompt | zeros]
     meta: np.ndarray  # [4, batch] int64: slot, last position, text length, length (padding rows: pad slot, 0...)
-    text_lens: list[int]
-    lens: list[int]
 
 
 def row_lengths(rows: list[Row]) -> tuple[list[int], list[int]]:
@@ -58,7 +56,7 @@ def pack_rows(rows: list[Row], width: int, batch: int, pad_slot: int, pin: bool)
     pos = np.arange(width)[None, :]
     t, n = meta[2][:, None], meta[3][:, None]
     index = np.where(pos < t, pos, np.where(pos < n, nx + pos - t, nx + ny))  # text, then the row's own prompt
-    return Packed(phones, prompts, bert, index, meta, tx, lens)
+    return Packed(phones, prompts, bert, index, meta)
 
 
 def embed_packed(gpt, packed: Packed, device: torch.device, out: torch.Tensor | None = None) -> torch.Tensor:

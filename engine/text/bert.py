@@ -97,10 +97,13 @@ class BertFeatures:
             raise job.error
         return job.result
 
-    @torch.inference_mode()
     def many(self, items: list[tuple[str, list[int]]]) -> list[torch.Tensor]:
-        """Several sentences in one padded forward pass (right padding under the attention mask: each row
-        equals its own pass up to float rounding) -> each one's [1024, sum(word2ph)]."""
+        """Several sentences in padded forward passes of at most `max_batch` (right padding under the
+        attention mask: each row equals its own pass up to float rounding) -> each one's [1024, sum(word2ph)]."""
+        return [out for lo in range(0, len(items), self.max_batch) for out in self._pass(items[lo : lo + self.max_batch])]
+
+    @torch.inference_mode()
+    def _pass(self, items: list[tuple[str, list[int]]]) -> list[torch.Tensor]:
         ids = [self._ids(text, len(w2p)) for text, w2p in items]
         width = max(len(r) for r in ids)
         input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)

@@ -81,10 +81,9 @@ class TextFrontend:
         wanted = [(k, j) for k, a in enumerate(analyses) for j, part in enumerate(a.phonemized.parts)
                   if bert is not None and _wants_bert(part)]
         done: list[dict[int, torch.Tensor]] = [{} for _ in analyses]  # per sentence: part index -> features
-        for lo in range(0, len(wanted), bert.max_batch if bert is not None else 1):
-            keys = wanted[lo : lo + bert.max_batch]
-            parts = [analyses[k].phonemized.parts[j] for k, j in keys]
-            for (k, j), feats in zip(keys, bert.many([(p.norm_text, p.word2ph) for p in parts]), strict=True):
+        if wanted:
+            parts = [analyses[k].phonemized.parts[j] for k, j in wanted]
+            for (k, j), feats in zip(wanted, bert.many([(p.norm_text, p.word2ph) for p in parts]), strict=True):
                 done[k][j] = feats
         return [(torch.tensor(a.phonemized.phone_ids, dtype=torch.long), self._bert_for(a.phonemized, given),
                  a.phonemized.norm_text) for a, given in zip(analyses, done)]

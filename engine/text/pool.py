@@ -146,7 +146,7 @@ class AnalysisPool:
         if not calls:
             return
         workers = self._take_idle() if len(calls) > 1 or not self.inline_alone else []
-        queued = {id(w): 0 for w in workers}  # calls sent to each worker and not answered yet
+        queued = dict.fromkeys(workers, 0)  # calls sent to each worker and not answered yet
         with self._lock:
             self._busy += len(calls)
         try:
@@ -160,15 +160,15 @@ class AnalysisPool:
             def dispatch() -> None:
                 nonlocal sent
                 while sent < len(calls) and workers:
-                    w = min(workers, key=lambda w: queued[id(w)])
-                    if queued[id(w)] >= MAX_QUEUED:
+                    w = min(workers, key=lambda w: queued[w])
+                    if queued[w] >= MAX_QUEUED:
                         return
                     try:
                         w.send(calls[sent])
                     except OSError:
                         drop(w)
                         continue
-                    owner[sent], queued[id(w)] = w, queued[id(w)] + 1
+                    owner[sent], queued[w] = w, queued[w] + 1
                     sent += 1
 
             def drop(dead: _Worker) -> None:  # its unanswered calls run inline
@@ -194,7 +194,7 @@ class AnalysisPool:
                     yield i, _inline(calls[i])
                     dispatch()
                     continue
-                queued[id(w)] -= 1
+                queued[w] -= 1
                 with self._lock:
                     self._offloaded += 1
                     self._failures = 0
@@ -203,7 +203,7 @@ class AnalysisPool:
         finally:
             for w in list(workers):  # left early: read what is still owed, so the next caller's replies line up
                 try:
-                    for _ in range(queued[id(w)]):
+                    for _ in range(queued[w]):
                         w.receive()
                 except (EOFError, OSError, pickle.UnpicklingError):
                     workers.remove(w)

@@ -513,7 +513,8 @@ def test_batched_prefill_inputs_equal_each_row_alone(models):
              torch.randint(0, 1024, (ny,), generator=g)) for slot, (nx, ny) in zip((5, 2, 7), shapes)]
     with torch.no_grad():
         packed = pack_rows(rows, 32, 4, pad_slot=9, pin=False)
-        assert packed.text_lens == [9, 4, 12] and packed.lens == [20, 24, 15]
+        text_lens, lens = packed.meta[2, :3].tolist(), packed.meta[3, :3].tolist()
+        assert text_lens == [9, 4, 12] and lens == [20, 24, 15]
         assert packed.meta.tolist() == [[5, 2, 7, 9], [19, 23, 14, 0], [9, 4, 12, 0], [20, 24, 15, 0]]
         xy = torch.full((4, 32, gpt.dims.hidden_dim), 7.0)
         assert embed_packed(gpt, packed, torch.device("cpu"), out=xy) is xy
@@ -521,10 +522,10 @@ def test_batched_prefill_inputs_equal_each_row_alone(models):
         assert allow.shape == (4, 1, 32, 32)
         for r, (_, ph, bert, prompt) in enumerate(rows):
             alone = torch.cat([gpt.embed_text(ph[None], bert[None]), gpt.embed_audio(prompt[None], 0)], dim=1)[0]
-            n = packed.lens[r]
+            n = lens[r]
             assert torch.allclose(xy[r, :n], alone, atol=1e-6) and not xy[r, n:].any()
             want = torch.eye(32, dtype=torch.bool)
-            want[:n, :n] = gpt.prefix_mask(packed.text_lens[r], n - packed.text_lens[r])
+            want[:n, :n] = gpt.prefix_mask(text_lens[r], n - text_lens[r])
             assert torch.equal(allow[r, 0], want)
         assert not xy[3].any() and torch.equal(allow[3, 0], torch.eye(32, dtype=torch.bool))
 
