@@ -133,19 +133,28 @@ def correctness(gpt, sov) -> dict:
         content = GraphedContent(sc)
         content.prepare()
         diffs = []
+        # the graphs end with the prior's sample (noise made in the graph from each row's seed)
+        from gsvd.engine.runtime.prior_noise import gaussian, sample_prior
+
+        def eager_z(c, t, seed, scale):
+            hidden, mask = sc.content(c, t, ge)
+            m, logs, _ = sc.prior(hidden, mask)
+            return sample_prior(m, logs, torch.tensor([seed], device=m.device),
+                                torch.tensor([scale], dtype=torch.float64, device=m.device))
+
         for k, n in ((8, 23), (14, 40), (30, 7), (8, 23)):  # padded codes and phones; the last replays again
             c, t = torch.randint(0, 1024, (1, 1, k), generator=g).cuda(), torch.randint(0, 732, (1, n), generator=g).cuda()
-            hidden, mask = sc.content(c, t, ge)
-            m_ref, logs_ref, _ = sc.prior(hidden, mask)
-            m, logs = content(c.cpu(), t.cpu(), ge, [k], [n])  # the runtime hands over host arrays
-            diffs.append(max((m - m_ref).abs().max().item(), (logs - logs_ref).abs().max().item()))
+            z = content(c.cpu(), t.cpu(), ge, [k], [n], [k * 31 + n], [0.6])  # the runtime hands over host arrays
+            diffs.append((z - eager_z(c, t, k * 31 + n, 0.6)).abs().max().item())
         c, t = torch.randint(0, 1024, (3, 1, 20), generator=g).cuda(), torch.randint(0, 732, (3, 50), generator=g).cuda()
-        m3, logs3 = content(c.cpu(), t.cpu(), ge.expand(3, -1, -1), [20, 12, 17], [50, 31, 44])  # a batch of 3 (bucket 4)
+        z3 = content(c.cpu(), t.cpu(), ge.expand(3, -1, -1), [20, 12, 17], [50, 31, 44], [1, 2, 3],
+                     [0.5, 0.0, 1.0])  # a batch of 3 (bucket 4)
         for r, (k, n) in enumerate(((20, 50), (12, 31), (17, 44))):
-            hidden, mask = sc.content(c[r : r + 1, :, :k], t[r : r + 1, :n], ge)
-            m_ref, logs_ref, _ = sc.prior(hidden, mask)
-            diffs.append(max((m3[r : r + 1, :, : 2 * k] - m_ref).abs().max().item(),
-                             (logs3[r : r + 1, :, : 2 * k] - logs_ref).abs().max().item()))
+            ref = eager_z(c[r : r + 1, :, :k], t[r : r + 1, :n], r + 1, (0.5, 0.0, 1.0)[r])
+            diffs.append((z3[r : r + 1, :, : 2 * k] - ref).abs().max().item())
+        seeds = torch.arange(64, dtype=torch.int64) * 7919 + 1
+        out["prior_noise_cuda_vs_cpu_max_abs_diff"] = (gaussian(seeds.cuda(), 192, 512).cpu()
+                                                       - gaussian(seeds, 192, 512)).abs().max().item()
         out["content_graph_padded_vs_eager_max_abs_diff"] = max(diffs)
     sov.to("cpu")
     out.update(prefill_check(gpt, g))

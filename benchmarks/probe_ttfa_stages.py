@@ -29,6 +29,16 @@ def _pct(xs: list[float], q: float) -> float:
     return 1000 * xs[int(q * (len(xs) - 1))] if xs else float("nan")
 
 
+def _timed_iter(name, fn, size, events, lock):
+    """Like `timed`, for a generator: from the call to its last item."""
+    def wrapper(*a, **kw):
+        t = time.perf_counter()
+        yield from fn(*a, **kw)
+        with lock:
+            events.append((name, t, time.perf_counter(), size(a)))
+    return wrapper
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,64")
@@ -38,6 +48,7 @@ def main() -> None:
     from runtime_bench import make_voice, run_level
 
     from gsvd.engine import Engine
+    from gsvd.engine.preparer import RequestPreparer
     from gsvd.engine.runtime import chunk_decode, graph_decode
     from gsvd.engine.runtime import scheduler as sched
     from gsvd.engine.text.frontend import TextFrontend
@@ -63,6 +74,10 @@ def main() -> None:
     # a request's text frontend: its analysis (inline or in a worker process), then BERT and the tensors
     AnalysisPool.analyze = timed("analysis", AnalysisPool.analyze, lambda a: 1)
     TextFrontend.features_of = timed("frontend", TextFrontend.features_of, lambda a: 1)
+    # the preparer's batches (GSVD_PREPARER=1, the default): one analysis burst, one BERT/tensor pass
+    AnalysisPool.analyze_many = _timed_iter("analysis", AnalysisPool.analyze_many, lambda a: len(a[1]), events, lock)
+    TextFrontend.features_many = timed("frontend", TextFrontend.features_many, lambda a: len(a[1]))
+    RequestPreparer.put = timed("put", RequestPreparer.put, lambda a: 1)  # a caller's sentence queued
 
     voice = make_voice(Path(tempfile.mkdtemp()))
     out = {}
@@ -78,7 +93,7 @@ def main() -> None:
             rel = [(name, s - t0, e - t0, k) for name, s, e, k in events]
             before = [e for e in rel if e[1] < first_p50]  # what ran before the median stream's first audio
             row = {"streams": n, "ttfa_p50_ms": 1000 * first_p50, "ttfa_p95_ms": _pct(first, 0.95)}
-            for name in ("analysis", "frontend", "prefill", "gpt_step", "chunk_launch", "chunk_collect"):
+            for name in ("put", "analysis", "frontend", "prefill", "gpt_step", "chunk_launch", "chunk_collect"):
                 evs = [e for e in before if e[0] == name]
                 row[name] = {"calls": len(evs), "busy_ms": 1000 * sum(e[2] - e[1] for e in evs),
                              "first_start_ms": 1000 * evs[0][1] if evs else None,
@@ -86,7 +101,7 @@ def main() -> None:
                              "rows": [e[3] for e in evs][:12]}
             row["timeline_ms"] = [(name, round(1000 * s, 2), round(1000 * e, 2), k)
                                   for name, s, e, k in sorted(before, key=lambda e: e[1])
-                                  if name != "gpt_step"][:40]
+                                  if name not in ("gpt_step", "put")][:40]
             steps = [e for e in before if e[0] == "gpt_step"]
             row["gpt_step_gaps_ms"] = [round(1000 * (b[1] - a[1]), 2) for a, b in zip(steps, steps[1:])][:30]
             out[n] = row

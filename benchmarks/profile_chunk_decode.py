@@ -35,7 +35,7 @@ def _decoders(entry, n: int, tokens: int, seed: int = 0):
     out = []
     for i in range(n):
         d = StreamDecoder(entry.sovits, torch.randint(0, 732, (1, 30), generator=g).cuda(), ge, 0.5, 1.0,
-                          torch.Generator().manual_seed(i), ChunkPolicy(), vocoder=entry.vocoder, content=entry.content)
+                          i, ChunkPolicy(), vocoder=entry.vocoder, content=entry.content)
         d.tokens = torch.randint(0, 1024, (tokens,), generator=g).tolist()
         out.append(d)
     return out

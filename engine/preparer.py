@@ -14,6 +14,7 @@ shared the GIL with all of them; now it shares it with this one thread.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -26,6 +27,14 @@ from gsvd.engine.errors import Cancelled
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256  # sentences taken at once
+
+
+def _window_s() -> float:
+    """GSVD_BATCH_WINDOW_MS: how long the thread keeps gathering a batch while sentences keep arriving."""
+    try:
+        return max(0.0, float(os.environ.get("GSVD_BATCH_WINDOW_MS", "0"))) / 1000
+    except ValueError:
+        return 0.0
 
 
 @dataclass(eq=False)
@@ -54,11 +63,16 @@ class Job:
 
 
 class RequestPreparer:
-    def __init__(self, pool, submit_many: Callable[[list[tuple[object, object]]], list[Exception | None]]) -> None:
+    def __init__(self, pool, submit_many: Callable[[list[tuple[object, object]]], list[Exception | None]],
+                 window: float | None = None) -> None:
         """pool: the frontend's `AnalysisPool`; submit_many([(request, handle)]): hands requests to the runtime
-        together, -> per request the error that refused it or None (`Runtime.submit_many`)."""
+        together, -> per request the error that refused it or None (`Runtime.submit_many`). window (seconds;
+        default GSVD_BATCH_WINDOW_MS): a batch keeps gathering while each sentence comes within `window` of
+        the one before (4 windows at most), so callers starting together share one batch."""
         self._pool, self._submit_many = pool, submit_many
+        self._window = _window_s() if window is None else window
         self._jobs: list[Job] = []
+        self._last_put = 0.0
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="gsvd-preparer", daemon=True)
@@ -69,6 +83,7 @@ class RequestPreparer:
             if self._closed:
                 raise Cancelled("engine is closed")
             self._jobs.append(job)
+            self._last_put = time.monotonic()
             self._cond.notify()
 
     def prepare_here(self, job: Job) -> None:
@@ -101,6 +116,8 @@ class RequestPreparer:
             with self._cond:
                 while not self._jobs and not self._closed:
                     self._cond.wait()
+                if self._window > 0:
+                    self._gather()
                 if self._closed:
                     return
                 batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
@@ -111,6 +128,16 @@ class RequestPreparer:
                 for job in batch:
                     if not job.submitted:
                         job.handle.finish(Cancelled(f"internal error while preparing the request: {exc}"))
+
+    def _gather(self) -> None:
+        """(holding the lock) Wait while sentences keep arriving, each within the window of the last."""
+        until = time.monotonic() + 4 * self._window
+        while not self._closed and len(self._jobs) < MAX_BATCH:
+            now = time.monotonic()
+            quiet_at = min(until, self._last_put + self._window)
+            if now >= quiet_at:
+                return
+            self._cond.wait(quiet_at - now)
 
     def _prepare(self, batch: list[Job]) -> None:
         """Analyze the batch's sentences together, then submit their requests together (one admission sees

@@ -3,10 +3,10 @@
 The scheduler hands over every stream whose next chunk is ready. Streams of one SoVITS
 model at speed 1 share a padded batch through the content encoder and prior (codes and phones padded,
 masks mark the real frames, so each row equals its unbatched decode up to float rounding; where a
-CUDA graph of the padded shape exists, `graph_content`, it is replayed instead); each
-stream's prior noise is its own, drawn once per frame; windows of equal length then go through the
-reverse flow + HiFi-GAN together (a CUDA graph per window length and batch bucket where the runtime
-has one). Other speeds run one stream at a time (re-timing interpolates over the padded length).
+CUDA graph of the padded shape exists, `graph_content`, it is replayed instead); each stream's prior
+noise is its own, a function of its seed and the frame made on the device; windows of equal length then
+go through the reverse flow + HiFi-GAN together (a CUDA graph per window length and batch bucket where
+the runtime has one). Other speeds run one stream at a time (re-timing interpolates over the padded length).
 
 `launch_chunks` queues all of that without waiting for the GPU (host inputs are copied up without a
 stream sync, the audio comes back into pinned memory behind an event); `PendingChunks.finish` commits
@@ -20,6 +20,8 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+
+from gsvd.engine.runtime.prior_noise import sample_prior
 
 
 class PendingChunks:
@@ -91,9 +93,10 @@ def decode_chunks(items: list[tuple[object, bool]]) -> list[np.ndarray]:
 
 def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[torch.Tensor, int]]:
     """Content encoder + prior over each stream's known tokens (one padded batch) -> per stream the
-    vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows' codes,
-    phones and prior noise are put together on the host with numpy (no torch call per row: each one hands
-    the GIL over) and go up in one copy each, without waiting for the GPU."""
+    vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows' codes
+    and phones are put together on the host with numpy (no torch call per row: each one hands the GIL
+    over) and go up in one copy, without waiting for the GPU; the prior noise is made on the device from
+    each stream's seed (`prior_noise.py`)."""
     sovits = decoders[0].sovits
     p = next(sovits.parameters())
     dev = p.device
@@ -106,29 +109,22 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
         phones[r, : n_ph[r]] = d.phone_ids
     batched = len(decoders) > 1
     ge = torch.cat([d.ge for d in decoders])
+    seeds, scales = [d.seed for d in decoders], [d.noise_scale for d in decoders]
     graphs = decoders[0].content
-    got = None if graphs is None or decoders[0].speed != 1.0 else graphs(codes, phones, ge, known, n_ph)
-    if got is not None:  # padded to a graph's shape, replayed
-        m, logs = got
-    else:
+    z_all = None
+    if graphs is not None and decoders[0].speed == 1.0:  # padded to a graph's shape, replayed
+        z_all = graphs(codes, phones, ge, known, n_ph, seeds, scales)
+    if z_all is None:
         codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
         phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)
         lens = torch.tensor([known, n_ph]).to(dev, non_blocking=True) if batched else None
         hidden, mask = sovits.content(codes_t, phones_t, ge, lens[0] if batched else None,
                                       lens[1] if batched else None)
         m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
+        z_all = sample_prior(m, logs, torch.tensor(seeds).to(dev, non_blocking=True),
+                             torch.tensor(scales, dtype=torch.float64).to(dev, non_blocking=True))
     hop = sovits.dims.hop
-    frames = [2 * k if batched or got is not None else m.shape[-1] for k in known]
-    # each stream's own prior noise (drawn once per frame) in one padded batch; z_p = m + noise * exp(logs) * scale
-    # for every row at once (the same arithmetic per element as one row alone)
-    channels, width = m.shape[1], max(frames)
-    noise = torch.zeros((len(decoders), channels, width), pin_memory=m.is_cuda)  # large: pinned, copied up async
-    noise_np = noise.numpy()
-    for r, (d, f) in enumerate(zip(decoders, frames)):
-        noise_np[r, :, :f] = d.noise_for(f, channels)
-    noise = noise.to(m.device, m.dtype, non_blocking=True)
-    scale = torch.tensor([d.noise_scale for d in decoders], dtype=m.dtype).to(m.device, non_blocking=True)
-    z_all = m[..., :width] + noise * torch.exp(logs[..., :width]) * scale[:, None, None]
+    frames = [2 * k if batched else z_all.shape[-1] for k in known]  # one row: re-timed at its speed
     out = []
     for r, (d, (start, end, _), f) in enumerate(zip(decoders, plans, frames)):
         lo, a, b = d.window(start, end, f)

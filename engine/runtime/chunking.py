@@ -7,9 +7,9 @@ near the end of what is known still change), and how many past tokens are
 re-decoded as context (history) so the flow and vocoder see the same receptive
 field as a whole-utterance decode.
 
-`StreamDecoder` keeps one stream's tokens, its prior noise (drawn once per frame,
-so re-decodes agree) and the tail of the previous chunk, and cross-fades chunks
-over `crossfade` samples.
+`StreamDecoder` keeps one stream's tokens, its prior-noise seed (the noise is a
+function of seed and frame, `prior_noise.py`, so re-decodes agree) and the tail of
+the previous chunk, and cross-fades chunks over `crossfade` samples.
 """
 
 from __future__ import annotations
@@ -61,14 +61,13 @@ class StreamDecoder:
     ge: torch.Tensor  # [1, gin, 1]
     noise_scale: float
     speed: float
-    generator: np.random.Generator | torch.Generator  # draws the prior noise
+    seed: int  # the prior noise's seed (`prior_noise.noise_seed` of the request's seed)
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
     tokens: list[int] = field(default_factory=list)
     vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA (same math, fewer launches)
     content: object | None = None  # graph_content.GraphedContent on CUDA: content encoder + prior from graphs
     emitted: int = 0  # tokens already turned into audio
     chunks: int = 0
-    _noise: np.ndarray | None = None
     _tail: np.ndarray | None = None
     _phone_ids: np.ndarray | None = None
 
@@ -110,18 +109,6 @@ class StreamDecoder:
         from gsvd.engine.runtime.chunk_decode import decode_chunks
 
         return decode_chunks([(self, finished)])[0]
-
-    def noise_for(self, frames: int, channels: int) -> np.ndarray:
-        """Prior noise for frames 0..frames-1, [channels, frames] float32 on the host: drawn once per frame
-        from the stream's generator, so re-decodes agree (numpy: no torch call, no GIL hand-over)."""
-        have = 0 if self._noise is None else self._noise.shape[-1]
-        if frames > have:
-            if isinstance(self.generator, torch.Generator):
-                extra = torch.randn((channels, frames - have), generator=self.generator).numpy()
-            else:
-                extra = self.generator.standard_normal((channels, frames - have), dtype=np.float32)
-            self._noise = extra if self._noise is None else np.concatenate([self._noise, extra], axis=-1)
-        return self._noise[:, :frames]
 
     @property
     def phone_ids(self) -> np.ndarray:

@@ -5,8 +5,9 @@ decode, and a stream's first chunk is what its listener waits for. Each graph co
 shape: a batch bucket of rows, c semantic tokens (c in `code_widths`) and n target phones (n a
 multiple of `phone_step`); each row's real lengths go in as `code_lens` / `text_lens`, so the
 masks keep padding out (the masked path of a padded batch, equal to each row's unpadded pass up
-to float rounding). Larger batches go through in groups of the largest bucket. Off CUDA the same
-padded pass runs eagerly.
+to float rounding). The graph ends with the prior's sample, z_p = m + noise * exp(logs) * scale, its noise
+computed in the graph from each row's seed (`prior_noise.py`), so a pass uploads no noise. Larger
+batches go through in groups of the largest bucket. Off CUDA the same padded pass runs eagerly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from gsvd.engine.runtime.cuda_graphs import GraphSet, in_groups
+from gsvd.engine.runtime.prior_noise import sample_prior
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to scheduler.MAX_CHUNK_BATCH rows in one replay
 
@@ -27,20 +29,22 @@ class GraphedContent:
         self.batch_buckets = batch_buckets
         self.graphs = GraphSet(self._run, self._statics)
 
-    def _run(self, codes, phones, code_lens, text_lens, ge, packed):
+    def _run(self, codes, phones, code_lens, text_lens, seeds, scale_bits, ge, packed):
         hidden, mask = self.sovits.content(codes, phones, ge, code_lens, text_lens)
         m, logs, _ = self.sovits.prior(hidden, mask, 1.0)
-        return torch.cat([m, logs], dim=1)
+        return sample_prior(m, logs, seeds, scale_bits.contiguous().view(torch.float64))
 
     def _statics(self, key: tuple[int, int, int]):
-        """The integer inputs are views of one tensor (codes | phones | code length | text length per row),
-        filled by one copy; ge comes in the model's device and dtype."""
+        """The inputs but ge are views of one int64 tensor, filled by one copy: per row codes | phones |
+        code length | text length | noise seed | noise scale (a float64's bits); ge comes in the model's
+        device and dtype."""
         b, c, n = key
         p = next(self.sovits.parameters())
-        packed = torch.zeros(b, c + n + 2, dtype=torch.long, device=p.device)
-        packed[:, -2:] = 1
+        packed = torch.zeros(b, c + n + 4, dtype=torch.long, device=p.device)
+        packed[:, c + n : c + n + 2] = 1
         ge = torch.zeros(b, self.sovits.dims.gin_channels, 1, dtype=p.dtype, device=p.device)
-        return packed[:, None, :c], packed[:, c : c + n], packed[:, -2], packed[:, -1], ge, packed
+        return (packed[:, None, :c], packed[:, c : c + n], packed[:, -4], packed[:, -3], packed[:, -2],
+                packed[:, -1], ge, packed)
 
     def prepare(self) -> None:
         """Capture every (batch, codes, phones) graph now (at model load)."""
@@ -49,11 +53,13 @@ class GraphedContent:
         self.graphs.prepare([(b, c, n) for b in self.batch_buckets for c in self.code_widths
                              for n in range(self.phone_step, self.max_phones + 1, self.phone_step)])
 
-    def __call__(self, codes, phones, ge: torch.Tensor, code_lens: list[int], text_lens: list[int]):
+    def __call__(self, codes, phones, ge: torch.Tensor, code_lens: list[int], text_lens: list[int],
+                 seeds: list[int], scales: list[float]):
         """codes [B, 1, K], phones [B, N] (host arrays or CPU tensors, padded; real lengths `code_lens`,
-        `text_lens`), ge [B, gin, 1] -> (m, logs) [B, C, 2 * max(code_lens)] at speed 1, or None when no graph
-        fits (more codes or phones than the largest graph, capture failed): the caller runs eagerly. The
-        inputs go up in one copy whatever the rows (every torch call hands the GIL over)."""
+        `text_lens`), ge [B, gin, 1], each row's noise seed and scale -> the prior's sample z_p
+        [B, C, 2 * max(code_lens)] at speed 1, or None when no graph fits (more codes or phones than the
+        largest graph, capture failed): the caller runs eagerly. The inputs go up in one copy whatever the
+        rows (every torch call hands the GIL over)."""
         codes, phones = np.asarray(codes), np.asarray(phones)
         k, n_max = max(code_lens), max(text_lens)
         c = next((c for c in self.code_widths if c >= k), None)
@@ -62,18 +68,18 @@ class GraphedContent:
         top = self.batch_buckets[-1]
         if codes.shape[0] > top:
             parts = in_groups(codes.shape[0], top, lambda lo, hi: self(
-                codes[lo:hi], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi]))
-            if parts is None:
-                return None
-            return torch.cat([m for m, _ in parts]), torch.cat([lg for _, lg in parts])
+                codes[lo:hi], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi], seeds[lo:hi],
+                scales[lo:hi]))
+            return None if parts is None else torch.cat(parts)
         rows = codes.shape[0]
         b = next(b for b in self.batch_buckets if b >= rows)
         n = -(-n_max // self.phone_step) * self.phone_step
-        host = np.zeros((b, c + n + 2), np.int64)
-        host[:, -2:] = 1
+        host = np.zeros((b, c + n + 4), np.int64)
+        host[:, c + n : c + n + 2] = 1
         host[:rows, :k] = codes[:, 0, :k]  # a group's inputs may be padded wider than it needs
         host[:rows, c : c + n_max] = phones[:, :n_max]
-        host[:rows, -2], host[:rows, -1] = code_lens, text_lens
+        host[:rows, -4], host[:rows, -3], host[:rows, -2] = code_lens, text_lens, seeds
+        host[:rows, -1] = np.asarray(scales, np.float64).view(np.int64)
 
         def fill(*static):
             s_ge, s_packed = static[-2:]
@@ -82,8 +88,4 @@ class GraphedContent:
             if rows < b:
                 s_ge[rows:].zero_()
 
-        got = self.graphs.run((b, c, n), ge.is_cuda, fill, lambda out: out[:rows, :, : 2 * k].clone())
-        if got is None:
-            return None
-        half = got.shape[1] // 2
-        return got[:, :half], got[:, half:]
+        return self.graphs.run((b, c, n), ge.is_cuda, fill, lambda out: out[:rows, :, : 2 * k].clone())

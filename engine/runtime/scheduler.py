@@ -30,6 +30,7 @@ from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
 from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
 from gsvd.engine.runtime.prefill import prefill
+from gsvd.engine.runtime.prior_noise import noise_seed
 from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest, cancel_reason
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class Scheduler:
                 ge=ges[k : k + 1],
                 noise_scale=req.noise_scale,
                 speed=req.speed,
-                generator=np.random.default_rng((int(req.seed) * 7919 + 1) & 0x7FFFFFFFFFFFFFFF),
+                seed=noise_seed(req.seed),
                 policy=self.policy,
                 vocoder=entry.vocoder,
                 content=entry.content,

@@ -310,7 +310,7 @@ def test_streamed_audio_matches_whole_decode(models):
     with torch.no_grad():
         ge = sovits.compute_ge(spec)
         whole = sovits.decode(torch.tensor(tokens)[None, None], phones, spec, noise_scale=0.0)[0, 0].numpy()
-    dec = StreamDecoder(sovits, phones, ge, 0.0, 1.0, torch.Generator().manual_seed(0), ChunkPolicy())
+    dec = StreamDecoder(sovits, phones, ge, 0.0, 1.0, 0, ChunkPolicy())
     streamed, joins = stream_tokens(dec, tokens)
     assert len(streamed) == len(whole)
     q = join_quality(streamed, whole, joins)
@@ -387,7 +387,7 @@ def test_batched_chunk_decode_equals_one_stream_at_a_time(models):
         with torch.no_grad():
             ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=gg))
         d = StreamDecoder(sovits, torch.randint(0, 700, (1, n_phones), generator=gg), ge, 0.6, 1.0,
-                          torch.Generator().manual_seed(seed), ChunkPolicy(first=4, largest=12, history=3))
+                          seed, ChunkPolicy(first=4, largest=12, history=3))
         d.tokens.extend(torch.randint(0, 1024, (n_tokens,), generator=g).tolist())
         return d
 
@@ -427,11 +427,15 @@ def test_padded_content_path_equals_the_plain_one(models):
     with torch.no_grad():
         ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=torch.Generator().manual_seed(2)))
         codes = torch.randint(0, 1024, (1, 1, 5), generator=torch.Generator().manual_seed(3))
-        m, logs = graphs(codes, torch.randint(0, 700, (1, 11)), ge, [5], [11])
-        assert m.shape == logs.shape == (1, sovits.dims.inter_channels, 10)
-        assert graphs(torch.zeros(1, 1, 17, dtype=torch.long), torch.zeros(1, 5, dtype=torch.long), ge, [17], [5]) \
-            is None
-        assert graphs(codes, torch.zeros(1, 25, dtype=torch.long), ge, [5], [25]) is None
+        phones = torch.randint(0, 700, (1, 11))
+        z = graphs(codes, phones, ge, [5], [11], [3], [0.0])
+        assert z.shape == (1, sovits.dims.inter_channels, 10)
+        m, _, _ = sovits.prior(*sovits.content(codes, phones, ge), 1.0)
+        assert torch.allclose(z, m, atol=1e-5)  # noise scale 0: the prior's mean
+        assert not torch.allclose(graphs(codes, phones, ge, [5], [11], [3], [0.6]), m, atol=1e-2)
+        assert graphs(torch.zeros(1, 1, 17, dtype=torch.long), torch.zeros(1, 5, dtype=torch.long), ge, [17], [5],
+                      [0], [0.5]) is None
+        assert graphs(codes, torch.zeros(1, 25, dtype=torch.long), ge, [5], [25], [0], [0.5]) is None
     policy = ChunkPolicy(first=3, largest=8, history=2)
 
     def make(content, seed, n_phones):
@@ -439,7 +443,7 @@ def test_padded_content_path_equals_the_plain_one(models):
         with torch.no_grad():
             ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=gg))
         d = StreamDecoder(sovits, torch.randint(0, 700, (1, n_phones), generator=gg), ge, 0.6, 1.0,
-                          torch.Generator().manual_seed(seed), policy, content=content)
+                          seed, policy, content=content)
         d.tokens.extend(torch.randint(0, 1024, (30,), generator=gg).tolist())
         return d
 

@@ -167,3 +167,33 @@ def test_prepared_in_the_callers_thread_gives_the_same_requests(fe):
         assert pool.batches == [1]  # only the queued one went through the preparer's thread
     finally:
         prep.close()
+
+
+def test_batch_window_gathers_callers_arriving_together(fe):
+    """With a window, sentences arriving within it of each other make one batch (one submit); a sentence
+    after a quiet window starts the next batch; without a window the first goes alone."""
+    runtime, pool = _Runtime(), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit_many, window=0.25)
+    try:
+        jobs = [_job(fe, t) for t in ("hello.", "good day.", "fine.", "later.")]
+        for j in jobs[:3]:
+            prep.put(j)
+            time.sleep(0.05)  # well inside the window
+        assert [len(list(j.handle)) for j in jobs[:3]] == [1, 1, 1]
+        assert runtime.calls == [3] and pool.batches == [3]
+        prep.put(jobs[3])
+        assert len(list(jobs[3].handle)) == 1
+        assert runtime.calls == [3, 1]
+    finally:
+        prep.close()
+    runtime, pool = _Runtime(), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit_many, window=0.0)
+    try:
+        first, second = _job(fe, "hello."), _job(fe, "again.")
+        prep.put(first)
+        assert len(list(first.handle)) == 1  # answered without waiting for anyone
+        prep.put(second)
+        assert len(list(second.handle)) == 1
+        assert runtime.calls == [1, 1]
+    finally:
+        prep.close()
