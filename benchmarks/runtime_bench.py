@@ -123,7 +123,10 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float
 
 
 def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
-               spread: float = 0.0, tokens: int = 75) -> tuple[list[dict], dict]:
+               spread: float = 0.0, tokens: int = 75, configs: list[tuple[float, float]] | None = None
+               ) -> tuple[list[dict], dict]:
+    """configs: (GIL switch interval ms, preparer batch window ms) pairs; every level runs under each, on the
+    same engine (None: as the engine starts)."""
     from gsvd.engine import Engine
 
     rows = []
@@ -132,9 +135,16 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
         engine.load_voice(voice)  # on CUDA every graph is captured here
         load_s = time.perf_counter() - t0
         run_level(engine, 1)  # warm-up: kernels chosen
-        for n in levels:  # small levels run several rounds so that p50/p95 mean something
-            rows.append(run_repeated(engine, n, max(1, min_samples // n), spread, tokens))
-            print(rows[-1], flush=True)
+        for switch_ms, window_ms in configs or [(None, None)]:
+            # the interpreter's GIL switch interval, the preparer's batch window: set between levels
+            sys.setswitchinterval(switch_ms / 1000 if switch_ms else 0.005)
+            if window_ms is not None:
+                engine._preparer._window = window_ms / 1000
+            for n in levels:  # small levels run several rounds so that p50/p95 mean something
+                rows.append(run_repeated(engine, n, max(1, min_samples // n), spread, tokens))
+                if switch_ms is not None:
+                    rows[-1].update(switch_ms=switch_ms, window_ms=window_ms)
+                print(rows[-1], flush=True)
         layouts: dict[str, int] = {}  # the vocoder graphs' captured forms (GSVD_VOCODER_NHWC=auto keeps the faster)
         for entry in engine._runtime._scheduler.models.values():
             for form in getattr(entry.vocoder, "layouts", {}).values():
@@ -161,6 +171,8 @@ def main() -> None:
     ap.add_argument("--bert", default="0", help="1: zh sentences get BERT features from a random roberta-large")
     ap.add_argument("--spread", type=float, default=0.0, help="start a level's streams evenly over this many s")
     ap.add_argument("--tokens", type=int, default=75, help="tokens per stream (75 = 3 s of audio)")
+    ap.add_argument("--configs", default="", help="e.g. 5:0,0.5:1 -- GIL switch interval ms : preparer batch "
+                    "window ms; every level runs under each, on one engine")
     args = ap.parse_args()
     os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
     os.environ["GSVD_FUSED_SAMPLING"] = args.fused
@@ -170,9 +182,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp())
     voice = make_voice(root)
     bert = make_bert(root) if args.bert == "1" else None
+    configs = [tuple(float(v) for v in c.split(":")) for c in args.configs.split(",")] if args.configs else None
     rows, info = run_engine(voice, [int(x) for x in args.streams.split(",")], args.min_samples, args.device, bert,
-                            args.spread, args.tokens)
-    print_table(f"{info['backend']}:", rows)
+                            args.spread, args.tokens, configs)
+    for c in configs or [None]:
+        title = info["backend"] + ("" if c is None else f", GIL switch {c[0]} ms, batch window {c[1]} ms")
+        print_table(title + ":", [r for r in rows if c is None or (r["switch_ms"], r["window_ms"]) == c])
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
     result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert,
               "spread_s": args.spread, "tokens": args.tokens,
