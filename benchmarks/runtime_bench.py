@@ -137,7 +137,8 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
         run_level(engine, 1)  # warm-up: kernels chosen
         for switch_ms, window_ms in configs or [(None, None)]:
             # the interpreter's GIL switch interval, the preparer's batch window: set between levels
-            sys.setswitchinterval(switch_ms / 1000 if switch_ms else 0.005)
+            if switch_ms is not None:  # else as the engine set it (GSVD_SWITCH_INTERVAL_MS)
+                sys.setswitchinterval(switch_ms / 1000)
             if window_ms is not None:
                 engine._preparer._window = window_ms / 1000
             for n in levels:  # small levels run several rounds so that p50/p95 mean something
