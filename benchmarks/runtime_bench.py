@@ -123,10 +123,11 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float
 
 
 def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
-               spread: float = 0.0, tokens: int = 75, configs: list[tuple[float, float]] | None = None
-               ) -> tuple[list[dict], dict]:
+               spread: float = 0.0, tokens: int = 75, configs: list[tuple[float, float]] | None = None,
+               warm: list[int] = ()) -> tuple[list[dict], dict]:
     """configs: (GIL switch interval ms, preparer batch window ms) pairs; every level runs under each, on the
-    same engine (None: as the engine starts)."""
+    same engine (None: as the engine starts). warm: levels run once first, not recorded (a fresh engine's
+    first burst at a new size also pays for host and device allocations)."""
     from gsvd.engine import Engine
 
     rows = []
@@ -134,7 +135,8 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
         t0 = time.perf_counter()
         engine.load_voice(voice)  # on CUDA every graph is captured here
         load_s = time.perf_counter() - t0
-        run_level(engine, 1)  # warm-up: kernels chosen
+        for n in (1, *warm):  # warm-up: kernels chosen, memory pools grown
+            run_level(engine, n)
         for switch_ms, window_ms in configs or [(None, None)]:
             # the interpreter's GIL switch interval, the preparer's batch window: set between levels
             if switch_ms is not None:  # else as the engine set it (GSVD_SWITCH_INTERVAL_MS)
@@ -172,6 +174,8 @@ def main() -> None:
     ap.add_argument("--bert", default="0", help="1: zh sentences get BERT features from a random roberta-large")
     ap.add_argument("--spread", type=float, default=0.0, help="start a level's streams evenly over this many s")
     ap.add_argument("--tokens", type=int, default=75, help="tokens per stream (75 = 3 s of audio)")
+    ap.add_argument("--warm", default="", help="levels run once before the measured ones, not recorded")
+    ap.add_argument("--eager-min-samples", type=int, default=0, help="--min-samples of the eager levels (0: same)")
     ap.add_argument("--configs", default="", help="e.g. 5:0,0.5:1 -- GIL switch interval ms : preparer batch "
                     "window ms; every level runs under each, on one engine")
     args = ap.parse_args()
@@ -185,7 +189,7 @@ def main() -> None:
     bert = make_bert(root) if args.bert == "1" else None
     configs = [tuple(float(v) for v in c.split(":")) for c in args.configs.split(",")] if args.configs else None
     rows, info = run_engine(voice, [int(x) for x in args.streams.split(",")], args.min_samples, args.device, bert,
-                            args.spread, args.tokens, configs)
+                            args.spread, args.tokens, configs, [int(x) for x in args.warm.split(",") if x])
     for c in configs or [None]:
         title = info["backend"] + ("" if c is None else f", GIL switch {c[0]} ms, batch window {c[1]} ms")
         print_table(title + ":", [r for r in rows if c is None or (r["switch_ms"], r["window_ms"]) == c])
@@ -197,7 +201,8 @@ def main() -> None:
     print(f"voice loaded (graphs captured) in {info['load_voice_s']:.1f} s")
     if args.eager_streams:
         os.environ["GSVD_CUDA_GRAPHS"] = "0"
-        eager, _ = run_engine(voice, [int(x) for x in args.eager_streams.split(",")], args.min_samples, args.device,
+        eager, _ = run_engine(voice, [int(x) for x in args.eager_streams.split(",")],
+                              args.eager_min_samples or args.min_samples, args.device,
                               bert)
         print_table("eager (GSVD_CUDA_GRAPHS=0), same run:", eager)
         by = {r["streams"]: r for r in rows}

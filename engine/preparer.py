@@ -4,7 +4,8 @@ A caller's thread queues its sentence (`RequestPreparer.put`) and waits on the s
 thread takes everything queued at once: the analyses go to the frontend's worker processes together
 (`AnalysisPool.analyze_many`, no thread hand-over per sentence), BERT runs in padded batches over the
 batch's Mandarin sentences, and the batch's requests are submitted to the runtime together (so one
-admission prefills them in one padded pass).
+admission prefills them in one padded pass). Callers that start together share a batch: the thread
+keeps gathering while sentences keep coming within 1 ms of each other (`GSVD_BATCH_WINDOW_MS`).
 
 Why: every torch call of the scheduler thread hands the GIL over, and it waits behind every runnable
 thread before it gets it back. With dozens of callers each running its own frontend, the scheduler
@@ -30,11 +31,15 @@ MAX_BATCH = 256  # sentences taken at once
 
 
 def _window_s() -> float:
-    """GSVD_BATCH_WINDOW_MS: how long the thread keeps gathering a batch while sentences keep arriving."""
+    """GSVD_BATCH_WINDOW_MS (default 1): how long the thread keeps gathering a batch while sentences keep
+    arriving (callers that start together then share one analysis batch and one prefill pass; a lone
+    sentence waits this long)."""
+    raw = os.environ.get("GSVD_BATCH_WINDOW_MS", "1")
     try:
-        return max(0.0, float(os.environ.get("GSVD_BATCH_WINDOW_MS", "0"))) / 1000
+        return max(0.0, float(raw)) / 1000
     except ValueError:
-        return 0.0
+        log.warning("GSVD_BATCH_WINDOW_MS=%r is not a number; using 1 ms", raw)
+        return 0.001
 
 
 @dataclass(eq=False)
