@@ -139,7 +139,7 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
             run_level(engine, n)
         for switch_ms, window_ms in configs or [(None, None)]:
             # the interpreter's GIL switch interval, the preparer's batch window: set between levels
-            if switch_ms is not None:  # else as the engine set it (GSVD_SWITCH_INTERVAL_MS)
+            if switch_ms is not None:  # else as the runtime set it (GSVD_SWITCH_INTERVAL)
                 sys.setswitchinterval(switch_ms / 1000)
             if window_ms is not None:
                 engine._preparer._window = window_ms / 1000

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -84,10 +83,6 @@ class Engine:
         frontend_workers: processes that run the text analysis (G2P) of concurrent requests, so that a
             burst of requests does not hold the GIL the scheduler needs; a lone request runs inline.
             None: half the CPU cores (up to 8) on a GPU, none on CPU.
-
-    On a GPU the engine sets the interpreter's thread switch interval (`sys.setswitchinterval`) to
-    GSVD_SWITCH_INTERVAL_MS (default 0.5 ms; 0 leaves it as it is): every torch call of the scheduler
-    thread hands the GIL over, and with Python's 5 ms a busy thread keeps it that long each time.
     """
 
     def __init__(
@@ -111,8 +106,6 @@ class Engine:
         self._runtime = Runtime(device=device, dtype=dtype, max_streams=max_streams, queue_limit=queue_limit)
         rt_info = self._runtime.info()
         self.device = torch.device(str(rt_info["device"]))
-        if self.device.type == "cuda":
-            _set_switch_interval(os.environ.get("GSVD_SWITCH_INTERVAL_MS", "0.5"))
         self._lexicon = Lexicon.load(lexicon) if lexicon else None
         self._frontend = TextFrontend(
             version="v2", bert_folder=bert_folder, device=str(self.device), lexicon=self._lexicon
@@ -583,17 +576,6 @@ def _last_sentence_end(buffer: str) -> int:
             continue
         return i
     return -1
-
-
-def _set_switch_interval(ms: str) -> None:
-    """sys.setswitchinterval(ms / 1000); 0 keeps the interpreter's; a bad value is logged and ignored."""
-    try:
-        value = float(ms)
-    except ValueError:
-        log.warning("GSVD_SWITCH_INTERVAL_MS=%r is not a number; switch interval left as it is", ms)
-        return
-    if value > 0:
-        sys.setswitchinterval(value / 1000)
 
 
 def _sentences_from_pieces(pieces: Iterable[str], fe, method: str) -> Iterator[str]:

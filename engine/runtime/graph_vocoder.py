@@ -9,8 +9,8 @@ each output is copied out before the next replay, so sharing is safe.
 With `half`, the HiFi-GAN generator runs in fp16 (a half copy of it; the reverse flow stays fp32), as
 upstream runs SoVITS on GPUs: the vocoder is most of a chunk's arithmetic. With `nhwc` too, its 1-D
 convolutions run as 2-D channels-last ones (no cuDNN layout conversion around each; `channels_last`);
-with nhwc="auto" (the runtime's default) each graph is captured in both forms and the faster kept. Every chunk of a stream
-goes through the same path, graphed or not, so joins see one precision.
+with nhwc="auto" (the runtime's default) each graph is captured in both forms and the faster kept.
+Every chunk of a stream goes through the same path, graphed or not, so joins see one precision.
 """
 
 from __future__ import annotations

@@ -53,10 +53,10 @@ class Runtime:
         self.device, self.dtype, reason = resolve_device(device, dtype)
         log.info("runtime on %s (%s)", self.device, reason)
         if self.device.type == "cuda":
-            # Several Python threads share the GIL (the scheduler, the callers reading their streams); a short
-            # switch interval hands it back to the scheduler quickly after it waited on the GPU (the runs in
-            # benchmarks/README.md were measured with this setting).
-            sys.setswitchinterval(float(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0002")))
+            # Several Python threads share the GIL (the scheduler, the preparer, the callers reading their
+            # streams) and the scheduler hands it over at every torch call; a short switch interval gets it back
+            # quickly (the sixth session's runs in benchmarks/README.md were measured with 0.5 ms).
+            _set_switch_interval(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0005"))
         self.max_streams, self.max_len = max_streams, max_len
         self._backends: dict[str, str] = {}  # model id -> "tensorrt" where an engine runs the decode step
         self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
@@ -139,6 +139,17 @@ class Runtime:
             self._scheduler.closed = True
             self._scheduler.cond.notify_all()
         self._thread.join(timeout=5)
+
+
+def _set_switch_interval(seconds: str) -> None:
+    """sys.setswitchinterval(seconds); 0 keeps the interpreter's; a bad value is logged and ignored."""
+    try:
+        value = float(seconds)
+    except ValueError:
+        log.warning("GSVD_SWITCH_INTERVAL=%r is not a number; switch interval left as it is", seconds)
+        return
+    if value > 0:
+        sys.setswitchinterval(value)
 
 
 def _triton_kernels() -> bool:

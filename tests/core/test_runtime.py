@@ -587,3 +587,21 @@ def test_channels_last_generator_equals_the_plain_one(models):
         got = fast(z[:, :, None, :].contiguous(memory_format=torch.channels_last), g=ge[:, :, None, :])
     assert got.shape == (3, 1, 1, want.shape[-1]) and got.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(got[:, :, 0], want, atol=1e-5), (got[:, :, 0] - want).abs().max()
+
+
+def test_switch_interval_setting(caplog):
+    import sys
+
+    from gsvd.engine.runtime.runtime import _set_switch_interval
+
+    before = sys.getswitchinterval()
+    try:
+        _set_switch_interval("0.0003")
+        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
+        _set_switch_interval("0")  # 0 leaves it as it is
+        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
+        _set_switch_interval("fast")
+        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
+        assert "not a number" in caplog.text
+    finally:
+        sys.setswitchinterval(before)

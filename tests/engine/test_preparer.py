@@ -198,20 +198,3 @@ def test_batch_window_gathers_callers_arriving_together(fe):
     finally:
         prep.close()
 
-
-def test_switch_interval_setting(caplog):
-    import sys
-
-    from gsvd.engine.engine import _set_switch_interval
-
-    before = sys.getswitchinterval()
-    try:
-        _set_switch_interval("0.3")
-        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
-        _set_switch_interval("0")  # 0 leaves it as it is
-        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
-        _set_switch_interval("fast")
-        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
-        assert "not a number" in caplog.text
-    finally:
-        sys.setswitchinterval(before)
