@@ -115,6 +115,12 @@ def correctness(gpt, sov) -> dict:
         ge3 = torch.cat([ge, ge * 0.5, ge * 2])
         rows = torch.cat([sc.vocode(z[i : i + 1], torch.ones_like(z[:1, :1]), ge3[i : i + 1]) for i in range(3)])
         out["vocoder_graph_batch3_vs_eager_rows_max_abs_diff"] = (voc(z, ge3) - rows).abs().max().item()
+        prepared = GraphedVocoder(sc)  # after prepare, another length runs eagerly: no capture while serving
+        prepared.prepare([12], sc.dims.inter_channels, sc.dims.gin_channels, torch.device("cuda"))
+        z = torch.randn(2, sc.dims.inter_channels, 20, generator=g).cuda()
+        eager = sc.vocode(z, torch.ones_like(z[:, :1]), ge.expand(2, -1, -1))
+        out["vocoder_prepared_other_length_max_abs_diff"] = (prepared(z, ge.expand(2, -1, -1)) - eager).abs().max().item()
+        out["vocoder_prepared_graphs_after_other_length"] = sorted({f for f, _ in prepared.graphs})
         # the runtime's default on CUDA: the HiFi-GAN generator in fp16 (graphed), vs the fp32 eager vocoder,
         # on windows of the real prior's scale (m + noise * exp(logs) from a content pass)
         half = GraphedVocoder(sc, half=True)

@@ -1,21 +1,27 @@
 """Where the scheduler thread's time goes at N concurrent streams, end to end through `Engine.stream` (GPU).
 
-    python3 -P benchmarks/probe_sched_phases.py [--streams 1,64,512] [--count-calls 64]
+    python3 -P benchmarks/probe_sched_phases.py [--streams 1,64,512,512@2:250] [--count-calls 64]
+
+A level is N, or N@S:T (N streams started evenly over S seconds, T tokens each; plain levels: 75 tokens).
 
 Per scheduler phase (admission with its prefill, GPT step launch + read-back, chunk-pass launch, chunk
 collect) the summed wall time and the scheduler thread's own CPU time (`time.thread_time`): wall well
 above CPU in a phase without a GPU wait is time spent waiting for the GIL, which the callers' threads
 hold. Also each caller thread's request set-up (text to submitted request), wall and CPU. With
 --count-calls N, one more level of N streams counts the torch calls each phase makes (a `sys.setprofile`
-hook on the scheduler thread; every torch call hands the GIL over). Last line: one JSON object.
+hook on the scheduler thread; every torch call hands the GIL over). Per level also: ticks, chunk passes and
+their rows, the GPU's busy fraction (`nvidia-smi` sampled every 100 ms over the level, where it exists), first
+audio p50/p95, underruns and which chunk of a stream first came late. Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-PHASES = ("_admit", "execute", "_launch", "_collect")
+PHASES = ("tick", "_admit", "execute", "_launch", "_collect")
 
 
 def _is_torch(fn) -> bool:
@@ -35,11 +41,39 @@ def _is_torch(fn) -> bool:
     return (getattr(fn, "__module__", None) or "").startswith("torch")
 
 
+class GpuBusy:
+    """`nvidia-smi`'s utilization.gpu (share of time a kernel ran) sampled every 100 ms on a thread."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        try:
+            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                          "-lms", "100"], stdout=subprocess.PIPE, text=True)
+        except OSError:
+            self.proc = None
+            return
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.samples.append((time.perf_counter(), float(line.split(",")[0])))
+
+    def mean(self, t0: float, t1: float) -> float | None:
+        vals = [v for t, v in self.samples if t0 <= t <= t1]
+        return round(statistics.mean(vals), 1) if vals else None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,64")
     ap.add_argument("--count-calls", type=int, default=0)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--slacks", default="", help="e.g. 0,0.5: every level under each chunk slack (s), one engine")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from runtime_bench import make_voice, run_level
@@ -77,11 +111,25 @@ def main() -> None:
 
     for name in PHASES:
         setattr(sched.Scheduler, name, timed(name, getattr(sched.Scheduler, name)))
+    pass_rows: list[int] = []
+    launch = sched.Scheduler._launch
+
+    def counted(self, streams):
+        pass_rows.append(len(streams))
+        return launch(self, streams)
+
+    sched.Scheduler._launch = counted
+    gpu = GpuBusy()
     client: list[tuple[float, float]] = []
     voice = make_voice(Path(tempfile.mkdtemp()))
-    levels = [int(s) for s in args.streams.split(",")]
+    levels = []
+    for lv in args.streams.split(","):
+        n, _, rest = lv.partition("@")
+        spread, _, tokens = rest.partition(":")
+        levels.append((int(n), float(spread or 0), int(tokens or 75), lv))
     out = {}
-    with Engine(device=args.device, max_streams=max([*levels, args.count_calls]), queue_limit=1024) as eng:
+    with Engine(device=args.device, max_streams=max([n for n, *_ in levels] + [args.count_calls]),
+                queue_limit=1024) as eng:
         eng.load_voice(voice)
         run_level(eng, 1)
         orig_stream = eng.stream
@@ -96,17 +144,32 @@ def main() -> None:
             yield from it
 
         eng.stream = stream
-        for n in levels:
+        slacks = [float(x) for x in args.slacks.split(",") if x] or [None]
+        for slack, (n, spread, tokens, name) in ((a, b) for a in slacks for b in levels):
+            if slack is not None:
+                eng._runtime._scheduler.chunk_slack = slack
+                name = f"{name} slack {slack}"
             stats.clear()
             client.clear()
-            res = run_level(eng, n, keep=True)
-            row = {"streams": n, "ttfa_p50_ms": 1000 * statistics.median(r["ttfa"] for r in res["results"]),
+            pass_rows.clear()
+            t0 = time.perf_counter()
+            res = run_level(eng, n, keep=True, spread=spread, tokens=tokens)
+            ttfa = sorted(1000 * r["ttfa"] for r in res["results"])
+            late = Counter(r["late_chunk"] for r in res["results"] if r["underrun"])
+            row = {"level": name, "streams": n, "ttfa_p50_ms": round(statistics.median(ttfa), 1),
+                   "ttfa_p95_ms": round(ttfa[int(0.95 * (len(ttfa) - 1))], 1),
+                   "rtf_p50": round(statistics.median(r["rtf"] for r in res["results"]), 3),
+                   "underruns": sum(late.values()), "first_late_chunk": dict(sorted(late.items())),
+                   "late_ms_p50": round(1000 * statistics.median([r["late_s"] for r in res["results"]
+                                                                  if r["underrun"]] or [0]), 1),
+                   "gpu_busy_pct": gpu.mean(t0, time.perf_counter()),
+                   "passes": len(pass_rows), "pass_rows_mean": round(statistics.mean(pass_rows or [0]), 1),
                    "wall_s": res["wall_s"],
                    "phases": {k: {"calls": v[0], "wall_ms": round(1000 * v[1], 1), "cpu_ms": round(1000 * v[2], 1)}
                               for k, v in stats.items()},
                    "caller_to_first_audio_cpu_ms_p50": round(1000 * statistics.median(c for _, c in client), 2),
                    "caller_to_first_audio_cpu_ms_sum": round(1000 * sum(c for _, c in client), 1)}
-            out[n] = row
+            out[name] = row
             print(json.dumps(row), flush=True)
         if args.count_calls:
             counting.set()
@@ -115,6 +178,7 @@ def main() -> None:
             row = {ph: {"total": sum(c.values()), "top": c.most_common(12)} for ph, c in calls.items()}
             out[f"calls_{args.count_calls}"] = row
             print(json.dumps(row), flush=True)
+    gpu.close()
     print(json.dumps(out))
 
 

@@ -103,9 +103,11 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float
             offsets.append(chunk.offset / 32000)
             audio += len(chunk.pcm)
         first = arrivals[0]
-        underrun = any(a - first > off + 0.02 for a, off in zip(arrivals, offsets, strict=True))
-        with lock:
-            results.append({"ttfa": first, "rtf": arrivals[-1] / (audio / 32000), "underrun": underrun})
+        late = [k for k, (a, off) in enumerate(zip(arrivals, offsets, strict=True)) if a - first > off + 0.02]
+        with lock:  # late_chunk: the first piece that came after the audio before it had played (-1: none)
+            results.append({"ttfa": first, "rtf": arrivals[-1] / (audio / 32000), "underrun": bool(late),
+                            "late_chunk": late[0] if late else -1,
+                            "late_s": arrivals[late[0]] - first - offsets[late[0]] if late else 0.0})
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:

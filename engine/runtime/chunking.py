@@ -14,6 +14,7 @@ the previous chunk, and cross-fades chunks over `crossfade` samples.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,13 +44,16 @@ class ChunkPolicy:
     def window_frames(self, chunks: int = 32) -> list[int]:
         """The vocoder window lengths (50 Hz frames, speed 1) of a stream's first `chunks` chunks, last
         chunks aside: chunk + history tokens (a few values: sizes stop growing at `largest`)."""
-        frames, start = [], 0
-        for i in range(chunks):
-            f = 2 * (self.size(i) + min(self.history, start))
-            if f not in frames:
-                frames.append(f)
-            start += self.size(i)
-        return frames
+        return list(_window_frames(self, chunks))
+
+    def widen(self, lo: int, b: int) -> int:
+        """A speed-1 window [lo, b) of another length (a stream's last chunk) starts earlier so that it has
+        the next of the regular lengths (`window_frames`), when the stream has that many frames before b: the
+        extra frames are history (decoded and dropped, more context than needed), and the window is one the
+        runtime has a vocoder graph for. -> the new start (lo when no regular length fits)."""
+        n = b - lo
+        fit = [f for f in _window_frames(self, 32) if n <= f <= b]
+        return b - min(fit) if fit else lo
 
 
 @dataclass(eq=False)
@@ -90,7 +94,8 @@ class StreamDecoder:
     def window(self, start: int, end: int, n_frames: int) -> tuple[int, int, int]:
         """Frames (lo, a, b) of the vocoder window: `history` tokens before the chunk, then the chunk."""
         f = lambda tok: min(n_frames, int(round(2 * tok / self.speed)))  # noqa: E731
-        return f(max(0, start - self.policy.history)), f(start), f(end)
+        lo, a, b = f(max(0, start - self.policy.history)), f(start), f(end)
+        return (self.policy.widen(lo, b) if self.speed == 1.0 else lo), a, b
 
     @property
     def overlap(self) -> int:
@@ -131,6 +136,17 @@ class StreamDecoder:
         if not finished and len(audio) > n:
             audio, self._tail = audio[:-n], audio[-n:].copy()
         return audio.astype(np.float32, copy=False)
+
+
+@functools.cache
+def _window_frames(policy: ChunkPolicy, chunks: int) -> tuple[int, ...]:
+    frames, start = [], 0
+    for i in range(chunks):
+        f = 2 * (policy.size(i) + min(policy.history, start))
+        if f not in frames:
+            frames.append(f)
+        start += policy.size(i)
+    return tuple(frames)
 
 
 def stream_tokens(decoder: StreamDecoder, tokens: list[int]) -> tuple[np.ndarray, list[int]]:

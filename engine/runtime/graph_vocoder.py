@@ -1,9 +1,12 @@
 """Reverse flow + HiFi-GAN for a batch of chunk windows, replayed from CUDA graphs.
 
 A chunk's window (history + chunk frames) takes only a few lengths in a stream's life (the
-policy's chunk sizes); each (length, batch bucket) pair gets one graph, captured on first use on
-the calling thread's stream. Padded batch rows are zeros and are dropped. Other lengths (a stream's
-last chunk, speed != 1) run eagerly. The graphs share one memory pool; a lock serializes replays and
+policy's chunk sizes; a last chunk is widened to one of them, `ChunkPolicy.widen`); each (length, batch
+bucket) pair gets one graph. The runtime captures them all at model load (`prepare`); after that other
+lengths (a short stream's last chunk, speed != 1) run eagerly, since a capture while serving holds the
+scheduler's thread for tens of ms and synchronizes the device (benchmarks/README.md, seventh session).
+Without `prepare` each pair is captured on first use on the calling thread's stream. Padded batch rows
+are zeros and are dropped. The graphs share one memory pool; a lock serializes replays and
 each output is copied out before the next replay, so sharing is safe.
 
 With `half`, the HiFi-GAN generator runs in fp16 (a half copy of it; the reverse flow stays fp32), as
@@ -51,6 +54,7 @@ class GraphedVocoder:
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.layouts: dict[tuple[int, int], str] = {}  # (frames, bucket) -> "ncl" / "nhwc": the form captured
         self.failed: set[int] = set()
+        self.frozen = False  # after `prepare`: no captures on first use
         self.lock = threading.Lock()
         self.pool = None
 
@@ -78,11 +82,13 @@ class GraphedVocoder:
         return best, forms[best][1]
 
     def prepare(self, frames: list[int], channels: int, gin: int, device: torch.device) -> None:
-        """Capture the graphs of these window lengths for every batch bucket now (at model load)."""
+        """Capture the graphs of these window lengths for every batch bucket now (at model load); later
+        calls capture nothing (other lengths run eagerly)."""
         for f in frames:
             for b in BUCKETS:
                 z = torch.zeros(b, channels, f, device=device)
                 self(z, torch.zeros(b, gin, 1, device=device))
+        self.frozen = True
 
     def __call__(self, z_p: torch.Tensor, ge: torch.Tensor, graphable: bool = True) -> torch.Tensor:
         """z_p [B, C, F], ge [B, gin, 1] -> wav [B, 1, F * hop] (a fresh tensor)."""
@@ -94,7 +100,7 @@ class GraphedVocoder:
         bucket = next(b for b in BUCKETS if b >= n)
         with self.lock:
             if (frames, bucket) not in self.graphs:
-                if len({f for f, _ in self.graphs} | {frames}) > self.max_lengths:
+                if self.frozen or len({f for f, _ in self.graphs} | {frames}) > self.max_lengths:
                     return self._eager(z_p, ge)
                 try:
                     self.layouts[(frames, bucket)], self.graphs[(frames, bucket)] = self._capture(bucket, z_p, ge)

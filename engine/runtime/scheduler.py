@@ -7,8 +7,8 @@ pipelined one step ahead of the read-back); `update()` stops streams on EOS, lau
 chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own, with no
 host sync before the audio's read-back; by default the pass is then waited for, with GSVD_CHUNK_PASSES=N
 up to N stay in flight while the GPT steps and later ticks hand on their audio) and retires finished
-streams. Each stream's tokens are made at most two chunks ahead of its decoded audio. Streams join and
-leave between steps.
+streams. A ready chunk may wait for a fuller pass while its stream's audio lasts (GSVD_CHUNK_SLACK). Each
+stream's tokens are made at most two chunks ahead of its decoded audio. Streams join and leave between steps.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder 
 # launched, so the GPU never runs a pass and GPT steps at once. On the H200 (benchmarks/README.md) two in flight
 # let GPT kernels interleave with every pass and stretch both: 256 streams all underran, against none with 0.
 CHUNK_PASSES = 0
+# Chunk slack (GSVD_CHUNK_SLACK, seconds): a stream's ready chunk may wait for a fuller pass while the audio it has
+# been sent lasts longer than this; a pass goes when a first chunk or a due one is ready (then filled up with the
+# streams whose audio runs out soonest), when MAX_CHUNK_BATCH are ready, or when no stream wants a GPT step. 0:
+# every ready chunk goes at once (passes of whatever is ready, each costing a tick: small passes at high load).
+CHUNK_SLACK = 0.0
 
 
 @dataclass
@@ -70,6 +75,7 @@ class Scheduler:
         self.closed = False
         self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
         self.chunk_passes = max(0, int(os.environ.get("GSVD_CHUNK_PASSES", CHUNK_PASSES)))
+        self.chunk_slack = _env_seconds("GSVD_CHUNK_SLACK", CHUNK_SLACK)
         # CUDA streams: the GPT (admission, decode steps) and the chunk decodes. When both have work the GPU
         # favours the chunk decodes (first audio waits on them), or the GPT with GSVD_FAVOUR=gpt.
         self._gpt_stream = self._decode_stream = None
@@ -335,8 +341,23 @@ class Scheduler:
                 self._retire(entry, s, None)
         if ready and len(self.pending) < max(1, self.chunk_passes):
             ready.sort(key=LiveStream.audio_deadline)
-            self._launch(ready[:MAX_CHUNK_BATCH])
-            self._collect(wait=self.chunk_passes == 0)  # off CUDA the pass is already done
+            rows = self._pass_rows(ready, streams)
+            if rows:
+                self._launch(rows)
+                self._collect(wait=self.chunk_passes == 0)  # off CUDA the pass is already done
+
+    def _pass_rows(self, ready: list[LiveStream], streams: list[LiveStream]) -> list[LiveStream]:
+        """The streams of the next chunk pass, from `ready` (sorted by audio deadline), or none yet (see
+        CHUNK_SLACK). A pass with first chunks carries only what is due (a first chunk waits for no fill)."""
+        if self.chunk_slack <= 0 or len(ready) >= MAX_CHUNK_BATCH:
+            return ready[:MAX_CHUNK_BATCH]
+        horizon = time.monotonic() + self.chunk_slack
+        due = [s for s in ready if s.audio_deadline() < horizon]
+        if due and due[0].first_audio_at is None:
+            return due[:MAX_CHUNK_BATCH]
+        if due or not any(not s.finished and self._wants_tokens(s) for s in streams):
+            return ready[:MAX_CHUNK_BATCH]
+        return []
 
     def _launch(self, streams: list[LiveStream]) -> None:
         """Queue one chunk-decode pass for these streams on the decode stream (after the admissions that
@@ -411,6 +432,15 @@ class Scheduler:
                 else:
                     keep.append((req, handle))
             self.waiting = keep
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A non-negative number of seconds from the environment (a bad value is logged and the default kept)."""
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        log.warning("%s=%r is not a number of seconds; using %s", name, os.environ[name], default)
+        return default
 
 
 def _attention_backends(device: torch.device):

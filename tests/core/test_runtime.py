@@ -605,3 +605,66 @@ def test_switch_interval_setting(caplog):
         assert "not a number" in caplog.text
     finally:
         sys.setswitchinterval(before)
+
+
+def test_a_last_chunk_window_is_widened_to_a_regular_length(models):
+    """A window of another length than the policy's (a stream's last chunk) starts earlier, so the runtime has
+    a vocoder graph for it; too short a stream, another speed or a regular length: unchanged."""
+    policy = ChunkPolicy()
+    assert policy.window_frames() == [12, 36, 64, 112]
+    assert policy.widen(84, 100) == 64  # 16 frames -> 36
+    assert policy.widen(30, 112) == 0  # 82 frames -> 112
+    assert policy.widen(0, 20) == 0  # 20 frames, but only 20 before its end
+    assert policy.widen(52, 88) == 52  # already 36
+    assert policy.widen(0, 130) == 0  # longer than every regular length
+    _, sovits = models
+    dec = StreamDecoder(sovits, torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 1, 1), 0.0, 1.0, 0, policy)
+    assert dec.window(42, 50, 100) == (64, 84, 100)
+    dec.speed = 1.5
+    assert dec.window(42, 50, 100) == (45, 56, 67)
+
+
+def test_chunk_slack_batches_ready_chunks_until_one_is_due(models):
+    """With a chunk slack, ready chunks wait while their streams' audio lasts and other streams want GPT steps;
+    a first chunk goes at once with only what is due, a due chunk takes the next most urgent ones along, and
+    a full batch or a GPU with nothing else to do goes at once. Without slack every ready chunk goes."""
+    from types import SimpleNamespace
+
+    from gsvd.engine.runtime.scheduler import MAX_CHUNK_BATCH
+    from gsvd.engine.runtime.stream import LiveStream, StreamHandle
+
+    rt = _runtime(models)
+    sched = rt._scheduler
+    try:
+        now = time.monotonic()
+
+        def live(sent_s, first=True, step=30):  # 30 tokens: two chunks ahead, no GPT step wanted
+            s = LiveStream(_request(models[1]), StreamHandle(), 0, 0, SimpleNamespace(emitted=0, chunks=0))
+            s.first_audio_at, s.samples_sent, s.step = (now if first else None), int(32000 * sent_s), step
+            return s
+
+        later = [live(3.0 + i) for i in range(3)]  # audio for 3-5 s: not due at 1 s slack
+        busy = live(10.0, step=0)  # wants GPT steps
+        sched.chunk_slack = 1.0
+        assert sched._pass_rows(later, [*later, busy]) == []
+        assert sched._pass_rows(later, later) == later  # nobody wants a step: the GPU would idle
+        due = live(0.5)
+        assert sched._pass_rows([due, *later], [due, *later, busy]) == [due, *later]
+        first = live(0.0, first=False)
+        assert sched._pass_rows([first, due, *later], [first, due, *later, busy]) == [first, due]
+        many = [live(3.0) for _ in range(MAX_CHUNK_BATCH + 2)]
+        assert sched._pass_rows(many, [*many, busy]) == many[:MAX_CHUNK_BATCH]
+        sched.chunk_slack = 0.0
+        assert sched._pass_rows(later, [*later, busy]) == later
+    finally:
+        rt.close()
+
+
+def test_chunk_slack_setting(monkeypatch, caplog):
+    from gsvd.engine.runtime.scheduler import CHUNK_SLACK, Scheduler
+
+    monkeypatch.setenv("GSVD_CHUNK_SLACK", "0.25")
+    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).chunk_slack == 0.25
+    monkeypatch.setenv("GSVD_CHUNK_SLACK", "soon")
+    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).chunk_slack == CHUNK_SLACK
+    assert "GSVD_CHUNK_SLACK" in caplog.text
