@@ -68,12 +68,31 @@ class GpuBusy:
             self.proc.terminate()
 
 
+def configure(sched, config: str) -> None:
+    """Apply "slack=S,passes=N,favour=audio|gpt" to a running scheduler (between levels: nothing in flight)."""
+    import torch
+
+    for item in config.split(","):
+        key, _, value = item.partition("=")
+        if key == "slack":
+            sched.chunk_slack = float(value)
+        elif key == "passes":
+            sched.chunk_passes = int(value)
+        elif key == "favour":
+            gpt_first = value == "gpt"
+            sched._gpt_stream = torch.cuda.Stream(sched.device, priority=-1 if gpt_first else 0)
+            sched._decode_stream = torch.cuda.Stream(sched.device, priority=0 if gpt_first else -1)
+        else:
+            raise SystemExit(f"unknown setting {key!r} in --configs")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="1,64")
     ap.add_argument("--count-calls", type=int, default=0)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--slacks", default="", help="e.g. 0,0.5: every level under each chunk slack (s), one engine")
+    ap.add_argument("--configs", default="", help="e.g. 'slack=0;slack=0.5,passes=1,favour=gpt': every level under "
+                    "each scheduler setting (chunk slack s, chunk passes in flight, CUDA stream favoured), one engine")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from runtime_bench import make_voice, run_level
@@ -144,11 +163,11 @@ def main() -> None:
             yield from it
 
         eng.stream = stream
-        slacks = [float(x) for x in args.slacks.split(",") if x] or [None]
-        for slack, (n, spread, tokens, name) in ((a, b) for a in slacks for b in levels):
-            if slack is not None:
-                eng._runtime._scheduler.chunk_slack = slack
-                name = f"{name} slack {slack}"
+        configs = [c for c in args.configs.split(";") if c] or [""]
+        for config, (n, spread, tokens, name) in ((a, b) for a in configs for b in levels):
+            if config:
+                configure(eng._runtime._scheduler, config)
+                name = f"{name} {config}"
             stats.clear()
             client.clear()
             pass_rows.clear()

@@ -38,6 +38,21 @@ class ChunkPolicy:
     crossfade: int = 320
     """Samples cross-faded between consecutive chunks (10 ms at 32 kHz)."""
 
+    @classmethod
+    def parse(cls, text: str) -> ChunkPolicy:
+        """"first,growth[,largest]" (GSVD_CHUNK_POLICY, e.g. "8,1.5,48") -> a policy; ValueError says what is wrong."""
+        parts = [p.strip() for p in text.split(",")]
+        if not 2 <= len(parts) <= 3:
+            raise ValueError(f"chunk policy {text!r}: expected first,growth[,largest] (e.g. 8,1.5,48)")
+        try:
+            first, growth = int(parts[0]), float(parts[1])
+            largest = int(parts[2]) if len(parts) == 3 else cls.largest
+        except ValueError:
+            raise ValueError(f"chunk policy {text!r}: first and largest are token counts, growth a number") from None
+        if not (1 <= first <= largest and growth >= 1.0):
+            raise ValueError(f"chunk policy {text!r}: needs 1 <= first <= largest and growth >= 1")
+        return cls(first=first, growth=growth, largest=largest)
+
     def size(self, index: int) -> int:
         return int(min(self.largest, round(self.first * self.growth**index)))
 

@@ -59,7 +59,7 @@ class Runtime:
             _set_switch_interval(os.environ.get("GSVD_SWITCH_INTERVAL", "0.0005"))
         self.max_streams, self.max_len = max_streams, max_len
         self._backends: dict[str, str] = {}  # model id -> "tensorrt" where an engine runs the decode step
-        self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or ChunkPolicy())
+        self._scheduler = Scheduler(self.device, max_streams, queue_limit, policy or _env_policy())
         self._thread = threading.Thread(target=self._scheduler.run, name="gsvd-scheduler", daemon=True)
         self._thread.start()
 
@@ -150,6 +150,19 @@ def _set_switch_interval(seconds: str) -> None:
         return
     if value > 0:
         sys.setswitchinterval(value)
+
+
+def _env_policy() -> ChunkPolicy:
+    """The chunk policy from GSVD_CHUNK_POLICY ("first,growth[,largest]"), else the default; a bad value is
+    logged and the default used."""
+    text = os.environ.get("GSVD_CHUNK_POLICY", "")
+    if not text:
+        return ChunkPolicy()
+    try:
+        return ChunkPolicy.parse(text)
+    except ValueError as exc:
+        log.warning("GSVD_CHUNK_POLICY ignored: %s", exc)
+        return ChunkPolicy()
 
 
 def _triton_kernels() -> bool:

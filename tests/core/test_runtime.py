@@ -668,3 +668,19 @@ def test_chunk_slack_setting(monkeypatch, caplog):
     monkeypatch.setenv("GSVD_CHUNK_SLACK", "soon")
     assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).chunk_slack == CHUNK_SLACK
     assert "GSVD_CHUNK_SLACK" in caplog.text
+
+
+def test_chunk_policy_from_the_environment(monkeypatch, caplog):
+    from gsvd.engine.runtime.runtime import _env_policy
+
+    assert ChunkPolicy.parse("8,1.5,48") == ChunkPolicy(first=8, growth=1.5, largest=48)
+    assert ChunkPolicy.parse("10, 2") == ChunkPolicy(first=10, growth=2.0)
+    for bad, why in (("8", "expected"), ("a,2", "token counts"), ("60,2,48", "first <= largest"), ("8,0.5", "growth")):
+        with pytest.raises(ValueError, match=why):
+            ChunkPolicy.parse(bad)
+    monkeypatch.setenv("GSVD_CHUNK_POLICY", "8,1.5")
+    assert _env_policy() == ChunkPolicy(first=8, growth=1.5)
+    assert _env_policy().window_frames() == [16, 40, 52, 70, 96, 112]
+    monkeypatch.setenv("GSVD_CHUNK_POLICY", "8")
+    assert _env_policy() == ChunkPolicy()
+    assert "GSVD_CHUNK_POLICY ignored" in caplog.text
