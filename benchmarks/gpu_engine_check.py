@@ -162,6 +162,19 @@ def correctness(gpt, sov) -> dict:
         out["prior_noise_cuda_vs_cpu_max_abs_diff"] = (gaussian(seeds.cuda(), 192, 512).cpu()
                                                        - gaussian(seeds, 192, 512)).abs().max().item()
         out["content_graph_padded_vs_eager_max_abs_diff"] = max(diffs)
+        # the runtime's default: encoder + prior in fp16 (GSVD_CONTENT_HALF), then the fp16 generator, against
+        # everything fp32: the prior's sample and the audio of a 112-frame window
+        half_content = GraphedContent(sc, code_widths=(64,), max_phones=48, batch_buckets=(1,), half=True)
+        half_content.prepare()
+        c, t = torch.randint(0, 1024, (1, 1, 60), generator=g).cuda(), torch.randint(0, 732, (1, 40), generator=g).cuda()
+        zh = half_content(c.cpu(), t.cpu(), ge, [60], [40], [77], [0.5])
+        zf = eager_z(c, t, 77, 0.5)
+        out["content_fp16_vs_fp32_z_max_abs_diff"] = (zh - zf).abs().max().item()
+        out["content_fp16_vs_fp32_z_rel_l2"] = ((zh - zf).norm() / zf.norm()).item()
+        ref = sc.vocode(zf[..., :112], torch.ones_like(zf[:, :1, :112]), ge)
+        for name, wav in (("content_fp16_audio_snr_db", sc.vocode(zh[..., :112], torch.ones_like(zh[:, :1, :112]), ge)),
+                          ("content_and_generator_fp16_audio_snr_db", half(zh[..., :112], ge))):
+            out[name] = (10 * torch.log10(ref.pow(2).sum() / (wav - ref).pow(2).sum())).item()
     sov.to("cpu")
     out.update(prefill_check(gpt, g))
     out["sovits_cuda_fp32_max_abs_diff"] = (wav_gpu - wav_cpu).abs().max().item()

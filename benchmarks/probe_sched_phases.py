@@ -69,7 +69,7 @@ class GpuBusy:
 
 
 def configure(sched, config: str) -> None:
-    """Apply "slack=S,passes=N,favour=audio|gpt" to a running scheduler (between levels: nothing in flight)."""
+    """Apply "slack=S,passes=N|auto,favour=audio|gpt" to a running scheduler (between levels: nothing in flight)."""
     import torch
 
     for item in config.split(","):
@@ -77,7 +77,7 @@ def configure(sched, config: str) -> None:
         if key == "slack":
             sched.chunk_slack = float(value)
         elif key == "passes":
-            sched.chunk_passes = int(value)
+            sched.chunk_passes = None if value == "auto" else int(value)
         elif key == "favour":
             gpt_first = value == "gpt"
             sched._gpt_stream = torch.cuda.Stream(sched.device, priority=-1 if gpt_first else 0)

@@ -1,7 +1,7 @@
 """Where a chunk-decode pass goes at 1-64 streams (GPU): content encoder + prior, the per-stream windows,
 the vocoder, the copy back.
 
-    python3 -P benchmarks/profile_chunk_decode.py [--streams 1,16,64] [--half 1|0]
+    python3 -P benchmarks/profile_chunk_decode.py [--streams 1,16,64] [--half 1|0] [--content-half 1|0]
 
 Real v2 SoVITS sizes, random weights, graphs prepared as the runtime prepares them at load. For each
 stream count N: N streams whose first chunk (6 tokens + 2 lookahead) is ready, then N streams at a
@@ -55,12 +55,14 @@ def main() -> None:
     ap.add_argument("--streams", default="1,16,64")
     ap.add_argument("--profile-streams", type=int, default=64)
     ap.add_argument("--half", default="1", help="GSVD_VOCODER_HALF: 1 the generator in fp16 (the default), 0 fp32")
+    ap.add_argument("--content-half", default="1", help="GSVD_CONTENT_HALF: 1 the content encoder + prior in fp16")
     args = ap.parse_args()
     from gpu_engine_check import random_runtime
 
     from gsvd.engine.runtime import chunk_decode
 
     os.environ["GSVD_VOCODER_HALF"] = args.half  # read when the runtime builds its vocoder graphs
+    os.environ["GSVD_CONTENT_HALF"] = args.content_half
     rt, _ = random_runtime(max_streams=64)
     entry = rt._scheduler.models["m"]
     rows = []
@@ -104,7 +106,8 @@ def main() -> None:
         kernels = [e for e in prof.key_averages() if _self_gpu_us(e) > 0]
         gpu_us = sum(_self_gpu_us(e) for e in kernels)
     rt.close()
-    print(json.dumps({"gpu": torch.cuda.get_device_name(), "vocoder_half": args.half, "rows": rows,
+    print(json.dumps({"gpu": torch.cuda.get_device_name(), "vocoder_half": args.half,
+                      "content_half": args.content_half, "rows": rows,
                       "profiled_streams": args.profile_streams, "first_chunk_gpu_kernel_ms": gpu_us / 1000,
                       "first_chunk_wall_ms_profiled": 1000 * wall,
                       "first_chunk_kernel_launches": sum(e.count for e in kernels)}))

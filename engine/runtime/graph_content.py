@@ -8,9 +8,14 @@ masks keep padding out (the masked path of a padded batch, equal to each row's u
 to float rounding). The graph ends with the prior's sample, z_p = m + noise * exp(logs) * scale, its noise
 computed in the graph from each row's seed (`prior_noise.py`), so a pass uploads no noise. Larger
 batches go through in groups of the largest bucket. Off CUDA the same padded pass runs eagerly.
+
+With `half`, the encoder and prior run in fp16 (a half copy of the model, as upstream runs SoVITS on GPUs);
+the prior's mean and log-scale are turned back to fp32 before the sample, so z_p is fp32 either way.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -23,23 +28,24 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to scheduler.MAX_CHUNK_BATCH rows
 
 class GraphedContent:
     def __init__(self, sovits, code_widths: tuple[int, ...] = (16, 32, 64, 128, 256), phone_step: int = 16,
-                 max_phones: int = 128, batch_buckets: tuple[int, ...] = BATCH_BUCKETS) -> None:
+                 max_phones: int = 128, batch_buckets: tuple[int, ...] = BATCH_BUCKETS, half: bool = False) -> None:
         self.sovits = sovits
+        self.model = copy.deepcopy(sovits).half() if half else sovits  # what the encoder and prior run on
         self.code_widths, self.phone_step, self.max_phones = code_widths, phone_step, max_phones
         self.batch_buckets = batch_buckets
         self.graphs = GraphSet(self._run, self._statics)
 
     def _run(self, codes, phones, code_lens, text_lens, seeds, scale_bits, ge, packed):
-        hidden, mask = self.sovits.content(codes, phones, ge, code_lens, text_lens)
-        m, logs, _ = self.sovits.prior(hidden, mask, 1.0)
-        return sample_prior(m, logs, seeds, scale_bits.contiguous().view(torch.float64))
+        hidden, mask = self.model.content(codes, phones, ge, code_lens, text_lens)
+        m, logs, _ = self.model.prior(hidden, mask, 1.0)
+        return sample_prior(m.float(), logs.float(), seeds, scale_bits.contiguous().view(torch.float64))
 
     def _statics(self, key: tuple[int, int, int]):
         """The inputs but ge are views of one int64 tensor, filled by one copy: per row codes | phones |
         code length | text length | noise seed | noise scale (a float64's bits); ge comes in the model's
         device and dtype."""
         b, c, n = key
-        p = next(self.sovits.parameters())
+        p = next(self.model.parameters())
         packed = torch.zeros(b, c + n + 4, dtype=torch.long, device=p.device)
         packed[:, c + n : c + n + 2] = 1
         ge = torch.zeros(b, self.sovits.dims.gin_channels, 1, dtype=p.dtype, device=p.device)

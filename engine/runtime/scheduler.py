@@ -5,8 +5,8 @@ slots (one padded prefill pass); `execute()` samples every stream's next token w
 parameters and seed and runs one batched decode step per resident model (on CUDA one graph replay,
 pipelined one step ahead of the read-back); `update()` stops streams on EOS, launches the audio
 chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own, with no
-host sync before the audio's read-back; by default the pass is then waited for, with GSVD_CHUNK_PASSES=N
-up to N stay in flight while the GPT steps and later ticks hand on their audio) and retires finished
+host sync before the audio's read-back; the pass is then waited for, or with many live streams (or
+GSVD_CHUNK_PASSES=N) stays in flight while the GPT steps and a later tick hands on its audio) and retires finished
 streams. A ready chunk may wait for a fuller pass while its stream's audio lasts (GSVD_CHUNK_SLACK). Each
 stream's tokens are made at most two chunks ahead of its decoded audio. Streams join and leave between steps.
 """
@@ -37,10 +37,13 @@ log = logging.getLogger(__name__)
 MIN_STEPS = 11
 MAX_PREFILL_BATCH = 32  # admitted requests prefilled in one padded pass
 MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
-# Chunk-decode passes in flight (GSVD_CHUNK_PASSES). 0, the default: each pass is waited for as soon as it is
-# launched, so the GPU never runs a pass and GPT steps at once. On the H200 (benchmarks/README.md) two in flight
-# let GPT kernels interleave with every pass and stretch both: 256 streams all underran, against none with 0.
-CHUNK_PASSES = 0
+# Chunk-decode passes in flight (GSVD_CHUNK_PASSES). 0: each pass is waited for as soon as it is launched, so the
+# GPU never runs a pass and GPT steps at once, and a tick costs a GPT step plus a pass; N: up to N passes stay in
+# flight while the GPT steps go on (both share the GPU, each slower). "auto", the default: 0 up to
+# AUTO_PASSES_ABOVE live streams of a model, 1 above (benchmarks/README.md, seventh session: at 64 streams waiting
+# gave the earlier first audio, at 512 one pass in flight gave more GPT steps, fuller passes and fewer underruns).
+CHUNK_PASSES = "auto"
+AUTO_PASSES_ABOVE = 128
 # Chunk slack (GSVD_CHUNK_SLACK, seconds): a stream's ready chunk may wait for a fuller pass while the audio it has
 # been sent lasts longer than this; a pass goes when a first chunk or a due one is ready (then filled up with the
 # streams whose audio runs out soonest), when MAX_CHUNK_BATCH are ready, or when no stream wants a GPT step. 0:
@@ -74,7 +77,7 @@ class Scheduler:
         self.cond = threading.Condition()
         self.closed = False
         self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
-        self.chunk_passes = max(0, int(os.environ.get("GSVD_CHUNK_PASSES", CHUNK_PASSES)))
+        self.chunk_passes = _env_passes(os.environ.get("GSVD_CHUNK_PASSES", CHUNK_PASSES))  # None: auto
         self.chunk_slack = _env_seconds("GSVD_CHUNK_SLACK", CHUNK_SLACK)
         # CUDA streams: the GPT (admission, decode steps) and the chunk decodes. When both have work the GPU
         # favours the chunk decodes (first audio waits on them), or the GPT with GSVD_FAVOUR=gpt.
@@ -339,12 +342,19 @@ class Scheduler:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
                 self._retire(entry, s, None)
-        if ready and len(self.pending) < max(1, self.chunk_passes):
+        passes = self.passes_in_flight(len(streams))
+        if ready and len(self.pending) < max(1, passes):
             ready.sort(key=LiveStream.audio_deadline)
             rows = self._pass_rows(ready, streams)
             if rows:
                 self._launch(rows)
-                self._collect(wait=self.chunk_passes == 0)  # off CUDA the pass is already done
+                self._collect(wait=passes == 0)  # off CUDA the pass is already done
+
+    def passes_in_flight(self, live: int) -> int:
+        """How many chunk passes may stay in flight with `live` streams of a model (see CHUNK_PASSES)."""
+        if self.chunk_passes is not None:
+            return self.chunk_passes
+        return 1 if live > AUTO_PASSES_ABOVE else 0
 
     def _pass_rows(self, ready: list[LiveStream], streams: list[LiveStream]) -> list[LiveStream]:
         """The streams of the next chunk pass, from `ready` (sorted by audio deadline), or none yet (see
@@ -432,6 +442,17 @@ class Scheduler:
                 else:
                     keep.append((req, handle))
             self.waiting = keep
+
+
+def _env_passes(text: str) -> int | None:
+    """GSVD_CHUNK_PASSES: a count of passes, or "auto" (None); a bad value is logged and auto used."""
+    if text == "auto":
+        return None
+    try:
+        return max(0, int(text))
+    except ValueError:
+        log.warning("GSVD_CHUNK_PASSES=%r is neither a count nor 'auto'; using auto", text)
+        return None
 
 
 def _env_seconds(name: str, default: float) -> float:

@@ -660,6 +660,22 @@ def test_chunk_slack_batches_ready_chunks_until_one_is_due(models):
         rt.close()
 
 
+def test_chunk_passes_setting(monkeypatch, caplog):
+    """By default (auto) passes are waited for up to AUTO_PASSES_ABOVE live streams and one stays in flight
+    above; a count holds whatever the load; a bad value means auto."""
+    from gsvd.engine.runtime.scheduler import AUTO_PASSES_ABOVE, Scheduler
+
+    monkeypatch.delenv("GSVD_CHUNK_PASSES", raising=False)
+    auto = Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy())
+    assert auto.chunk_passes is None
+    assert [auto.passes_in_flight(n) for n in (1, AUTO_PASSES_ABOVE, AUTO_PASSES_ABOVE + 1)] == [0, 0, 1]
+    monkeypatch.setenv("GSVD_CHUNK_PASSES", "2")
+    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).passes_in_flight(1) == 2
+    monkeypatch.setenv("GSVD_CHUNK_PASSES", "many")
+    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).chunk_passes is None
+    assert "GSVD_CHUNK_PASSES" in caplog.text
+
+
 def test_chunk_slack_setting(monkeypatch, caplog):
     from gsvd.engine.runtime.scheduler import CHUNK_SLACK, Scheduler
 
@@ -684,3 +700,23 @@ def test_chunk_policy_from_the_environment(monkeypatch, caplog):
     monkeypatch.setenv("GSVD_CHUNK_POLICY", "8")
     assert _env_policy() == ChunkPolicy()
     assert "GSVD_CHUNK_POLICY ignored" in caplog.text
+
+
+def test_half_content_path_stays_close_to_fp32(models):
+    """The content encoder and prior in fp16 (the runtime's default on CUDA): the prior's sample is fp32 and
+    within fp16 rounding of the fp32 path (the same noise: it depends on seed and frame only)."""
+    from gsvd.engine.runtime.graph_content import GraphedContent
+
+    _, sovits = models
+    full = GraphedContent(sovits, code_widths=(16,), phone_step=8, max_phones=24, batch_buckets=(2,))
+    half = GraphedContent(sovits, code_widths=(16,), phone_step=8, max_phones=24, batch_buckets=(2,), half=True)
+    assert next(sovits.parameters()).dtype == torch.float32  # the model itself is left alone
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        ge = sovits.compute_ge(torch.rand(2, 1025, 60, generator=g))
+        codes, phones = torch.randint(0, 1024, (2, 1, 12), generator=g), torch.randint(0, 700, (2, 15), generator=g)
+        args = (codes, phones, ge, [12, 9], [15, 11], [3, 4], [0.5, 0.5])
+        a, b = full(*args), half(*args)
+    assert b.dtype == torch.float32 and b.shape == a.shape == (2, sovits.dims.inter_channels, 24)
+    rel = ((a - b).norm() / a.norm()).item()
+    assert 0 < rel < 1e-2, rel
