@@ -162,7 +162,7 @@ def correctness(gpt, sov) -> dict:
         out["prior_noise_cuda_vs_cpu_max_abs_diff"] = (gaussian(seeds.cuda(), 192, 512).cpu()
                                                        - gaussian(seeds, 192, 512)).abs().max().item()
         out["content_graph_padded_vs_eager_max_abs_diff"] = max(diffs)
-        # the runtime's default: encoder + prior in fp16 (GSVD_CONTENT_HALF), then the fp16 generator, against
+        # GSVD_CONTENT_HALF=1: encoder + prior in fp16, then the fp16 generator (the default), against
         # everything fp32: the prior's sample and the audio of a 112-frame window
         half_content = GraphedContent(sc, code_widths=(64,), max_phones=48, batch_buckets=(1,), half=True)
         half_content.prepare()

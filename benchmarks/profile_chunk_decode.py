@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--streams", default="1,16,64")
     ap.add_argument("--profile-streams", type=int, default=64)
     ap.add_argument("--half", default="1", help="GSVD_VOCODER_HALF: 1 the generator in fp16 (the default), 0 fp32")
-    ap.add_argument("--content-half", default="1", help="GSVD_CONTENT_HALF: 1 the content encoder + prior in fp16")
+    ap.add_argument("--content-half", default="0", help="GSVD_CONTENT_HALF: 1 the content encoder + prior in fp16")
     args = ap.parse_args()
     from gpu_engine_check import random_runtime
 

@@ -98,7 +98,7 @@ class Runtime:
                 half = os.environ.get("GSVD_VOCODER_HALF", "1") != "0"  # graphs are on: this is CUDA
                 nhwc = {"0": False, "1": True}.get(os.environ.get("GSVD_VOCODER_NHWC", "auto"), "auto")
                 vocoder = GraphedVocoder(sovits, half=half, nhwc=nhwc)
-                content = GraphedContent(sovits, half=os.environ.get("GSVD_CONTENT_HALF", "1") != "0")
+                content = GraphedContent(sovits, half=os.environ.get("GSVD_CONTENT_HALF", "0") == "1")
         if self.device.type == "cuda":  # capture now, so no stream waits for a capture later
             with torch.inference_mode():
                 if hasattr(graphed, "prepare"):

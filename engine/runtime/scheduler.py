@@ -40,10 +40,11 @@ MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder 
 # Chunk-decode passes in flight (GSVD_CHUNK_PASSES). 0: each pass is waited for as soon as it is launched, so the
 # GPU never runs a pass and GPT steps at once, and a tick costs a GPT step plus a pass; N: up to N passes stay in
 # flight while the GPT steps go on (both share the GPU, each slower). "auto", the default: 0 up to
-# AUTO_PASSES_ABOVE live streams of a model, 1 above (benchmarks/README.md, seventh session: at 64 streams waiting
-# gave the earlier first audio, at 512 one pass in flight gave more GPT steps, fuller passes and fewer underruns).
+# AUTO_PASSES_ABOVE live streams of a model, 1 above (benchmarks/README.md, seventh session: up to 256 streams
+# started at once waiting gave the earlier first audio and no underruns, at 512 one pass in flight gave more GPT
+# steps, fuller passes and fewer underruns).
 CHUNK_PASSES = "auto"
-AUTO_PASSES_ABOVE = 128
+AUTO_PASSES_ABOVE = 256
 # Chunk slack (GSVD_CHUNK_SLACK, seconds): a stream's ready chunk may wait for a fuller pass while the audio it has
 # been sent lasts longer than this; a pass goes when a first chunk or a due one is ready (then filled up with the
 # streams whose audio runs out soonest), when MAX_CHUNK_BATCH are ready, or when no stream wants a GPT step. 0:

@@ -703,7 +703,7 @@ def test_chunk_policy_from_the_environment(monkeypatch, caplog):
 
 
 def test_half_content_path_stays_close_to_fp32(models):
-    """The content encoder and prior in fp16 (the runtime's default on CUDA): the prior's sample is fp32 and
+    """The content encoder and prior in fp16 (GSVD_CONTENT_HALF=1 on CUDA): the prior's sample is fp32 and
     within fp16 rounding of the fp32 path (the same noise: it depends on seed and frame only)."""
     from gsvd.engine.runtime.graph_content import GraphedContent
 
