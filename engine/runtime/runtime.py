@@ -11,11 +11,9 @@ import logging
 import os
 import sys
 import threading
-import time
 
 import torch
 
-from gsvd.engine.errors import GsvdError
 from gsvd.engine.runtime.chunking import ChunkPolicy
 from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
@@ -114,33 +112,6 @@ class Runtime:
         with self._scheduler.cond:
             self._scheduler.models[model_id] = ModelEntry(model_id, gpt, sovits, cache, sampler, graphed, vocoder,
                                                              content, prefill)
-        if self.device.type == "cuda" and os.environ.get("GSVD_WARMUP", "1") != "0":
-            self._warm_up(model_id, sovits.dims.gin_channels)
-
-    def _warm_up(self, model_id: str, gin: int, tokens: int = 100) -> None:
-        """Serve one burst of throwaway streams (as many as a chunk pass takes, `tokens` each, random inputs)
-        before the model's first caller, so the first real burst does not pay for what grows on first use:
-        pinned host blocks and device memory of the admission, step and chunk-pass sizes (a fresh engine's
-        first 64-stream burst was ~20 ms slower to first audio; benchmarks/README.md, seventh session)."""
-        from gsvd.engine.runtime.scheduler import MAX_CHUNK_BATCH
-
-        n = min(MAX_CHUNK_BATCH, self.max_streams, self._scheduler.queue_limit)
-        g = torch.Generator().manual_seed(0)
-        items = []
-        for i in range(n):
-            phones = torch.randint(0, 700, (30,), generator=g)
-            request = SynthRequest(model_id, phones, torch.zeros(1024, 30), torch.randint(0, 1024, (50,), generator=g),
-                                   phones[10:], torch.zeros(gin, 1), seed=i, max_new_tokens=tokens)
-            items.append((request, StreamHandle()))
-        t0 = time.perf_counter()
-        for (_, handle), error in zip(items, self.submit_many(items), strict=True):
-            if error is None:
-                try:
-                    for _ in handle:  # drained
-                        pass
-                except GsvdError as exc:  # only means less warm-up
-                    log.warning("warm-up stream of %s failed: %s", model_id, exc)
-        log.info("model %s warmed up with %d streams in %.2f s", model_id, n, time.perf_counter() - t0)
 
     def remove_model(self, model_id: str) -> None:
         self._scheduler.remove_model(model_id)

@@ -720,20 +720,3 @@ def test_half_content_path_stays_close_to_fp32(models):
     assert b.dtype == torch.float32 and b.shape == a.shape == (2, sovits.dims.inter_channels, 24)
     rel = ((a - b).norm() / a.norm()).item()
     assert 0 < rel < 1e-2, rel
-
-
-def test_warm_up_burst_leaves_nothing_behind(models, caplog):
-    """The load-time warm-up (CUDA only; called directly here) serves a burst of throwaway streams and leaves
-    every slot free and no stream or request behind; real requests are served normally after it."""
-    import logging
-
-    rt = _runtime(models, max_streams=3, queue_limit=8)
-    try:
-        with caplog.at_level(logging.INFO, logger="gsvd.engine.runtime.runtime"):
-            rt._warm_up("m", models[1].dims.gin_channels, tokens=8)
-        assert "warmed up with 3 streams" in caplog.text
-        assert rt.stats() == {"active_streams": 0, "queued": 0, "slots_total": 3, "slots_free": 3}
-        h = rt.submit(_request(models[1], max_new_tokens=10))
-        assert len(np.concatenate(list(h))) == len(h.tokens) * 1280 > 0
-    finally:
-        rt.close()
