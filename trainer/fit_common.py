@@ -111,7 +111,10 @@ def _state_of(obj):
 def restore(out_dir: Path, parts: dict, result, log) -> None:
     """Continue from `out_dir/last.pt` if it exists: every part (module, optimizer, scheduler, scaler,
     or a list of them) gets its state, `result` its history/step/epoch, the RNGs their states, and
-    losses.jsonl is cut back to the saved epochs."""
+    losses.jsonl is cut back to the saved epochs. Temp files of a save cut off by a kill (never renamed into
+    place) are removed first; one fit runs in a workdir at a time."""
+    for stale in Path(out_dir).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
     state = load_last(out_dir)
     if state is None:
         return

@@ -159,3 +159,18 @@ def test_discriminators_and_mel_basis():
     assert (peaks[1:] >= peaks[:-1]).all()  # filters in ascending frequency
     assert log_mel(torch.zeros(1, 6400)).shape == (1, 128, 10)
     assert torch.allclose(log_mel(torch.zeros(1, 6400)), torch.full((1, 128, 10), torch.log(torch.tensor(1e-5))))
+
+
+def test_restore_removes_the_temp_file_of_a_killed_save(tmp_path):
+    """A save cut off by a kill leaves its temp file (never renamed into place): the next fit's restore removes
+    it, with or without a finished save beside it, and leaves the saved files alone."""
+    from gsvd.trainer.fit_common import FitResult, restore
+
+    stale = [tmp_path / ".last.pt.k3j2.tmp", tmp_path / ".losses.jsonl.x1.tmp"]
+    for f in stale:
+        f.write_bytes(b"half a checkpoint")
+    (tmp_path / "keep.txt").write_text("kept")
+    logged = []
+    restore(tmp_path, {}, FitResult(), logged.append)
+    assert not any(f.exists() for f in stale) and (tmp_path / "keep.txt").read_text() == "kept"
+    assert logged == []  # nothing saved yet: a fresh start
