@@ -70,8 +70,6 @@ class GpuBusy:
 
 def configure(sched, config: str) -> None:
     """Apply "slack=S,passes=N|auto,favour=audio|gpt" to a running scheduler (between levels: nothing in flight)."""
-    import torch
-
     for item in config.split(","):
         key, _, value = item.partition("=")
         if key == "slack":
@@ -79,9 +77,7 @@ def configure(sched, config: str) -> None:
         elif key == "passes":
             sched.chunk_passes = None if value == "auto" else int(value)
         elif key == "favour":
-            gpt_first = value == "gpt"
-            sched._gpt_stream = torch.cuda.Stream(sched.device, priority=-1 if gpt_first else 0)
-            sched._decode_stream = torch.cuda.Stream(sched.device, priority=0 if gpt_first else -1)
+            sched.favour(value == "gpt")
         else:
             raise SystemExit(f"unknown setting {key!r} in --configs")
 

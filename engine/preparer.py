@@ -15,7 +15,6 @@ shared the GIL with all of them; now it shares it with this one thread.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
@@ -25,21 +24,10 @@ from dataclasses import dataclass
 import torch
 
 from gsvd.engine.errors import Cancelled
+from gsvd.engine.settings import env_number
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256  # sentences taken at once
-
-
-def _window_s() -> float:
-    """GSVD_BATCH_WINDOW_MS (default 1): how long the thread keeps gathering a batch while sentences keep
-    arriving (callers that start together then share one analysis batch and one prefill pass; a lone
-    sentence waits this long)."""
-    raw = os.environ.get("GSVD_BATCH_WINDOW_MS", "1")
-    try:
-        return max(0.0, float(raw)) / 1000
-    except ValueError:
-        log.warning("GSVD_BATCH_WINDOW_MS=%r is not a number; using 1 ms", raw)
-        return 0.001
 
 
 @dataclass(eq=False)
@@ -75,7 +63,7 @@ class RequestPreparer:
         default GSVD_BATCH_WINDOW_MS): a batch keeps gathering while each sentence comes within `window` of
         the one before (4 windows at most), so callers starting together share one batch."""
         self._pool, self._submit_many = pool, submit_many
-        self._window = _window_s() if window is None else window
+        self._window = env_number("GSVD_BATCH_WINDOW_MS", 1.0) / 1000 if window is None else window
         self._jobs: list[Job] = []
         self._last_put = 0.0
         self._cond = threading.Condition()

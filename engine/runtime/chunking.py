@@ -22,6 +22,7 @@ import torch
 
 SAMPLE_RATE = 32000
 SAMPLES_PER_TOKEN = 1280  # 2 frames x 640 samples at 32 kHz
+WINDOW_CHUNKS = 32  # chunks whose window lengths are the regular ones (graphs captured at load)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class ChunkPolicy:
     def size(self, index: int) -> int:
         return int(min(self.largest, round(self.first * self.growth**index)))
 
-    def window_frames(self, chunks: int = 32) -> list[int]:
+    def window_frames(self, chunks: int = WINDOW_CHUNKS) -> list[int]:
         """The vocoder window lengths (50 Hz frames, speed 1) of a stream's first `chunks` chunks, last
         chunks aside: chunk + history tokens (a few values: sizes stop growing at `largest`)."""
         return list(_window_frames(self, chunks))
@@ -67,7 +68,7 @@ class ChunkPolicy:
         extra frames are history (decoded and dropped, more context than needed), and the window is one the
         runtime has a vocoder graph for. -> the new start (lo when no regular length fits)."""
         n = b - lo
-        fit = [f for f in _window_frames(self, 32) if n <= f <= b]
+        fit = [f for f in _window_frames(self, WINDOW_CHUNKS) if n <= f <= b]
         return b - min(fit) if fit else lo
 
 

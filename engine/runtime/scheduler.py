@@ -32,6 +32,7 @@ from gsvd.engine.runtime.kv_cache import KVCache
 from gsvd.engine.runtime.prefill import prefill
 from gsvd.engine.runtime.prior_noise import noise_seed
 from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest, cancel_reason
+from gsvd.engine.settings import env_number
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 11
@@ -79,15 +80,19 @@ class Scheduler:
         self.closed = False
         self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
         self.chunk_passes = _env_passes(os.environ.get("GSVD_CHUNK_PASSES", CHUNK_PASSES))  # None: auto
-        self.chunk_slack = _env_seconds("GSVD_CHUNK_SLACK", CHUNK_SLACK)
+        self.chunk_slack = env_number("GSVD_CHUNK_SLACK", CHUNK_SLACK)
         # CUDA streams: the GPT (admission, decode steps) and the chunk decodes. When both have work the GPU
         # favours the chunk decodes (first audio waits on them), or the GPT with GSVD_FAVOUR=gpt.
         self._gpt_stream = self._decode_stream = None
         if device.type == "cuda":
-            gpt_first = os.environ.get("GSVD_FAVOUR", "audio") == "gpt"
-            self._gpt_stream = torch.cuda.Stream(device, priority=-1 if gpt_first else 0)
-            self._decode_stream = torch.cuda.Stream(device, priority=0 if gpt_first else -1)
+            self.favour(os.environ.get("GSVD_FAVOUR", "audio") == "gpt")
         self._admitted = None  # CUDA event after the last admission (the decode stream waits for its inputs)
+
+    def favour(self, gpt_first: bool) -> None:
+        """(CUDA) New streams for the GPT and the chunk decodes, the GPT's of higher priority when `gpt_first`,
+        else the chunk decodes' (set before work is queued: nothing may be in flight on the old streams)."""
+        self._gpt_stream = torch.cuda.Stream(self.device, priority=-1 if gpt_first else 0)
+        self._decode_stream = torch.cuda.Stream(self.device, priority=0 if gpt_first else -1)
 
     # ---------------------------------------------------------------- control
 
@@ -454,15 +459,6 @@ def _env_passes(text: str) -> int | None:
     except ValueError:
         log.warning("GSVD_CHUNK_PASSES=%r is neither a count nor 'auto'; using auto", text)
         return None
-
-
-def _env_seconds(name: str, default: float) -> float:
-    """A non-negative number of seconds from the environment (a bad value is logged and the default kept)."""
-    try:
-        return max(0.0, float(os.environ.get(name, default)))
-    except ValueError:
-        log.warning("%s=%r is not a number of seconds; using %s", name, os.environ[name], default)
-        return default
 
 
 def _attention_backends(device: torch.device):

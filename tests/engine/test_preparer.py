@@ -198,3 +198,19 @@ def test_batch_window_gathers_callers_arriving_together(fe):
     finally:
         prep.close()
 
+
+
+def test_env_number(monkeypatch, caplog):
+    """Numeric GSVD_* settings (the batch window, the chunk slack): unset -> default, negative -> 0, not a
+    number -> default with a warning naming the variable."""
+    from gsvd.engine.settings import env_number
+
+    monkeypatch.delenv("GSVD_TEST_NUMBER", raising=False)
+    assert env_number("GSVD_TEST_NUMBER", 1.5) == 1.5
+    monkeypatch.setenv("GSVD_TEST_NUMBER", "2.5")
+    assert env_number("GSVD_TEST_NUMBER", 1.5) == 2.5
+    monkeypatch.setenv("GSVD_TEST_NUMBER", "-3")
+    assert env_number("GSVD_TEST_NUMBER", 1.5) == 0.0
+    monkeypatch.setenv("GSVD_TEST_NUMBER", "soon")
+    assert env_number("GSVD_TEST_NUMBER", 1.5) == 1.5
+    assert "GSVD_TEST_NUMBER='soon' is not a number" in caplog.text
