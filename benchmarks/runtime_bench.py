@@ -4,6 +4,8 @@ with random weights (so every sentence runs to the token cap: 75 tokens = 3 s of
     python3 -P benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1] [--eager-streams 1,8,32]
         [--bert 1]   # zh sentences with BERT features from a roberta-large-sized random model (transformers)
         [--spread 2 --tokens 250]   # streams started evenly over 2 s, 10 s of audio each (all overlap)
+        [--sustain 512:30[:250]]   # then 512 callers for 30 s, each sending its next request as the last one
+                                   # ends (250 tokens each; else --tokens)
     .venv/bin/python benchmarks/runtime_bench.py --device cpu --streams 1 --min-samples 1   # smoke test
 
 For each concurrency level N it starts N streams at once (alternating 20-character zh and en
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -71,43 +75,55 @@ def run_repeated(engine, n: int, repeat: int, spread: float = 0.0, tokens: int =
     rounds = [run_level(engine, n, keep=True, offset=k, spread=spread, tokens=tokens)  # zh and en alternate
               for k in range(repeat)]
     res = [r for rnd in rounds for r in rnd["results"]]
-    ttfa = sorted(r["ttfa"] for r in res)
-    return {"streams": n, "rounds": repeat, "ttfa_p50_ms": 1000 * statistics.median(ttfa),
-            "ttfa_p95_ms": 1000 * ttfa[int(0.95 * (len(ttfa) - 1))],
-            "rtf_p50": statistics.median(r["rtf"] for r in res), "underruns": sum(r["underrun"] for r in res),
-            "wall_s": sum(rnd["wall_s"] for rnd in rounds)}
+    return {"streams": n, "rounds": repeat, **summary(res), "wall_s": sum(rnd["wall_s"] for rnd in rounds)}
+
+
+def measure(engine, i: int, tokens: int) -> dict:
+    """One request (zh for even i, en for odd, seed i) through `Engine.stream`: first audio, real-time factor,
+    whether (and where) it underran."""
+    from gsvd.engine import SynthesisOptions
+
+    text, lang = (ZH, "zh") if i % 2 == 0 else (EN, "en")
+    t0 = time.perf_counter()
+    arrivals, offsets = [], []
+    audio = 0
+    options = SynthesisOptions(seed=i, language=lang, max_new_tokens=tokens, split_method="cut0")
+    for chunk in engine.stream(text, "bench", options):
+        if len(chunk.pcm) == 0:  # a sentence's closing chunk (word timings): nothing to play
+            continue
+        arrivals.append(time.perf_counter() - t0)
+        offsets.append(chunk.offset / 32000)
+        audio += len(chunk.pcm)
+    first = arrivals[0]
+    late = [k for k, (a, off) in enumerate(zip(arrivals, offsets, strict=True)) if a - first > off + 0.02]
+    # late_chunk: the first piece that came after the audio before it had played (-1: none)
+    return {"start": t0, "end": time.perf_counter(), "ttfa": first, "rtf": arrivals[-1] / (audio / 32000),
+            "underrun": bool(late), "late_chunk": late[0] if late else -1,
+            "late_s": arrivals[late[0]] - first - offsets[late[0]] if late else 0.0}
+
+
+def summary(results: list[dict]) -> dict:
+    if not results:
+        return {"ttfa_p50_ms": None, "ttfa_p95_ms": None, "rtf_p50": None, "underruns": 0}
+    ttfa = sorted(r["ttfa"] for r in results)
+    return {"ttfa_p50_ms": 1000 * statistics.median(ttfa), "ttfa_p95_ms": 1000 * ttfa[math.ceil(0.95 * len(ttfa)) - 1],
+            "rtf_p50": statistics.median(r["rtf"] for r in results), "underruns": sum(r["underrun"] for r in results)}
 
 
 def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float = 0.0, tokens: int = 75) -> dict:
     """n streams of `tokens` tokens each, all started at once, or stream i at i * spread / n seconds."""
-    from gsvd.engine import SynthesisOptions
-
     results: list[dict] = []
     lock = threading.Lock()
     start_gate = threading.Event()
     wall0 = 0.0
 
     def one(i: int) -> None:
-        text, lang = (ZH, "zh") if (i + offset) % 2 == 0 else (EN, "en")
         start_gate.wait()
         if spread:
             time.sleep(max(0.0, wall0 + i * spread / n - time.perf_counter()))
-        t0 = time.perf_counter()
-        arrivals, offsets = [], []
-        audio = 0
-        options = SynthesisOptions(seed=i + offset, language=lang, max_new_tokens=tokens, split_method="cut0")
-        for chunk in engine.stream(text, "bench", options):
-            if len(chunk.pcm) == 0:  # a sentence's closing chunk (word timings): nothing to play
-                continue
-            arrivals.append(time.perf_counter() - t0)
-            offsets.append(chunk.offset / 32000)
-            audio += len(chunk.pcm)
-        first = arrivals[0]
-        late = [k for k, (a, off) in enumerate(zip(arrivals, offsets, strict=True)) if a - first > off + 0.02]
-        with lock:  # late_chunk: the first piece that came after the audio before it had played (-1: none)
-            results.append({"ttfa": first, "rtf": arrivals[-1] / (audio / 32000), "underrun": bool(late),
-                            "late_chunk": late[0] if late else -1,
-                            "late_s": arrivals[late[0]] - first - offsets[late[0]] if late else 0.0})
+        r = measure(engine, i + offset, tokens)
+        with lock:
+            results.append(r)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
@@ -116,24 +132,61 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float
     start_gate.set()
     for t in threads:
         t.join()
-    ttfa = sorted(r["ttfa"] for r in results)
     if keep:
         return {"results": results, "wall_s": time.perf_counter() - wall0}
-    return {"streams": n, "ttfa_p50_ms": 1000 * statistics.median(ttfa), "ttfa_p95_ms": 1000 * ttfa[int(0.95 * (len(ttfa) - 1))],
-            "rtf_p50": statistics.median(r["rtf"] for r in results), "underruns": sum(r["underrun"] for r in results),
+    return {"streams": n, **summary(results), "wall_s": time.perf_counter() - wall0}
+
+
+def run_sustained(engine, n: int, seconds: float, tokens: int) -> dict:
+    """n callers, each sending its next request as soon as the last one has ended, for `seconds`: n streams in
+    flight at every moment once all have started (caller i starts at i / n of one utterance's play time, so
+    that the streams' chunk ramps are spread). Requests started after that first utterance time are the
+    steady ones; mean_in_flight is the number of requests in flight averaged over the steady window."""
+    results: list[dict] = []
+    lock = threading.Lock()
+    start_gate = threading.Event()
+    wall0 = 0.0
+    ramp = tokens / 25  # one utterance's play time
+
+    def user(i: int) -> None:
+        start_gate.wait()
+        time.sleep(max(0.0, wall0 + i * ramp / n - time.perf_counter()))
+        k = 0
+        while time.perf_counter() < wall0 + seconds:
+            r = measure(engine, i + n * k, tokens)
+            with lock:
+                results.append(r)
+            k += 1
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    wall0 = time.perf_counter()
+    start_gate.set()
+    for t in threads:
+        t.join()
+    lo, hi = wall0 + ramp, wall0 + seconds
+    steady = [r for r in results if r["start"] >= lo]
+    busy = sum(max(0.0, min(r["end"], hi) - max(r["start"], lo)) for r in results)
+    first_late = Counter(r["late_chunk"] for r in steady if r["underrun"])
+    return {"streams": n, "sustained_s": seconds, "tokens": tokens, "requests": len(results), "steady_requests": len(steady),
+            "mean_in_flight": busy / max(1e-9, hi - lo), **summary(steady),
+            "all": summary(results), "first_late_chunk": dict(sorted(first_late.items())),
             "wall_s": time.perf_counter() - wall0}
 
 
 def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
                spread: float = 0.0, tokens: int = 75, configs: list[tuple[float, float]] | None = None,
-               warm: list[int] = ()) -> tuple[list[dict], dict]:
+               warm: list[int] = (), sustain: list[tuple[int, float, int]] = ()) -> tuple[list[dict], dict]:
     """configs: (GIL switch interval ms, preparer batch window ms) pairs; every level runs under each, on the
     same engine (None: as the engine starts). warm: levels run once first, not recorded (a fresh engine's
-    first burst at a new size also pays for host and device allocations)."""
+    first burst at a new size also pays for host and device allocations). sustain: (callers, seconds, tokens) levels run
+    after the others (`run_sustained`)."""
     from gsvd.engine import Engine
 
     rows = []
-    with Engine(device=device, max_streams=max(levels), queue_limit=1024, bert_folder=bert) as engine:
+    slots = max([*levels, *(n for n, _, _ in sustain)])
+    with Engine(device=device, max_streams=slots, queue_limit=1024, bert_folder=bert) as engine:
         t0 = time.perf_counter()
         engine.load_voice(voice)  # on CUDA every graph is captured here
         load_s = time.perf_counter() - t0
@@ -150,6 +203,9 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
                 if switch_ms is not None:
                     rows[-1].update(switch_ms=switch_ms, window_ms=window_ms)
                 print(rows[-1], flush=True)
+        for n, seconds, sustain_tokens in sustain:
+            rows.append(run_sustained(engine, n, seconds, sustain_tokens))
+            print(rows[-1], flush=True)
         layouts: dict[str, int] = {}  # the vocoder graphs' captured forms (GSVD_VOCODER_NHWC=auto keeps the faster)
         for entry in engine._runtime._scheduler.models.values():
             for form in getattr(entry.vocoder, "layouts", {}).values():
@@ -157,10 +213,20 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
         return rows, {**engine.info(), "load_voice_s": load_s, "vocoder_layouts": layouts}
 
 
+def _ms(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
 def print_table(title: str, rows: list[dict]) -> None:
     print(title)
     print(f"{'streams':>7s} {'rounds':>6s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
     for r in rows:
+        if "sustained_s" in r:
+            print(f"{r['streams']:7d} sustained {r['sustained_s']:.0f} s, {r['tokens']} tokens: {r['steady_requests']} steady requests "
+                  f"(mean in flight {r['mean_in_flight']:.1f}): TTFA {_ms(r['ttfa_p50_ms'])} / "
+                  f"{_ms(r['ttfa_p95_ms'])} ms, RTF {_ms(r['rtf_p50'], 3)}, {r['underruns']} underran, first late chunks {r['first_late_chunk']}; "
+                  f"all {r['requests']}: {r['all']}")
+            continue
         print(f"{r['streams']:7d} {r['rounds']:6d} {r['ttfa_p50_ms']:8.1f}ms {r['ttfa_p95_ms']:8.1f}ms {r['rtf_p50']:8.3f} "
               f"{r['underruns']:9d}")
 
@@ -176,6 +242,9 @@ def main() -> None:
     ap.add_argument("--bert", default="0", help="1: zh sentences get BERT features from a random roberta-large")
     ap.add_argument("--spread", type=float, default=0.0, help="start a level's streams evenly over this many s")
     ap.add_argument("--tokens", type=int, default=75, help="tokens per stream (75 = 3 s of audio)")
+    ap.add_argument("--sustain", default="", help="e.g. 512:30,512:40:250 -- then N callers each sending its next "
+                    "request as the last ends, for S seconds (N streams in flight; T tokens each, else --tokens), "
+                    "on the same engine")
     ap.add_argument("--warm", default="", help="levels run once before the measured ones, not recorded")
     ap.add_argument("--eager-min-samples", type=int, default=0, help="--min-samples of the eager levels (0: same)")
     ap.add_argument("--configs", default="", help="e.g. 5:0,0.5:1 -- GIL switch interval ms : preparer batch "
@@ -190,11 +259,14 @@ def main() -> None:
     voice = make_voice(root)
     bert = make_bert(root) if args.bert == "1" else None
     configs = [tuple(float(v) for v in c.split(":")) for c in args.configs.split(",")] if args.configs else None
-    rows, info = run_engine(voice, [int(x) for x in args.streams.split(",")], args.min_samples, args.device, bert,
-                            args.spread, args.tokens, configs, [int(x) for x in args.warm.split(",") if x])
+    sustain = [(int(f[0]), float(f[1]), int(f[2]) if len(f) > 2 else args.tokens)
+               for f in (c.split(":") for c in args.sustain.split(",") if c)]
+    levels = [int(x) for x in args.streams.split(",") if x]
+    rows, info = run_engine(voice, levels, args.min_samples, args.device, bert, args.spread, args.tokens, configs,
+                            [int(x) for x in args.warm.split(",") if x], sustain)
     for c in configs or [None]:
         title = info["backend"] + ("" if c is None else f", GIL switch {c[0]} ms, batch window {c[1]} ms")
-        print_table(title + ":", [r for r in rows if c is None or (r["switch_ms"], r["window_ms"]) == c])
+        print_table(title + ":", [r for r in rows if c is None or (r.get("switch_ms"), r.get("window_ms")) == c])
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
     result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert,
               "spread_s": args.spread, "tokens": args.tokens,
