@@ -2,7 +2,9 @@
 
     python3 -P benchmarks/probe_sched_phases.py [--streams 1,64,512,512@2:250] [--count-calls 64]
 
-A level is N, or N@S:T (N streams started evenly over S seconds, T tokens each; plain levels: 75 tokens).
+A level is N, or N@S:T (N streams started evenly over S seconds, T tokens each; plain levels: 75 tokens), or
+N~S:T (N callers for S seconds, each sending its next request as its last one ends: `runtime_bench.run_sustained`;
+first audio and underruns over the steady requests).
 
 Per scheduler phase (admission with its prefill, GPT step launch + read-back, chunk-pass launch, chunk
 collect) the summed wall time and the scheduler thread's own CPU time (`time.thread_time`): wall well
@@ -91,7 +93,7 @@ def main() -> None:
                     "each scheduler setting (chunk slack s, chunk passes in flight, CUDA stream favoured), one engine")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
-    from runtime_bench import make_voice, run_level
+    from runtime_bench import make_voice, run_level, run_sustained
 
     from gsvd.engine import Engine
     from gsvd.engine.runtime import scheduler as sched
@@ -139,9 +141,10 @@ def main() -> None:
     voice = make_voice(Path(tempfile.mkdtemp()))
     levels = []
     for lv in args.streams.split(","):
-        n, _, rest = lv.partition("@")
-        spread, _, tokens = rest.partition(":")
-        levels.append((int(n), float(spread or 0), int(tokens or 75), lv))
+        sustained = "~" in lv
+        n, _, rest = lv.partition("~" if sustained else "@")
+        span, _, tokens = rest.partition(":")
+        levels.append((int(n), float(span or 0), int(tokens or 75), sustained, lv))
     out = {}
     with Engine(device=args.device, max_streams=max([n for n, *_ in levels] + [args.count_calls]),
                 queue_limit=1024) as eng:
@@ -160,7 +163,7 @@ def main() -> None:
 
         eng.stream = stream
         configs = [c for c in args.configs.split(";") if c] or [""]
-        for config, (n, spread, tokens, name) in ((a, b) for a in configs for b in levels):
+        for config, (n, span, tokens, sustained, name) in ((a, b) for a in configs for b in levels):
             if config:
                 configure(eng._runtime._scheduler, config)
                 name = f"{name} {config}"
@@ -168,7 +171,10 @@ def main() -> None:
             client.clear()
             pass_rows.clear()
             t0 = time.perf_counter()
-            res = run_level(eng, n, keep=True, spread=spread, tokens=tokens)
+            if sustained:
+                res = run_sustained(eng, n, span, tokens, keep=True)
+            else:
+                res = run_level(eng, n, keep=True, spread=span, tokens=tokens)
             ttfa = sorted(1000 * r["ttfa"] for r in res["results"])
             late = Counter(r["late_chunk"] for r in res["results"] if r["underrun"])
             row = {"level": name, "streams": n, "ttfa_p50_ms": round(statistics.median(ttfa), 1),
@@ -179,7 +185,7 @@ def main() -> None:
                                                                   if r["underrun"]] or [0]), 1),
                    "gpu_busy_pct": gpu.mean(t0, time.perf_counter()),
                    "passes": len(pass_rows), "pass_rows_mean": round(statistics.mean(pass_rows or [0]), 1),
-                   "wall_s": res["wall_s"],
+                   "wall_s": res["wall_s"], "requests": len(res["results"]),
                    "phases": {k: {"calls": v[0], "wall_ms": round(1000 * v[1], 1), "cpu_ms": round(1000 * v[2], 1)}
                               for k, v in stats.items()},
                    "caller_to_first_audio_cpu_ms_p50": round(1000 * statistics.median(c for _, c in client), 2),

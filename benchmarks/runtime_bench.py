@@ -137,7 +137,7 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float
     return {"streams": n, **summary(results), "wall_s": time.perf_counter() - wall0}
 
 
-def run_sustained(engine, n: int, seconds: float, tokens: int) -> dict:
+def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = False) -> dict:
     """n callers, each sending its next request as soon as the last one has ended, for `seconds`: n streams in
     flight at every moment once all have started (caller i starts at i / n of one utterance's play time, so
     that the streams' chunk ramps are spread). Requests started after that first utterance time are the
@@ -172,7 +172,7 @@ def run_sustained(engine, n: int, seconds: float, tokens: int) -> dict:
     return {"streams": n, "sustained_s": seconds, "tokens": tokens, "requests": len(results), "steady_requests": len(steady),
             "mean_in_flight": busy / max(1e-9, hi - lo), **summary(steady),
             "all": summary(results), "first_late_chunk": dict(sorted(first_late.items())),
-            "wall_s": time.perf_counter() - wall0}
+            "wall_s": time.perf_counter() - wall0, **({"results": steady} if keep else {})}
 
 
 def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
