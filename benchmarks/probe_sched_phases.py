@@ -3,8 +3,8 @@
     python3 -P benchmarks/probe_sched_phases.py [--streams 1,64,512,512@2:250] [--count-calls 64]
 
 A level is N, or N@S:T (N streams started evenly over S seconds, T tokens each; plain levels: 75 tokens), or
-N~S:T (N callers for S seconds, each sending its next request as its last one ends: `runtime_bench.run_sustained`;
-first audio and underruns over the steady requests).
+N~S:T[:listen] (N callers for S seconds, each sending its next request as its last one ends, or with listen as
+its audio has played out: `runtime_bench.run_sustained`; first audio and underruns over the steady requests).
 
 Per scheduler phase (admission with its prefill, GPT step launch + read-back, chunk-pass launch, chunk
 collect) the summed wall time and the scheduler thread's own CPU time (`time.thread_time`): wall well
@@ -71,7 +71,8 @@ class GpuBusy:
 
 
 def configure(sched, config: str) -> None:
-    """Apply "slack=S,passes=N|auto,favour=audio|gpt" to a running scheduler (between levels: nothing in flight)."""
+    """Apply "slack=S,passes=N|auto,favour=audio|gpt,split=0|1" to a running scheduler (between levels: nothing in
+    flight); split: chunk passes' content rows by their own width and vocoder rows in the cheapest buckets."""
     for item in config.split(","):
         key, _, value = item.partition("=")
         if key == "slack":
@@ -80,6 +81,11 @@ def configure(sched, config: str) -> None:
             sched.chunk_passes = None if value == "auto" else int(value)
         elif key == "favour":
             sched.favour(value == "gpt")
+        elif key == "split":
+            for entry in sched.models.values():
+                for part in (entry.vocoder, entry.content):
+                    if part is not None:
+                        part.split = value == "1"
         else:
             raise SystemExit(f"unknown setting {key!r} in --configs")
 
@@ -90,7 +96,7 @@ def main() -> None:
     ap.add_argument("--count-calls", type=int, default=0)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--configs", default="", help="e.g. 'slack=0;slack=0.5,passes=1,favour=gpt': every level under "
-                    "each scheduler setting (chunk slack s, chunk passes in flight, CUDA stream favoured), one engine")
+                    "each scheduler setting (chunk slack s, chunk passes in flight, CUDA stream favoured, split 0|1), one engine")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from runtime_bench import make_voice, run_level, run_sustained
@@ -144,7 +150,8 @@ def main() -> None:
         sustained = "~" in lv
         n, _, rest = lv.partition("~" if sustained else "@")
         span, _, tokens = rest.partition(":")
-        levels.append((int(n), float(span or 0), int(tokens or 75), sustained, lv))
+        tokens, _, listen = tokens.partition(":")
+        levels.append((int(n), float(span or 0), int(tokens or 75), (sustained, listen == "listen"), lv))
     out = {}
     with Engine(device=args.device, max_streams=max([n for n, *_ in levels] + [args.count_calls]),
                 queue_limit=1024) as eng:
@@ -171,8 +178,8 @@ def main() -> None:
             client.clear()
             pass_rows.clear()
             t0 = time.perf_counter()
-            if sustained:
-                res = run_sustained(eng, n, span, tokens, keep=True)
+            if sustained[0]:
+                res = run_sustained(eng, n, span, tokens, keep=True, listen=sustained[1])
             else:
                 res = run_level(eng, n, keep=True, spread=span, tokens=tokens)
             ttfa = sorted(1000 * r["ttfa"] for r in res["results"])

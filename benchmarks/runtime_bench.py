@@ -4,8 +4,8 @@ with random weights (so every sentence runs to the token cap: 75 tokens = 3 s of
     python3 -P benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1] [--eager-streams 1,8,32]
         [--bert 1]   # zh sentences with BERT features from a roberta-large-sized random model (transformers)
         [--spread 2 --tokens 250]   # streams started evenly over 2 s, 10 s of audio each (all overlap)
-        [--sustain 512:30[:250]]   # then 512 callers for 30 s, each sending its next request as the last one
-                                   # ends (250 tokens each; else --tokens)
+        [--sustain 512:30[:250][:listen]]   # then 512 callers for 30 s, each sending its next request as the
+                  # last one ends (250 tokens each; else --tokens), or (listen) as its audio has played out
     .venv/bin/python benchmarks/runtime_bench.py --device cpu --streams 1 --min-samples 1   # smoke test
 
 For each concurrency level N it starts N streams at once (alternating 20-character zh and en
@@ -97,7 +97,7 @@ def measure(engine, i: int, tokens: int) -> dict:
     first = arrivals[0]
     late = [k for k, (a, off) in enumerate(zip(arrivals, offsets, strict=True)) if a - first > off + 0.02]
     # late_chunk: the first piece that came after the audio before it had played (-1: none)
-    return {"start": t0, "end": time.perf_counter(), "ttfa": first, "rtf": arrivals[-1] / (audio / 32000),
+    return {"start": t0, "end": time.perf_counter(), "ttfa": first, "audio_s": audio / 32000, "rtf": arrivals[-1] / (audio / 32000),
             "underrun": bool(late), "late_chunk": late[0] if late else -1,
             "late_s": arrivals[late[0]] - first - offsets[late[0]] if late else 0.0}
 
@@ -137,11 +137,14 @@ def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float
     return {"streams": n, **summary(results), "wall_s": time.perf_counter() - wall0}
 
 
-def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = False) -> dict:
+def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = False, listen: bool = False) -> dict:
     """n callers, each sending its next request as soon as the last one has ended, for `seconds`: n streams in
     flight at every moment once all have started (caller i starts at i / n of one utterance's play time, so
-    that the streams' chunk ramps are spread). Requests started after that first utterance time are the
-    steady ones; mean_in_flight is the number of requests in flight averaged over the steady window."""
+    that the streams' chunk ramps are spread). With `listen` each caller is a listener instead: its next
+    request goes when the last one's audio has finished playing (playback from its first audio), so n
+    real-time streams are heard at once, gaps of one first audio between utterances. Requests started after
+    that first utterance time are the steady ones; mean_in_flight is the number of requests in flight
+    averaged over the steady window."""
     results: list[dict] = []
     lock = threading.Lock()
     start_gate = threading.Event()
@@ -157,6 +160,8 @@ def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = Fals
             with lock:
                 results.append(r)
             k += 1
+            if listen:  # until this utterance has played out
+                time.sleep(max(0.0, r["start"] + r["ttfa"] + r["audio_s"] - time.perf_counter()))
 
     threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
     for t in threads:
@@ -169,7 +174,7 @@ def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = Fals
     steady = [r for r in results if r["start"] >= lo]
     busy = sum(max(0.0, min(r["end"], hi) - max(r["start"], lo)) for r in results)
     first_late = Counter(r["late_chunk"] for r in steady if r["underrun"])
-    return {"streams": n, "sustained_s": seconds, "tokens": tokens, "requests": len(results), "steady_requests": len(steady),
+    return {"streams": n, "sustained_s": seconds, "tokens": tokens, "listen": listen, "requests": len(results), "steady_requests": len(steady),
             "mean_in_flight": busy / max(1e-9, hi - lo), **summary(steady),
             "all": summary(results), "first_late_chunk": dict(sorted(first_late.items())),
             "wall_s": time.perf_counter() - wall0, **({"results": steady} if keep else {})}
@@ -177,15 +182,15 @@ def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = Fals
 
 def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
                spread: float = 0.0, tokens: int = 75, configs: list[tuple[float, float]] | None = None,
-               warm: list[int] = (), sustain: list[tuple[int, float, int]] = ()) -> tuple[list[dict], dict]:
+               warm: list[int] = (), sustain: list[tuple[int, float, int, bool]] = ()) -> tuple[list[dict], dict]:
     """configs: (GIL switch interval ms, preparer batch window ms) pairs; every level runs under each, on the
     same engine (None: as the engine starts). warm: levels run once first, not recorded (a fresh engine's
-    first burst at a new size also pays for host and device allocations). sustain: (callers, seconds, tokens) levels run
-    after the others (`run_sustained`)."""
+    first burst at a new size also pays for host and device allocations). sustain: (callers, seconds, tokens, listen) levels
+    run after the others (`run_sustained`)."""
     from gsvd.engine import Engine
 
     rows = []
-    slots = max([*levels, *(n for n, _, _ in sustain)])
+    slots = max([*levels, *(n for n, *_ in sustain)])
     with Engine(device=device, max_streams=slots, queue_limit=1024, bert_folder=bert) as engine:
         t0 = time.perf_counter()
         engine.load_voice(voice)  # on CUDA every graph is captured here
@@ -203,8 +208,8 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
                 if switch_ms is not None:
                     rows[-1].update(switch_ms=switch_ms, window_ms=window_ms)
                 print(rows[-1], flush=True)
-        for n, seconds, sustain_tokens in sustain:
-            rows.append(run_sustained(engine, n, seconds, sustain_tokens))
+        for n, seconds, sustain_tokens, listen in sustain:
+            rows.append(run_sustained(engine, n, seconds, sustain_tokens, listen=listen))
             print(rows[-1], flush=True)
         layouts: dict[str, int] = {}  # the vocoder graphs' captured forms (GSVD_VOCODER_NHWC=auto keeps the faster)
         for entry in engine._runtime._scheduler.models.values():
@@ -222,7 +227,8 @@ def print_table(title: str, rows: list[dict]) -> None:
     print(f"{'streams':>7s} {'rounds':>6s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
     for r in rows:
         if "sustained_s" in r:
-            print(f"{r['streams']:7d} sustained {r['sustained_s']:.0f} s, {r['tokens']} tokens: {r['steady_requests']} steady requests "
+            print(f"{r['streams']:7d} {'listeners' if r['listen'] else 'sustained'} {r['sustained_s']:.0f} s, "
+                  f"{r['tokens']} tokens: {r['steady_requests']} steady requests "
                   f"(mean in flight {r['mean_in_flight']:.1f}): TTFA {_ms(r['ttfa_p50_ms'])} / "
                   f"{_ms(r['ttfa_p95_ms'])} ms, RTF {_ms(r['rtf_p50'], 3)}, {r['underruns']} underran, first late chunks {r['first_late_chunk']}; "
                   f"all {r['requests']}: {r['all']}")
@@ -242,9 +248,9 @@ def main() -> None:
     ap.add_argument("--bert", default="0", help="1: zh sentences get BERT features from a random roberta-large")
     ap.add_argument("--spread", type=float, default=0.0, help="start a level's streams evenly over this many s")
     ap.add_argument("--tokens", type=int, default=75, help="tokens per stream (75 = 3 s of audio)")
-    ap.add_argument("--sustain", default="", help="e.g. 512:30,512:40:250 -- then N callers each sending its next "
-                    "request as the last ends, for S seconds (N streams in flight; T tokens each, else --tokens), "
-                    "on the same engine")
+    ap.add_argument("--sustain", default="", help="e.g. 512:30,512:40:250,512:30:75:listen -- then N callers each "
+                    "sending its next request as the last ends (listen: as its audio has played out), for S seconds "
+                    "(T tokens each, else --tokens), on the same engine")
     ap.add_argument("--warm", default="", help="levels run once before the measured ones, not recorded")
     ap.add_argument("--eager-min-samples", type=int, default=0, help="--min-samples of the eager levels (0: same)")
     ap.add_argument("--configs", default="", help="e.g. 5:0,0.5:1 -- GIL switch interval ms : preparer batch "
@@ -259,7 +265,7 @@ def main() -> None:
     voice = make_voice(root)
     bert = make_bert(root) if args.bert == "1" else None
     configs = [tuple(float(v) for v in c.split(":")) for c in args.configs.split(",")] if args.configs else None
-    sustain = [(int(f[0]), float(f[1]), int(f[2]) if len(f) > 2 else args.tokens)
+    sustain = [(int(f[0]), float(f[1]), int(f[2]) if len(f) > 2 and f[2] else args.tokens, f[3:] == ["listen"])
                for f in (c.split(":") for c in args.sustain.split(",") if c)]
     levels = [int(x) for x in args.streams.split(",") if x]
     rows, info = run_engine(voice, levels, args.min_samples, args.device, bert, args.spread, args.tokens, configs,

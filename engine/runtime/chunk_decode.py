@@ -92,11 +92,14 @@ def decode_chunks(items: list[tuple[object, bool]]) -> list[np.ndarray]:
 
 
 def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[torch.Tensor, int]]:
-    """Content encoder + prior over each stream's known tokens (one padded batch) -> per stream the
-    vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows' codes
-    and phones are put together on the host with numpy (no torch call per row: each one hands the GIL
+    """Content encoder + prior over each stream's known tokens (one padded batch, or on CUDA the content graphs
+    of each row's own width: rows are taken in order of known tokens so equal widths sit together) -> per
+    stream the vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows'
+    codes and phones are put together on the host with numpy (no torch call per row: each one hands the GIL
     over) and go up in one copy, without waiting for the GPU; the prior noise is made on the device from
     each stream's seed (`prior_noise.py`)."""
+    order = sorted(range(len(decoders)), key=lambda r: plans[r][2])
+    decoders, plans = [decoders[r] for r in order], [plans[r] for r in order]
     sovits = decoders[0].sovits
     p = next(sovits.parameters())
     dev = p.device
@@ -111,10 +114,10 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
     ge = torch.cat([d.ge for d in decoders])
     seeds, scales = [d.seed for d in decoders], [d.noise_scale for d in decoders]
     graphs = decoders[0].content
-    z_all = None
-    if graphs is not None and decoders[0].speed == 1.0:  # padded to a graph's shape, replayed
-        z_all = graphs(codes, phones, ge, known, n_ph, seeds, scales)
-    if z_all is None:
+    z_rows = None
+    if graphs is not None and decoders[0].speed == 1.0:  # padded to graphs' shapes, replayed
+        z_rows = graphs(codes, phones, ge, known, n_ph, seeds, scales)
+    if z_rows is None:
         codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
         phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)
         lens = torch.tensor([known, n_ph]).to(dev, non_blocking=True) if batched else None
@@ -123,10 +126,11 @@ def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[to
         m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
         z_all = sample_prior(m, logs, torch.tensor(seeds).to(dev, non_blocking=True),
                              torch.tensor(scales, dtype=torch.float64).to(dev, non_blocking=True))
+        z_rows = [z_all[r : r + 1] for r in range(len(decoders))]
     hop = sovits.dims.hop
-    frames = [2 * k if batched else z_all.shape[-1] for k in known]  # one row: re-timed at its speed
-    out = []
-    for r, (d, (start, end, _), f) in enumerate(zip(decoders, plans, frames)):
+    frames = [2 * k if batched else z_rows[0].shape[-1] for k in known]  # one row: re-timed at its speed
+    out: list = [None] * len(order)
+    for r, d, (start, end, _), f, z in zip(order, decoders, plans, frames, z_rows):
         lo, a, b = d.window(start, end, f)
-        out.append((z_all[r : r + 1, :, lo:b], max(0, (a - lo) * hop - d.overlap)))
+        out[r] = (z[:, :, lo:b], max(0, (a - lo) * hop - d.overlap))
     return out

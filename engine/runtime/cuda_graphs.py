@@ -1,5 +1,6 @@
 """CUDA-graph plumbing shared by the graphed runtime pieces: capture one function call, a set of
-graphs of one function keyed by padded shape, and running rows in groups of the largest bucket."""
+graphs of one function keyed by padded shape, running rows in groups of the largest bucket, and the
+cheapest set of batch buckets for a number of rows (each bucket's replay time measured at capture)."""
 
 from __future__ import annotations
 
@@ -24,21 +25,68 @@ def capture(fn, static: tuple, pool=None):
     return graph, out
 
 
+def replay_ms(graph, reps: int = 3) -> float:
+    """A captured graph's replay time (ms, the best of `reps` after one warm replay)."""
+    graph.replay()
+    best = float("inf")
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        best = min(best, start.elapsed_time(end))
+    return best
+
+
+def cheapest_split(n: int, costs: dict[int, float]) -> list[int]:
+    """Batch buckets (largest first) whose replays together hold n rows at the least summed cost; costs:
+    bucket -> the cost of one replay (its measured time). A 40-row group replays 32 + 8 rather than the 64-row
+    graph, a 60-row one the 64-row graph rather than 32 + 16 + 8 + 4 when a replay's fixed cost makes that
+    cheaper. The last bucket holds what is left (zero rows pad it)."""
+    if n <= 0:
+        return []
+    best = [(0.0, 0)] + [(float("inf"), 0)] * n  # (summed cost, replays): equal costs go to fewer replays
+    pick = [0] * (n + 1)
+    for m in range(1, n + 1):
+        for b, c in costs.items():
+            prev = best[max(0, m - b)]
+            v = (prev[0] + c, prev[1] + 1)
+            if v[0] < best[m][0] - 1e-9 or (v[0] <= best[m][0] + 1e-9 and v[1] < best[m][1]):
+                best[m], pick[m] = v, b
+    out = []
+    while n > 0:
+        out.append(pick[n])
+        n = max(0, n - pick[n])
+    return sorted(out, reverse=True)
+
+
+def split_rows(n: int, buckets: list[int]) -> list[tuple[int, int, int]]:
+    """n rows over these buckets (largest first, as `cheapest_split` gives them) -> (lo, hi, bucket) per replay."""
+    parts, lo = [], 0
+    for b in buckets:
+        parts.append((lo, min(n, lo + b), b))
+        lo += b
+    return parts
+
+
 class GraphSet:
     """Graphs of `fn` over static inputs `make_static(key)`, one per key (a padded shape), captured up
     front by `prepare` into one shared memory pool; a lock serializes replays, and the caller copies
     what it keeps out of the output before the lock is released. Off CUDA the same function runs
     eagerly on fresh static inputs (so the CPU tests exercise the same padding). If a capture fails,
-    the set is given up (every call answers None and the caller runs its plain path)."""
+    the set is given up (every call answers None and the caller runs its plain path). `cost[key]`: each
+    graph's replay time in ms, measured by `prepare(timed=True)`."""
 
     def __init__(self, fn, make_static) -> None:
         self.fn, self.make_static = fn, make_static
         self.graphs: dict[tuple, tuple] = {}
+        self.cost: dict[tuple, float] = {}
         self.lock = threading.Lock()
         self.pool = None
         self.failed = False
 
-    def prepare(self, keys) -> None:
+    def prepare(self, keys, timed: bool = False) -> None:
         with self.lock:
             for key in keys:
                 if key in self.graphs or self.failed:
@@ -48,6 +96,8 @@ class GraphSet:
                         self.pool = torch.cuda.graph_pool_handle()
                     static = self.make_static(key)
                     self.graphs[key] = (*capture(self.fn, static, self.pool), static)
+                    if timed:
+                        self.cost[key] = replay_ms(self.graphs[key][0])
                 except RuntimeError:  # something that cannot be captured here: stay eager
                     self.failed = True
 

@@ -5,9 +5,10 @@ decode, and a stream's first chunk is what its listener waits for. Each graph co
 shape: a batch bucket of rows, c semantic tokens (c in `code_widths`) and n target phones (n a
 multiple of `phone_step`); each row's real lengths go in as `code_lens` / `text_lens`, so the
 masks keep padding out (the masked path of a padded batch, equal to each row's unpadded pass up
-to float rounding). The graph ends with the prior's sample, z_p = m + noise * exp(logs) * scale, its noise
-computed in the graph from each row's seed (`prior_noise.py`), so a pass uploads no noise. Larger
-batches go through in groups of the largest bucket. Off CUDA the same padded pass runs eagerly.
+to float rounding). Rows of a pass go through the graph of their own code width, each group in the batch
+buckets whose measured replay times sum least (a first chunk's 8 tokens are not padded to a last chunk's
+75, a group of 40 rows replays 32 + 8). The graph ends with the prior's sample, z_p = m + noise * exp(logs) * scale, its noise
+computed in the graph from each row's seed (`prior_noise.py`), so a pass uploads no noise. Off CUDA the same padded pass runs eagerly.
 
 With `half`, the encoder and prior run in fp16 (a half copy of the model, as upstream runs SoVITS on GPUs);
 the prior's mean and log-scale are turned back to fp32 before the sample, so z_p is fp32 either way.
@@ -20,10 +21,12 @@ import copy
 import numpy as np
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import GraphSet, in_groups
+from gsvd.engine.runtime.cuda_graphs import GraphSet, cheapest_split, split_rows
 from gsvd.engine.runtime.prior_noise import sample_prior
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to scheduler.MAX_CHUNK_BATCH rows in one replay
+REPLAY_MS = 0.05  # host time of one replay (inputs packed and copied in, output copied out), added to its measured time
+REPLAY_ROWS = 2  # off CUDA (nothing timed): one replay's fixed cost, in rows
 
 
 class GraphedContent:
@@ -34,6 +37,7 @@ class GraphedContent:
         self.code_widths, self.phone_step, self.max_phones = code_widths, phone_step, max_phones
         self.batch_buckets = batch_buckets
         self.graphs = GraphSet(self._run, self._statics)
+        self.split = True  # rows through the graph of their own code width, in the cheapest batch buckets
 
     def _run(self, codes, phones, code_lens, text_lens, seeds, scale_bits, ge, packed):
         hidden, mask = self.model.content(codes, phones, ge, code_lens, text_lens)
@@ -53,33 +57,60 @@ class GraphedContent:
                 packed[:, -1], ge, packed)
 
     def prepare(self) -> None:
-        """Capture every (batch, codes, phones) graph now (at model load)."""
+        """Capture every (batch, codes, phones) graph now (at model load), each replay timed."""
         if not next(self.sovits.parameters()).is_cuda:
             return
         self.graphs.prepare([(b, c, n) for b in self.batch_buckets for c in self.code_widths
-                             for n in range(self.phone_step, self.max_phones + 1, self.phone_step)])
+                             for n in range(self.phone_step, self.max_phones + 1, self.phone_step)], timed=True)
 
     def __call__(self, codes, phones, ge: torch.Tensor, code_lens: list[int], text_lens: list[int],
-                 seeds: list[int], scales: list[float]):
+                 seeds: list[int], scales: list[float]) -> list[torch.Tensor] | None:
         """codes [B, 1, K], phones [B, N] (host arrays or CPU tensors, padded; real lengths `code_lens`,
-        `text_lens`), ge [B, gin, 1], each row's noise seed and scale -> the prior's sample z_p
-        [B, C, 2 * max(code_lens)] at speed 1, or None when no graph fits (more codes or phones than the
-        largest graph, capture failed): the caller runs eagerly. The inputs go up in one copy whatever the
-        rows (every torch call hands the GIL over)."""
+        `text_lens`), ge [B, gin, 1], each row's noise seed and scale -> per row the prior's sample z_p
+        [1, C, 2 * code_lens[r]] at speed 1, or None when no graph fits (more codes or phones than the
+        largest graph, capture failed): the caller runs eagerly.
+
+        With `split` (the default) rows go through the graph of their own code width (rows sorted by code length
+        keep their groups contiguous and the fewest replays), each group in the batch buckets of least summed
+        replay time (`cuda_graphs.cheapest_split`); else all rows are padded to the widest row. Each replay's
+        inputs go up in one copy whatever the rows (every torch call hands the GIL over)."""
         codes, phones = np.asarray(codes), np.asarray(phones)
-        k, n_max = max(code_lens), max(text_lens)
-        c = next((c for c in self.code_widths if c >= k), None)
-        if c is None or n_max > self.max_phones:
+        if self._width(max(code_lens)) is None or max(text_lens) > self.max_phones:
             return None
-        top = self.batch_buckets[-1]
-        if codes.shape[0] > top:
-            parts = in_groups(codes.shape[0], top, lambda lo, hi: self(
-                codes[lo:hi], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi], seeds[lo:hi],
-                scales[lo:hi]))
-            return None if parts is None else torch.cat(parts)
         rows = codes.shape[0]
-        b = next(b for b in self.batch_buckets if b >= rows)
-        n = -(-n_max // self.phone_step) * self.phone_step
+        if self.split:
+            widths = [self._width(k) for k in code_lens]
+            runs = [lo for lo in range(rows) if lo == 0 or widths[lo] != widths[lo - 1]] + [rows]
+            spans = []
+            for lo, hi in zip(runs, runs[1:]):
+                n = self._phones(max(text_lens[lo:hi]))
+                costs = {b: self.graphs.cost[(b, widths[lo], n)] + REPLAY_MS for b in self.batch_buckets
+                         if (b, widths[lo], n) in self.graphs.cost}
+                if len(costs) < len(self.batch_buckets):
+                    costs = {b: b + REPLAY_ROWS for b in self.batch_buckets}
+                spans += [(lo + a, lo + z, b, widths[lo], n) for a, z, b in split_rows(hi - lo, cheapest_split(hi - lo, costs))]
+        else:
+            c, n, top = self._width(max(code_lens)), self._phones(max(text_lens)), self.batch_buckets[-1]
+            spans = [(lo, min(rows, lo + top), next(b for b in self.batch_buckets if b >= min(rows, lo + top) - lo), c, n)
+                     for lo in range(0, rows, top)]
+        out: list[torch.Tensor] = []
+        for lo, hi, b, c, n in spans:
+            z = self._replay(b, c, n, codes[lo:hi], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi],
+                             seeds[lo:hi], scales[lo:hi])
+            if z is None:
+                return None
+            out += [z[r : r + 1, :, : 2 * code_lens[lo + r]] for r in range(hi - lo)]
+        return out
+
+    def _width(self, k: int) -> int | None:
+        return next((c for c in self.code_widths if c >= k), None)
+
+    def _phones(self, n: int) -> int:
+        return -(-n // self.phone_step) * self.phone_step
+
+    def _replay(self, b: int, c: int, n: int, codes, phones, ge, code_lens, text_lens, seeds, scales):
+        """Rows (at most b) through the (b, c, n) graph -> z_p [rows, C, 2 * max(code_lens)], or None."""
+        rows, k, n_max = codes.shape[0], max(code_lens), max(text_lens)
         host = np.zeros((b, c + n + 4), np.int64)
         host[:, c + n : c + n + 2] = 1
         host[:rows, :k] = codes[:, 0, :k]  # a group's inputs may be padded wider than it needs

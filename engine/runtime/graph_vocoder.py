@@ -2,7 +2,8 @@
 
 A chunk's window (history + chunk frames) takes only a few lengths in a stream's life (the
 policy's chunk sizes; a last chunk is widened to one of them, `ChunkPolicy.widen`); each (length, batch
-bucket) pair gets one graph. The runtime captures them all at model load (`prepare`); after that other
+bucket) pair gets one graph, its replay time measured; a group of rows replays the buckets whose
+times sum least (40 rows: 32 + 8, not the 64-row graph). The runtime captures them all at model load (`prepare`); after that other
 lengths (a short stream's last chunk, speed != 1) run eagerly, since a capture while serving holds the
 scheduler's thread for tens of ms and synchronizes the device (benchmarks/README.md, seventh session).
 Without `prepare` each pair is captured on first use on the calling thread's stream. Padded batch rows
@@ -23,9 +24,11 @@ import threading
 
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import capture, in_groups
+from gsvd.engine.runtime.cuda_graphs import capture, cheapest_split, replay_ms, split_rows
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to MAX_CHUNK_BATCH rows in one replay
+REPLAY_MS = 0.05  # host time of one replay (inputs copied in, output copied out), added to its measured time
+REPLAY_ROWS = 2  # before replays are timed: one replay's fixed cost, in rows
 
 
 def channels_last(generator: torch.nn.Module) -> torch.nn.Module:
@@ -53,6 +56,8 @@ class GraphedVocoder:
         self.max_lengths = max_lengths
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.layouts: dict[tuple[int, int], str] = {}  # (frames, bucket) -> "ncl" / "nhwc": the form captured
+        self.cost: dict[tuple[int, int], float] = {}  # (frames, bucket) -> replay ms, measured at capture
+        self.split = True  # a group of rows replays the buckets of least summed time (`pieces`)
         self.failed: set[int] = set()
         self.frozen = False  # after `prepare`: no captures on first use
         self.lock = threading.Lock()
@@ -67,19 +72,20 @@ class GraphedVocoder:
         return self.dec_half(z.half(), g=ge.half()).float()
 
     def _capture(self, bucket: int, z_p: torch.Tensor, ge: torch.Tensor):
+        """-> (the form kept, its replay ms, (graph, z_static, ge_static, out))."""
         z_static = torch.zeros((bucket, *z_p.shape[1:]), device=z_p.device, dtype=z_p.dtype)
         ge_static = torch.zeros((bucket, *ge.shape[1:]), device=ge.device, dtype=ge.dtype)
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
         if not self.auto:
             graph, out = capture(self._eager, (z_static, ge_static), self.pool)
-            return "nhwc" if self.dec_nhwc is not None else "ncl", (graph, z_static, ge_static, out)
+            return "nhwc" if self.dec_nhwc is not None else "ncl", replay_ms(graph), (graph, z_static, ge_static, out)
         forms = {}
         for name, nhwc in (("ncl", False), ("nhwc", True)):
             graph, out = capture(lambda z, g, nhwc=nhwc: self._eager(z, g, nhwc), (z_static, ge_static), self.pool)
-            forms[name] = (_replay_ms(graph), (graph, z_static, ge_static, out))
+            forms[name] = (replay_ms(graph), (graph, z_static, ge_static, out))
         best = min(forms, key=lambda k: forms[k][0])
-        return best, forms[best][1]
+        return best, *forms[best]
 
     def prepare(self, frames: list[int], channels: int, gin: int, device: torch.device) -> None:
         """Capture the graphs of these window lengths for every batch bucket now (at model load); later
@@ -95,18 +101,36 @@ class GraphedVocoder:
         frames, n = int(z_p.shape[-1]), int(z_p.shape[0])
         if not graphable or not z_p.is_cuda or frames in self.failed:
             return self._eager(z_p, ge)
-        if n > BUCKETS[-1]:
-            return torch.cat(in_groups(n, BUCKETS[-1], lambda lo, hi: self(z_p[lo:hi], ge[lo:hi])))
-        bucket = next(b for b in BUCKETS if b >= n)
+        parts = self.pieces(frames, n)
+        if len(parts) == 1:
+            return self._replay(frames, parts[0][2], z_p, ge)
+        return torch.cat([self._replay(frames, b, z_p[lo:hi], ge[lo:hi]) for lo, hi, b in parts])
+
+    def pieces(self, frames: int, n: int) -> list[tuple[int, int, int]]:
+        """n rows of one window length -> (lo, hi, bucket) per replay: with `split`, the buckets of least summed
+        replay time (measured at capture; until all are, a replay costs its rows plus REPLAY_ROWS), else groups
+        of the largest bucket, each in the smallest bucket that holds it."""
+        if not self.split:
+            return [(lo, hi, next(b for b in BUCKETS if b >= hi - lo)) for lo, hi in _groups(n, BUCKETS[-1])]
+        costs = {b: self.cost[(frames, b)] + REPLAY_MS for b in BUCKETS if (frames, b) in self.cost}
+        if len(costs) < len(BUCKETS):
+            costs = {b: b + REPLAY_ROWS for b in BUCKETS}
+        return split_rows(n, cheapest_split(n, costs))
+
+    def _replay(self, frames: int, bucket: int, z_p: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
+        """Rows (at most `bucket`) through the graph of (frames, bucket), captured first if it may be."""
+        n = int(z_p.shape[0])
         with self.lock:
             if (frames, bucket) not in self.graphs:
                 if self.frozen or len({f for f, _ in self.graphs} | {frames}) > self.max_lengths:
                     return self._eager(z_p, ge)
                 try:
-                    self.layouts[(frames, bucket)], self.graphs[(frames, bucket)] = self._capture(bucket, z_p, ge)
+                    form, ms, graph = self._capture(bucket, z_p, ge)
                 except RuntimeError:  # a kernel that cannot be captured: stay eager for this length
                     self.failed.add(frames)
                     return self._eager(z_p, ge)
+                self.layouts[(frames, bucket)], self.cost[(frames, bucket)], self.graphs[(frames, bucket)] = (
+                    form, ms, graph)
             graph, z_static, ge_static, out = self.graphs[(frames, bucket)]
             z_static[:n].copy_(z_p)
             ge_static[:n].copy_(ge)
@@ -116,15 +140,5 @@ class GraphedVocoder:
             return out[:n].clone()
 
 
-def _replay_ms(graph, reps: int = 3) -> float:
-    """A captured graph's replay time (ms, the best of `reps` after one warm replay)."""
-    graph.replay()
-    best = float("inf")
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        best = min(best, start.elapsed_time(end))
-    return best
+def _groups(n: int, size: int) -> list[tuple[int, int]]:
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]

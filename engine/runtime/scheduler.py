@@ -5,8 +5,8 @@ slots (one padded prefill pass); `execute()` samples every stream's next token w
 parameters and seed and runs one batched decode step per resident model (on CUDA one graph replay,
 pipelined one step ahead of the read-back); `update()` stops streams on EOS, launches the audio
 chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own, with no
-host sync before the audio's read-back; the pass is then waited for, or with many live streams (or
-GSVD_CHUNK_PASSES=N) stays in flight while the GPT steps and a later tick hands on its audio) and retires finished
+host sync before the audio's read-back; the pass stays in flight while the GPT steps and a later tick hands on its
+audio, or with GSVD_CHUNK_PASSES=0 (or auto and few live streams) is waited for at once) and retires finished
 streams. A ready chunk may wait for a fuller pass while its stream's audio lasts (GSVD_CHUNK_SLACK). Each
 stream's tokens are made at most two chunks ahead of its decoded audio. Streams join and leave between steps.
 """
@@ -40,11 +40,12 @@ MAX_PREFILL_BATCH = 32  # admitted requests prefilled in one padded pass
 MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
 # Chunk-decode passes in flight (GSVD_CHUNK_PASSES). 0: each pass is waited for as soon as it is launched, so the
 # GPU never runs a pass and GPT steps at once, and a tick costs a GPT step plus a pass; N: up to N passes stay in
-# flight while the GPT steps go on (both share the GPU, each slower). "auto", the default: 0 up to
-# AUTO_PASSES_ABOVE live streams of a model, 1 above (benchmarks/README.md, seventh session: up to 256 streams
-# started at once waiting gave the earlier first audio and no underruns, at 512 one pass in flight gave more GPT
-# steps, fuller passes and fewer underruns).
-CHUNK_PASSES = "auto"
+# flight while the GPT steps go on (both share the GPU, each slower); "auto": 0 up to AUTO_PASSES_ABOVE live
+# streams of a model, 1 above. The default, 1 (benchmarks/README.md, eighth session): with 512 listeners (each
+# asking for its next sentence as the last one has played) 0 underruns and 172.9 ms first audio p95 against 97
+# underruns with auto; auto's one gain is in bursts of up to 256 streams started at the same moment (64: 74.9 /
+# 85.9 ms p95 against 105.6 / 89.8 in one fresh engine).
+CHUNK_PASSES = "1"
 AUTO_PASSES_ABOVE = 256
 # Chunk slack (GSVD_CHUNK_SLACK, seconds): a stream's ready chunk may wait for a fuller pass while the audio it has
 # been sent lasts longer than this; a pass goes when a first chunk or a due one is ready (then filled up with the
@@ -451,14 +452,14 @@ class Scheduler:
 
 
 def _env_passes(text: str) -> int | None:
-    """GSVD_CHUNK_PASSES: a count of passes, or "auto" (None); a bad value is logged and auto used."""
+    """GSVD_CHUNK_PASSES: a count of passes, or "auto" (None); a bad value is logged and the default used."""
     if text == "auto":
         return None
     try:
         return max(0, int(text))
     except ValueError:
-        log.warning("GSVD_CHUNK_PASSES=%r is neither a count nor 'auto'; using auto", text)
-        return None
+        log.warning("GSVD_CHUNK_PASSES=%r is neither a count nor 'auto'; using %s", text, CHUNK_PASSES)
+        return _env_passes(CHUNK_PASSES)
 
 
 def _attention_backends(device: torch.device):
