@@ -110,28 +110,37 @@ def summary(results: list[dict]) -> dict:
             "rtf_p50": statistics.median(r["rtf"] for r in results), "underruns": sum(r["underrun"] for r in results)}
 
 
+def run_callers(n: int, body) -> float:
+    """n threads let go at the same moment, thread i running body(i, that moment) -> that moment (perf_counter)."""
+    gate, start = threading.Event(), [0.0]
+
+    def go(i: int) -> None:
+        gate.wait()
+        body(i, start[0])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    start[0] = time.perf_counter()
+    gate.set()
+    for t in threads:
+        t.join()
+    return start[0]
+
+
 def run_level(engine, n: int, keep: bool = False, offset: int = 0, spread: float = 0.0, tokens: int = 75) -> dict:
     """n streams of `tokens` tokens each, all started at once, or stream i at i * spread / n seconds."""
     results: list[dict] = []
     lock = threading.Lock()
-    start_gate = threading.Event()
-    wall0 = 0.0
 
-    def one(i: int) -> None:
-        start_gate.wait()
+    def one(i: int, wall0: float) -> None:
         if spread:
             time.sleep(max(0.0, wall0 + i * spread / n - time.perf_counter()))
         r = measure(engine, i + offset, tokens)
         with lock:
             results.append(r)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    wall0 = time.perf_counter()
-    start_gate.set()
-    for t in threads:
-        t.join()
+    wall0 = run_callers(n, one)
     if keep:
         return {"results": results, "wall_s": time.perf_counter() - wall0}
     return {"streams": n, **summary(results), "wall_s": time.perf_counter() - wall0}
@@ -147,12 +156,9 @@ def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = Fals
     averaged over the steady window."""
     results: list[dict] = []
     lock = threading.Lock()
-    start_gate = threading.Event()
-    wall0 = 0.0
     ramp = tokens / 25  # one utterance's play time
 
-    def user(i: int) -> None:
-        start_gate.wait()
+    def user(i: int, wall0: float) -> None:
         time.sleep(max(0.0, wall0 + i * ramp / n - time.perf_counter()))
         k = 0
         while time.perf_counter() < wall0 + seconds:
@@ -163,18 +169,13 @@ def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = Fals
             if listen:  # until this utterance has played out
                 time.sleep(max(0.0, r["start"] + r["ttfa"] + r["audio_s"] - time.perf_counter()))
 
-    threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    wall0 = time.perf_counter()
-    start_gate.set()
-    for t in threads:
-        t.join()
+    wall0 = run_callers(n, user)
     lo, hi = wall0 + ramp, wall0 + seconds
     steady = [r for r in results if r["start"] >= lo]
     busy = sum(max(0.0, min(r["end"], hi) - max(r["start"], lo)) for r in results)
     first_late = Counter(r["late_chunk"] for r in steady if r["underrun"])
-    return {"streams": n, "sustained_s": seconds, "tokens": tokens, "listen": listen, "requests": len(results), "steady_requests": len(steady),
+    return {"streams": n, "sustained_s": seconds, "tokens": tokens, "listen": listen, "requests": len(results),
+            "steady_requests": len(steady),
             "mean_in_flight": busy / max(1e-9, hi - lo), **summary(steady),
             "all": summary(results), "first_late_chunk": dict(sorted(first_late.items())),
             "wall_s": time.perf_counter() - wall0, **({"results": steady} if keep else {})}
