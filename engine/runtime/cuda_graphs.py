@@ -8,6 +8,9 @@ import threading
 
 import torch
 
+REPLAY_MS = 0.05  # host time of one replay (inputs copied in, output copied out), added to its measured time
+REPLAY_ROWS = 2  # before a graph set's replays are timed (or off CUDA): one replay's fixed cost, in rows
+
 
 def capture(fn, static: tuple, pool=None):
     """Warm fn(*static) up twice on a side stream (kernels chosen, workspaces allocated), then capture
@@ -59,6 +62,24 @@ def cheapest_split(n: int, costs: dict[int, float]) -> list[int]:
         out.append(pick[n])
         n = max(0, n - pick[n])
     return sorted(out, reverse=True)
+
+
+def plan_rows(n: int, buckets: tuple[int, ...], timed: dict[int, float]) -> list[tuple[int, int, int]]:
+    """n rows over graphs of these batch buckets -> (lo, hi, bucket) per replay, at the least summed cost: a
+    replay costs its graph's measured time (`timed`, ms) plus REPLAY_MS of host work, or, until every bucket is
+    timed, its rows plus REPLAY_ROWS."""
+    if all(b in timed for b in buckets):
+        costs = {b: timed[b] + REPLAY_MS for b in buckets}
+    else:
+        costs = {b: b + REPLAY_ROWS for b in buckets}
+    return split_rows(n, cheapest_split(n, costs))
+
+
+def padded_groups(n: int, buckets: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """n rows in groups of the largest bucket, each replayed in the smallest bucket that holds it -> (lo, hi,
+    bucket) per replay (the plain rule `plan_rows` improves on)."""
+    top = buckets[-1]
+    return [(lo, min(n, lo + top), next(b for b in buckets if b >= min(n, lo + top) - lo)) for lo in range(0, n, top)]
 
 
 def split_rows(n: int, buckets: list[int]) -> list[tuple[int, int, int]]:

@@ -7,8 +7,9 @@ multiple of `phone_step`); each row's real lengths go in as `code_lens` / `text_
 masks keep padding out (the masked path of a padded batch, equal to each row's unpadded pass up
 to float rounding). Rows of a pass go through the graph of their own code width, each group in the batch
 buckets whose measured replay times sum least (a first chunk's 8 tokens are not padded to a last chunk's
-75, a group of 40 rows replays 32 + 8). The graph ends with the prior's sample, z_p = m + noise * exp(logs) * scale, its noise
-computed in the graph from each row's seed (`prior_noise.py`), so a pass uploads no noise. Off CUDA the same padded pass runs eagerly.
+75, a group of 40 rows replays 32 + 8). The graph ends with the prior's sample,
+z_p = m + noise * exp(logs) * scale, its noise computed in the graph from each row's seed
+(`prior_noise.py`), so a pass uploads no noise. Off CUDA the same padded pass runs eagerly.
 
 With `half`, the encoder and prior run in fp16 (a half copy of the model, as upstream runs SoVITS on GPUs);
 the prior's mean and log-scale are turned back to fp32 before the sample, so z_p is fp32 either way.
@@ -21,12 +22,10 @@ import copy
 import numpy as np
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import GraphSet, cheapest_split, split_rows
+from gsvd.engine.runtime.cuda_graphs import GraphSet, padded_groups, plan_rows
 from gsvd.engine.runtime.prior_noise import sample_prior
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to scheduler.MAX_CHUNK_BATCH rows in one replay
-REPLAY_MS = 0.05  # host time of one replay (inputs packed and copied in, output copied out), added to its measured time
-REPLAY_ROWS = 2  # off CUDA (nothing timed): one replay's fixed cost, in rows
 
 
 class GraphedContent:
@@ -70,10 +69,10 @@ class GraphedContent:
         [1, C, 2 * code_lens[r]] at speed 1, or None when no graph fits (more codes or phones than the
         largest graph, capture failed): the caller runs eagerly.
 
-        With `split` (the default) rows go through the graph of their own code width (rows sorted by code length
-        keep their groups contiguous and the fewest replays), each group in the batch buckets of least summed
-        replay time (`cuda_graphs.cheapest_split`); else all rows are padded to the widest row. Each replay's
-        inputs go up in one copy whatever the rows (every torch call hands the GIL over)."""
+        With `split` (the default) rows go through the graph of their own code width (rows sorted by code
+        length keep their groups contiguous and the fewest replays), each group in the batch buckets of least
+        summed replay time (`cuda_graphs.plan_rows`); else all rows are padded to the widest row. Each
+        replay's inputs go up in one copy whatever the rows (every torch call hands the GIL over)."""
         codes, phones = np.asarray(codes), np.asarray(phones)
         if self._width(max(code_lens)) is None or max(text_lens) > self.max_phones:
             return None
@@ -83,16 +82,13 @@ class GraphedContent:
             runs = [lo for lo in range(rows) if lo == 0 or widths[lo] != widths[lo - 1]] + [rows]
             spans = []
             for lo, hi in zip(runs, runs[1:]):
-                n = self._phones(max(text_lens[lo:hi]))
-                costs = {b: self.graphs.cost[(b, widths[lo], n)] + REPLAY_MS for b in self.batch_buckets
-                         if (b, widths[lo], n) in self.graphs.cost}
-                if len(costs) < len(self.batch_buckets):
-                    costs = {b: b + REPLAY_ROWS for b in self.batch_buckets}
-                spans += [(lo + a, lo + z, b, widths[lo], n) for a, z, b in split_rows(hi - lo, cheapest_split(hi - lo, costs))]
+                c, n = widths[lo], self._phones(max(text_lens[lo:hi]))
+                cost = self.graphs.cost
+                timed = {b: cost[(b, c, n)] for b in self.batch_buckets if (b, c, n) in cost}
+                spans += [(lo + a, lo + z, b, c, n) for a, z, b in plan_rows(hi - lo, self.batch_buckets, timed)]
         else:
-            c, n, top = self._width(max(code_lens)), self._phones(max(text_lens)), self.batch_buckets[-1]
-            spans = [(lo, min(rows, lo + top), next(b for b in self.batch_buckets if b >= min(rows, lo + top) - lo), c, n)
-                     for lo in range(0, rows, top)]
+            c, n = self._width(max(code_lens)), self._phones(max(text_lens))
+            spans = [(lo, hi, b, c, n) for lo, hi, b in padded_groups(rows, self.batch_buckets)]
         out: list[torch.Tensor] = []
         for lo, hi, b, c, n in spans:
             z = self._replay(b, c, n, codes[lo:hi], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi],

@@ -3,9 +3,10 @@
 A chunk's window (history + chunk frames) takes only a few lengths in a stream's life (the
 policy's chunk sizes; a last chunk is widened to one of them, `ChunkPolicy.widen`); each (length, batch
 bucket) pair gets one graph, its replay time measured; a group of rows replays the buckets whose
-times sum least (40 rows: 32 + 8, not the 64-row graph). The runtime captures them all at model load (`prepare`); after that other
-lengths (a short stream's last chunk, speed != 1) run eagerly, since a capture while serving holds the
-scheduler's thread for tens of ms and synchronizes the device (benchmarks/README.md, seventh session).
+times sum least (40 rows: 32 + 8, not the 64-row graph). The runtime captures them all at model load
+(`prepare`); after that other lengths (a short stream's last chunk, speed != 1) run eagerly, since a
+capture while serving holds the scheduler's thread for tens of ms and synchronizes the device
+(benchmarks/README.md, seventh session).
 Without `prepare` each pair is captured on first use on the calling thread's stream. Padded batch rows
 are zeros and are dropped. The graphs share one memory pool; a lock serializes replays and
 each output is copied out before the next replay, so sharing is safe.
@@ -24,11 +25,9 @@ import threading
 
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import capture, cheapest_split, replay_ms, split_rows
+from gsvd.engine.runtime.cuda_graphs import capture, padded_groups, plan_rows, replay_ms
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to MAX_CHUNK_BATCH rows in one replay
-REPLAY_MS = 0.05  # host time of one replay (inputs copied in, output copied out), added to its measured time
-REPLAY_ROWS = 2  # before replays are timed: one replay's fixed cost, in rows
 
 
 def channels_last(generator: torch.nn.Module) -> torch.nn.Module:
@@ -108,14 +107,11 @@ class GraphedVocoder:
 
     def pieces(self, frames: int, n: int) -> list[tuple[int, int, int]]:
         """n rows of one window length -> (lo, hi, bucket) per replay: with `split`, the buckets of least summed
-        replay time (measured at capture; until all are, a replay costs its rows plus REPLAY_ROWS), else groups
-        of the largest bucket, each in the smallest bucket that holds it."""
+        replay time (`cuda_graphs.plan_rows`, times measured at capture), else groups of the largest bucket,
+        each in the smallest bucket that holds it."""
         if not self.split:
-            return [(lo, hi, next(b for b in BUCKETS if b >= hi - lo)) for lo, hi in _groups(n, BUCKETS[-1])]
-        costs = {b: self.cost[(frames, b)] + REPLAY_MS for b in BUCKETS if (frames, b) in self.cost}
-        if len(costs) < len(BUCKETS):
-            costs = {b: b + REPLAY_ROWS for b in BUCKETS}
-        return split_rows(n, cheapest_split(n, costs))
+            return padded_groups(n, BUCKETS)
+        return plan_rows(n, BUCKETS, {b: ms for (f, b), ms in self.cost.items() if f == frames})
 
     def _replay(self, frames: int, bucket: int, z_p: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
         """Rows (at most `bucket`) through the graph of (frames, bucket), captured first if it may be."""
@@ -138,7 +134,3 @@ class GraphedVocoder:
                 z_static[n:].zero_()
             graph.replay()
             return out[:n].clone()
-
-
-def _groups(n: int, size: int) -> list[tuple[int, int]]:
-    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]

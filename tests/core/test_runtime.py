@@ -468,7 +468,7 @@ def test_cheapest_split_covers_the_rows_at_least_cost():
     brute-force search over every multiset of buckets, covers n, and follows the costs it is given."""
     import itertools
 
-    from gsvd.engine.runtime.cuda_graphs import cheapest_split, split_rows
+    from gsvd.engine.runtime.cuda_graphs import cheapest_split, padded_groups, plan_rows, split_rows
 
     buckets = (1, 2, 4, 8, 16, 32, 64)
     linear = {b: float(b) for b in buckets}
@@ -490,6 +490,10 @@ def test_cheapest_split_covers_the_rows_at_least_cost():
             assert abs(sum(costs[b] for b in got) - best) < 1e-9, (n, got, best)
     assert split_rows(40, [32, 8]) == [(0, 32, 32), (32, 40, 8)]
     assert split_rows(37, [32, 8]) == [(0, 32, 32), (32, 37, 8)]
+    assert padded_groups(70, buckets) == [(0, 64, 64), (64, 70, 8)] and padded_groups(3, buckets) == [(0, 3, 4)]
+    timed = {b: 2.0 + 0.01 * b for b in buckets}  # measured times: a large graph costs little more
+    assert plan_rows(40, buckets, timed) == [(0, 40, 64)]
+    assert plan_rows(40, buckets, {1: 0.1}) == [(0, 32, 32), (32, 40, 8)]  # not all timed: rows + fixed cost
 
 
 def test_vocoder_pieces_follow_measured_replay_times(models):
