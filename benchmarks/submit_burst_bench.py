@@ -14,41 +14,33 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ZH = "今天天气很好，我们一起去公园散步吧。"
-EN = "The weather is nice, let us walk."
+sys.path.insert(0, str(Path(__file__).parent))
+from runtime_bench import EN, ZH, run_callers  # noqa: E402
 
 
 def burst(engine, n: int, submits: list[float]) -> tuple[list[float], list[float], float]:
     from gsvd.engine import SynthesisOptions
 
-    gate = threading.Event()
     first: list[float] = []
     lock = threading.Lock()
     submits.clear()
-    t0 = [0.0]
 
-    def one(i: int) -> None:
+    def one(i: int, t0: float) -> None:
         text, lang = (ZH, "zh") if i % 2 == 0 else (EN, "en")
-        gate.wait()
         for chunk in engine.stream(text, "v", SynthesisOptions(seed=i, language=lang, max_new_tokens=8, split_method="cut0")):
             if len(chunk.pcm):
                 with lock:
-                    first.append(time.perf_counter() - t0[0])
+                    first.append(time.perf_counter() - t0)
                 break
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    t0[0] = time.perf_counter()
-    gate.set()
-    for t in threads:
-        t.join()
-    return [s - t0[0] for s in submits], first, t0[0]
+    t0 = run_callers(n, one)
+    return [s - t0 for s in submits], first, t0
 
 
 def run(mode: str, args) -> dict:
