@@ -209,6 +209,13 @@ class WatermarkConfig:
             raise ValueError(f"watermark strength must be in [-60, -15] dB; got {self.strength_db}")
 
 
+def describe(config: WatermarkConfig, voice: str, when: _dt.datetime | None = None) -> str:
+    """A one-line description of the mark a stream of ``voice`` gets (for labels)."""
+    p = Payload.for_voice(config.daemon_id, voice, when)
+    key = "public" if config.key == PUBLIC_KEY else "private"
+    return f"gsvd-ss1 key={key} daemon={p.daemon_id} voice=0x{p.voice_hash:03x} day={p.day().isoformat()}"
+
+
 class Watermarker:
     """Marks streams under one configuration; thread-safe, patterns cached per (rate, payload)."""
 
