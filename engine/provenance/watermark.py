@@ -21,8 +21,9 @@ streaming engine:
   rise above the noise floor, folds the excerpt onto one period (every period carries the same
   pattern, so they add up coherently), finds the offset from the sync carrier (circular correlation at
   a quarter-sample resolution), reads the 108 soft symbols there and decodes them. A payload is
-  reported only when the sync peak stands ``SYNC_Z_MIN`` robust standard deviations above the other
-  offsets and the CRC matches. Any excerpt of 3 s holds two periods.
+  reported only when the CRC matches (1 in 65,536 by chance), the sync peak stands ``SYNC_Z_MIN`` robust
+  standard deviations above the other offsets and at most ``MAX_SYMBOL_ERRORS`` of the 108 soft symbols
+  disagree with the decoded code word. Any excerpt of 3 s holds two periods.
 
 The key seeds the pattern; ``PUBLIC_KEY`` (the default) lets anyone check gsvd's output, a private
 key makes the mark readable only by its holder. What it does not survive: a speed change (the
@@ -53,7 +54,8 @@ SYNC_SHARE = 0.1  # share of the mark's power in the sync carrier
 EDGE_S = 0.001  # cosine taper at each end of a data symbol
 FRAME_S = 0.02  # level-following frame
 DETECT_RATE = 16000
-SYNC_Z_MIN = 5.0
+SYNC_Z_MIN = 4.0
+MAX_SYMBOL_ERRORS = 30
 MIN_EXCERPT_S = 3.0
 
 DAEMON_BITS, VOICE_BITS, TIME_BITS = 8, 12, 12
@@ -398,7 +400,7 @@ class Detector:
         code = ecc.conv_encode(bits)
         errors = int(np.sum((soft < 0) != (code == 1)))
         message = ecc.check_crc(bits)
-        if message is None or sync_z < SYNC_Z_MIN:
+        if message is None or sync_z < SYNC_Z_MIN or errors > MAX_SYMBOL_ERRORS:
             return Detection(False, None, 0.0, sync_z, errors)
         confidence = max(0.0, 1.0 - 2.0 * errors / SYMBOLS)
         return Detection(True, Payload.from_bits(message), confidence, sync_z, errors)
