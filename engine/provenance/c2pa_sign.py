@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gsvd.engine.checkpoints.io import atomic_write_bytes
 from gsvd.engine.errors import InvalidInput
 from gsvd.engine.provenance.label import AiLabel
 
@@ -81,14 +80,7 @@ def sign_file(path: str | Path, label: AiLabel, config: SigningConfig) -> Path:
     except c2pa.C2paError as exc:
         raise InvalidInput(f"content credentials: signing failed ({exc}); check the certificate chain and key",
                            "sign") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".tmp", dir=src.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(out.getvalue())
-        os.replace(tmp, src)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(src, out.getvalue())
     return src
 
 
