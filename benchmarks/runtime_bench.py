@@ -183,7 +183,8 @@ def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = Fals
 
 def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
                spread: float = 0.0, tokens: int = 75, configs: list[tuple[float, float]] | None = None,
-               warm: list[int] = (), sustain: list[tuple[int, float, int, bool]] = ()) -> tuple[list[dict], dict]:
+               warm: list[int] = (), sustain: list[tuple[int, float, int, bool]] = (),
+               watermark: bool = False) -> tuple[list[dict], dict]:
     """configs: (GIL switch interval ms, preparer batch window ms) pairs; every level runs under each, on the
     same engine (None: as the engine starts). warm: levels run once first, not recorded (a fresh engine's
     first burst at a new size also pays for host and device allocations). sustain: (callers, seconds, tokens, listen) levels
@@ -192,7 +193,10 @@ def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, be
 
     rows = []
     slots = max([*levels, *(n for n, *_ in sustain)])
-    with Engine(device=device, max_streams=slots, queue_limit=1024, bert_folder=bert) as engine:
+    from gsvd.engine.provenance import WatermarkConfig
+
+    mark = WatermarkConfig() if watermark else None
+    with Engine(device=device, max_streams=slots, queue_limit=1024, bert_folder=bert, watermark=mark) as engine:
         t0 = time.perf_counter()
         engine.load_voice(voice)  # on CUDA every graph is captured here
         load_s = time.perf_counter() - t0
@@ -246,6 +250,7 @@ def main() -> None:
     ap.add_argument("--fused", default="1", help="0: sample eagerly before a graphed step (GSVD_FUSED_SAMPLING=0)")
     ap.add_argument("--eager-streams", default="", help="then these levels eager (GSVD_CUDA_GRAPHS=0), in this run")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--watermark", default="0", help="1: the engine marks every stream (gsvd.engine.provenance)")
     ap.add_argument("--bert", default="0", help="1: zh sentences get BERT features from a random roberta-large")
     ap.add_argument("--spread", type=float, default=0.0, help="start a level's streams evenly over this many s")
     ap.add_argument("--tokens", type=int, default=75, help="tokens per stream (75 = 3 s of audio)")
@@ -270,12 +275,12 @@ def main() -> None:
                for f in (c.split(":") for c in args.sustain.split(",") if c)]
     levels = [int(x) for x in args.streams.split(",") if x]
     rows, info = run_engine(voice, levels, args.min_samples, args.device, bert, args.spread, args.tokens, configs,
-                            [int(x) for x in args.warm.split(",") if x], sustain)
+                            [int(x) for x in args.warm.split(",") if x], sustain, args.watermark == "1")
     for c in configs or [None]:
         title = info["backend"] + ("" if c is None else f", GIL switch {c[0]} ms, batch window {c[1]} ms")
         print_table(title + ":", [r for r in rows if c is None or (r.get("switch_ms"), r.get("window_ms")) == c])
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
-    result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert,
+    result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert, "watermark": args.watermark,
               "spread_s": args.spread, "tokens": args.tokens,
               "fused": args.fused, "load_voice_s": info["load_voice_s"], "vocoder_layouts": info["vocoder_layouts"],
               "rows": rows}

@@ -26,16 +26,23 @@ def synth(
     seed: int = typer.Option(-1, help="Seed (-1: random)."),
     split: str = typer.Option("auto", "--split", help="auto or cut0..cut5."),
     bert: Path | None = typer.Option(None, "--bert", help="Local chinese-roberta-wwm-ext-large folder."),
+    watermark: bool = typer.Option(True, "--watermark/--no-watermark", help="Embed the inaudible watermark."),
+    watermark_key: str | None = typer.Option(None, "--watermark-key", help="Private watermark key (default: public)."),
+    sign_cert: Path | None = typer.Option(None, "--sign-cert", help="PEM certificate chain: sign a C2PA manifest."),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="PEM private key of --sign-cert."),
+    sign_alg: str = typer.Option("es256", "--sign-alg", help="es256, es384, es512, ps256, ps384, ps512, ed25519."),
 ) -> None:
-    """Synthesize TEXT with VOICE into a WAV file (eager on CPU, fast path on GPU)."""
+    """Synthesize TEXT with VOICE into a WAV file (eager on CPU, fast path on GPU), labelled AI-generated in its
+    metadata, watermarked, and signed with content credentials when --sign-cert/--sign-key are given."""
     from rich.console import Console
 
     from gsvd.engine import Engine, GsvdError, SynthesisOptions
-    from gsvd.engine.audio import write_wav
     from gsvd.engine.paths import resolve_voice
+    from gsvd.engine.provenance.synth_output import OutputProvenance
 
     err = Console(stderr=True)
     try:
+        prov = OutputProvenance.from_options(watermark, watermark_key, sign_cert, sign_key, sign_alg)
         options = SynthesisOptions(
             top_k=top_k,
             top_p=top_p,
@@ -47,10 +54,10 @@ def synth(
             language=language,
             split_method=split,
         ).validate()
-        with Engine(device=device, bert_folder=bert) as engine:
+        with Engine(device=device, bert_folder=bert, watermark=prov.watermark) as engine:
             v = engine.load_voice(resolve_voice(voice))
             pcm, rate = engine.synthesize(text, v.name, options)
-        write_wav(out, pcm, rate)
+        prov.write(out, pcm, rate, v.name)
     except GsvdError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from None

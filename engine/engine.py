@@ -25,6 +25,7 @@ import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, VoiceNotFound
 from gsvd.engine.preparer import Job
+from gsvd.engine.provenance.watermark import WatermarkConfig, Watermarker
 from gsvd.engine.types import AudioChunk, PhoneTiming, SynthesisOptions
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class Engine:
         frontend_workers: processes that run the text analysis (G2P) of concurrent requests, so that a
             burst of requests does not hold the GIL the scheduler needs; a lone request runs inline.
             None: half the CPU cores (up to 8) on a GPU, none on CPU.
+        watermark: mark every stream's audio with this inaudible watermark as it is made
+            (``gsvd.engine.provenance``; same samples chunked or whole); None: unmarked.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Engine:
         sv_model: str | Path | None = None,
         lexicon: str | Path | None = None,
         frontend_workers: int | None = None,
+        watermark: WatermarkConfig | None = None,
     ) -> None:
         from gsvd.engine.preparer import RequestPreparer
         from gsvd.engine.runtime import Runtime
@@ -127,6 +131,7 @@ class Engine:
         # one thread builds every caller's requests (see engine/preparer.py)
         self._preparer = RequestPreparer(self._analysis, self._runtime.submit_many)
         self._prepare_here = os.environ.get("GSVD_PREPARER", "1") == "0"  # each caller prepares its own requests
+        self._watermarker = Watermarker(watermark) if watermark is not None else None
 
     # ------------------------------------------------------------------ voices
 
@@ -346,6 +351,7 @@ class Engine:
         lang = _frontend_lang(opts.language)
         sequence = 0
         offset = 0
+        marker = self._watermarker.stream(state.voice.name, SAMPLE_RATE) if self._watermarker else None
         closer: AudioChunk | None = None  # a segment's zero-length last chunk (word timings), held until we
         for index, piece in enumerate(pieces):  # know whether it ends the request; audio is never held back
             _check_cancel(cancel, deadline)
@@ -362,7 +368,8 @@ class Engine:
                     if closer is not None:
                         yield closer
                         closer = None
-                    yield AudioChunk(pcm=np.asarray(pcm, dtype=np.float32), sample_rate=SAMPLE_RATE, sequence=sequence,
+                    pcm = np.asarray(pcm, dtype=np.float32) if marker is None else marker.apply(pcm, offset)
+                    yield AudioChunk(pcm=pcm, sample_rate=SAMPLE_RATE, sequence=sequence,
                                      offset=offset, segment=index, text=piece if first else "")
                     first = False
                     sequence += 1

@@ -68,14 +68,17 @@ def import_voice(
     ref_text: str,
     ref_lang: str,
     base: BaseModelPaths,
-    consent: Mapping[str, Any] | None = None,
+    consent: Mapping[str, Any] | None,
     provenance: Mapping[str, Any] | None = None,
     languages: tuple[str, ...] = DEFAULT_LANGUAGES,
     overwrite: bool = False,
     device: str = "cpu",
 ) -> VoiceBundle:
-    """Write ``voices_root/name`` from upstream checkpoints + a 3-10 s reference clip."""
+    """Write ``voices_root/name`` from upstream checkpoints + a 3-10 s reference clip.
+
+    ``consent`` is required: the speaker's consent record (``gsvd.engine.consent``); InvalidInput without."""
     validate_voice_name(name)
+    consent = _consent(consent)
     gpt_path, sovits_path, ref_audio = _check_request(gpt_path, sovits_path, ref_audio, ref_text, ref_lang)
     dest = Path(voices_root) / name
     if dest.exists() and not overwrite:
@@ -98,7 +101,7 @@ def import_voice(
         reference_language=ref_lang,
         reference_audio=_audio_copy(ref_audio),
         languages=languages,
-        consent=_consent(consent),
+        consent=consent,
         provenance=_provenance(provenance, gpt_path, sovits_path, ref_audio, sources, gpt),
         share_weights_from=find_same_weights(Path(voices_root), sources, exclude=dest),
         overwrite=overwrite,
@@ -246,7 +249,10 @@ def _audio_copy(path: Path):
 
 
 def _consent(consent: Mapping[str, Any] | None) -> dict:
-    record = dict(consent or {})
+    """The record to store: InvalidInput (before any work) if there is none (see gsvd.engine.consent)."""
+    from gsvd.engine.consent import check_record
+
+    record = check_record(consent)
     record.setdefault("recorded_at", _now())
     return record
 

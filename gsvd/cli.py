@@ -23,6 +23,7 @@ app = typer.Typer(
 # Areas that contribute commands; each module exposes ``register(app)``.
 _AREAS = (
     "gsvd.engine.cli",
+    "gsvd.engine.provenance.cli",
     "gsvd.engine.text.cli",
     "gsvd.daemon.cli",
     "gsvd.clients.cli",

@@ -223,7 +223,9 @@ def import_cmd(
     sovits_epoch: int | None = typer.Option(
         None, "--sovits-epoch", help="With --from-gpt-sovits: SoVITS epoch (default: latest)."
     ),
-    consent: str | None = typer.Option(None, "--consent", help="Consent statement recorded in the bundle."),
+    consent: str | None = typer.Option(
+        None, "--consent", help='Required: "speaker=...; use=...; date=YYYY-MM-DD; by=..." or a .toml/.json file.'
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing voice of the same name."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Never ask; unresolved choices skip the voice."),
     voices_dir: Path | None = typer.Option(

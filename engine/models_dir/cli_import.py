@@ -67,6 +67,11 @@ def single(
     if missing:
         _error(f"missing {', '.join(missing)} (or use --from-gpt-sovits PATH to import a whole install)")
         return 2
+    try:
+        record = _consent_record(consent)
+    except InvalidInput as exc:
+        _error(exc)
+        return 2
     base = base_models_for(ModelsDir(models_dir), hubert=hubert, sv_model=sv_model, bert=bert)
     _warn_no_bert(base, models_dir)
     try:
@@ -79,7 +84,7 @@ def single(
             ref_text=ref_text,
             ref_lang=ref_lang,
             base=base,
-            consent={"statement": consent} if consent else None,
+            consent=record,
             overwrite=force,
             device=device,
         )
@@ -123,6 +128,7 @@ def from_install(
         scan = scan_install(path, version=version, gpt_epoch=gpt_epoch, sovits_epoch=sovits_epoch)
         candidates = _select(scan, only)
         names = _apply_overrides(candidates, ref, ref_text, ref_lang, name)
+        record = None if dry_run else _consent_record(consent)
     except InvalidInput as exc:
         _error(exc)
         return 2
@@ -135,7 +141,7 @@ def from_install(
         scan,
         candidates,
         names,
-        consent=consent,
+        consent=record,
         force=force,
         voices_dir=voices_dir,
         models_dir=models_dir,
@@ -144,6 +150,13 @@ def from_install(
         bert=bert,
         device=device,
     )
+
+
+def _consent_record(consent: str | None) -> dict:
+    """``--consent`` as a record (who, what use, when, recorded by whom); InvalidInput if absent or incomplete."""
+    from gsvd.engine.consent import parse_consent
+
+    return parse_consent(consent or "", source="gsvd import --consent").to_dict()
 
 
 def _interactive() -> bool:

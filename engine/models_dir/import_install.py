@@ -8,8 +8,10 @@ a failure of one voice is recorded and the others still import.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gsvd.engine.errors import GsvdError
 from gsvd.engine.models_dir.gsv_install import Candidate, InstallScan, voice_name_for
@@ -70,7 +72,7 @@ def import_candidates(
     base: BaseModelPaths,
     *,
     names: dict[str, str] | None = None,
-    consent: str | None = None,
+    consent: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     device: str = "cpu",
     on_voice=None,
@@ -96,7 +98,7 @@ def import_candidates(
                 ref_text=ref.text,
                 ref_lang=ref.language,
                 base=base,
-                consent={"statement": consent} if consent else None,
+                consent=consent,
                 provenance={"gpt_sovits_install": str(scan.root), "experiment": cand.exp},
                 overwrite=overwrite,
                 device=device,

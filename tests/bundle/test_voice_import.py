@@ -142,6 +142,13 @@ def test_bad_input(tmp_path: Path, upstream, change: dict, error: type, match: s
     assert not (tmp_path / "voices").exists() or list((tmp_path / "voices").iterdir()) == []
 
 
+def test_import_without_consent_is_refused_before_any_work(tmp_path: Path, upstream) -> None:
+    for bad in (None, {}, {"statement": "  "}, {"speaker": "a", "use": "b", "date": "soon", "recorded_by": "c"}):
+        with pytest.raises(InvalidInput, match="consent"):
+            _import(upstream, tmp_path / "voices", consent=bad)
+    assert not (tmp_path / "voices").exists()
+
+
 def test_existing_voice_needs_force(tmp_path: Path, upstream) -> None:
     _import(upstream, tmp_path)
     with pytest.raises(BundleError, match="already exists"):
@@ -171,7 +178,12 @@ def test_cli_import_single(tmp_path: Path, upstream) -> None:
         str(tmp_path / "models"),
     ]
     res = runner.invoke(app, [*base, "--name", "alice"])
+    assert res.exit_code == 2 and "consent record is required" in res.output  # no --consent: nothing written
+    assert not (tmp_path / "voices" / "alice").exists()
+    base += ["--consent", "speaker=Alice; use=tests; date=2026-11-01; by=test suite"]
+    res = runner.invoke(app, [*base, "--name", "alice"])
     assert res.exit_code == 0, res.output
+    assert load_bundle(tmp_path / "voices" / "alice").consent["speaker"] == "Alice"
     assert "imported alice (v2)" in res.output
     assert load_bundle(tmp_path / "voices" / "alice").version == "v2"
     res = runner.invoke(app, [*base, "--name", "alice"])

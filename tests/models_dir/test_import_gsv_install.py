@@ -59,7 +59,12 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+CONSENT = "speaker=Test Speaker; use=tests; date=2026-11-01; by=the test suite"
+
+
 def _args(install: Path, tmp_path: Path, *extra: str) -> list[str]:
+    if "--consent" not in extra and "--dry-run" not in extra:
+        extra = (*extra, "--consent", CONSENT)
     return [
         "import",
         "--from-gpt-sovits",
@@ -90,7 +95,7 @@ def test_dry_run_lists_and_writes_nothing(install: Path, tmp_path: Path) -> None
 
 
 def test_import_whole_install(install: Path, tmp_path: Path) -> None:
-    res = runner.invoke(app, _args(install, tmp_path, "--yes", "--consent", "my own voices"))
+    res = runner.invoke(app, _args(install, tmp_path, "--yes", "--consent", "who=Me; use=my own voices; when=2026-10-01; by=me"))
     assert res.exit_code == 1, res.output  # carol is ambiguous and skipped
     assert "not imported carol" in res.output and "--version" in res.output
     voices = {p.name: load_bundle(p) for p in list_bundles(tmp_path / "voices")}
@@ -102,7 +107,8 @@ def test_import_whole_install(install: Path, tmp_path: Path) -> None:
         and alice.reference_language == "zh"
     )
     assert alice.provenance["gpt_checkpoint"].endswith("alice-e15.ckpt")
-    assert alice.provenance["experiment"] == "alice" and alice.consent["statement"] == "my own voices"
+    assert alice.provenance["experiment"] == "alice" and alice.consent["use"] == "my own voices"
+    assert alice.consent["speaker"] == "Me" and alice.consent["recorded_by"] == "me" and alice.consent["date"] == "2026-10-01"
     assert bob.version == "v2ProPlus" and bob.reference_language == "en"
     assert bob.load_reference().sv_emb.shape == (20480,)
     assert alice.model_id != bob.model_id
@@ -169,3 +175,12 @@ def test_missing_base_model_message(install: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, _args(bare, tmp_path, "--yes"))
     assert res.exit_code == 0, res.output
     assert load_bundle(tmp_path / "voices" / "alice").version == "v2"
+
+
+def test_import_requires_a_consent_record(install: Path, tmp_path: Path) -> None:
+    base = _args(install, tmp_path, "--yes", "--consent", "")
+    res = runner.invoke(app, base)
+    assert res.exit_code == 2 and "consent record is required" in res.output
+    res = runner.invoke(app, _args(install, tmp_path, "--yes", "--consent", "speaker=Me; use=tests; date=2026-10-01"))
+    assert res.exit_code == 2 and "lacks 'recorded_by'" in res.output
+    assert not (tmp_path / "voices").exists() or not list_bundles(tmp_path / "voices")

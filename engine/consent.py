@@ -1,0 +1,106 @@
+"""Consent records: who agreed that their voice be cloned, for what use, when, and who recorded that.
+
+Every voice bundle carries one (``voice.toml``'s ``[consent]`` table). ``gsvd import`` requires one with all
+four fields (``--consent "speaker=...; use=...; date=...; by=..."`` or a TOML/JSON file of them);
+``gsvd train`` records the operator's statement (``statement`` + ``source``). A zero-shot voice made from an
+uploaded clip will carry the record sent with the upload. The daemon refuses voices without one (next phase),
+so the check lives here, in one place: ``check_record``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gsvd.engine.errors import InvalidInput
+
+FIELDS = ("speaker", "use", "date", "recorded_by")
+_ALIASES = {"who": "speaker", "speaker": "speaker", "use": "use", "purpose": "use", "when": "date", "date": "date",
+            "by": "recorded_by", "recorded_by": "recorded_by", "statement": "statement"}
+FORMAT_HELP = ('--consent "speaker=Alice Example; use=audiobook narration; date=2026-11-01; by=Bob (studio)" '
+               "or a .toml/.json file with speaker, use, date, recorded_by (and optionally statement)")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    speaker: str
+    """Who agreed (the person whose voice this is)."""
+    use: str
+    """What they agreed to."""
+    date: str
+    """When they agreed (ISO date)."""
+    recorded_by: str
+    """Who recorded the consent (the operator)."""
+    statement: str = ""
+    """Their words, or where the signed form is kept."""
+    recorded_at: str = field(default_factory=_now)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInput(f"consent record lacks '{name}': {FORMAT_HELP}", "consent")
+        try:
+            _dt.date.fromisoformat(self.date.strip()[:10])
+        except ValueError:
+            raise InvalidInput(f"consent date must be an ISO date (YYYY-MM-DD); got {self.date!r}", "consent") from None
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+def parse_consent(text: str, source: str = "") -> ConsentRecord:
+    """``key=value; ...`` (keys: speaker/who, use, date/when, by/recorded_by, statement) or a .toml/.json path."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput(f"a consent record is required: {FORMAT_HELP}", "consent")
+    path = Path(text.strip()).expanduser()
+    if path.suffix.lower() in (".toml", ".json") and path.is_file():
+        values = _load_file(path)
+    else:
+        values = {}
+        for part in text.split(";"):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            name = _ALIASES.get(key.strip().lower())
+            if not sep or name is None:
+                raise InvalidInput(f"cannot read consent part {part.strip()!r}: {FORMAT_HELP}", "consent")
+            values[name] = value.strip()
+    fields = {k: "" for k in FIELDS} | {k: str(v) for k, v in values.items()}
+    return ConsentRecord(**fields, source=source)
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_text(encoding="utf-8")
+        data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"cannot read the consent file {path}: {exc}", "consent") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"the consent file {path} must hold a table of fields", "consent")
+    unknown = set(data) - set(_ALIASES)
+    if unknown:
+        raise InvalidInput(f"the consent file {path} has unknown fields: {', '.join(sorted(unknown))}", "consent")
+    return {_ALIASES[k]: v for k, v in data.items()}
+
+
+def check_record(record: Mapping[str, Any] | None) -> dict:
+    """A bundle's consent table if it is a usable record -- the four fields, or (``gsvd train``'s form) a
+    statement -- else InvalidInput saying what is missing."""
+    data = dict(record or {})
+    if all(isinstance(data.get(k), str) and data[k].strip() for k in FIELDS):
+        fields = {k: data[k] for k in (*FIELDS, "statement", "recorded_at", "source") if data.get(k)}
+        return ConsentRecord(**fields).to_dict() | {k: v for k, v in data.items() if k not in fields}
+    if isinstance(data.get("statement"), str) and data["statement"].strip():
+        return data
+    raise InvalidInput(f"a consent record is required: {FORMAT_HELP}", "consent")
