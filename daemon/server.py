@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gsvd.daemon.config import DaemonConfig
-from gsvd.daemon.errors import StartupError
+from gsvd.daemon.errors import AlreadyExists, StartupError
 from gsvd.daemon.metrics import Metrics
 from gsvd.daemon.service import Malformed, SynthesizerService
 from gsvd.v1 import gsvd_pb2 as pb
@@ -94,7 +94,7 @@ class Daemon:
         """Every bundle folder of the voices folder, under the rule LoadVoice applies (inside it once
         symlinks are followed); a missing folder is a warning, one bad bundle never keeps the others out."""
         from gsvd.daemon.validate import bundle_path
-        from gsvd.engine.bundle import list_bundles
+        from gsvd.engine.bundle import list_bundles, load_bundle
 
         folder = self.config.voices_dir
         if not folder:
@@ -106,6 +106,9 @@ class Daemon:
         for listed in list_bundles(Path(folder).expanduser()):
             try:
                 path = bundle_path(folder, listed.name)
+                name = load_bundle(path, verify=False).name
+                if any(v.name == name for v in self.engine.voices()):
+                    raise AlreadyExists(f"voice {name!r} is already loaded from another folder")
                 self.engine.load_voice(path)
             except Exception as exc:  # one bad bundle must not keep the others out
                 log.error("skipping voice bundle %s: %s", listed, exc)
