@@ -103,7 +103,14 @@ class Gateway:
         if refused := self._refusal(request):
             return self._error(refused)
         try:
-            body = validate.json_object(await request.read(), "body")
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            too_large = self._error(InvalidInput(f"larger than the limit of {self.service.config.max_message_mb} MB",
+                                                 "body"))
+            too_large.set_status(413)
+            return too_large
+        try:
+            body = validate.json_object(raw, "body")
             text, voice = body.get("input", ""), body.get("voice", "")
             fmt = body.get("response_format", "wav")
             if fmt not in ("wav", "pcm"):

@@ -27,7 +27,8 @@ OPTIONS = pb.SynthesisOptions(seed=1, max_new_tokens=10, language="en")
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    running = start_daemon(tmp_path_factory.mktemp("bad_input"), max_text_chars=LIMIT, http_port=0, max_streams=4)
+    running = start_daemon(tmp_path_factory.mktemp("bad_input"), max_text_chars=LIMIT, http_port=0, max_streams=4,
+                           max_message_mb=1)
     yield running
     running.stop()
 
@@ -191,6 +192,12 @@ def test_http_bad_bodies_are_400_json(small, data, needle):
     assert status == 400 and ctype.startswith("application/json"), body[:300]
     error = json.loads(body)["error"]
     assert error["code"] == "INVALID_ARGUMENT" and needle in error["message"]
+
+
+def test_http_body_over_the_message_limit_is_413_json(small):
+    status, ctype, body = _http(small, "/v1/audio/speech", b'{"input": "' + b"a" * (1 << 20) + b'"}')
+    assert status == 413 and ctype.startswith("application/json")
+    assert "limit of 1 MB" in json.loads(body)["error"]["message"]
 
 
 @pytest.mark.parametrize("first, needle", [
