@@ -230,7 +230,8 @@ def _bundle_name(path: Path) -> str:
 
 def _server_paths(config: DaemonConfig) -> tuple[tuple[str, str], ...]:
     """(absolute path, placeholder) pairs that error messages show in place of the server's folders."""
-    pairs = [(str(Path.home()), "~")]
+    home = Path.home()
+    pairs = [(str(home), "~")] if len(home.parts) > 1 else []  # a home of "/" would rewrite every path
     if config.voices_dir:
         folder = Path(config.voices_dir).expanduser()
         pairs += [(str(folder.absolute()), "<voices_dir>"), (str(folder.resolve()), "<voices_dir>")]
