@@ -101,6 +101,7 @@ def voices_list(server: str = typer.Option("127.0.0.1:50051", "--server", envvar
 @voices_app.command("load")
 def voices_load(path: str = typer.Argument(..., help="Bundle path on the server (inside its voices dir)."),
                 name: str = typer.Option("", "--name"),
+                replace: bool = typer.Option(False, "--replace", help="Swap a loaded voice of the same name."),
                 server: str = typer.Option("127.0.0.1:50051", "--server", envvar="GSVD_SERVER"),
                 token: str | None = typer.Option(None, "--token", envvar="GSVD_TOKEN")) -> None:
     import grpc
@@ -109,7 +110,7 @@ def voices_load(path: str = typer.Argument(..., help="Bundle path on the server 
 
     try:
         with Client(server, token) as c:
-            v = c.load_voice(path, name)
+            v = c.load_voice(path, name, replace=replace)
             typer.echo(f"loaded {v.name} ({v.version})")
     except grpc.RpcError as exc:
         _rpc_error(exc)

@@ -124,15 +124,17 @@ class Client:
     def info(self, timeout: float = 10) -> pb.ServerInfo:
         return self._idempotent(self.stub.GetServerInfo, pb.GetServerInfoRequest(), timeout)
 
-    def load_voice(self, bundle_path: str, name: str = "", timeout: float = 120) -> pb.Voice:
-        return self.stub.LoadVoice(pb.LoadVoiceRequest(name=name, bundle_path=bundle_path),
+    def load_voice(self, bundle_path: str, name: str = "", timeout: float = 120, *, replace: bool = False) -> pb.Voice:
+        """Load a bundle on the server; a loaded voice of the same name is swapped only with `replace`."""
+        return self.stub.LoadVoice(pb.LoadVoiceRequest(name=name, bundle_path=bundle_path, replace=replace),
                                    metadata=self.metadata, timeout=timeout)
 
     def upload_voice(self, name: str, base_voice: str, audio: np.ndarray, sample_rate: int, transcript: str,
-                     language: str = "auto", timeout: float = 120) -> pb.Voice:
+                     language: str = "auto", timeout: float = 120, *, replace: bool = False) -> pb.Voice:
         up = pb.ReferenceUpload(base_voice=base_voice, audio=np.asarray(audio, "<f4").tobytes(), encoding=pb.PCM_F32LE,
                                 sample_rate_hz=sample_rate, transcript=transcript, language=language)
-        return self.stub.LoadVoice(pb.LoadVoiceRequest(name=name, reference=up), metadata=self.metadata, timeout=timeout)
+        return self.stub.LoadVoice(pb.LoadVoiceRequest(name=name, reference=up, replace=replace),
+                                   metadata=self.metadata, timeout=timeout)
 
     def unload_voice(self, name: str, timeout: float = 30) -> None:
         self.stub.UnloadVoice(pb.UnloadVoiceRequest(name=name), metadata=self.metadata, timeout=timeout)

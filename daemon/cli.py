@@ -1,4 +1,4 @@
-"""`gsvd serve`: the gRPC daemon."""
+"""`gsvd serve`: the gRPC daemon (and its HTTP/WebSocket gateway)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,26 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    config: Path | None = typer.Option(None, "--config", help="TOML file ([serve] table); env GSVD_* and flags override it."),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file; its \\[serve] table is read (env GSVD_* and flags override it)."),
     host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),
-    port: int | None = typer.Option(None, help="Port (default 50051; 0 picks a free one)."),
+    port: int | None = typer.Option(None, help="Port 1-65535 (default 50051; 0 picks a free one)."),
     voices_dir: str | None = typer.Option(None, "--voices-dir", help="Folder of voice bundles loaded at start."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N."),
     max_streams: int | None = typer.Option(None, "--max-streams", help="Concurrent streams."),
-    token: str | None = typer.Option(None, help="Require 'authorization: Bearer TOKEN'."),
-    admin_token: str | None = typer.Option(None, "--admin-token", help="Token required for LoadVoice/UnloadVoice."),
-    tls_cert: str | None = typer.Option(None, "--tls-cert"),
-    tls_key: str | None = typer.Option(None, "--tls-key"),
+    token: str | None = typer.Option(
+        None, help="Require 'authorization: Bearer TOKEN' (visible in ps: prefer --token-file or GSVD_TOKEN)."),
+    admin_token: str | None = typer.Option(
+        None, "--admin-token", help="Token for LoadVoice/UnloadVoice (without it: --token; env GSVD_ADMIN_TOKEN)."),
+    token_file: str | None = typer.Option(None, "--token-file", help="Read the token from this file."),
+    admin_token_file: str | None = typer.Option(None, "--admin-token-file", help="Read the admin token from this file."),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Open LoadVoice/UnloadVoice without a token (loopback binds only; logged)."),
+    tls_cert: str | None = typer.Option(None, "--tls-cert", help="PEM certificate (gRPC and the HTTP gateway)."),
+    tls_key: str | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
     tls_client_ca: str | None = typer.Option(None, "--tls-client-ca", help="Require client certificates (mTLS)."),
     metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
-    http_port: int | None = typer.Option(None, "--http-port", help="HTTP/WebSocket gateway port (-1 off)."),
+    http_port: int | None = typer.Option(None, "--http-port", help="HTTP/WebSocket gateway port (-1 off, 0 any)."),
     frontend_workers: int | None = typer.Option(
         None, "--frontend-workers", help="Processes for the text analysis of concurrent requests (-1: half the "
         "cores up to 8 on a GPU, none on CPU)."),
@@ -33,6 +40,7 @@ def serve(
     import asyncio
 
     from rich.console import Console
+    from rich.markup import escape
 
     from gsvd.daemon.config import DaemonConfig
     from gsvd.engine import Engine, GsvdError
@@ -41,7 +49,8 @@ def serve(
     err = Console(stderr=True)
     try:
         cfg = DaemonConfig.load(config, host=host, port=port, voices_dir=voices_dir, device=device,
-                                max_streams=max_streams, token=token, admin_token=admin_token, tls_cert=tls_cert,
+                                max_streams=max_streams, token=token, admin_token=admin_token, token_file=token_file,
+                                admin_token_file=admin_token_file, no_auth=no_auth or None, tls_cert=tls_cert,
                                 tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
                                 http_port=http_port, frontend_workers=frontend_workers)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
@@ -53,8 +62,6 @@ def serve(
 
         async def main() -> None:
             daemon = Daemon(engine, cfg)  # grpc.aio objects must be made inside the running loop
-            if daemon.port == 0:
-                raise GsvdError(f"could not bind {cfg.host}:{cfg.port}")
             print(f"gsvd serving on {cfg.host}:{daemon.port}", flush=True)
             await daemon.run_forever()
 
@@ -63,5 +70,5 @@ def serve(
         finally:
             engine.close()
     except (GsvdError, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(code=2) from None

@@ -1,34 +1,51 @@
-"""Daemon settings: defaults < TOML file < GSVD_* environment < command-line flags."""
+"""Daemon settings: defaults < TOML file < GSVD_* environment < command-line flags.
+
+`DaemonConfig.load` is the one place settings are read and checked: types, port ranges, the
+text limit (at most the engine's `MAX_TEXT_CHARS`, which is also the default), tokens (from
+`token`/`admin_token`, or read from `token_file`/`admin_token_file` so that they stay out of
+`ps`; GSVD_TOKEN / GSVD_ADMIN_TOKEN come through the environment layer), `no_auth` (only on
+a loopback bind, never with a token) and the TLS files (both of cert and key, readable, one pair).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from gsvd.engine.engine import MAX_TEXT_CHARS
 from gsvd.engine.errors import InvalidInput
+
+log = logging.getLogger("gsvd.daemon")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # visible ASCII: what an HTTP/2 header value carries as is
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 @dataclass
 class DaemonConfig:
     host: str = "127.0.0.1"
-    port: int = 50051
+    port: int = 50051  # 0 picks a free port
     voices_dir: str = ""
     device: str = "auto"
     dtype: str = "auto"
     max_streams: int = 64
     queue_limit: int = 256
-    max_text_chars: int = 5000
+    max_text_chars: int = MAX_TEXT_CHARS  # every transport; streamed requests count the total of their pieces
     max_message_mb: int = 16
     slow_reader_timeout_s: float = 10.0
     default_deadline_s: float = 300.0
-    token: str = ""
-    admin_token: str = ""
+    token: str = field(default="", repr=False)
+    admin_token: str = field(default="", repr=False)
+    token_file: str = ""
+    admin_token_file: str = ""
+    no_auth: bool = False  # open admin calls without a token; loopback binds only
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
-    metrics_port: int = 0
+    metrics_port: int = 0  # 0 off
     http_port: int = -1  # HTTP/WebSocket gateway; -1 off, 0 any free port
     grace_s: float = 10.0
     bert_folder: str = ""
@@ -51,22 +68,85 @@ class DaemonConfig:
         env = os.environ if env is None else env
         cfg._apply({f.name: env[f"GSVD_{f.name.upper()}"] for f in fields(cls) if f"GSVD_{f.name.upper()}" in env}, "environment")
         cfg._apply({k: v for k, v in flags.items() if v is not None}, "flags")
-        if cfg.frontend_workers < -1:
-            raise InvalidInput(f"frontend_workers must be -1 (default) or >= 0; got {cfg.frontend_workers}",
-                               "frontend_workers")
+        cfg._check()
         return cfg
 
     def engine_frontend_workers(self) -> int | None:
         """The `Engine(frontend_workers=...)` argument: None for the engine's default."""
         return None if self.frontend_workers < 0 else self.frontend_workers
 
+    def tls(self):
+        """The TLS files (gsvd.daemon.tls.TlsFiles) for both listeners, or None when TLS is off."""
+        from gsvd.daemon.tls import TlsFiles
+
+        return TlsFiles.load(self.tls_cert, self.tls_key, self.tls_client_ca)
+
     def _apply(self, values: dict, source: str) -> None:
         types = {f.name: f.type for f in fields(self)}
         for key, value in values.items():
             if key not in types:
                 raise InvalidInput(f"{source}: unknown setting {key!r}", key)
-            kind = {"int": int, "float": float, "str": str}[str(types[key])]
+            kind = {"int": int, "float": float, "str": str, "bool": _bool}[str(types[key])]
             try:
                 setattr(self, key, kind(value))
             except (TypeError, ValueError):
                 raise InvalidInput(f"{source}: {key} must be a {kind.__name__}; got {value!r}", key) from None
+
+    def _check(self) -> None:
+        if self.frontend_workers < -1:
+            raise InvalidInput(f"frontend_workers must be -1 (default) or >= 0; got {self.frontend_workers}",
+                               "frontend_workers")
+        _port_range("port", self.port, 0, "0 picks a free port")
+        _port_range("http_port", self.http_port, -1, "-1 turns the gateway off, 0 picks a free port")
+        _port_range("metrics_port", self.metrics_port, 0, "0 turns metrics off")
+        if not 1 <= self.max_text_chars <= MAX_TEXT_CHARS:
+            raise InvalidInput(f"max_text_chars must be in [1, {MAX_TEXT_CHARS}]; got {self.max_text_chars}",
+                               "max_text_chars")
+        self.token = _token(self.token, self.token_file, "token")
+        self.admin_token = _token(self.admin_token, self.admin_token_file, "admin_token")
+        if self.no_auth:
+            from gsvd.daemon.auth import is_loopback
+
+            if self.token or self.admin_token:
+                raise InvalidInput("no_auth cannot be combined with token or admin_token", "no_auth")
+            if not is_loopback(self.host):
+                raise InvalidInput(f"no_auth is accepted only on a loopback bind (127.0.0.1, ::1, localhost); "
+                                   f"host is {self.host!r}: set --admin-token instead", "no_auth")
+        self.tls()
+
+
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(value)
+
+
+_bool.__name__ = "bool"
+
+
+def _port_range(name: str, value: int, low: int, meaning: str) -> None:
+    if not low <= value <= 65535:
+        raise InvalidInput(f"{name} must be a TCP port 1-65535 ({meaning}); got {value}", name)
+
+
+def _token(value: str, file: str, name: str) -> str:
+    """The token given directly or read from its file (one of the two); refused unless visible ASCII."""
+    if value and file:
+        raise InvalidInput(f"give {name} or {name}_file, not both", name)
+    if file:
+        path = Path(file).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise InvalidInput(f"{name}_file: cannot read {file} ({why})", f"{name}_file") from None
+        if not value:
+            raise InvalidInput(f"{name}_file: {file} is empty", f"{name}_file")
+        if path.stat().st_mode & 0o077:
+            log.warning("%s_file %s can be read by other users (chmod 600 it)", name, file)
+    if value and not _TOKEN_RE.fullmatch(value):
+        raise InvalidInput(f"{name} must be 1-4096 visible ASCII characters (no spaces)", name)
+    return value

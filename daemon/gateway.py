@@ -15,21 +15,21 @@ Same limits, auth tokens and streaming core as the gRPC service.
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import queue
+import ssl
 import struct
 import uuid
 
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from gsvd.daemon import convert
-from gsvd.daemon.errors import message_for, status_for
+from gsvd.daemon import convert, validate
+from gsvd.daemon.errors import http_status_for, message_for, status_for
 from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.engine.types import SynthesisOptions
 
-_HTTP = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429, "DEADLINE_EXCEEDED": 504,
-         "CANCELLED": 499, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401, "INTERNAL": 500}
+log = logging.getLogger("gsvd.daemon")
 _OPTION_KEYS = ("top_k", "top_p", "temperature", "repetition_penalty", "noise_scale", "speed", "seed", "language",
                 "split_method", "max_new_tokens")
 
@@ -49,10 +49,11 @@ class Gateway:
         self.runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+        """Listen (HTTPS/WSS with `ssl_context`: the daemon's TLS files, client certificates included)."""
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
+        site = web.TCPSite(self.runner, host, port, ssl_context=ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         return self.port
@@ -63,17 +64,25 @@ class Gateway:
 
     # ------------------------------------------------------------------ helpers
 
-    def _authorized(self, request: web.Request) -> bool:
-        cfg = self.service.config
-        tokens = [t for t in (cfg.token, cfg.admin_token) if t]
-        return not tokens or request.headers.get("Authorization", "") in {f"Bearer {t}" for t in tokens}
+    def _refusal(self, request: web.Request) -> GsvdError | None:
+        """The auth error for this request (the gRPC service's policy), or None when it may go on."""
+        try:
+            self.service.auth.check(request.headers.get("Authorization"))
+        except GsvdError as exc:
+            return exc
+        return None
 
     def _error(self, exc: BaseException) -> web.Response:
         code = status_for(exc).name
-        return web.json_response({"error": {"message": message_for(exc), "type": code.lower(), "code": code}},
-                                 status=_HTTP.get(code, 500))
+        return web.json_response({"error": {"message": message_for(exc, self.service.hide), "type": code.lower(),
+                                            "code": code}}, status=http_status_for(exc))
 
-    def _options(self, data: dict) -> SynthesisOptions:
+    def _ws_error(self, exc: BaseException) -> dict:
+        return {"type": "error", "code": status_for(exc).name, "message": message_for(exc, self.service.hide)}
+
+    def _options(self, data: object) -> SynthesisOptions:
+        if not isinstance(data, dict):
+            raise InvalidInput("options must be a JSON object", "options")
         unknown = set(data) - set(_OPTION_KEYS)
         if unknown:
             raise InvalidInput(f"unknown option(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
@@ -85,27 +94,30 @@ class Gateway:
         return web.json_response({"status": "serving"})
 
     async def voices(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return web.json_response({"error": {"message": "missing or wrong bearer token"}}, status=401)
+        if refused := self._refusal(request):
+            return self._error(refused)
         return web.json_response({"voices": [
             {"name": v.name, "version": v.version, "languages": list(v.languages)} for v in self.service.engine.voices()]})
 
     async def speech(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorized(request):
-            return web.json_response({"error": {"message": "missing or wrong bearer token"}}, status=401)
+        if refused := self._refusal(request):
+            return self._error(refused)
         try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise InvalidInput("the body must be a JSON object", "body")
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            too_large = self._error(InvalidInput(f"larger than the limit of {self.service.config.max_message_mb} MB",
+                                                 "body"))
+            too_large.set_status(413)
+            return too_large
+        try:
+            body = validate.json_object(raw, "body")
             text, voice = body.get("input", ""), body.get("voice", "")
             fmt = body.get("response_format", "wav")
             if fmt not in ("wav", "pcm"):
                 raise InvalidInput(f"response_format {fmt!r} is not supported (use wav or pcm)", "response_format")
             opts = self._options({"speed": body["speed"]} if "speed" in body else {})
-            self.service._check_text(text if isinstance(text, str) else "")
-            voice = self.service._voice_name(voice if isinstance(voice, str) else "")
-        except json.JSONDecodeError:
-            return self._error(InvalidInput("the body is not valid JSON", "body"))
+            validate.check_text(text, self.service.config.max_text_chars, "input")
+            voice = validate.voice_name(voice)
         except GsvdError as exc:
             return self._error(exc)
 
@@ -149,15 +161,19 @@ class Gateway:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=self.service.config.max_message_mb << 20)
         await ws.prepare(request)
-        if not self._authorized(request):
-            await ws.send_json({"type": "error", "code": "UNAUTHENTICATED", "message": "missing or wrong bearer token"})
+        if refused := self._refusal(request):
+            await ws.send_json(self._ws_error(refused))
             await ws.close()
             return ws
         try:
             await self._ws_session(ws)
         except GsvdError as exc:
             if not ws.closed:
-                await ws.send_json({"type": "error", "code": status_for(exc).name, "message": message_for(exc)})
+                await ws.send_json(self._ws_error(exc))
+        except Exception:  # never a bare crash: the client gets an error frame and a close
+            log.exception("WebSocket session failed")
+            if not ws.closed:
+                await ws.send_json({"type": "error", "code": "INTERNAL", "message": "internal error"})
         await ws.close()
         return ws
 
@@ -165,16 +181,17 @@ class Gateway:
         first = await ws.receive()
         if first.type != WSMsgType.TEXT:
             raise InvalidInput("the first message must be a JSON config", "config")
-        try:
-            cfg = json.loads(first.data)
-        except json.JSONDecodeError:
-            raise InvalidInput("the first message is not valid JSON", "config") from None
-        voice = self.service._voice_name(cfg.get("voice", ""))
+        cfg = validate.json_object(first.data, "config")
+        voice = validate.voice_name(cfg.get("voice", ""))
         opts = self._options(cfg.get("options", {}))
-        enc = {"pcm_s16le": 1, "pcm_f32le": 2}.get(cfg.get("encoding", "pcm_s16le"))
+        encoding = cfg.get("encoding", "pcm_s16le")
+        enc = {"pcm_s16le": 1, "pcm_f32le": 2}.get(encoding) if isinstance(encoding, str) else None
         if enc is None:
             raise InvalidInput("encoding must be pcm_s16le or pcm_f32le", "encoding")
-        rate = int(cfg.get("sample_rate", 0)) or convert.NATIVE_RATE
+        rate = cfg.get("sample_rate", 0)
+        if isinstance(rate, bool) or not isinstance(rate, int):
+            raise InvalidInput(f"sample_rate must be an integer; got {rate!r}", "sample_rate")
+        rate = rate or convert.NATIVE_RATE
         if not 8000 <= rate <= 192000:
             raise InvalidInput(f"sample_rate must be 0 or in [8000, 192000]; got {rate}", "sample_rate")
         pieces: queue.Queue = queue.Queue()
@@ -200,15 +217,18 @@ class Gateway:
     async def _ws_read(self, ws, pieces: queue.Queue) -> None:
         from gsvd.daemon.service import _DONE
 
+        budget = validate.TextBudget(self.service.config.max_text_chars)
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.BINARY:
+                        raise InvalidInput("text messages must be JSON text frames, not binary", "text")
                     break
-                data = json.loads(msg.data)
+                data = validate.json_object(msg.data, "text")
                 if data.get("end"):
                     break
-                pieces.put(str(data.get("text", "")))
-        except (json.JSONDecodeError, AttributeError):
-            pieces.put(InvalidInput("text messages must be JSON objects like {\"text\": \"...\"}", "text"))
+                pieces.put(budget.add(data.get("text", ""), "text"))
+        except InvalidInput as exc:
+            pieces.put(exc)
         finally:
             pieces.put(_DONE)

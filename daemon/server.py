@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gsvd.daemon.config import DaemonConfig
+from gsvd.daemon.errors import AlreadyExists, StartupError
 from gsvd.daemon.metrics import Metrics
 from gsvd.daemon.service import Malformed, SynthesizerService
 from gsvd.v1 import gsvd_pb2 as pb
@@ -31,51 +33,87 @@ class Daemon:
             ("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
             ("grpc.keepalive_time_ms", 60_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.so_reuseport", 0),  # a second daemon on a busy port must fail, not share it at random
         ])
         self.service = SynthesizerService(engine, config, self.metrics)
         self.server.add_generic_rpc_handlers((_handlers(self.service),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.tls = config.tls()  # TlsFiles or None: the same files for gRPC and the gateway
         self.port = self._bind()
         self.gateway = None
         self.http_port = 0
 
     def _bind(self) -> int:
         address = f"{self.config.host}:{self.config.port}"
-        if self.config.tls_cert:
-            key, cert = Path(self.config.tls_key).read_bytes(), Path(self.config.tls_cert).read_bytes()
-            ca = Path(self.config.tls_client_ca).read_bytes() if self.config.tls_client_ca else None
-            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
-            return self.server.add_secure_port(address, creds)
-        return self.server.add_insecure_port(address)
+        try:
+            port = (self.server.add_secure_port(address, self.tls.grpc_credentials()) if self.tls
+                    else self.server.add_insecure_port(address))
+        except RuntimeError:  # grpc: "Failed to bind to address"
+            port = 0
+        if port == 0:
+            raise StartupError(f"cannot listen on {address}: the port is in use (another gsvd serve?) or the "
+                               "address is not one of this machine's")
+        return port
 
     async def start(self) -> None:
         for name in ("", SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
+        try:
+            await self._start_rest()
+        except BaseException:
+            await self.server.stop(None)  # before the loop closes: no "Event loop is closed" at exit
+            raise
+        for name in ("", SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving on %s:%d with %d voice(s)", self.config.host, self.port, len(self.engine.voices()))
+
+    async def _start_rest(self) -> None:
+        """Metrics, the voices folder and the gateway; a busy port is a StartupError naming it."""
+        _log_auth(self.config)
         if self.config.metrics_port:
-            self.metrics.serve(self.config.metrics_port, self.config.host)
+            _listen("metrics_port", self.config.host, self.config.metrics_port,
+                    lambda: self.metrics.serve(self.config.metrics_port, self.config.host))
         await asyncio.to_thread(self._load_voices)
         if self.config.http_port >= 0:
             from gsvd.daemon.gateway import Gateway
 
             self.gateway = Gateway(self.service)
-            self.http_port = await self.gateway.start(self.config.host, self.config.http_port)
-            log.info("HTTP/WebSocket gateway on %s:%d", self.config.host, self.http_port)
-        for name in ("", SERVICE):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving on %s:%d with %d voice(s)", self.config.host, self.port, len(self.engine.voices()))
+            tls = self.tls
+            try:
+                self.http_port = await self.gateway.start(self.config.host, self.config.http_port,
+                                                          tls.server_context() if tls else None)
+            except OSError as exc:
+                await self.gateway.stop()
+                raise _busy("http_port", self.config.host, self.config.http_port, exc) from None
+            log.info("HTTP/WebSocket gateway on %s://%s:%d", "https" if tls else "http", self.config.host,
+                     self.http_port)
 
     def _load_voices(self) -> None:
-        if not self.config.voices_dir:
-            return
-        from gsvd.engine.bundle import list_bundles
+        """Every bundle folder of the voices folder, under the rule LoadVoice applies (inside it once
+        symlinks are followed); a missing folder is a warning, one bad bundle never keeps the others out."""
+        from gsvd.daemon.validate import bundle_path
+        from gsvd.engine.bundle import list_bundles, load_bundle
 
-        for path in list_bundles(self.config.voices_dir):
+        folder = self.config.voices_dir
+        if not folder:
+            return
+        if not Path(folder).expanduser().is_dir():
+            log.warning("voices folder %s does not exist: serving no voices until bundles are put there and "
+                        "loaded (give --voices-dir)", folder)
+            return
+        for listed in list_bundles(Path(folder).expanduser()):
             try:
+                path = bundle_path(folder, listed.name)
+                name = load_bundle(path, verify=False).name
+                if any(v.name == name for v in self.engine.voices()):
+                    raise AlreadyExists(f"voice {name!r} is already loaded from another folder")
                 self.engine.load_voice(path)
             except Exception as exc:  # one bad bundle must not keep the others out
-                log.error("skipping voice bundle %s: %s", path, exc)
+                log.error("skipping voice bundle %s: %s", listed, exc)
+        if not self.engine.voices():
+            log.warning("no voice bundles in %s", folder)
 
     def _reload_lexicons(self) -> None:
         try:
@@ -100,6 +138,30 @@ class Daemon:
         await stop.wait()
         log.info("draining (grace %.0f s)", self.config.grace_s)
         await self.stop()
+
+
+def _busy(setting: str, host: str, port: int, exc: OSError) -> StartupError:
+    return StartupError(f"cannot listen on {host}:{port} ({setting}): {exc.strerror or exc} (another gsvd serve?)")
+
+
+def _listen(setting: str, host: str, port: int, start: Callable[[], object]) -> None:
+    try:
+        start()
+    except OSError as exc:
+        raise _busy(setting, host, port, exc) from None
+
+
+def _log_auth(config: DaemonConfig) -> None:
+    from gsvd.daemon.auth import is_loopback
+
+    if config.no_auth:
+        log.warning("authentication is off (--no-auth): anyone who can reach %s may load and unload voices",
+                    config.host)
+    elif not (config.token or config.admin_token):
+        log.info("no tokens: synthesis is open, LoadVoice/UnloadVoice are refused (set --admin-token)")
+        if not is_loopback(config.host):
+            log.warning("listening on %s without a token: anyone on the network may synthesize (set --token)",
+                        config.host)
 
 
 _METHODS = {  # name: (kind, request type)

@@ -8,6 +8,7 @@ requests, checks tokens and maps engine errors to status codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import grpc
 
-from gsvd.daemon import convert
+from gsvd.daemon import convert, validate
+from gsvd.daemon.auth import Auth
 from gsvd.daemon.config import DaemonConfig
-from gsvd.daemon.errors import message_for, status_for
+from gsvd.daemon.errors import AlreadyExists, message_for, status_for
 from gsvd.daemon.metrics import Metrics
 from gsvd.daemon.streaming import StreamRunner
 from gsvd.engine.errors import GsvdError, InvalidInput
@@ -43,25 +45,24 @@ class SynthesizerService(pbg.SynthesizerServicer):
         self.config = config
         self.metrics = metrics or Metrics()
         self.runner = StreamRunner(config, self.metrics)
+        self.auth = Auth(config.token, config.admin_token, config.no_auth)
+        self.hide = _server_paths(config)  # folders that never appear in a client's message
+        self._loading: set[str] = set()  # voice names a LoadVoice is working on
 
     # ----------------------------------------------------------------- auth
 
     async def _authorize(self, context, admin: bool = False, request=None) -> None:
+        try:
+            self.auth.check(dict(context.invocation_metadata()).get("authorization"), admin=admin)
+        except GsvdError as exc:
+            await context.abort(status_for(exc), message_for(exc))
         if isinstance(request, Malformed):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
-        tokens = [t for t in ((self.config.admin_token,) if admin else (self.config.token, self.config.admin_token)) if t]
-        if not tokens:
-            return
-        sent = dict(context.invocation_metadata()).get("authorization", "")
-        if not any(sent == f"Bearer {t}" for t in tokens):
-            what = "an admin token" if admin and self.config.admin_token else "a valid bearer token"
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED if admin and sent else grpc.StatusCode.UNAUTHENTICATED,
-                                f"this call needs {what} (metadata 'authorization: Bearer <token>')")
 
     async def _fail(self, context, exc: BaseException, method: str):
         code = status_for(exc)
         self.metrics.error(method, code.name)
-        await context.abort(code, message_for(exc))
+        await context.abort(code, message_for(exc, self.hide))
 
     # ------------------------------------------------------------ synthesis
 
@@ -109,17 +110,15 @@ class SynthesizerService(pbg.SynthesizerServicer):
             reader.cancel()
 
     async def _read_text(self, request_iterator, pieces: queue.Queue) -> None:
-        total = 0
+        budget = validate.TextBudget(self.config.max_text_chars)
         try:
             async for msg in request_iterator:
                 if isinstance(msg, Malformed) or msg.WhichOneof("request") != "input":
                     pieces.put(InvalidInput("only the first message may carry `config`", "config"))
                     return
-                total += len(msg.input.text)
-                if total > self.config.max_text_chars:
-                    pieces.put(InvalidInput(f"streamed text exceeds {self.config.max_text_chars} characters", "text"))
-                    return
-                pieces.put(msg.input.text)
+                pieces.put(budget.add(msg.input.text, "input.text"))
+        except InvalidInput as exc:
+            pieces.put(exc)
         finally:
             pieces.put(_DONE)
 
@@ -148,23 +147,28 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def GetVoice(self, request, context):
         await self._authorize(context, request=request)
         try:
-            return convert.voice(self.engine.voice(self._voice_name(request.name)))
+            return convert.voice(self.engine.voice(validate.voice_name(request.name, "name")))
         except GsvdError as exc:
             await self._fail(context, exc, "GetVoice")
 
     async def LoadVoice(self, request, context):
         await self._authorize(context, admin=True, request=request)
         try:
+            name = validate.voice_name(request.name, "name") if request.name else ""
             if request.WhichOneof("source") == "bundle_path":
                 path = self._bundle_path(request.bundle_path)
-                v = await asyncio.to_thread(self.engine.load_voice, path, request.name or None)
+                name = name or await asyncio.to_thread(_bundle_name, path)
+                with self._claim(name, request.replace):
+                    v = await asyncio.to_thread(self.engine.load_voice, path, name)
             elif request.WhichOneof("source") == "reference":
                 up = request.reference
-                if not request.name:
+                if not name:
                     raise InvalidInput("name is required for an uploaded voice", "name")
-                audio = convert.upload_audio(up)
-                v = await asyncio.to_thread(self.engine.add_voice_from_reference, request.name, up.base_voice,
-                                            audio, up.sample_rate_hz, up.transcript, up.language or "auto")
+                audio = validate.reference_audio(convert.upload_audio(up))
+                base = validate.voice_name(up.base_voice, "reference.base_voice")
+                with self._claim(name, request.replace):
+                    v = await asyncio.to_thread(self.engine.add_voice_from_reference, name, base,
+                                                audio, up.sample_rate_hz, up.transcript, up.language or "auto")
             else:
                 raise InvalidInput("give bundle_path or reference", "source")
             log.info("loaded voice %s (%s)", v.name, v.version)
@@ -175,7 +179,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def UnloadVoice(self, request, context):
         await self._authorize(context, admin=True, request=request)
         try:
-            self.engine.unload_voice(self._voice_name(request.name))
+            self.engine.unload_voice(validate.voice_name(request.name, "name"))
             return pb.UnloadVoiceResponse()
         except GsvdError as exc:
             await self._fail(context, exc, "UnloadVoice")
@@ -192,27 +196,46 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
     # -------------------------------------------------------------- checks
 
-    def _check_text(self, text: str) -> None:
-        if not text.strip():
-            raise InvalidInput("text is empty", "text")
-        if len(text) > self.config.max_text_chars:
-            raise InvalidInput(f"text is {len(text)} characters; the limit is {self.config.max_text_chars}", "text")
+    def _check_text(self, text: object) -> None:
+        validate.check_text(text, self.config.max_text_chars)
 
     @staticmethod
-    def _voice_name(name: str) -> str:
-        from gsvd.engine.bundle import validate_voice_name
-
-        if not name:
-            raise InvalidInput("voice is required", "voice")
-        return validate_voice_name(name)
+    def _voice_name(name: object) -> str:
+        return validate.voice_name(name)
 
     def _bundle_path(self, raw: str) -> Path:
-        root = Path(self.config.voices_dir).resolve() if self.config.voices_dir else None
-        path = Path(raw)
-        path = (root / path).resolve() if root and not path.is_absolute() else path.resolve()
-        if root is None or not path.is_relative_to(root):
-            raise InvalidInput("bundle_path must be inside the server's voices directory", "bundle_path")
-        return path
+        return validate.bundle_path(self.config.voices_dir, raw)
+
+    @contextlib.contextmanager
+    def _claim(self, name: str, replace: bool) -> Iterator[None]:
+        """Hold `name` while a load makes it: ALREADY_EXISTS when another load is making it, or when it
+        is loaded and the request did not set `replace` (runs on the event loop: check and claim are one step)."""
+        if name in self._loading:
+            raise AlreadyExists(f"voice {name!r} is being loaded by another request")
+        if not replace and any(v.name == name for v in self.engine.voices()):
+            raise AlreadyExists(f"voice {name!r} is already loaded: set replace to swap it, or unload it first")
+        self._loading.add(name)
+        try:
+            yield
+        finally:
+            self._loading.discard(name)
+
+
+def _bundle_name(path: Path) -> str:
+    """The voice name a bundle's manifest gives (its files are checked when it loads)."""
+    from gsvd.engine.bundle import load_bundle
+
+    return load_bundle(path, verify=False).name
+
+
+def _server_paths(config: DaemonConfig) -> tuple[tuple[str, str], ...]:
+    """(absolute path, placeholder) pairs that error messages show in place of the server's folders."""
+    home = Path.home()
+    pairs = [(str(home), "~")] if len(home.parts) > 1 else []  # a home of "/" would rewrite every path
+    if config.voices_dir:
+        folder = Path(config.voices_dir).expanduser()
+        pairs += [(str(folder.absolute()), "<voices_dir>"), (str(folder.resolve()), "<voices_dir>")]
+    return tuple(pairs)
 
 
 def _drain(pieces: queue.Queue, cancel: threading.Event) -> Iterator[str]:

@@ -31,7 +31,7 @@ from gsvd.engine.types import AudioChunk, PhoneTiming, SynthesisOptions
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 32000
-MAX_TEXT_CHARS = 20000
+MAX_TEXT_CHARS = 5000  # the one text limit: the daemon's default and ceiling for every transport
 
 
 @dataclass(frozen=True)

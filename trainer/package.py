@@ -126,7 +126,7 @@ def register(bundle: Path, name: str, url: str, token: str | None = None) -> str
     address = url.split("://", 1)[-1].rstrip("/")
     try:
         with Client(address, token=token) as client:
-            voice = client.load_voice(str(bundle.resolve()), name, timeout=120)
+            voice = client.load_voice(str(bundle.resolve()), name, timeout=120, replace=True)  # a re-train updates it
     except grpc.RpcError as exc:
         raise TrainError(f"daemon at {url} refused the voice: {exc.code().name}: {exc.details()}") from None
     return f"registered {voice.name!r} with the daemon at {url}"

@@ -193,14 +193,16 @@ class ReferenceUpload(_message.Message):
     def __init__(self, base_voice: _Optional[str] = ..., audio: _Optional[bytes] = ..., encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., transcript: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
 
 class LoadVoiceRequest(_message.Message):
-    __slots__ = ("name", "bundle_path", "reference")
+    __slots__ = ("name", "bundle_path", "reference", "replace")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_PATH_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
     name: str
     bundle_path: str
     reference: ReferenceUpload
-    def __init__(self, name: _Optional[str] = ..., bundle_path: _Optional[str] = ..., reference: _Optional[_Union[ReferenceUpload, _Mapping]] = ...) -> None: ...
+    replace: bool
+    def __init__(self, name: _Optional[str] = ..., bundle_path: _Optional[str] = ..., reference: _Optional[_Union[ReferenceUpload, _Mapping]] = ..., replace: _Optional[bool] = ...) -> None: ...
 
 class UnloadVoiceRequest(_message.Message):
     __slots__ = ("name",)
