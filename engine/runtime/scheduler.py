@@ -4,11 +4,11 @@ Each tick: `schedule()` drops cancelled or expired streams and admits waiting re
 slots (one padded prefill pass); `execute()` samples every stream's next token with its own
 parameters and seed and runs one batched decode step per resident model (on CUDA one graph replay,
 pipelined one step ahead of the read-back); `update()` stops streams on EOS, launches the audio
-chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own, with no
-host sync before the audio's read-back; the pass stays in flight while the GPT steps and a later tick hands on its
-audio, or with GSVD_CHUNK_PASSES=0 (or auto and few live streams) is waited for at once) and retires finished
-streams. A ready chunk may wait for a fuller pass while its stream's audio lasts (GSVD_CHUNK_SLACK). Each
-stream's tokens are made at most two chunks ahead of its decoded audio. Streams join and leave between steps.
+chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own that the GPU
+favours, with no host sync before the audio's read-back; one pass stays in flight while the GPT steps and a
+later tick hands on its audio) and retires finished streams. Each stream's tokens are made at most two chunks
+ahead of its decoded audio. Streams join and leave between steps. With the `tick_stats` setting each tick is
+counted (`tick_stats.TickStats`). Why one pass in flight, no slack, the audio favoured: benchmarks/HISTORY.md.
 """
 
 from __future__ import annotations
