@@ -8,7 +8,7 @@ STAMP := $(VENV)/.gsvd-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch first (on disk on our machines); a range would pull a CUDA build.

@@ -1,25 +1,19 @@
 """GPT decode speed, tokens/s per stream and aggregate, at several batch sizes (GPU).
 
-    python3 -P benchmarks/gpt_decode_bench.py [--batches 1,8,32,128,256] [--steps 200] [--out FILE]
+    PYTHONPATH=. python3 benchmarks/gpt_decode_bench.py [--batches 1,8,32,128,256] [--steps 200] [--modes ...]
 
 Real v2 sizes (24 x 512, 16 heads), random weights, fp16; every stream is prefilled with 60 phones and
 100 prompt tokens (prefix 160) and then decodes `--steps` tokens with top-k 15 sampling (EOS is not
 allowed to stop a stream, so every row runs the whole time). Each step is what the scheduler does per
 tick, host loop included: sample, decode, and read the sampled ids back (one host sync per step).
 
-Modes, in one run:
-- eager:    sampling + decode step as eager torch ops over per-slot caches (`GSVD_CUDA_GRAPHS=0`)
-- graphs:   sampling eager, decode step (torch ops) replayed from a CUDA graph per batch bucket
-- kernels_cublas: the same with the Triton attention + LayerNorm kernels, GEMMs from cuBLAS
-- kernels:  the same with `small_linear` for the GEMMs up to 16 rows (the default)
-- fused:    sampling + decode step (Triton kernels) in one CUDA graph (`FusedDecoder`), read back each step
+Modes, in one run (the scheduler's two decoders, `engine/runtime/graph_decode.py`):
+- eager:     `StepDecoder` over `TorchStep`: sampling + decode step as eager torch ops (`cuda_graphs=false`)
+- torch_ops: `GraphDecoder` without the Triton kernels: sampling + step (torch ops) in one CUDA graph
+- fused:     `GraphDecoder` (Triton kernels, the default), each step read back before the next is launched
 - pipelined: the same, step n+1 launched before step n is read back (what the scheduler does on CUDA)
-- pipelined_nosplit: pipelined without split-K GEMMs (`GSVD_SPLIT_K=0`)
-- pipelined_torchsampler: pipelined with the torch-op sampler and embedding (`GSVD_SAMPLING_KERNEL=0`)
-- pipelined_nopdl: pipelined with plain kernel launches instead of programmatic dependent launches (`GSVD_PDL=0`)
-- pipelined_prev: split-K, the sampling kernel and PDL off (the default before the sampling kernel and split-K)
 
-Checks first: the Triton step's logits vs the torch static step's (fp16, same cache), and greedy tokens
+Checks first: the Triton step's logits vs the torch step's (fp16, same cache), and greedy tokens
 (60 steps, 4 streams) of every mode. Last line: one JSON object.
 """
 
@@ -27,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
 import torch
@@ -70,73 +63,44 @@ class Rig:
         self.prefix = PREFIX_TEXT + PREFIX_AUDIO
 
     def reset(self, n: int, top_k: int) -> None:
-        class _Req:
-            pass
+        from gsvd.engine.types import SynthesisOptions
 
-        req = _Req()
-        req.top_k, req.top_p, req.temperature, req.repetition_penalty = top_k, 1.0, 1.0, 1.35
         for s in range(n):
-            req.seed = s
-            self.sampler.start(s, self.first_logits, self.prompt, req)
+            self.sampler.start(s, self.first_logits, self.prompt, SynthesisOptions(top_k=top_k, seed=s))
             self.cache.lengths[s] = self.prefix
 
 
-def _runner(rig: Rig, mode: str, n: int):
-    """-> step() that advances n streams by one token and returns the sampled ids (a host list)."""
-    from gsvd.engine.runtime.graph_decode import FusedDecoder, GraphedDecoder
-    from gsvd.engine.runtime.scheduler import MIN_STEPS, _eager_step
+def _decoder(rig: Rig, mode: str):
+    from gsvd.engine.runtime.graph_decode import GraphDecoder, StepDecoder, TorchStep
+    from gsvd.engine.runtime.scheduler import MIN_STEPS
 
     gpt, cache, sampler = rig.gpt, rig.cache, rig.sampler
-    eos = gpt.dims.eos
+    if mode == "eager":
+        return StepDecoder(TorchStep(gpt, cache), sampler, gpt.dims.eos, MIN_STEPS)
+    key = "torch_ops" if mode == "torch_ops" else "kernels"
+    if key not in rig.decoders:
+        rig.decoders[key] = GraphDecoder(gpt, cache, sampler, gpt.dims.eos, MIN_STEPS, kernels=key == "kernels")
+        rig.decoders[key].prepare()
+    return rig.decoders[key]
+
+
+def _runner(rig: Rig, mode: str, n: int):
+    """-> step() that advances n streams by one token and returns the sampled ids read back by it (a host list)."""
+    cache, dec = rig.cache, _decoder(rig, mode)
     slots = list(range(n))
-    slots_t = torch.tensor(slots, device="cuda")
     step_no = [0]
-    if mode == "fused" or mode.startswith("pipelined"):
-        os.environ.update(GSVD_SMALL_LINEAR="1", GSVD_SPLIT_K="1", GSVD_SAMPLING_KERNEL="1",
-                          GSVD_PDL="0" if mode in ("pipelined_nopdl", "pipelined_prev") else "1")  # read at capture
-        if mode in ("pipelined_nosplit", "pipelined_prev"):
-            os.environ["GSVD_SPLIT_K"] = "0"
-        if mode in ("pipelined_torchsampler", "pipelined_prev"):
-            os.environ["GSVD_SAMPLING_KERNEL"] = "0"
-        key = "fused" if mode in ("fused", "pipelined") else mode
-        if key not in rig.decoders:
-            rig.decoders[key] = FusedDecoder(gpt, cache, sampler, eos, MIN_STEPS, kernels=True)
-        dec = rig.decoders[key]
-        pending = []
-
-        def step():
-            lengths = [cache.lengths[s] for s in slots]
-            positions = [PREFIX_AUDIO + step_no[0]] * n
-            for s in slots:
-                cache.lengths[s] += 1
-            step_no[0] += 1
-            if mode == "fused":
-                return dec(slots, lengths, positions)[0]
-            pending.append(dec.launch(slots, lengths, positions))
-            return dec.collect(pending.pop(0))[0] if len(pending) > 1 else []
-
-        return step
-    if mode in ("graphs", "kernels", "kernels_cublas"):
-        os.environ["GSVD_SMALL_LINEAR"] = "0" if mode == "kernels_cublas" else "1"  # read at capture
-        if mode not in rig.decoders:
-            rig.decoders[mode] = GraphedDecoder(gpt, cache, kernels=mode != "graphs")
-        dec = rig.decoders[mode]
-    same_k = 15 if rig.top_k == 15 else None
+    pending = []
 
     def step():
-        picked_t, greedy_t = sampler.sample(slots_t, eos, MIN_STEPS, use_top_p=False, same_k=same_k)
-        picked = torch.stack([picked_t, greedy_t]).tolist()[0]
         lengths = [cache.lengths[s] for s in slots]
         positions = [PREFIX_AUDIO + step_no[0]] * n
-        if mode == "eager":
-            logits = _eager_step(gpt, cache, picked, positions, slots, lengths, torch.device("cuda"))
-        else:
-            logits = dec(picked, positions, slots, lengths)
-        sampler.logits[slots_t] = logits.float()
         for s in slots:
             cache.lengths[s] += 1
         step_no[0] += 1
-        return picked
+        pending.append(dec.launch(slots, lengths, positions))
+        if mode == "pipelined":
+            return dec.collect(pending.pop(0))[0] if len(pending) > 1 else []
+        return dec.collect(pending.pop(0))[0]
 
     return step
 
@@ -158,7 +122,7 @@ def run_mode(rig: Rig, mode: str, n: int, steps: int, top_k: int = 15) -> tuple[
 
 
 def checks(gpt) -> dict:
-    from gsvd.engine.runtime.graph_decode import decode_step, kernel_decode_step
+    from gsvd.engine.runtime.graph_decode import decode_step
 
     out = {}
     rig = Rig(gpt, 8, 512)
@@ -169,7 +133,7 @@ def checks(gpt) -> dict:
             rig.cache.k_all[layer, :8, 160:300] = torch.randn(8, 140, 512, generator=g).half().cuda()
             rig.cache.v_all[layer, :8, 160:300] = torch.randn(8, 140, 512, generator=g).half().cuda()
         lengths = torch.tensor([160, 170, 299, 5, 200, 161, 250, 180], device="cuda")
-        tokens = torch.randint(0, 1024, (8, 1), generator=g).cuda()
+        tokens = torch.randint(0, 1024, (8,), generator=g).cuda()
         pos = torch.randint(0, 200, (8,), generator=g).cuda()
         slots = torch.tensor([3, 1, 4, 0, 7, 2, 6, 5], device="cuda")
         k0, v0 = rig.cache.k_all.clone(), rig.cache.v_all.clone()
@@ -177,13 +141,13 @@ def checks(gpt) -> dict:
         k_ref = rig.cache.k_all.clone()
         rig.cache.k_all.copy_(k0)
         rig.cache.v_all.copy_(v0)
-        got = kernel_decode_step(gpt, rig.cache, tokens, pos, slots, lengths)
+        got = decode_step(gpt, rig.cache, tokens, pos, slots, lengths, kernels=True)
         out["kernel_vs_torch_step_logits_max_abs_diff"] = (got - ref).abs().max().item()
         out["kernel_vs_torch_step_logits_rel_l2"] = ((got - ref).norm() / ref.norm()).item()
         out["kernel_vs_torch_step_argmax_equal"] = bool((got.argmax(-1) == ref.argmax(-1)).all())
         out["kernel_vs_torch_cache_rows_max_abs_diff"] = (rig.cache.k_all.float() - k_ref.float()).abs().max().item()
     greedy = {}
-    modes = ("eager", "graphs", "kernels_cublas", "kernels", "fused", "pipelined", "pipelined_nopdl", "pipelined_prev")
+    modes = ("eager", "torch_ops", "fused", "pipelined")
     for mode in modes:
         _, toks = run_mode(rig, mode, 4, 60, top_k=1)
         greedy[mode] = [t for t in toks if t]
@@ -198,8 +162,7 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8,32,128,256")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--eager-steps", type=int, default=40)
-    ap.add_argument("--modes", default="eager,graphs,kernels,pipelined_prev,pipelined_torchsampler,"
-                                       "pipelined_nosplit,pipelined_nopdl,pipelined")
+    ap.add_argument("--modes", default="eager,torch_ops,fused,pipelined")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -221,7 +184,7 @@ def main() -> None:
         rig.decoders.clear()
         torch.cuda.empty_cache()
     by = {(r["mode"], r["batch"]): r for r in result["runs"]}
-    for base in ("eager", "pipelined_prev", "pipelined_nopdl"):
+    for base in ("eager", "torch_ops"):
         result[f"speedup_pipelined_vs_{base}"] = {
             n: by[("pipelined", n)]["tok_s_total"] / by[(base, n)]["tok_s_total"]
             for n in batches if ("pipelined", n) in by and (base, n) in by}

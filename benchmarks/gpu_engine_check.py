@@ -1,10 +1,10 @@
 """GPU check of the engine (run on the device machine): correctness across devices/dtypes and eager speed.
 
-    python benchmarks/gpu_engine_check.py            # writes $OUT/gpu_engine_check.json if OUT is set
+    PYTHONPATH=. python3 benchmarks/gpu_engine_check.py   # writes $OUT/gpu_engine_check.json if OUT is set
 
 1. Real v2 sizes, random weights: GPT first-step logits CUDA fp32 / fp16 vs CPU fp32; SoVITS decode
    CUDA fp32 vs CPU fp32 (noise 0).
-2. The runtime (eager torch, the only backend so far) on CUDA fp16: GPT tokens/s per stream and
+2. The runtime on CUDA fp16 (eager, graphs with torch ops, graphs with the Triton kernels: CHECK_MODES): GPT tokens/s per stream and
    aggregate at 1 and 8 concurrent streams, and time to first audio of one stream.
 Last line: one JSON object.
 """
@@ -34,21 +34,24 @@ def _models():
     return gpt.eval(), sov.eval()
 
 
-def random_runtime(max_streams: int = 16, models=None):
-    """A CUDA Runtime holding one random real-size model "m" (or `models`) -> (runtime, request(seed, tokens))."""
+def random_runtime(max_streams: int = 16, models=None, **settings):
+    """A CUDA Runtime holding one random real-size model "m" (or `models`) -> (runtime, request(seed, tokens,
+    top_k)); `settings`: RuntimeConfig fields."""
     from gsvd.engine.runtime import Runtime, SynthRequest
+    from gsvd.engine.settings import RuntimeConfig
+    from gsvd.engine.types import SynthesisOptions
 
     gpt, sov = models if models is not None else _models()
-    rt = Runtime(device="cuda", max_streams=max_streams)
+    rt = Runtime(RuntimeConfig(device="cuda", max_streams=max_streams, **settings))
     rt.add_model("m", gpt, sov)
     with torch.no_grad():
         ge = rt._scheduler.models["m"].sovits.compute_ge(torch.rand(1, 1025, 200, device="cuda"))[0]
 
-    def request(seed: int, n: int = 200) -> SynthRequest:
+    def request(seed: int, n: int = 200, top_k: int = 15) -> SynthRequest:
         g = torch.Generator().manual_seed(seed)
         ph = torch.randint(0, 732, (50,), generator=g)
         return SynthRequest("m", ph, torch.randn(1024, 50, generator=g), torch.randint(0, 1024, (100,), generator=g),
-                            ph[20:], ge, top_k=15, seed=seed, max_new_tokens=n)
+                            ph[20:], ge, SynthesisOptions(top_k=top_k, seed=seed, max_new_tokens=n))
 
     return rt, request
 
@@ -106,6 +109,7 @@ def correctness(gpt, sov) -> dict:
         from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
 
         voc, ge = GraphedVocoder(sc), sc.compute_ge(spec.cuda())
+        voc.prepare([12, 36, 64, 112, 40], sc.dims.inter_channels, sc.dims.gin_channels, torch.device("cuda"))
         diffs = []
         for frames in (12, 36, 64, 112, 12):  # the last one replays an existing graph
             z = torch.randn(1, sc.dims.inter_channels, frames, generator=g).cuda()
@@ -120,17 +124,19 @@ def correctness(gpt, sov) -> dict:
         z = torch.randn(2, sc.dims.inter_channels, 20, generator=g).cuda()
         eager = sc.vocode(z, torch.ones_like(z[:, :1]), ge.expand(2, -1, -1))
         out["vocoder_prepared_other_length_max_abs_diff"] = (prepared(z, ge.expand(2, -1, -1)) - eager).abs().max().item()
-        out["vocoder_prepared_graphs_after_other_length"] = sorted({f for f, _ in prepared.graphs})
+        out["vocoder_prepared_graphs_after_other_length"] = sorted({f for f, _ in prepared.graphs.graphs})
         # 40 windows of a prepared length: the buckets of least measured replay time, against eager rows
         z = torch.randn(40, sc.dims.inter_channels, 12, generator=g).cuda()
         ge40 = ge * torch.linspace(0.5, 2.0, 40, device="cuda")[:, None, None]
         eager = sc.vocode(z, torch.ones_like(z[:, :1]), ge40)
         out["vocoder_split_40_rows_pieces"] = prepared.pieces(12, 40)
         out["vocoder_split_40_rows_vs_eager_max_abs_diff"] = (prepared(z, ge40) - eager).abs().max().item()
-        out["vocoder_replay_ms_12_frames"] = {b: round(prepared.cost[(12, b)], 3) for _, b in sorted(prepared.cost)}
+        out["vocoder_replay_ms_12_frames"] = {b: round(ms, 3) for (_, b), ms in sorted(prepared.graphs.cost.items())}
         # the runtime's default on CUDA: the HiFi-GAN generator in fp16 (graphed), vs the fp32 eager vocoder,
         # on windows of the real prior's scale (m + noise * exp(logs) from a content pass)
         half = GraphedVocoder(sc, half=True)
+        half.prepare([112], sc.dims.inter_channels, sc.dims.gin_channels, torch.device("cuda"))
+        out["vocoder_fp16_layouts_kept"] = sorted(set(half.layouts.values()))
         c, t = torch.randint(0, 1024, (1, 1, 56), generator=g).cuda(), torch.randint(0, 732, (1, 40), generator=g).cuda()
         hidden, mask = sc.content(c, t, ge)
         m, logs, _ = sc.prior(hidden, mask, 1.0)
@@ -166,32 +172,18 @@ def correctness(gpt, sov) -> dict:
             ref = eager_z(c[r : r + 1, :, :k], t[r : r + 1, :n], r + 1, (0.5, 0.0, 1.0)[r])
             diffs.append((z3[r] - ref).abs().max().item())
         # rows of different widths (8 / 20 / 75 / 140 known tokens), 40 rows: each through its own width's graphs in
-        # the cheapest buckets, against all rows padded to the widest (the previous path)
+        # the cheapest buckets, against each row alone
         c, t = torch.randint(0, 1024, (40, 1, 140), generator=g), torch.randint(0, 732, (40, 50), generator=g)
         lens = sorted([8, 20, 75, 140] * 10)
         args = (c, t, ge.expand(40, -1, -1), lens, [50] * 40, list(range(40)), [0.5] * 40)
-        split = content(*args)
-        content.split = False
-        whole = content(*args)
-        content.split = True
-        out["content_split_vs_padded_max_abs_diff"] = max((a - b).abs().max().item() for a, b in zip(split, whole))
+        together = content(*args)
+        alone = [content(*(a[r : r + 1] for a in args))[0] for r in range(40)]
+        out["content_rows_together_vs_alone_max_abs_diff"] = max((a - b).abs().max().item()
+                                                                 for a, b in zip(together, alone))
         seeds = torch.arange(64, dtype=torch.int64) * 7919 + 1
         out["prior_noise_cuda_vs_cpu_max_abs_diff"] = (gaussian(seeds.cuda(), 192, 512).cpu()
                                                        - gaussian(seeds, 192, 512)).abs().max().item()
         out["content_graph_padded_vs_eager_max_abs_diff"] = max(diffs)
-        # GSVD_CONTENT_HALF=1: encoder + prior in fp16, then the fp16 generator (the default), against
-        # everything fp32: the prior's sample and the audio of a 112-frame window
-        half_content = GraphedContent(sc, code_widths=(64,), max_phones=48, batch_buckets=(1,), half=True)
-        half_content.prepare()
-        c, t = torch.randint(0, 1024, (1, 1, 60), generator=g).cuda(), torch.randint(0, 732, (1, 40), generator=g).cuda()
-        zh = half_content(c.cpu(), t.cpu(), ge, [60], [40], [77], [0.5])[0]
-        zf = eager_z(c, t, 77, 0.5)
-        out["content_fp16_vs_fp32_z_max_abs_diff"] = (zh - zf).abs().max().item()
-        out["content_fp16_vs_fp32_z_rel_l2"] = ((zh - zf).norm() / zf.norm()).item()
-        ref = sc.vocode(zf[..., :112], torch.ones_like(zf[:, :1, :112]), ge)
-        for name, wav in (("content_fp16_audio_snr_db", sc.vocode(zh[..., :112], torch.ones_like(zh[:, :1, :112]), ge)),
-                          ("content_and_generator_fp16_audio_snr_db", half(zh[..., :112], ge))):
-            out[name] = (10 * torch.log10(ref.pow(2).sum() / (wav - ref).pow(2).sum())).item()
     sov.to("cpu")
     out.update(prefill_check(gpt, g))
     out["sovits_cuda_fp32_max_abs_diff"] = (wav_gpu - wav_cpu).abs().max().item()
@@ -200,18 +192,11 @@ def correctness(gpt, sov) -> dict:
 
 
 def speed(gpt, sov, mode: str = "graphs") -> dict:
-    """mode: eager (GSVD_CUDA_GRAPHS=0), graphs (decode step graphed with the Triton kernels, sampling
-    eager on the GPU), graphs_torch_ops (the same step from torch ops, GSVD_DECODE_KERNELS=0),
-    graphs_eager_vocoder (GSVD_VOCODER_GRAPHS=0), fused (GSVD_FUSED_SAMPLING=1: sampling inside the graph)."""
-    os.environ["GSVD_CUDA_GRAPHS"] = "0" if mode == "eager" else "1"
-    os.environ["GSVD_FUSED_SAMPLING"] = "1" if mode == "fused" else "0"
-    os.environ["GSVD_VOCODER_GRAPHS"] = "0" if mode == "graphs_eager_vocoder" else "1"
-    os.environ["GSVD_DECODE_KERNELS"] = "0" if mode == "graphs_torch_ops" else "1"
-    rt, req = random_runtime(16, (gpt, sov))
+    """mode: eager (cuda_graphs off), graphs_torch_ops (graphs, the step from torch ops: decode_kernels off),
+    graphs (the default: sampling and the step with the Triton kernels in one graph, pipelined)."""
+    rt, req = random_runtime(16, (gpt, sov), cuda_graphs=mode != "eager", decode_kernels=mode != "graphs_torch_ops")
     list(rt.submit(req(0, 30)))  # warm-up
-    greedy_req = req(5, 60)
-    greedy_req.top_k = 1
-    greedy = rt.submit(greedy_req)
+    greedy = rt.submit(req(5, 60, top_k=1))
     list(greedy)
     sampled = rt.submit(req(7, 60))  # top_k 15 with a seed: counter-based noise, same tokens in both modes
     list(sampled)
@@ -249,7 +234,7 @@ def main() -> None:
     info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     gpt, sov = _models()
     info["correctness"] = correctness(gpt, sov)
-    modes = os.environ.get("CHECK_MODES", "eager,graphs_torch_ops,graphs,fused").split(",")
+    modes = os.environ.get("CHECK_MODES", "eager,graphs_torch_ops,graphs").split(",")
     runs = {mode: speed(gpt, sov, mode) for mode in modes}
     for mode in modes[1:]:
         info[f"greedy_tokens_identical_{mode}_vs_eager"] = runs[mode]["greedy_tokens"] == runs["eager"]["greedy_tokens"]

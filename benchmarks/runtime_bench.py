@@ -1,11 +1,12 @@
 """End-to-end streaming benchmark through the public Engine (text frontend included), real v2 sizes
 with random weights (so every sentence runs to the token cap: 75 tokens = 3 s of audio each).
 
-    python3 -P benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1] [--eager-streams 1,8,32]
+    PYTHONPATH=. python3 benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1] [--eager-streams 1,8,32]
         [--bert 1]   # zh sentences with BERT features from a roberta-large-sized random model (transformers)
         [--spread 2 --tokens 250]   # streams started evenly over 2 s, 10 s of audio each (all overlap)
         [--sustain 512:30[:250][:listen]]   # then 512 callers for 30 s, each sending its next request as the
                   # last one ends (250 tokens each; else --tokens), or (listen) as its audio has played out
+        [--tick-stats 1]   # the scheduler's per-tick statistics of each level (phases, rows, device busy, late)
     .venv/bin/python benchmarks/runtime_bench.py --device cpu --streams 1 --min-samples 1   # smoke test
 
 For each concurrency level N it starts N streams at once (alternating 20-character zh and en
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import tempfile
@@ -181,46 +181,59 @@ def run_sustained(engine, n: int, seconds: float, tokens: int, keep: bool = Fals
             "wall_s": time.perf_counter() - wall0, **({"results": steady} if keep else {})}
 
 
+def tick_delta(before: dict | None, after: dict | None) -> dict | None:
+    """The scheduler's tick statistics of one level: the counters' difference between two snapshots."""
+    if before is None or after is None:
+        return None
+    out = {k: after[k] - before[k] for k in ("wall_s", "ticks", "admissions", "admitted", "gpt_steps", "chunk_passes",
+                                             "chunks", "late_chunks", "device_busy_s")}
+    out["phase_s"] = {k: after["phase_s"][k] - before["phase_s"][k] for k in after["phase_s"]}
+    rows = lambda key, n: after[key] * after[n] - before[key] * before[n]  # noqa: E731
+    out["gpt_rows_mean"] = rows("gpt_rows_mean", "gpt_steps") / max(1, out["gpt_steps"])
+    out["chunk_rows_mean"] = rows("chunk_rows_mean", "chunk_passes") / max(1, out["chunk_passes"])
+    out["device_busy_share"] = out["device_busy_s"] / out["wall_s"] if out["wall_s"] > 0 else 0.0
+    return out
+
+
 def run_engine(voice: Path, levels: list[int], min_samples: int, device: str, bert: Path | None = None,
-               spread: float = 0.0, tokens: int = 75, configs: list[tuple[float, float]] | None = None,
-               warm: list[int] = (), sustain: list[tuple[int, float, int, bool]] = (),
-               watermark: bool = False) -> tuple[list[dict], dict]:
-    """configs: (GIL switch interval ms, preparer batch window ms) pairs; every level runs under each, on the
-    same engine (None: as the engine starts). warm: levels run once first, not recorded (a fresh engine's
-    first burst at a new size also pays for host and device allocations). sustain: (callers, seconds, tokens, listen) levels
-    run after the others (`run_sustained`)."""
+               spread: float = 0.0, tokens: int = 75, warm: list[int] = (),
+               sustain: list[tuple[int, float, int, bool]] = (), graphs: bool = True,
+               tick_stats: bool = False, watermark: bool = False) -> tuple[list[dict], dict]:
+    """warm: levels run once first, not recorded (a fresh engine's first burst at a new size also pays for host
+    and device allocations). sustain: (callers, seconds, tokens, listen) levels run after the others
+    (`run_sustained`). tick_stats: each row gets the scheduler's statistics of its level (`ticks`).
+    watermark: the engine marks every stream (`gsvd.engine.provenance`)."""
     from gsvd.engine import Engine
+    from gsvd.engine.settings import RuntimeConfig
 
     rows = []
     slots = max([*levels, *(n for n, *_ in sustain)])
     from gsvd.engine.provenance import WatermarkConfig
 
+    config = RuntimeConfig(device=device, max_streams=slots, queue_limit=1024, cuda_graphs=graphs,
+                           tick_stats=tick_stats)
     mark = WatermarkConfig() if watermark else None
-    with Engine(device=device, max_streams=slots, queue_limit=1024, bert_folder=bert, watermark=mark) as engine:
+    with Engine(runtime=config, bert_folder=bert, watermark=mark) as engine:
         t0 = time.perf_counter()
         engine.load_voice(voice)  # on CUDA every graph is captured here
         load_s = time.perf_counter() - t0
         for n in (1, *warm):  # warm-up: kernels chosen, memory pools grown
             run_level(engine, n)
-        for switch_ms, window_ms in configs or [(None, None)]:
-            # the interpreter's GIL switch interval, the preparer's batch window: set between levels
-            if switch_ms is not None:  # else as the runtime set it (GSVD_SWITCH_INTERVAL)
-                sys.setswitchinterval(switch_ms / 1000)
-            if window_ms is not None:
-                engine._preparer._window = window_ms / 1000
-            for n in levels:  # small levels run several rounds so that p50/p95 mean something
-                rows.append(run_repeated(engine, n, max(1, min_samples // n), spread, tokens))
-                if switch_ms is not None:
-                    rows[-1].update(switch_ms=switch_ms, window_ms=window_ms)
-                print(rows[-1], flush=True)
+
+        def measured(run):
+            before = engine.tick_stats()
+            row = run()
+            if tick_stats:
+                row["ticks"] = tick_delta(before, engine.tick_stats())
+            print(row, flush=True)
+            return row
+
+        for n in levels:  # small levels run several rounds so that p50/p95 mean something
+            rows.append(measured(lambda n=n: run_repeated(engine, n, max(1, min_samples // n), spread, tokens)))
         for n, seconds, sustain_tokens, listen in sustain:
-            rows.append(run_sustained(engine, n, seconds, sustain_tokens, listen=listen))
-            print(rows[-1], flush=True)
-        layouts: dict[str, int] = {}  # the vocoder graphs' captured forms (GSVD_VOCODER_NHWC=auto keeps the faster)
-        for entry in engine._runtime._scheduler.models.values():
-            for form in getattr(entry.vocoder, "layouts", {}).values():
-                layouts[form] = layouts.get(form, 0) + 1
-        return rows, {**engine.info(), "load_voice_s": load_s, "vocoder_layouts": layouts}
+            rows.append(measured(lambda n=n, s=seconds, t=sustain_tokens, li=listen: run_sustained(
+                engine, n, s, t, listen=li)))
+        return rows, {**engine.info(), "load_voice_s": load_s}
 
 
 def _ms(x: float | None, digits: int = 1) -> str:
@@ -247,8 +260,7 @@ def main() -> None:
     ap.add_argument("--streams", default="1,8,32,64,128,256")
     ap.add_argument("--graphs", default="1")
     ap.add_argument("--min-samples", type=int, default=20, help="rounds at level N: max(1, this // N)")
-    ap.add_argument("--fused", default="1", help="0: sample eagerly before a graphed step (GSVD_FUSED_SAMPLING=0)")
-    ap.add_argument("--eager-streams", default="", help="then these levels eager (GSVD_CUDA_GRAPHS=0), in this run")
+    ap.add_argument("--eager-streams", default="", help="then these levels eager (cuda_graphs off), in this run")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--watermark", default="0", help="1: the engine marks every stream (gsvd.engine.provenance)")
     ap.add_argument("--bert", default="0", help="1: zh sentences get BERT features from a random roberta-large")
@@ -259,38 +271,30 @@ def main() -> None:
                     "(T tokens each, else --tokens), on the same engine")
     ap.add_argument("--warm", default="", help="levels run once before the measured ones, not recorded")
     ap.add_argument("--eager-min-samples", type=int, default=0, help="--min-samples of the eager levels (0: same)")
-    ap.add_argument("--configs", default="", help="e.g. 5:0,0.5:1 -- GIL switch interval ms : preparer batch "
-                    "window ms; every level runs under each, on one engine")
+    ap.add_argument("--tick-stats", default="0", help="1: each level's scheduler statistics (in the JSON rows)")
     args = ap.parse_args()
-    os.environ["GSVD_CUDA_GRAPHS"] = args.graphs
-    os.environ["GSVD_FUSED_SAMPLING"] = args.fused
     import logging
 
     logging.disable(logging.WARNING)
     root = Path(tempfile.mkdtemp())
     voice = make_voice(root)
     bert = make_bert(root) if args.bert == "1" else None
-    configs = [tuple(float(v) for v in c.split(":")) for c in args.configs.split(",")] if args.configs else None
     sustain = [(int(f[0]), float(f[1]), int(f[2]) if len(f) > 2 and f[2] else args.tokens, f[3:] == ["listen"])
                for f in (c.split(":") for c in args.sustain.split(",") if c)]
     levels = [int(x) for x in args.streams.split(",") if x]
-    rows, info = run_engine(voice, levels, args.min_samples, args.device, bert, args.spread, args.tokens, configs,
-                            [int(x) for x in args.warm.split(",") if x], sustain, args.watermark == "1")
-    for c in configs or [None]:
-        title = info["backend"] + ("" if c is None else f", GIL switch {c[0]} ms, batch window {c[1]} ms")
-        print_table(title + ":", [r for r in rows if c is None or (r.get("switch_ms"), r.get("window_ms")) == c])
+    rows, info = run_engine(voice, levels, args.min_samples, args.device, bert, args.spread, args.tokens,
+                            [int(x) for x in args.warm.split(",") if x], sustain, graphs=args.graphs == "1",
+                            tick_stats=args.tick_stats == "1", watermark=args.watermark == "1")
+    print_table(info["backend"] + ":", rows)
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
-    result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert, "watermark": args.watermark,
-              "spread_s": args.spread, "tokens": args.tokens,
-              "fused": args.fused, "load_voice_s": info["load_voice_s"], "vocoder_layouts": info["vocoder_layouts"],
-              "rows": rows}
+    result = {"gpu": gpu, "backend": info["backend"], "graphs": args.graphs, "bert": args.bert,
+              "watermark": args.watermark, "spread_s": args.spread, "tokens": args.tokens,
+              "load_voice_s": info["load_voice_s"], "rows": rows}
     print(f"voice loaded (graphs captured) in {info['load_voice_s']:.1f} s")
     if args.eager_streams:
-        os.environ["GSVD_CUDA_GRAPHS"] = "0"
         eager, _ = run_engine(voice, [int(x) for x in args.eager_streams.split(",")],
-                              args.eager_min_samples or args.min_samples, args.device,
-                              bert)
-        print_table("eager (GSVD_CUDA_GRAPHS=0), same run:", eager)
+                              args.eager_min_samples or args.min_samples, args.device, bert, graphs=False)
+        print_table("eager (cuda_graphs off), same run:", eager)
         by = {r["streams"]: r for r in rows}
         result["eager_rows"] = eager
         result["ttfa_p50_eager_over_default"] = {r["streams"]: r["ttfa_p50_ms"] / by[r["streams"]]["ttfa_p50_ms"]

@@ -56,8 +56,7 @@ def serve(
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 
-        engine = Engine(device=cfg.device, dtype=cfg.dtype, max_streams=cfg.max_streams, queue_limit=cfg.queue_limit,
-                        bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
+        engine = Engine(runtime=cfg.runtime(), bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
                         sv_model=cfg.sv_model or None, frontend_workers=cfg.engine_frontend_workers())
 
         async def main() -> None:

@@ -5,6 +5,10 @@ text limit (at most the engine's `MAX_TEXT_CHARS`, which is also the default), t
 `token`/`admin_token`, or read from `token_file`/`admin_token_file` so that they stay out of
 `ps`; GSVD_TOKEN / GSVD_ADMIN_TOKEN come through the environment layer), `no_auth` (only on
 a loopback bind, never with a token) and the TLS files (both of cert and key, readable, one pair).
+
+The engine's runtime settings (`gsvd.engine.settings.RuntimeConfig`, its own registry of GSVD_* variables) may
+stand in the same [serve] table; `runtime()` builds the engine's configuration from them, the environment and
+the daemon's device, dtype, max_streams and queue_limit.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from gsvd.engine.engine import MAX_TEXT_CHARS
 from gsvd.engine.errors import InvalidInput
+from gsvd.engine.settings import RuntimeConfig
 
 log = logging.getLogger("gsvd.daemon")
 _TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # visible ASCII: what an HTTP/2 header value carries as is
@@ -52,6 +57,7 @@ class DaemonConfig:
     hubert_folder: str = ""
     sv_model: str = ""
     frontend_workers: int = -1  # text-analysis worker processes; -1: the engine's default (half the cores on a GPU)
+    runtime_table: dict = field(default_factory=dict, repr=False)  # the TOML's runtime settings (RuntimeConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None, **flags) -> DaemonConfig:
@@ -64,12 +70,23 @@ class DaemonConfig:
                 data = tomllib.loads(p.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as exc:
                 raise InvalidInput(f"{p}: not valid TOML ({exc})", "config") from None
-            cfg._apply(data.get("serve", data), str(p))
+            table = dict(data.get("serve", data))
+            own = {f.name for f in fields(cls)}
+            cfg.runtime_table = {k: table.pop(k) for k in list(table) if k in RuntimeConfig.names() and k not in own}
+            cfg._apply(table, str(p))
         env = os.environ if env is None else env
-        cfg._apply({f.name: env[f"GSVD_{f.name.upper()}"] for f in fields(cls) if f"GSVD_{f.name.upper()}" in env}, "environment")
+        cfg._env = env
+        cfg._apply({f.name: env[f"GSVD_{f.name.upper()}"] for f in fields(cls)
+                    if f.name != "runtime_table" and f"GSVD_{f.name.upper()}" in env}, "environment")
         cfg._apply({k: v for k, v in flags.items() if v is not None}, "flags")
         cfg._check()
         return cfg
+
+    def runtime(self) -> RuntimeConfig:
+        """The engine's configuration: the TOML's runtime settings < GSVD_* < the daemon's own device, dtype,
+        max_streams and queue_limit (flags included); a bad value is an InvalidInput naming it."""
+        return RuntimeConfig.load(self.runtime_table, getattr(self, "_env", None), device=self.device,
+                                  dtype=self.dtype, max_streams=self.max_streams, queue_limit=self.queue_limit)
 
     def engine_frontend_workers(self) -> int | None:
         """The `Engine(frontend_workers=...)` argument: None for the engine's default."""

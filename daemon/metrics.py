@@ -1,14 +1,54 @@
-"""Prometheus metrics of the daemon (served on --metrics-port when set)."""
+"""Prometheus metrics of the daemon (served on --metrics-port when set); with the engine's `tick_stats`
+setting on, the scheduler's per-tick statistics too (read when scraped)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+_COUNTS = {  # TickStats snapshot key -> (metric, help)
+    "ticks": ("gsvd_scheduler_ticks", "Scheduler ticks"),
+    "admissions": ("gsvd_scheduler_prefill_passes", "Prefill passes (admissions)"),
+    "admitted": ("gsvd_scheduler_admitted", "Requests admitted"),
+    "gpt_steps": ("gsvd_scheduler_gpt_steps", "Batched GPT decode steps"),
+    "chunk_passes": ("gsvd_scheduler_chunk_passes", "Chunk-decode passes"),
+    "chunks": ("gsvd_scheduler_chunks", "Audio chunks handed on"),
+    "late_chunks": ("gsvd_scheduler_late_chunks", "Audio chunks that came after the audio before them had played"),
+    "device_busy_s": ("gsvd_scheduler_device_busy_seconds", "Device time with GPT steps or chunk passes in flight"),
+}
+
+
+class TickStatsCollector:
+    """Prometheus view of `Engine.tick_stats()` (nothing when it answers None)."""
+
+    def __init__(self, read: Callable[[], dict | None]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.read()
+        if snap is None:
+            return
+        for key, (name, text) in _COUNTS.items():
+            yield CounterMetricFamily(name, text, value=snap[key])
+        phases = CounterMetricFamily("gsvd_scheduler_phase_seconds", "Scheduler thread time by phase",
+                                     labels=["phase"])
+        for phase, seconds in snap["phase_s"].items():
+            phases.add_metric([phase], seconds)
+        yield phases
+        yield GaugeMetricFamily("gsvd_scheduler_gpt_rows_mean", "Streams per GPT step", value=snap["gpt_rows_mean"])
+        yield GaugeMetricFamily("gsvd_scheduler_chunk_rows_mean", "Streams per chunk pass",
+                                value=snap["chunk_rows_mean"])
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None,
+                 tick_stats: Callable[[], dict | None] | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        if tick_stats is not None:
+            r.register(TickStatsCollector(tick_stats))
         self.ttfa = Histogram("gsvd_time_to_first_audio_seconds", "Request accepted to first PCM chunk", registry=r,
                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.rtf_hist = Histogram("gsvd_real_time_factor", "Wall time over audio duration per request", registry=r,

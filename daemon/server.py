@@ -26,7 +26,7 @@ SERVICE = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name
 class Daemon:
     def __init__(self, engine, config: DaemonConfig) -> None:
         self.engine, self.config = engine, config
-        self.metrics = Metrics()
+        self.metrics = Metrics(tick_stats=engine.tick_stats)
         self.health = health.aio.HealthServicer()
         limit = config.max_message_mb << 20
         self.server = grpc.aio.server(options=[

@@ -3,7 +3,9 @@
 Layout of ``voices/<name>/``::
 
     voice.toml            manifest: name, version, languages, reference text, sample rate,
-                          model configs, consent, provenance, sha256 of every file below
+                          model configs, consent, provenance, sha256 of every file below,
+                          optional [defaults]: the voice's own synthesis options (any field of
+                          SynthesisOptions, e.g. noise_scale = 0.4, speed = 1.1; a request's replace them)
     gpt.safetensors       GPT (s1) weights, keys as upstream minus "model."
     sovits.safetensors    SoVITS (s2) weights, weight norm folded, no enc_q
     reference.safetensors cache derived from the reference clip: prompt_tokens [T25] long,
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from gsvd.engine.errors import BundleError, InvalidInput, VoiceNotFound
+from gsvd.engine.types import SAMPLE_RATE, SynthesisOptions
 
 FORMAT = 1
 MANIFEST = "voice.toml"
@@ -108,6 +111,8 @@ class VoiceBundle:
     reference_norm_text: str = ""
     files: dict[str, dict] = field(default_factory=dict)
     """Role ("gpt", "sovits", "reference", "audio") -> {"path": relative path, "sha256": hex, "bytes": n}."""
+    defaults: SynthesisOptions = field(default_factory=SynthesisOptions)
+    """The voice's default synthesis options (voice.toml `[defaults]`), validated."""
 
     def file(self, role: str) -> Path:
         """Absolute path of the file playing ``role`` (BundleError if the bundle has none)."""
@@ -187,18 +192,21 @@ def write_bundle(
     provenance: Mapping[str, Any] | None = None,
     share_weights_from: str | Path | None = None,
     overwrite: bool = False,
-    sample_rate: int = 32000,
+    sample_rate: int = SAMPLE_RATE,
+    defaults: Mapping[str, Any] | None = None,
 ) -> VoiceBundle:
     """Write a bundle at ``dest`` atomically (temp dir in the same folder, then rename).
 
     On any error (or a kill) no bundle appears at ``dest``; an existing bundle there is
     replaced only with ``overwrite=True`` and only once the new one is complete.
     ``share_weights_from`` names an existing bundle whose weights are identical: its
-    files are hard-linked instead of written again.
+    files are hard-linked instead of written again. ``defaults``: the voice's own synthesis
+    options (fields of SynthesisOptions), checked now and written as ``[defaults]``.
     """
     dest = Path(dest)
     validate_voice_name(name)
     _check_inputs(version, reference_text, reference_language, languages, reference)
+    _voice_defaults(defaults or {}, "defaults")
     if dest.exists() and not overwrite:
         raise BundleError(f"{dest} already exists (pass overwrite=True / --force to replace it)")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +231,8 @@ def write_bundle(
             provenance,
             files,
         )
+        if defaults:
+            manifest["defaults"] = dict(defaults)
         _write_manifest(tmp / MANIFEST, manifest)
         _fsync_dir(tmp)
         _swap_into_place(tmp, dest)
@@ -467,7 +477,7 @@ def _bundle_from_manifest(path: Path, m: dict) -> VoiceBundle:
             languages=tuple(str(x) for x in m.get("languages", DEFAULT_LANGUAGES)),
             reference_text=str(ref["text"]),
             reference_language=str(ref["language"]),
-            sample_rate=int(m.get("sample_rate", 32000)),
+            sample_rate=int(m.get("sample_rate", SAMPLE_RATE)),
             model_id=str(m["model_id"]),
             gpt_config=dict(m["gpt"]["config"]),
             sovits_config=dict(m["sovits"]["config"]),
@@ -475,11 +485,22 @@ def _bundle_from_manifest(path: Path, m: dict) -> VoiceBundle:
             provenance=dict(m.get("provenance", {})),
             reference_norm_text=str(ref.get("norm_text", "")),
             files=files,
+            defaults=_voice_defaults(m.get("defaults", {}), f"{path / MANIFEST} [defaults]"),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BundleError(f"{path / MANIFEST} is malformed: missing or bad {exc}") from None
     _check_manifest(bundle)
     return bundle
+
+
+def _voice_defaults(table: Any, where: str) -> SynthesisOptions:
+    """A [defaults] table -> SynthesisOptions with those fields; BundleError naming the bad field."""
+    if not isinstance(table, Mapping):
+        raise BundleError(f"{where} must be a table of synthesis options")
+    try:
+        return SynthesisOptions().with_overrides(**table)
+    except InvalidInput as exc:
+        raise BundleError(f"{where}: {exc}") from None
 
 
 def _file_record(role: str, entry: Any) -> dict:

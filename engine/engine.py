@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,11 +27,16 @@ import torch
 from gsvd.engine.errors import Cancelled, InvalidInput, VoiceNotFound
 from gsvd.engine.preparer import Job
 from gsvd.engine.provenance.watermark import WatermarkConfig, Watermarker
-from gsvd.engine.types import AudioChunk, PhoneTiming, SynthesisOptions
+from gsvd.engine.settings import RuntimeConfig
+from gsvd.engine.types import SAMPLE_RATE, AudioChunk, PhoneTiming, SynthesisOptions
+
+if TYPE_CHECKING:
+    from gsvd.engine.runtime import SynthRequest
+    from gsvd.engine.runtime.seams import StepBackend
+    from gsvd.engine.text import Lexicon, TextFrontend
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 32000
 MAX_TEXT_CHARS = 5000  # the one text limit: the daemon's default and ceiling for every transport
 
 
@@ -47,6 +53,8 @@ class Voice:
     reference_language: str
     sample_rate: int = SAMPLE_RATE
     path: str | None = None
+    defaults: SynthesisOptions = field(default_factory=SynthesisOptions)
+    """The voice's own default options (its bundle's voice.toml `[defaults]`); a request's options replace them."""
 
 
 @dataclass
@@ -57,7 +65,7 @@ class _VoiceState:
     prompt_tokens: torch.Tensor  # [Ty] long
     ge: torch.Tensor  # [gin, 1] on the runtime device
     symbols_version: str = "v2"
-    lexicon: object | None = None  # per-voice pronunciation overrides (bundle's lexicon.toml / .csv)
+    lexicon: Lexicon | None = None  # per-voice pronunciation overrides (bundle's lexicon.toml / .csv)
 
 
 @dataclass
@@ -77,6 +85,8 @@ class Engine:
         dtype: "auto" (fp16/bf16 on GPU, fp32 on CPU), "float32", "float16", "bfloat16".
         max_streams: concurrent streams (KV-cache slots) per model.
         queue_limit: requests waiting for a slot before admission refuses new ones.
+        runtime: the whole runtime configuration (`gsvd.engine.settings.RuntimeConfig`); None: built from the
+            `GSVD_*` environment. The four arguments above, when given, override its fields.
         bert_folder: local chinese-roberta-wwm-ext-large folder (BERT features for zh).
         hubert_folder: local chinese-hubert-base folder (only for voices made from an upload).
         sv_model: ERes2NetV2 checkpoint (only for v2Pro voices made from an upload).
@@ -90,11 +100,12 @@ class Engine:
 
     def __init__(
         self,
-        device: str = "auto",
-        dtype: str = "auto",
+        device: str | None = None,
+        dtype: str | None = None,
         *,
-        max_streams: int = 64,
-        queue_limit: int = 256,
+        max_streams: int | None = None,
+        queue_limit: int | None = None,
+        runtime: RuntimeConfig | None = None,
         bert_folder: str | Path | None = None,
         hubert_folder: str | Path | None = None,
         sv_model: str | Path | None = None,
@@ -107,7 +118,12 @@ class Engine:
         from gsvd.engine.text import Lexicon, TextFrontend
         from gsvd.engine.text.pool import AnalysisPool, default_workers
 
-        self._runtime = Runtime(device=device, dtype=dtype, max_streams=max_streams, queue_limit=queue_limit)
+        given = {"device": device, "dtype": dtype, "max_streams": max_streams, "queue_limit": queue_limit}
+        if runtime is None:  # the edge: the only place below the caller that reads the environment
+            self.config = RuntimeConfig.load(env=os.environ, **given)
+        else:
+            self.config = runtime.with_overrides(**{k: v for k, v in given.items() if v is not None})
+        self._runtime = Runtime(self.config)
         rt_info = self._runtime.info()
         self.device = torch.device(str(rt_info["device"]))
         self._lexicon = Lexicon.load(lexicon) if lexicon else None
@@ -123,14 +139,14 @@ class Engine:
         self._voices: dict[str, _VoiceState] = {}
         self._models: dict[str, _ModelState] = {}
         self._lock = threading.RLock()
-        self._limits = {"max_streams": max_streams, "queue_limit": queue_limit, "max_text_chars": MAX_TEXT_CHARS}
+        self._limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
+                        "max_text_chars": MAX_TEXT_CHARS}
         self._closed = False
         self._frontend.phonemize("你好 hello", "auto")  # load dictionaries now, not in the first request
         workers = default_workers(str(self.device)) if frontend_workers is None else frontend_workers
         self._analysis = AnalysisPool(workers)  # concurrent requests' G2P in worker processes
         # one thread builds every caller's requests (see engine/preparer.py)
         self._preparer = RequestPreparer(self._analysis, self._runtime.submit_many)
-        self._prepare_here = os.environ.get("GSVD_PREPARER", "1") == "0"  # each caller prepares its own requests
         self._watermarker = Watermarker(watermark) if watermark is not None else None
 
     # ------------------------------------------------------------------ voices
@@ -158,6 +174,7 @@ class Engine:
                 reference_language=bundle.reference_language,
                 languages=tuple(bundle.languages),
                 path=str(bundle.path),
+                defaults=bundle.defaults,
             )
             state.lexicon = _bundle_lexicon(Path(bundle.path))
             self._replace_voice(voice_name, state)
@@ -206,6 +223,7 @@ class Engine:
                 reference_language=language,
                 languages=base.voice.languages,
                 path=None,
+                defaults=base.voice.defaults,
             )
             self._replace_voice(name, state)
             return state.voice
@@ -242,13 +260,13 @@ class Engine:
     ) -> Iterator[AudioChunk]:
         """Synthesize `text`; yields chunks as soon as each can be played.
 
-        `cancel` (set from any thread) or `deadline` (time.monotonic()) stop the
-        stream within one decode step and raise `Cancelled`. Closing the iterator
-        early frees the runtime slot too.
+        `options`: None for the voice's defaults (`Voice.defaults`, see `options_for`). `cancel` (set from
+        any thread) or `deadline` (time.monotonic()) stop the stream within one decode step and raise
+        `Cancelled`. Closing the iterator early frees the runtime slot too.
         """
-        opts = (options or SynthesisOptions()).validate()
         _check_text(text)
         state = self.voice_state(voice)
+        opts = (options or state.voice.defaults).validate()
         pieces = self._frontend_for(state.symbols_version).split(text, opts.split_method)
         if not pieces:
             raise InvalidInput("text has nothing to speak (empty after normalization)", "text")
@@ -268,11 +286,16 @@ class Engine:
         A sentence is spoken as soon as it is complete (ends in sentence
         punctuation) or the input ends; audio order follows text order.
         """
-        opts = (options or SynthesisOptions()).validate()
         state = self.voice_state(voice)
+        opts = (options or state.voice.defaults).validate()
         fe = self._frontend_for(state.symbols_version)
         sentences = _sentences_from_pieces(pieces, fe, opts.split_method)
         return self._stream_pieces(sentences, state, opts, cancel, deadline)
+
+    def options_for(self, voice: str, **overrides: object) -> SynthesisOptions:
+        """The voice's default options with these fields replaced (None values ignored), validated: what a
+        request that sets only some options should use."""
+        return self.voice(voice).defaults.with_overrides(**overrides)
 
     def synthesize(
         self, text: str, voice: str, options: SynthesisOptions | None = None
@@ -306,6 +329,11 @@ class Engine:
 
     def stats(self) -> dict:
         return dict(self._runtime.stats())
+
+    def tick_stats(self) -> dict | None:
+        """The runtime's per-tick scheduler statistics since start, or None when the `tick_stats` setting is
+        off (see `Runtime.tick_stats`)."""
+        return self._runtime.tick_stats()
 
     def reload_lexicon(self) -> None:
         """Re-read the global and per-voice lexicon files (no restart needed)."""
@@ -356,12 +384,10 @@ class Engine:
         for index, piece in enumerate(pieces):  # know whether it ends the request; audio is never held back
             _check_cancel(cancel, deadline)
             handle = StreamHandle()
-            build = partial(self._request, state, opts=opts, seed=seed + index, deadline=deadline, cancel=cancel)
+            build = partial(self._request, state, opts=replace(opts, seed=seed + index), deadline=deadline,
+                            cancel=cancel)
             job = Job(piece, lang, fe, fe.lexicon_for(state.lexicon), build, handle, cancel, deadline)
-            if self._prepare_here:
-                self._preparer.prepare_here(job)
-            else:
-                self._preparer.put(job)  # analysis, BERT and the runtime request in the preparer's thread
+            self._preparer.put(job)  # analysis, BERT and the runtime request in the preparer's thread
             first, seg_start = True, offset
             try:
                 for pcm in _watch(handle, cancel, deadline):
@@ -388,7 +414,8 @@ class Engine:
             closer = AudioChunk(np.zeros(0, np.float32), SAMPLE_RATE, sequence, offset)
         yield replace(closer, is_final=True)
 
-    def _request(self, state, ids, bert, opts: SynthesisOptions, seed: int, deadline, cancel=None):
+    def _request(self, state: _VoiceState, ids: torch.Tensor, bert: torch.Tensor, opts: SynthesisOptions,
+                 deadline: float | None, cancel: threading.Event | None = None) -> SynthRequest:
         from gsvd.engine.runtime import SynthRequest
 
         return SynthRequest(
@@ -398,14 +425,7 @@ class Engine:
             prompt_tokens=state.prompt_tokens,
             target_phone_ids=ids.to(torch.long),
             ge=state.ge,
-            top_k=opts.top_k,
-            top_p=opts.top_p,
-            temperature=opts.temperature,
-            repetition_penalty=opts.repetition_penalty,
-            noise_scale=opts.noise_scale,
-            speed=opts.speed,
-            seed=seed,
-            max_new_tokens=opts.max_new_tokens,
+            options=opts,
             deadline=deadline,
             cancel=cancel,
         )
@@ -413,10 +433,20 @@ class Engine:
     def _build_model(self, bundle) -> _ModelState:
         gpt = bundle.build_gpt(device="cpu")
         sovits = bundle.build_sovits(device="cpu")
-        self._runtime.add_model(bundle.model_id, gpt, sovits, bundle_path=bundle.path)
+        self._runtime.add_model(bundle.model_id, gpt, sovits, backend=self._step_backend(bundle.path))
         model = _ModelState(bundle.model_id, bundle.version, gpt, sovits)
         self._models[bundle.model_id] = model
         return model
+
+    def _step_backend(self, bundle_path: str | Path) -> StepBackend | None:
+        """Where the decode step may come from a TensorRT engine of the bundle (CUDA, or the `backend` setting
+        demanding it: then an unusable engine is an error), the backend that picks it; else None (torch)."""
+        mode = self.config.backend
+        if mode == "torch" or (self._runtime.device.type != "cuda" and mode != "tensorrt"):
+            return None
+        from gsvd.trt_build.runtime_backend import TensorRTBackend
+
+        return TensorRTBackend(bundle_path, mode)
 
     def _voice_state(
         self, name, model: _ModelState, *, ref_phone_ids, ref_bert, prompt_tokens, spec, sv_emb, **meta
@@ -436,6 +466,7 @@ class Engine:
             reference_text=meta["reference_text"],
             reference_language=meta["reference_language"],
             path=meta["path"],
+            defaults=meta["defaults"],
         )
         model.voices.add(name)
         return _VoiceState(
@@ -465,7 +496,7 @@ class Engine:
             known = ", ".join(sorted(self._voices)) or "none loaded"
             raise VoiceNotFound(f"unknown voice {name!r} (known: {known})") from None
 
-    def _frontend_for(self, version: str):
+    def _frontend_for(self, version: str) -> TextFrontend:
         if version == "v2":
             return self._frontend
         with self._lock:

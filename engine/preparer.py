@@ -5,11 +5,12 @@ thread takes everything queued at once: the analyses go to the frontend's worker
 (`AnalysisPool.analyze_many`, no thread hand-over per sentence), BERT runs in padded batches over the
 batch's Mandarin sentences, and the batch's requests are submitted to the runtime together (so one
 admission prefills them in one padded pass). Callers that start together share a batch: the thread
-keeps gathering while sentences keep coming within 1 ms of each other (`GSVD_BATCH_WINDOW_MS`).
+keeps gathering while sentences keep coming within 1 ms of each other (`BATCH_WINDOW`).
 
 Why: every torch call of the scheduler thread hands the GIL over, and it waits behind every runnable
 thread before it gets it back. With dozens of callers each running its own frontend, the scheduler
-shared the GIL with all of them; now it shares it with this one thread.
+shared the GIL with all of them; now it shares it with this one thread (measured faster at 256 and 512
+streams, and the window at 8-64: benchmarks/HISTORY.md).
 """
 
 from __future__ import annotations
@@ -20,14 +21,22 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from gsvd.engine.errors import Cancelled
-from gsvd.engine.settings import env_number
+
+if TYPE_CHECKING:
+    from gsvd.engine.runtime import StreamHandle, SynthRequest
+    from gsvd.engine.text import Lexicon, TextFrontend
+    from gsvd.engine.text.phonemize import Analysis
+    from gsvd.engine.text.pool import AnalysisPool
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256  # sentences taken at once
+BATCH_WINDOW = 0.001  # seconds: a batch keeps gathering while sentences come this close together
+SubmitMany = Callable[[list[tuple["SynthRequest", "StreamHandle"]]], list[Exception | None]]
 
 
 @dataclass(eq=False)
@@ -38,13 +47,13 @@ class Job:
 
     text: str
     language: str
-    frontend: object  # text.TextFrontend
-    lexicon: object | None  # text.Lexicon
-    build: Callable[[torch.Tensor, torch.Tensor], object]
-    handle: object  # runtime.StreamHandle
+    frontend: TextFrontend
+    lexicon: Lexicon | None
+    build: Callable[[torch.Tensor, torch.Tensor], SynthRequest]
+    handle: StreamHandle
     cancel: threading.Event | None = None
     deadline: float | None = None
-    analysis: object | None = None
+    analysis: Analysis | None = None
     empty: bool = False
     submitted: bool = False
 
@@ -56,14 +65,13 @@ class Job:
 
 
 class RequestPreparer:
-    def __init__(self, pool, submit_many: Callable[[list[tuple[object, object]]], list[Exception | None]],
-                 window: float | None = None) -> None:
+    def __init__(self, pool: AnalysisPool, submit_many: SubmitMany, window: float = BATCH_WINDOW) -> None:
         """pool: the frontend's `AnalysisPool`; submit_many([(request, handle)]): hands requests to the runtime
-        together, -> per request the error that refused it or None (`Runtime.submit_many`). window (seconds;
-        default GSVD_BATCH_WINDOW_MS): a batch keeps gathering while each sentence comes within `window` of
-        the one before (4 windows at most), so callers starting together share one batch."""
+        together, -> per request the error that refused it or None (`Runtime.submit_many`). window (seconds):
+        a batch keeps gathering while each sentence comes within `window` of the one before (4 windows at
+        most), so callers starting together share one batch."""
         self._pool, self._submit_many = pool, submit_many
-        self._window = env_number("GSVD_BATCH_WINDOW_MS", 1.0) / 1000 if window is None else window
+        self._window = window
         self._jobs: list[Job] = []
         self._last_put = 0.0
         self._cond = threading.Condition()
@@ -78,21 +86,6 @@ class RequestPreparer:
             self._jobs.append(job)
             self._last_put = time.monotonic()
             self._cond.notify()
-
-    def prepare_here(self, job: Job) -> None:
-        """Prepare one job in the calling thread instead (GSVD_PREPARER=0: each caller runs its own frontend,
-        its analysis in a worker process while others are in flight)."""
-        reason = job.cancelled(time.monotonic())
-        if reason is not None:
-            job.handle.finish(reason)
-            return
-        try:
-            job.analysis = self._pool.analyze(job.text, job.language, job.frontend.version, job.lexicon)
-            ids, bert, _ = job.frontend.features_of(job.analysis)
-        except Exception as exc:
-            job.handle.finish(exc)
-            return
-        self._submit([self._request(job, ids, bert)])
 
     def close(self) -> None:
         with self._cond:
@@ -144,7 +137,7 @@ class RequestPreparer:
             else:
                 live.append(job)
         calls = [(j.text, j.language, j.frontend.version, j.lexicon) for j in live]
-        needs_bert: dict[object, list[Job]] = defaultdict(list)  # by frontend: BERT for all its sentences at once
+        needs_bert: dict[TextFrontend, list[Job]] = defaultdict(list)  # by frontend: BERT for all its sentences at once
         built = []
         for i, result in self._pool.analyze_many(calls):
             job = live[i]
@@ -166,7 +159,7 @@ class RequestPreparer:
             built += [self._request(job, ids, bert) for job, (ids, bert, _) in zip(jobs, feats, strict=True)]
         self._submit(built)
 
-    def _request(self, job: Job, ids: torch.Tensor, bert: torch.Tensor) -> tuple[Job, object] | None:
+    def _request(self, job: Job, ids: torch.Tensor, bert: torch.Tensor) -> tuple[Job, SynthRequest] | None:
         """The job's runtime request, or None when it is done already (empty: ends without audio; cancelled
         meanwhile or the request cannot be built: its caller gets the error)."""
         if ids.numel() == 0:
@@ -179,7 +172,7 @@ class RequestPreparer:
             job.handle.finish(exc)
             return None
 
-    def _submit(self, built: list[tuple[Job, object] | None]) -> None:
+    def _submit(self, built: list[tuple[Job, SynthRequest] | None]) -> None:
         """Hand the built requests to the runtime together; a refused one's caller gets the reason."""
         now = time.monotonic()
         items = []

@@ -17,6 +17,8 @@ from gsvd.engine.errors import InvalidInput
 LANGUAGES = ("auto", "zh", "en", "ja", "ko", "yue", "all_zh", "all_ja", "all_ko", "all_yue", "auto_yue")
 SPLIT_METHODS = ("auto", "cut0", "cut1", "cut2", "cut3", "cut4", "cut5")
 MAX_STEPS = 1500  # upstream cap: 1500 semantic tokens = 60 s
+SAMPLE_RATE = 32000  # SoVITS output, Hz
+SAMPLES_PER_TOKEN = 1280  # one 25 Hz semantic token: 2 frames x 640 samples at 32 kHz
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,17 @@
 """The runtime's TensorRT backend choice, made once when a voice's model is loaded.
 
-`select_decoder(bundle, gpt, cache, device)` returns `(decoder, reason)`: a `TrtDecoder` when
-a fresh `gpt_decode` engine for this GPU and TensorRT version sits in the bundle, else
-`(None, reason)` so the runtime keeps its torch backend and logs why. `GSVD_BACKEND`
-overrides: `torch` never uses engines, `tensorrt` makes a missing/stale engine an error,
-`auto` (default) uses engines when they are fresh.
+`TensorRTBackend(bundle, mode)` is what the engine hands to `Runtime.add_model` (a `seams.StepBackend`);
+called with the model, its KV cache and device it returns `select_decoder`'s `(decoder, reason)`: a
+`TrtDecoder` when a fresh `gpt_decode` engine for this GPU and TensorRT version sits in the bundle, else
+`(None, reason)` so the runtime keeps its torch backend and logs why. `mode` is the `backend` setting:
+`torch` never uses engines, `tensorrt` makes a missing/stale engine an error, `auto` (default) uses engines
+when they are fresh.
 
 An engine is fresh when its sidecar records the sha256 of the bundle's current
 `onnx/gpt_decode.fp32.onnx`, this GPU's name and compute capability and this TensorRT's
 version (the builder writes that sidecar; see `cache.py`).
 
-`TrtDecoder` has the CUDA-graph decoder's call signature: it gathers each stream's K/V
+`TrtDecoder` is a `seams.DecodeStep` (tokens -> logits; the runtime samples around it): it gathers each stream's K/V
 rows, runs the engine (`TrtGraph`: torch buffers, `execute_async_v3` on torch's stream,
 a CUDA graph per shape bucket) and writes the new rows back at each stream's length.
 Written against TensorRT 10's documented API; not run here (TensorRT cannot be
@@ -20,19 +21,19 @@ installed on this project's machines).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from gsvd.engine.errors import GsvdError
+from gsvd.engine.settings import BACKENDS, variable
 
 GRAPH = "gpt_decode"
 CONTEXT_BUCKET = 64  # gathered context rounded up to this many rows (fewer engine shapes, fewer graphs)
 
 
 class BackendUnavailable(GsvdError, RuntimeError):
-    """GSVD_BACKEND=tensorrt was asked for and the engine cannot be used."""
+    """backend=tensorrt was asked for and the engine cannot be used."""
 
 
 def find_engine(bundle: str | Path, gpu_name: str, compute_capability: str, trt_version: str,
@@ -72,19 +73,29 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def select_decoder(bundle: str | Path | None, gpt, cache, device: torch.device) -> tuple[object | None, str]:
-    mode = os.environ.get("GSVD_BACKEND", "auto").lower()
-    if mode not in ("auto", "torch", "tensorrt"):
-        raise BackendUnavailable(f"GSVD_BACKEND must be auto, torch or tensorrt, not {mode!r}")
+class TensorRTBackend:
+    """The engine's choice of decode step for one bundle (`seams.StepBackend`), given to `Runtime.add_model`."""
+
+    def __init__(self, bundle: str | Path | None, mode: str = "auto") -> None:
+        self.bundle, self.mode = bundle, mode
+
+    def __call__(self, gpt, cache, device: torch.device) -> tuple[TrtDecoder | None, str]:
+        return select_decoder(self.bundle, gpt, cache, device, self.mode)
+
+
+def select_decoder(bundle: str | Path | None, gpt, cache, device: torch.device,
+                   mode: str = "auto") -> tuple[TrtDecoder | None, str]:
+    if mode not in BACKENDS:
+        raise BackendUnavailable(f"{variable('backend')} must be auto, torch or tensorrt, not {mode!r}")
     decoder, reason = _try(bundle, gpt, cache, device, mode)
     if decoder is None and mode == "tensorrt":
-        raise BackendUnavailable(f"GSVD_BACKEND=tensorrt but the TensorRT engine cannot be used: {reason}")
+        raise BackendUnavailable(f"{variable('backend')}=tensorrt but the TensorRT engine cannot be used: {reason}")
     return decoder, reason
 
 
-def _try(bundle, gpt, cache, device: torch.device, mode: str) -> tuple[object | None, str]:
+def _try(bundle, gpt, cache, device: torch.device, mode: str) -> tuple[TrtDecoder | None, str]:
     if mode == "torch":
-        return None, "GSVD_BACKEND=torch"
+        return None, f"{variable('backend')}=torch"
     if bundle is None:
         return None, "no bundle path (model added without one)"
     if device.type != "cuda":
@@ -131,12 +142,13 @@ def _engine_dtypes(graph) -> dict[str, torch.dtype]:
 
 
 class TrtDecoder:
-    """Same call as GraphedDecoder: lists of tokens/positions/slots/lengths -> logits [n, vocab] (fp32)."""
+    """A `seams.DecodeStep`: tokens [n] (on the device) at positions, K/V at each slot's length -> logits
+    [n, vocab] (fp32)."""
 
     def __init__(self, graph, cache, dtypes: dict[str, torch.dtype]) -> None:
         self.graph, self.cache, self.dtypes = graph, cache, dtypes
 
-    def __call__(self, tokens: list[int], positions: list[int], slots: list[int], lengths: list[int]) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, positions: list[int], slots: list[int], lengths: list[int]) -> torch.Tensor:
         k_all, v_all = self.cache.k_all, self.cache.v_all  # [L, slots, T, D]
         dev = k_all.device
         context = -(-max(max(lengths), 1) // CONTEXT_BUCKET) * CONTEXT_BUCKET
@@ -145,7 +157,7 @@ class TrtDecoder:
         lens = torch.tensor(lengths, device=dev)
         d = self.dtypes
         out = self.graph(
-            token=torch.tensor(tokens, device=dev).view(-1, 1).to(d["token"]),
+            token=tokens.to(dev).view(-1, 1).to(d["token"]),
             position=torch.tensor(positions, device=dev).to(d["position"]),
             k_cache=k_all[:, s, :context].to(d["k_cache"]),
             v_cache=v_all[:, s, :context].to(d["v_cache"]),

@@ -1,4 +1,4 @@
-"""gsvd.engine.runtime: KV cache, continuous-batching scheduler, chunked SoVITS decode."""
+"""gsvd.engine.runtime: KV cache, continuous-batching scheduler, chunked SoVITS decode; its seams in `seams`."""
 
 from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder, join_quality
 from gsvd.engine.runtime.kv_cache import KVCache

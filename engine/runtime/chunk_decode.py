@@ -8,20 +8,29 @@ noise is its own, a function of its seed and the frame made on the device; windo
 go through the reverse flow + HiFi-GAN together (a CUDA graph per window length and batch bucket where
 the runtime has one). Other speeds run one stream at a time (re-timing interpolates over the padded length).
 
-`launch_chunks` queues all of that without waiting for the GPU (host inputs are copied up without a
-stream sync, the audio comes back into pinned memory behind an event); `PendingChunks.finish` commits
-the chunks once the audio is there, right away (the scheduler's default) or on a later tick while the
-GPT steps (`GSVD_CHUNK_PASSES`). `decode_chunks` is both in one call.
+`BatchChunkDecoder.launch` (the model's `seams.ChunkDecoder`) queues all of that without waiting for the GPU
+(host inputs are copied up without a stream sync, the audio comes back into pinned memory behind an event);
+`PendingChunks.finish` commits the chunks once the audio is there, on a later tick while the GPT steps.
+`decode` is both in one call.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gsvd.engine.runtime.prior_noise import sample_prior
+
+if TYPE_CHECKING:
+    from gsvd.engine.models.sovits import SynthesizerTrn
+    from gsvd.engine.runtime.chunking import StreamDecoder
+    from gsvd.engine.runtime.graph_content import GraphedContent
+    from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
+
+Item = tuple["StreamDecoder", bool]  # a stream's decoder, and whether its tokens are all there
 
 
 class PendingChunks:
@@ -29,7 +38,7 @@ class PendingChunks:
     `finish()` waits if it must, then commits each stream's chunk (its decoder moves on) and returns
     each stream's joined PCM. The decoders must not be planned again until then."""
 
-    def __init__(self, items: list[tuple[object, bool]], plans: list[tuple[int, int, int]],
+    def __init__(self, items: list[Item], plans: list[tuple[int, int, int]],
                  parts: list[tuple[torch.Tensor, list[tuple[int, int]]]], event) -> None:
         self.items, self.plans, self.parts, self.event = items, plans, parts, event
 
@@ -47,90 +56,94 @@ class PendingChunks:
         return [d.commit(end, a, finished) for (d, finished), (_, end, _), a in zip(self.items, self.plans, audio)]
 
 
-@torch.inference_mode()
-def launch_chunks(items: list[tuple[object, bool]]) -> PendingChunks:
-    """items: (StreamDecoder, finished) pairs, one per stream -> their chunks, launched (on CUDA nothing
-    here waits for the GPU: host inputs go up without a sync, the audio comes back into pinned memory)."""
-    plans = [d.plan(finished) for d, finished in items]
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, ((d, _), (start, end, _)) in enumerate(zip(items, plans)):
-        if end > start:
-            key = (id(d.sovits), "batch") if d.speed == 1.0 else (id(d.sovits), "single", i)
-            groups[key].append(i)
-    parts, on_cuda = [], False
-    for members in groups.values():
-        windows = _windows([items[i][0] for i in members], [plans[i] for i in members])
-        by_len: dict[int, list[tuple[int, torch.Tensor, int]]] = defaultdict(list)
-        for i, (z, skip) in zip(members, windows):
-            by_len[int(z.shape[-1])].append((i, z, skip))
-        for rows in by_len.values():
-            d0 = items[rows[0][0]][0]
-            z = torch.cat([z for _, z, _ in rows])
-            ge = torch.cat([items[i][0].ge for i, _, _ in rows])
-            if d0.vocoder is not None:
-                wav = d0.vocoder(z, ge, graphable=d0.speed == 1.0)
-            else:
-                wav = d0.sovits.vocode(z, torch.ones_like(z[:, :1]), ge)
-            wav = wav[:, 0].float()
-            if wav.is_cuda:  # one device-to-host copy per group, into pinned memory, not waited for here
-                on_cuda = True
-                host = torch.empty(wav.shape, dtype=torch.float32, pin_memory=True)
-                host.copy_(wav, non_blocking=True)
-            else:
-                host = wav
-            parts.append((host, [(i, skip) for i, _, skip in rows]))
-    event = None
-    if on_cuda:
-        event = torch.cuda.Event()
-        event.record()
-    return PendingChunks(items, plans, parts, event)
+class BatchChunkDecoder:
+    """A model's chunk decoder: its SoVITS and, on CUDA with graphs, the content-encoder and vocoder graphs."""
 
+    def __init__(self, sovits: SynthesizerTrn, content: GraphedContent | None = None,
+                 vocoder: GraphedVocoder | None = None) -> None:
+        self.sovits, self.content, self.vocoder = sovits, content, vocoder
 
-def decode_chunks(items: list[tuple[object, bool]]) -> list[np.ndarray]:
-    """items: (StreamDecoder, finished) pairs, one per stream -> each stream's joined PCM (float32)."""
-    return launch_chunks(items).finish()
+    def decode(self, items: list[Item]) -> list[np.ndarray]:
+        """(StreamDecoder, finished) pairs, one per stream -> each stream's joined PCM (float32)."""
+        return self.launch(items).finish()
 
+    @torch.inference_mode()
+    def launch(self, items: list[Item]) -> PendingChunks:
+        """(StreamDecoder, finished) pairs, one per stream -> their chunks, launched (on CUDA nothing here waits
+        for the GPU: host inputs go up without a sync, the audio comes back into pinned memory)."""
+        plans = [d.plan(finished) for d, finished in items]
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, ((d, _), (start, end, _)) in enumerate(zip(items, plans)):
+            if end > start:
+                groups[("batch",) if d.speed == 1.0 else ("single", i)].append(i)
+        parts, on_cuda = [], False
+        for members in groups.values():
+            windows = self._windows([items[i][0] for i in members], [plans[i] for i in members])
+            by_len: dict[int, list[tuple[int, torch.Tensor, int]]] = defaultdict(list)
+            for i, (z, skip) in zip(members, windows):
+                by_len[int(z.shape[-1])].append((i, z, skip))
+            for rows in by_len.values():
+                speed = items[rows[0][0]][0].speed
+                z = torch.cat([z for _, z, _ in rows])
+                ge = torch.cat([items[i][0].ge for i, _, _ in rows])
+                if self.vocoder is not None:
+                    wav = self.vocoder(z, ge, graphable=speed == 1.0)
+                else:
+                    wav = self.sovits.vocode(z, torch.ones_like(z[:, :1]), ge)
+                wav = wav[:, 0].float()
+                if wav.is_cuda:  # one device-to-host copy per group, into pinned memory, not waited for here
+                    on_cuda = True
+                    host = torch.empty(wav.shape, dtype=torch.float32, pin_memory=True)
+                    host.copy_(wav, non_blocking=True)
+                else:
+                    host = wav
+                parts.append((host, [(i, skip) for i, _, skip in rows]))
+        event = None
+        if on_cuda:
+            event = torch.cuda.Event()
+            event.record()
+        return PendingChunks(items, plans, parts, event)
 
-def _windows(decoders: list, plans: list[tuple[int, int, int]]) -> list[tuple[torch.Tensor, int]]:
-    """Content encoder + prior over each stream's known tokens (one padded batch, or on CUDA the content graphs
-    of each row's own width: rows are taken in order of known tokens so equal widths sit together) -> per
-    stream the vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows'
-    codes and phones are put together on the host with numpy (no torch call per row: each one hands the GIL
-    over) and go up in one copy, without waiting for the GPU; the prior noise is made on the device from
-    each stream's seed (`prior_noise.py`)."""
-    order = sorted(range(len(decoders)), key=lambda r: plans[r][2])
-    decoders, plans = [decoders[r] for r in order], [plans[r] for r in order]
-    sovits = decoders[0].sovits
-    p = next(sovits.parameters())
-    dev = p.device
-    known = [k for _, _, k in plans]
-    n_ph = [int(d.phones.shape[-1]) for d in decoders]
-    codes = np.zeros((len(decoders), 1, max(known)), np.int64)
-    phones = np.zeros((len(decoders), max(n_ph)), np.int64)
-    for r, (d, k) in enumerate(zip(decoders, known)):
-        codes[r, 0, :k] = d.tokens[:k]
-        phones[r, : n_ph[r]] = d.phone_ids
-    batched = len(decoders) > 1
-    ge = torch.cat([d.ge for d in decoders])
-    seeds, scales = [d.seed for d in decoders], [d.noise_scale for d in decoders]
-    graphs = decoders[0].content
-    z_rows = None
-    if graphs is not None and decoders[0].speed == 1.0:  # padded to graphs' shapes, replayed
-        z_rows = graphs(codes, phones, ge, known, n_ph, seeds, scales)
-    if z_rows is None:
-        codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
-        phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)
-        lens = torch.tensor([known, n_ph]).to(dev, non_blocking=True) if batched else None
-        hidden, mask = sovits.content(codes_t, phones_t, ge, lens[0] if batched else None,
-                                      lens[1] if batched else None)
-        m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
-        z_all = sample_prior(m, logs, torch.tensor(seeds).to(dev, non_blocking=True),
-                             torch.tensor(scales, dtype=torch.float64).to(dev, non_blocking=True))
-        z_rows = [z_all[r : r + 1] for r in range(len(decoders))]
-    hop = sovits.dims.hop
-    frames = [2 * k if batched else z_rows[0].shape[-1] for k in known]  # one row: re-timed at its speed
-    out: list = [None] * len(order)
-    for r, d, (start, end, _), f, z in zip(order, decoders, plans, frames, z_rows):
-        lo, a, b = d.window(start, end, f)
-        out[r] = (z[:, :, lo:b], max(0, (a - lo) * hop - d.overlap))
-    return out
+    def _windows(self, decoders: list[StreamDecoder], plans: list[tuple[int, int, int]]
+                 ) -> list[tuple[torch.Tensor, int]]:
+        """Content encoder + prior over each stream's known tokens (one padded batch, or on CUDA the content graphs
+        of each row's own width: rows are taken in order of known tokens so equal widths sit together) -> per
+        stream the vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows'
+        codes and phones are put together on the host with numpy (no torch call per row: each one hands the GIL
+        over) and go up in one copy, without waiting for the GPU; the prior noise is made on the device from
+        each stream's seed (`prior_noise.py`)."""
+        order = sorted(range(len(decoders)), key=lambda r: plans[r][2])
+        decoders, plans = [decoders[r] for r in order], [plans[r] for r in order]
+        sovits = self.sovits
+        p = next(sovits.parameters())
+        dev = p.device
+        known = [k for _, _, k in plans]
+        n_ph = [int(d.phones.shape[-1]) for d in decoders]
+        codes = np.zeros((len(decoders), 1, max(known)), np.int64)
+        phones = np.zeros((len(decoders), max(n_ph)), np.int64)
+        for r, (d, k) in enumerate(zip(decoders, known)):
+            codes[r, 0, :k] = d.tokens[:k]
+            phones[r, : n_ph[r]] = d.phone_ids
+        batched = len(decoders) > 1
+        ge = torch.cat([d.ge for d in decoders])
+        seeds, scales = [d.seed for d in decoders], [d.noise_scale for d in decoders]
+        z_rows = None
+        if self.content is not None and decoders[0].speed == 1.0:  # padded to graphs' shapes, replayed
+            z_rows = self.content(codes, phones, ge, known, n_ph, seeds, scales)
+        if z_rows is None:
+            codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
+            phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)
+            lens = torch.tensor([known, n_ph]).to(dev, non_blocking=True) if batched else None
+            hidden, mask = sovits.content(codes_t, phones_t, ge, lens[0] if batched else None,
+                                          lens[1] if batched else None)
+            m, logs, mask = sovits.prior(hidden, mask, decoders[0].speed)
+            z_all = sample_prior(m, logs, torch.tensor(seeds).to(dev, non_blocking=True),
+                                 torch.tensor(scales, dtype=torch.float64).to(dev, non_blocking=True))
+            z_rows = [z_all[r : r + 1] for r in range(len(decoders))]
+        hop = sovits.dims.hop
+        frames = [2 * k if batched else z_rows[0].shape[-1] for k in known]  # one row: re-timed at its speed
+        out: list = [None] * len(order)
+        for r, d, (start, end, _), f, z in zip(order, decoders, plans, frames, z_rows):
+            lo, a, b = d.window(start, end, f)
+            out[r] = (z[:, :, lo:b], max(0, (a - lo) * hop - d.overlap))
+        return out

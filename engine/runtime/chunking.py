@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-SAMPLE_RATE = 32000
-SAMPLES_PER_TOKEN = 1280  # 2 frames x 640 samples at 32 kHz
 WINDOW_CHUNKS = 32  # chunks whose window lengths are the regular ones (graphs captured at load)
 
 
@@ -41,7 +39,8 @@ class ChunkPolicy:
 
     @classmethod
     def parse(cls, text: str) -> ChunkPolicy:
-        """"first,growth[,largest]" (GSVD_CHUNK_POLICY, e.g. "8,1.5,48") -> a policy; ValueError says what is wrong."""
+        """"first,growth[,largest]" (the `chunk_policy` setting, e.g. "8,1.5,48") -> a policy; ValueError says
+        what is wrong."""
         parts = [p.strip() for p in text.split(",")]
         if not 2 <= len(parts) <= 3:
             raise ValueError(f"chunk policy {text!r}: expected first,growth[,largest] (e.g. 8,1.5,48)")
@@ -84,8 +83,6 @@ class StreamDecoder:
     seed: int  # the prior noise's seed (`prior_noise.noise_seed` of the request's seed)
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
     tokens: list[int] = field(default_factory=list)
-    vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA (same math, fewer launches)
-    content: object | None = None  # graph_content.GraphedContent on CUDA: content encoder + prior from graphs
     emitted: int = 0  # tokens already turned into audio
     chunks: int = 0
     _tail: np.ndarray | None = None
@@ -126,10 +123,10 @@ class StreamDecoder:
         return self._join(audio, finished and end == len(self.tokens))
 
     def next_chunk(self, finished: bool) -> np.ndarray:
-        """Decode the next chunk alone; returns float32 PCM (see `chunk_decode.decode_chunks`)."""
-        from gsvd.engine.runtime.chunk_decode import decode_chunks
+        """Decode the next chunk alone, eagerly; returns float32 PCM (see `chunk_decode.BatchChunkDecoder`)."""
+        from gsvd.engine.runtime.chunk_decode import BatchChunkDecoder
 
-        return decode_chunks([(self, finished)])[0]
+        return BatchChunkDecoder(self.sovits).decode([(self, finished)])[0]
 
     @property
     def phone_ids(self) -> np.ndarray:

@@ -75,13 +75,6 @@ def plan_rows(n: int, buckets: tuple[int, ...], timed: dict[int, float]) -> list
     return split_rows(n, cheapest_split(n, costs))
 
 
-def padded_groups(n: int, buckets: tuple[int, ...]) -> list[tuple[int, int, int]]:
-    """n rows in groups of the largest bucket, each replayed in the smallest bucket that holds it -> (lo, hi,
-    bucket) per replay (the plain rule `plan_rows` improves on)."""
-    top = buckets[-1]
-    return [(lo, min(n, lo + top), next(b for b in buckets if b >= min(n, lo + top) - lo)) for lo in range(0, n, top)]
-
-
 def split_rows(n: int, buckets: list[int]) -> list[tuple[int, int, int]]:
     """n rows over these buckets (largest first, as `cheapest_split` gives them) -> (lo, hi, bucket) per replay."""
     parts, lo = [], 0
@@ -92,35 +85,51 @@ def split_rows(n: int, buckets: list[int]) -> list[tuple[int, int, int]]:
 
 
 class GraphSet:
-    """Graphs of `fn` over static inputs `make_static(key)`, one per key (a padded shape), captured up
-    front by `prepare` into one shared memory pool; a lock serializes replays, and the caller copies
-    what it keeps out of the output before the lock is released. Off CUDA the same function runs
-    eagerly on fresh static inputs (so the CPU tests exercise the same padding). If a capture fails,
-    the set is given up (every call answers None and the caller runs its plain path). `cost[key]`: each
-    graph's replay time in ms, measured by `prepare(timed=True)`."""
+    """Graphs of one function over static inputs `make_static(key)`, one per key (a padded shape), captured up
+    front by `prepare` into one shared memory pool; the one CUDA-graph holder of the runtime (prefill, decode
+    step, content encoder, vocoder). A lock serializes replays, and the caller copies what it keeps out of the
+    output before the lock is released. Off CUDA the function runs eagerly on fresh static inputs (so the CPU
+    tests exercise the same padding). `forms`: several functions computing the same thing (e.g. two memory
+    layouts); each key keeps the one whose graph replays fastest (`chosen`), the first off CUDA. If a capture
+    fails, the set is given up (every call answers None and the caller runs its plain path), or with `strict`
+    the error is raised. `cost[key]`: each graph's replay time in ms, measured by `prepare(timed=True)`."""
 
-    def __init__(self, fn, make_static) -> None:
-        self.fn, self.make_static = fn, make_static
-        self.graphs: dict[tuple, tuple] = {}
-        self.cost: dict[tuple, float] = {}
+    def __init__(self, fn, make_static, forms: dict[str, object] | None = None) -> None:
+        self.forms = forms or {"": fn}
+        self.fn, self.make_static = next(iter(self.forms.values())), make_static
+        self.graphs: dict[object, tuple] = {}
+        self.cost: dict[object, float] = {}
+        self.chosen: dict[object, str] = {}
         self.lock = threading.Lock()
         self.pool = None
         self.failed = False
 
-    def prepare(self, keys, timed: bool = False) -> None:
+    def prepare(self, keys, timed: bool = False, strict: bool = False) -> None:
         with self.lock:
             for key in keys:
                 if key in self.graphs or self.failed:
                     continue
                 try:
-                    if self.pool is None:
-                        self.pool = torch.cuda.graph_pool_handle()
-                    static = self.make_static(key)
-                    self.graphs[key] = (*capture(self.fn, static, self.pool), static)
-                    if timed:
-                        self.cost[key] = replay_ms(self.graphs[key][0])
-                except RuntimeError:  # something that cannot be captured here: stay eager
+                    self._capture(key, timed or len(self.forms) > 1)
+                except Exception:  # something that cannot be captured here: stay eager
+                    if strict:
+                        raise
                     self.failed = True
+
+    def _capture(self, key, timed: bool) -> None:
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        static = self.make_static(key)
+        best = None
+        for name, fn in self.forms.items():
+            graph, out = capture(fn, static, self.pool)
+            ms = replay_ms(graph) if timed else 0.0
+            if best is None or ms < best[0]:
+                best = (ms, name, graph, out)
+        ms, name, graph, out = best
+        self.graphs[key], self.chosen[key] = (graph, out, static), name
+        if timed:
+            self.cost[key] = ms
 
     def run(self, key, on_cuda: bool, fill, take):
         """fill(*static) writes the inputs, the graph of `key` replays (off CUDA: fn runs), take(output)

@@ -20,13 +20,12 @@ On Hopper and later every kernel here is launched as a programmatic dependent la
 start while the kernel before it is still running, reads only constants (weights, norm parameters)
 until `gdc_wait` (the previous kernel complete, its writes visible), and lets the next kernel start
 as soon as all its own programs are running. The step is ~190 short launches, so the launch gaps
-are much of its time. GSVD_PDL=0 turns it off.
+are much of its time. A device where a PDL launch fails launches plainly from then on (`disable_pdl`).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import triton
@@ -40,14 +39,12 @@ _PDL_OFF: set[int] = set()  # devices where a PDL launch failed
 def _pdl_supported(device_index: int) -> bool:
     from triton.backends.nvidia.compiler import CUDAOptions
 
-    return ("launch_pdl" in CUDAOptions.__dataclass_fields__ and os.environ.get("TRITON_INTERPRET") != "1"
-            and torch.cuda.get_device_capability(device_index)[0] >= 9)
+    return "launch_pdl" in CUDAOptions.__dataclass_fields__ and torch.cuda.get_device_capability(device_index)[0] >= 9
 
 
 def pdl_on(t: torch.Tensor) -> bool:
-    """Whether kernels on t's device launch with PDL (CUDA, compute capability 9+, GSVD_PDL != 0)."""
-    return (t.is_cuda and os.environ.get("GSVD_PDL", "1") != "0" and t.device.index not in _PDL_OFF
-            and _pdl_supported(t.device.index or 0))
+    """Whether kernels on t's device launch with PDL (CUDA, compute capability 9+, no failed PDL launch there)."""
+    return t.is_cuda and t.device.index not in _PDL_OFF and _pdl_supported(t.device.index or 0)
 
 
 def disable_pdl(t: torch.Tensor) -> None:
@@ -58,7 +55,7 @@ def disable_pdl(t: torch.Tensor) -> None:
 def _launch(t: torch.Tensor, rows: int) -> dict:
     """Launch options of the kernels here for tensors like t over `rows` rows: PDL where `pdl_on` and the
     step's GEMMs are `small_linear` (up to SMALL_BATCH rows). Between cuBLAS GEMMs (more rows) it measured
-    slower on an H200 (benchmarks/README.md), so larger batches launch plainly."""
+    slower on an H200 (benchmarks/HISTORY.md), so larger batches launch plainly."""
     return {"launch_pdl": True, "PDL": True} if rows <= SMALL_BATCH and pdl_on(t) else {"PDL": False}
 
 
@@ -259,7 +256,7 @@ BLOCK_N = 16
 
 def default_splits(k: int) -> int:
     """Split-K factor for a weight of K columns: one 128-column stretch of K per program (measured best for
-    every GEMM shape of the v2 step at 1 and 16 rows on an H200, `benchmarks/linear_configs_bench.py`)."""
+    every GEMM shape of the v2 step at 1 and 16 rows on an H200: benchmarks/HISTORY.md)."""
     return max(1, k // 128)
 
 

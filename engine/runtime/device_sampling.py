@@ -12,8 +12,13 @@ seen-token mask, the parameters, the seed and the step counter.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from gsvd.engine.types import SynthesisOptions
 
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
@@ -49,29 +54,18 @@ def sample_static(
     step: torch.Tensor,
     eos: int,
     min_steps: int,
-    use_top_p: bool = True,
-    same_k: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """logits [B,V] fp32, seen [B,V] bool, per-row params [B] -> (sampled ids [B], greedy ids [B]).
 
     EOS is masked while step < min_steps (upstream's early-stop guard); greedy is the argmax
-    after that mask (the scheduler stops a stream when either is EOS). Shortcuts decided on the
-    host (same results): `use_top_p=False` when every row's top_p is 1, `same_k` when every row
-    has the same top_k (a top-k instead of a full sort)."""
+    after that mask (the scheduler stops a stream when either is EOS)."""
     vocab = logits.shape[-1]
     early = (step < min_steps)[:, None] & (torch.arange(vocab, device=logits.device) == eos)[None, :]
     logits = logits.masked_fill(early, float("-inf"))
     greedy = torch.argmax(logits, dim=-1)
     p = penalty[:, None]
     x = torch.where(seen, torch.where(logits < 0, logits * p, logits / p), logits)
-    if use_top_p:
-        x = _top_p(x, top_p)
-    x = x / temperature.clamp_min(1e-5)[:, None]
-    if same_k is not None:
-        pivot = torch.topk(x, min(max(same_k, 1), vocab), dim=-1).values[:, -1:]
-        x = x.masked_fill(x < pivot, float("-inf"))
-    else:
-        x = _top_k(x, top_k)
+    x = _top_k(_top_p(x, top_p) / temperature.clamp_min(1e-5)[:, None], top_k)
     probs = torch.softmax(x, dim=-1)
     race = probs / (-torch.log(uniform_noise(seed, step, vocab)))
     return torch.argmax(race, dim=-1), greedy
@@ -106,22 +100,23 @@ class SamplerState:
         self.step = torch.zeros(rows, dtype=torch.long, device=device)
         self._true = torch.ones((), dtype=torch.bool, device=device)  # a device scalar: no host copy in a graph
 
-    def start(self, slot: int, logits: torch.Tensor, prompt: torch.Tensor, request) -> None:
-        """A stream admitted into `slot`: its prefill logits [V], prompt tokens [Ty] and parameters."""
-        self.start_rows([slot], logits.reshape(1, -1), [prompt], [request])
+    def start(self, slot: int, logits: torch.Tensor, prompt: torch.Tensor, options: SynthesisOptions) -> None:
+        """A stream admitted into `slot`: its prefill logits [V], prompt tokens [Ty] and sampling options."""
+        self.start_rows([slot], logits.reshape(1, -1), [prompt], [options])
 
-    def start_rows(self, slots: list[int], logits: torch.Tensor, prompts: list, requests: list) -> None:
-        """Streams admitted into `slots` (prefill logits [B, V], prompt tokens (a tensor or an array) and a
-        request per row): their rows written in a few launches; the host-built parts are copied up without
-        waiting for the GPU."""
+    def start_rows(self, slots: list[int], logits: torch.Tensor, prompts: list,
+                   options: list[SynthesisOptions]) -> None:
+        """Streams admitted into `slots` (prefill logits [B, V], prompt tokens (a tensor or an array) and the
+        options of each row: top_k, top_p, temperature, repetition_penalty, seed (None: 0)): their rows written
+        in a few launches; the host-built parts are copied up without waiting for the GPU."""
         dev = self.logits.device
         idx = torch.tensor(slots).to(dev, non_blocking=True)
         seen = np.zeros((len(slots), self.seen.shape[1]), dtype=np.bool_)  # numpy: no GIL hand-over per row
         for r, prompt in enumerate(prompts):
             seen[r, np.asarray(prompt.cpu() if isinstance(prompt, torch.Tensor) else prompt).reshape(-1)] = True
         seen = torch.from_numpy(seen)
-        ints = torch.tensor([[int(q.top_k), int(q.seed) & 0x7FFFFFFFFFFFFFFF] for q in requests]).to(dev, non_blocking=True)
-        floats = torch.tensor([[float(q.top_p), float(q.temperature), float(q.repetition_penalty)] for q in requests],
+        ints = torch.tensor([[int(q.top_k), int(q.seed or 0) & 0x7FFFFFFFFFFFFFFF] for q in options]).to(dev, non_blocking=True)
+        floats = torch.tensor([[float(q.top_p), float(q.temperature), float(q.repetition_penalty)] for q in options],
                               dtype=self.top_p.dtype).to(dev, non_blocking=True)
         self.logits[idx] = logits.float()
         self.seen[idx] = seen.to(dev, non_blocking=True)
@@ -129,12 +124,11 @@ class SamplerState:
         self.top_p[idx], self.temperature[idx], self.penalty[idx] = floats[:, 0], floats[:, 1], floats[:, 2]
         self.step[idx] = 0
 
-    def sample(self, slots: torch.Tensor, eos: int, min_steps: int, use_top_p: bool = True,
-               same_k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, slots: torch.Tensor, eos: int, min_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample the rows of `slots` [B] and advance their step counters and seen masks."""
         picked, greedy = sample_static(self.logits[slots], self.seen[slots], self.top_k[slots], self.top_p[slots],
                                        self.temperature[slots], self.penalty[slots], self.seed[slots],
-                                       self.step[slots], eos, min_steps, use_top_p, same_k)
+                                       self.step[slots], eos, min_steps)
         self.seen.index_put_((slots, picked), self._true)
         self.step[slots] += 1
         return picked, greedy

@@ -9,46 +9,45 @@ to float rounding). Rows of a pass go through the graph of their own code width,
 buckets whose measured replay times sum least (a first chunk's 8 tokens are not padded to a last chunk's
 75, a group of 40 rows replays 32 + 8). The graph ends with the prior's sample,
 z_p = m + noise * exp(logs) * scale, its noise computed in the graph from each row's seed
-(`prior_noise.py`), so a pass uploads no noise. Off CUDA the same padded pass runs eagerly.
-
-With `half`, the encoder and prior run in fp16 (a half copy of the model, as upstream runs SoVITS on GPUs);
-the prior's mean and log-scale are turned back to fp32 before the sample, so z_p is fp32 either way.
+(`prior_noise.py`), so a pass uploads no noise. Off CUDA the same padded pass runs eagerly. The encoder runs
+in fp32 (an fp16 copy measured no gain end to end: benchmarks/HISTORY.md).
 """
 
 from __future__ import annotations
 
-import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import GraphSet, padded_groups, plan_rows
+from gsvd.engine.runtime.cuda_graphs import GraphSet, plan_rows
 from gsvd.engine.runtime.prior_noise import sample_prior
+
+if TYPE_CHECKING:
+    from gsvd.engine.models.sovits import SynthesizerTrn
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # up to scheduler.MAX_CHUNK_BATCH rows in one replay
 
 
 class GraphedContent:
-    def __init__(self, sovits, code_widths: tuple[int, ...] = (16, 32, 64, 128, 256), phone_step: int = 16,
-                 max_phones: int = 128, batch_buckets: tuple[int, ...] = BATCH_BUCKETS, half: bool = False) -> None:
+    def __init__(self, sovits: SynthesizerTrn, code_widths: tuple[int, ...] = (16, 32, 64, 128, 256),
+                 phone_step: int = 16, max_phones: int = 128, batch_buckets: tuple[int, ...] = BATCH_BUCKETS) -> None:
         self.sovits = sovits
-        self.model = copy.deepcopy(sovits).half() if half else sovits  # what the encoder and prior run on
         self.code_widths, self.phone_step, self.max_phones = code_widths, phone_step, max_phones
         self.batch_buckets = batch_buckets
         self.graphs = GraphSet(self._run, self._statics)
-        self.split = True  # rows through the graph of their own code width, in the cheapest batch buckets
 
     def _run(self, codes, phones, code_lens, text_lens, seeds, scale_bits, ge, packed):
-        hidden, mask = self.model.content(codes, phones, ge, code_lens, text_lens)
-        m, logs, _ = self.model.prior(hidden, mask, 1.0)
-        return sample_prior(m.float(), logs.float(), seeds, scale_bits.contiguous().view(torch.float64))
+        hidden, mask = self.sovits.content(codes, phones, ge, code_lens, text_lens)
+        m, logs, _ = self.sovits.prior(hidden, mask, 1.0)
+        return sample_prior(m, logs, seeds, scale_bits.contiguous().view(torch.float64))
 
     def _statics(self, key: tuple[int, int, int]):
         """The inputs but ge are views of one int64 tensor, filled by one copy: per row codes | phones |
         code length | text length | noise seed | noise scale (a float64's bits); ge comes in the model's
         device and dtype."""
         b, c, n = key
-        p = next(self.model.parameters())
+        p = next(self.sovits.parameters())
         packed = torch.zeros(b, c + n + 4, dtype=torch.long, device=p.device)
         packed[:, c + n : c + n + 2] = 1
         ge = torch.zeros(b, self.sovits.dims.gin_channels, 1, dtype=p.dtype, device=p.device)
@@ -69,26 +68,22 @@ class GraphedContent:
         [1, C, 2 * code_lens[r]] at speed 1, or None when no graph fits (more codes or phones than the
         largest graph, capture failed): the caller runs eagerly.
 
-        With `split` (the default) rows go through the graph of their own code width (rows sorted by code
-        length keep their groups contiguous and the fewest replays), each group in the batch buckets of least
-        summed replay time (`cuda_graphs.plan_rows`); else all rows are padded to the widest row. Each
-        replay's inputs go up in one copy whatever the rows (every torch call hands the GIL over)."""
+        Rows go through the graph of their own code width (rows sorted by code length keep their groups
+        contiguous and the fewest replays), each group in the batch buckets of least summed replay time
+        (`cuda_graphs.plan_rows`). Each replay's inputs go up in one copy whatever the rows (every torch call
+        hands the GIL over)."""
         codes, phones = np.asarray(codes), np.asarray(phones)
         if self._width(max(code_lens)) is None or max(text_lens) > self.max_phones:
             return None
         rows = codes.shape[0]
-        if self.split:
-            widths = [self._width(k) for k in code_lens]
-            runs = [lo for lo in range(rows) if lo == 0 or widths[lo] != widths[lo - 1]] + [rows]
-            spans = []
-            for lo, hi in zip(runs, runs[1:]):
-                c, n = widths[lo], self._phones(max(text_lens[lo:hi]))
-                cost = self.graphs.cost
-                timed = {b: cost[(b, c, n)] for b in self.batch_buckets if (b, c, n) in cost}
-                spans += [(lo + a, lo + z, b, c, n) for a, z, b in plan_rows(hi - lo, self.batch_buckets, timed)]
-        else:
-            c, n = self._width(max(code_lens)), self._phones(max(text_lens))
-            spans = [(lo, hi, b, c, n) for lo, hi, b in padded_groups(rows, self.batch_buckets)]
+        widths = [self._width(k) for k in code_lens]
+        runs = [lo for lo in range(rows) if lo == 0 or widths[lo] != widths[lo - 1]] + [rows]
+        spans = []
+        for lo, hi in zip(runs, runs[1:]):
+            c, n = widths[lo], self._phones(max(text_lens[lo:hi]))
+            cost = self.graphs.cost
+            timed = {b: cost[(b, c, n)] for b in self.batch_buckets if (b, c, n) in cost}
+            spans += [(lo + a, lo + z, b, c, n) for a, z, b in plan_rows(hi - lo, self.batch_buckets, timed)]
         out: list[torch.Tensor] = []
         for lo, hi, b, c, n in spans:
             z = self._replay(b, c, n, codes[lo:hi], phones[lo:hi], ge[lo:hi], code_lens[lo:hi], text_lens[lo:hi],

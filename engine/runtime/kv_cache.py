@@ -83,8 +83,19 @@ class KVCache:
         self.k[slot][layer, start : start + t] = k
         self.v[slot][layer, start : start + t] = v
 
-    def gather(self, slots: list[int], layer: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """K, V [B, length, dim] of the given slots (positions beyond a slot's length are masked by the caller)."""
-        k = torch.stack([self.k[s][layer, :length] for s in slots])
-        v = torch.stack([self.v[s][layer, :length] for s in slots])
-        return k, v
+    def append(self, layer: int, slots: torch.Tensor, lengths: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        """One new K/V row per stream: k/v [B, dim] at position lengths[i] of slot slots[i] ([B] tensors)."""
+        if self.k_all is not None:  # static shapes: capturable
+            self.k_all[layer].index_put_((slots, lengths), k)
+            self.v_all[layer].index_put_((slots, lengths), v)
+            return
+        for i, (slot, n) in enumerate(zip(slots.tolist(), lengths.tolist())):
+            self.write(slot, layer, n, k[i : i + 1], v[i : i + 1])
+
+    def rows(self, layer: int, slots: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K, V [B, width, dim] of the given slots ([B] tensor; positions past a slot's length are masked by
+        the caller)."""
+        if self.k_all is not None:
+            return self.k_all[layer, :, :width].index_select(0, slots), self.v_all[layer, :, :width].index_select(0, slots)
+        ids = slots.tolist()
+        return (torch.stack([self.k[s][layer, :width] for s in ids]), torch.stack([self.v[s][layer, :width] for s in ids]))

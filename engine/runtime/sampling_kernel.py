@@ -21,7 +21,7 @@ import triton.language as tl
 from gsvd.engine.runtime.device_sampling import _GOLDEN, _MIX1, _MIX2
 
 KMAX = 64  # up to this top_k the k largest logits are picked one by one; beyond it the row is sorted
-WARPS = 8  # per row: 11.9 us per launch on an H200 (1/2/4 warps: 35.8/19.5/13.8; profile_decode_step.py)
+WARPS = 8  # per row: 11.9 us per launch on an H200 (1/2/4 warps: 35.8/19.5/13.8; benchmarks/HISTORY.md)
 
 
 @triton.jit

@@ -4,72 +4,62 @@ Each tick: `schedule()` drops cancelled or expired streams and admits waiting re
 slots (one padded prefill pass); `execute()` samples every stream's next token with its own
 parameters and seed and runs one batched decode step per resident model (on CUDA one graph replay,
 pipelined one step ahead of the read-back); `update()` stops streams on EOS, launches the audio
-chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own, with no
-host sync before the audio's read-back; the pass stays in flight while the GPT steps and a later tick hands on its
-audio, or with GSVD_CHUNK_PASSES=0 (or auto and few live streams) is waited for at once) and retires finished
-streams. A ready chunk may wait for a fuller pass while its stream's audio lasts (GSVD_CHUNK_SLACK). Each
-stream's tokens are made at most two chunks ahead of its decoded audio. Streams join and leave between steps.
+chunks the `ChunkPolicy` says are ready (batched across streams, on a CUDA stream of their own that the GPU
+favours, with no host sync before the audio's read-back; one pass stays in flight while the GPT steps and a
+later tick hands on its audio) and retires finished streams. Each stream's tokens are made at most two chunks
+ahead of its decoded audio. Streams join and leave between steps. With the `tick_stats` setting each tick is
+counted (`tick_stats.TickStats`). Why one pass in flight, no slack, the audio favoured: benchmarks/HISTORY.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, ResourceExhausted, VoiceNotFound
-from gsvd.engine.runtime import chunk_decode  # through the module: probes and tests patch launch_chunks
 from gsvd.engine.runtime.chunking import ChunkPolicy, StreamDecoder
 from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.kv_cache import KVCache
 from gsvd.engine.runtime.prefill import prefill
 from gsvd.engine.runtime.prior_noise import noise_seed
 from gsvd.engine.runtime.stream import LiveStream, StreamHandle, SynthRequest, cancel_reason
-from gsvd.engine.settings import env_number
+from gsvd.engine.runtime.tick_stats import TickStats
+from gsvd.engine.types import SAMPLES_PER_TOKEN
+
+if TYPE_CHECKING:
+    from gsvd.engine.models.sovits import SynthesizerTrn
+    from gsvd.engine.models.t2s import Text2SemanticDecoder
+    from gsvd.engine.runtime.graph_prefill import GraphedPrefill
+    from gsvd.engine.runtime.seams import ChunkDecoder, Decoder, PendingAudio
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 11
 MAX_PREFILL_BATCH = 32  # admitted requests prefilled in one padded pass
 MAX_CHUNK_BATCH = 64  # streams whose chunks are decoded in one content-encoder / vocoder pass
-# Chunk-decode passes in flight (GSVD_CHUNK_PASSES). 0: each pass is waited for as soon as it is launched, so the
-# GPU never runs a pass and GPT steps at once, and a tick costs a GPT step plus a pass; N: up to N passes stay in
-# flight while the GPT steps go on (both share the GPU, each slower); "auto": 0 up to AUTO_PASSES_ABOVE live
-# streams of a model, 1 above. The default, 1 (benchmarks/README.md, eighth session): with 512 listeners (each
-# asking for its next sentence as the last one has played) 0 underruns and 172.9 ms first audio p95 against 97
-# underruns with auto; auto's one gain is in bursts of up to 256 streams started at the same moment (64: 74.9 /
-# 85.9 ms p95 against 105.6 / 89.8 in one fresh engine).
-CHUNK_PASSES = "1"
-AUTO_PASSES_ABOVE = 256
-# Chunk slack (GSVD_CHUNK_SLACK, seconds): a stream's ready chunk may wait for a fuller pass while the audio it has
-# been sent lasts longer than this; a pass goes when a first chunk or a due one is ready (then filled up with the
-# streams whose audio runs out soonest), when MAX_CHUNK_BATCH are ready, or when no stream wants a GPT step. 0:
-# every ready chunk goes at once (passes of whatever is ready, each costing a tick: small passes at high load).
-CHUNK_SLACK = 0.0
-
-
 @dataclass
 class ModelEntry:
     model_id: str
-    gpt: torch.nn.Module
-    sovits: torch.nn.Module
+    gpt: Text2SemanticDecoder
+    sovits: SynthesizerTrn
     cache: KVCache
     sampler: SamplerState  # per-slot next-token logits, seen tokens, parameters, seeds, steps
-    graphed: object | None = None  # graph_decode.FusedDecoder / GraphedDecoder, or a TensorRT decoder
-    vocoder: object | None = None  # graph_vocoder.GraphedVocoder on CUDA with graphs on
-    content: object | None = None  # graph_content.GraphedContent on CUDA with graphs on
-    prefill: object | None = None  # graph_prefill.GraphedPrefill on CUDA with graphs on (preallocated cache)
-    inflight: tuple | None = None  # (ticket, streams) of a pipelined step not read back yet (FusedDecoder)
+    decoder: Decoder  # the GPT steps (graph_decode.GraphDecoder, or StepDecoder over a DecodeStep)
+    chunks: ChunkDecoder  # the chunk-decode passes (chunk_decode.BatchChunkDecoder)
+    prefill: GraphedPrefill | None = None  # on CUDA with graphs on (preallocated cache)
+    inflight: tuple | None = None  # (ticket, streams) of a step launched and not read back yet
 
 
 class Scheduler:
-    def __init__(self, device: torch.device, max_streams: int, queue_limit: int, policy: ChunkPolicy) -> None:
+    def __init__(self, device: torch.device, max_streams: int, queue_limit: int, policy: ChunkPolicy,
+                 tick_stats: bool = False) -> None:
         self.device = device
         self.max_streams = max_streams
         self.queue_limit = queue_limit
@@ -79,21 +69,15 @@ class Scheduler:
         self.live: dict[str, list[LiveStream]] = {}
         self.cond = threading.Condition()
         self.closed = False
-        self.pending: deque[tuple[chunk_decode.PendingChunks, list[LiveStream]]] = deque()  # passes in flight
-        self.chunk_passes = _env_passes(os.environ.get("GSVD_CHUNK_PASSES", CHUNK_PASSES))  # None: auto
-        self.chunk_slack = env_number("GSVD_CHUNK_SLACK", CHUNK_SLACK)
-        # CUDA streams: the GPT (admission, decode steps) and the chunk decodes. When both have work the GPU
-        # favours the chunk decodes (first audio waits on them), or the GPT with GSVD_FAVOUR=gpt.
+        self.pending: deque[tuple[PendingAudio, list[LiveStream]]] = deque()  # the chunk pass in flight
+        self.counts = TickStats(device.type == "cuda") if tick_stats else None
+        # CUDA streams: the GPT (admission, decode steps) and the chunk decodes; when both have work the GPU
+        # favours the chunk decodes (first audio waits on them)
         self._gpt_stream = self._decode_stream = None
         if device.type == "cuda":
-            self.favour(os.environ.get("GSVD_FAVOUR", "audio") == "gpt")
+            self._gpt_stream = torch.cuda.Stream(device, priority=0)
+            self._decode_stream = torch.cuda.Stream(device, priority=-1)
         self._admitted = None  # CUDA event after the last admission (the decode stream waits for its inputs)
-
-    def favour(self, gpt_first: bool) -> None:
-        """(CUDA) New streams for the GPT and the chunk decodes, the GPT's of higher priority when `gpt_first`,
-        else the chunk decodes' (set before work is queued: nothing may be in flight on the old streams)."""
-        self._gpt_stream = torch.cuda.Stream(self.device, priority=-1 if gpt_first else 0)
-        self._decode_stream = torch.cuda.Stream(self.device, priority=0 if gpt_first else -1)
 
     # ---------------------------------------------------------------- control
 
@@ -131,6 +115,10 @@ class Scheduler:
             free = sum(e.cache.slots_free for e in self.models.values())
             return {"active_streams": active, "queued": len(self.waiting), "slots_total": total, "slots_free": free}
 
+    def tick_stats(self) -> dict | None:
+        """The per-tick statistics counted so far (`TickStats.snapshot`), or None when they are off."""
+        return None if self.counts is None else self.counts.snapshot()
+
     # ------------------------------------------------------------------- loop
 
     def run(self) -> None:
@@ -149,22 +137,36 @@ class Scheduler:
 
     def tick(self) -> None:
         gpt_stream = torch.cuda.stream(self._gpt_stream) if self._gpt_stream is not None else contextlib.nullcontext()
+        st = self.counts
         with _attention_backends(self.device), gpt_stream:
+            t0 = time.perf_counter() if st is not None else 0.0
             self.schedule()
+            if st is not None:
+                st.tick()
+                st.phase("schedule", time.perf_counter() - t0)
             with torch.inference_mode():
                 self._step_all()
 
     def _step_all(self) -> None:
+        st = self.counts
+        t0 = time.perf_counter() if st is not None else 0.0
         self._collect()
+        if st is not None:
+            st.phase("collect", time.perf_counter() - t0)
         stepped = False
         for model_id, streams in list(self.live.items()):
             entry = self.models.get(model_id)
             if entry is None:  # unloaded meanwhile; its streams were already finished
                 continue
             running = [s for s in streams if not s.finished and self._wants_tokens(s)]
+            t0 = time.perf_counter() if st is not None else 0.0
             if running or entry.inflight is not None:
                 stepped = self.execute(entry, running) or stepped
+            t1 = time.perf_counter() if st is not None else 0.0
             self.update(entry, streams)
+            if st is not None:
+                st.phase("gpt", t1 - t0)
+                st.phase("chunks", time.perf_counter() - t1)
         if not stepped and self.pending:  # only audio in flight: poll it, woken at once by a new request
             with self.cond:
                 if not self.waiting:
@@ -227,11 +229,13 @@ class Scheduler:
             cache.free(slot)
             handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
             return []
+        if self.counts is not None:
+            self.counts.admission(len(items))
         # every row's sampler state and timbre go up in a few copies, none waiting for the GPU; the target
         # phones stay on the host (each chunk pass uploads its rows' together)
         slots = [slot for _, _, slot in items]
         prompts = [np.asarray(r.prompt_tokens).reshape(-1) for r, _, _ in items]
-        entry.sampler.start_rows(slots, logits, prompts, [r for r, _, _ in items])
+        entry.sampler.start_rows(slots, logits, prompts, [r.options for r, _, _ in items])
         sdt = next(entry.sovits.parameters())
         ges = torch.stack([r.ge.reshape(-1, 1) for r, _, _ in items]).to(sdt.device, sdt.dtype, non_blocking=True)
         streams = []
@@ -241,15 +245,13 @@ class Scheduler:
                 sovits=entry.sovits,
                 phones=req.target_phone_ids.reshape(1, -1),
                 ge=ges[k : k + 1],
-                noise_scale=req.noise_scale,
-                speed=req.speed,
+                noise_scale=req.options.noise_scale,
+                speed=req.options.speed,
                 seed=noise_seed(req.seed),
                 policy=self.policy,
-                vocoder=entry.vocoder,
-                content=entry.content,
             )
-            req.max_new_tokens = max(1, min(req.max_new_tokens, cache.max_len - n - 1))
-            streams.append(LiveStream(req, handle, slot, len(prompts[k]), decoder))
+            cap = max(1, min(req.options.max_new_tokens, cache.max_len - n - 1))
+            streams.append(LiveStream(req, handle, slot, len(prompts[k]), decoder, max_new_tokens=cap))
         return streams
 
     # ------------------------------------------------------------- execution
@@ -262,43 +264,26 @@ class Scheduler:
         return max(s.step, s.launched) < d.emitted + p.size(d.chunks) + p.size(d.chunks + 1) + p.lookahead
 
     def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> bool:
-        """Sample every given stream's next token and run one batched decode step, with one host
-        sync (the sampled and greedy ids). On CUDA both happen inside one graph replay. True when a
-        step was run (launched)."""
-        if entry.graphed is not None and getattr(entry.graphed, "fused", False):
-            return self._execute_pipelined(entry, streams)
-        if not streams:
-            return False
-        eos = entry.gpt.dims.eos
-        slots = [s.slot for s in streams]
-        reqs = [s.request for s in streams]
-        ks = {int(r.top_k) for r in reqs}
-        picked_t, greedy_t = entry.sampler.sample(torch.tensor(slots, device=self.device), eos, MIN_STEPS,
-                                                  use_top_p=any(r.top_p < 1.0 for r in reqs),
-                                                  same_k=ks.pop() if len(ks) == 1 else None)
-        picked, greedy = torch.stack([picked_t, greedy_t]).tolist()  # the one host sync of the step
-        fed = [(s, t) for s, t, g in zip(streams, picked, greedy, strict=True)
-               if self._advance(s, t, t == eos or g == eos)]
-        if fed:
-            self._decode_step(entry, [s for s, _ in fed], [t for _, t in fed])
-        return True
-
-    def _execute_pipelined(self, entry: ModelEntry, streams: list[LiveStream]) -> bool:
-        """Sampling inside the graph: launch this tick's step for the given streams, then read the
-        previous tick's sampled ids (the GPU runs step n+1 while the host handles step n)."""
+        """Launch this tick's step for the given streams (each samples its next token with its own parameters
+        and seed, then one batched decode step; on CUDA one graph replay), then read the previous tick's
+        sampled ids: the GPU runs step n+1 while the host handles step n. True when a step was launched."""
         cache, eos = entry.cache, entry.gpt.dims.eos
-        launch = [s for s in streams if not s.finished and s.launched < s.request.max_new_tokens]
+        launch = [s for s in streams if not s.finished and s.launched < s.max_new_tokens]
         ticket = None
         if launch:
             slots = [s.slot for s in launch]
-            ticket = entry.graphed.launch(slots, [cache.lengths[sl] for sl in slots],
+            st = self.counts
+            mark = st.begin() if st is not None else None
+            ticket = entry.decoder.launch(slots, [cache.lengths[sl] for sl in slots],
                                           [s.prompt_len + s.launched for s in launch])
+            if st is not None:
+                st.end(mark, "gpt", len(launch))
             for s in launch:
                 cache.lengths[s.slot] += 1
                 s.launched += 1
         previous, entry.inflight = entry.inflight, ((ticket, launch) if ticket is not None else None)
         if previous is not None:
-            picked, greedy = entry.graphed.collect(previous[0])
+            picked, greedy = entry.decoder.collect(previous[0])
             for i, s in enumerate(previous[1]):
                 if not s.finished:  # a stream that stopped (or was retired) one step ago: nothing to read
                     self._advance(s, picked[i], picked[i] == eos or greedy[i] == eos)
@@ -313,30 +298,16 @@ class Scheduler:
         s.decoder.tokens.append(t)
         s.handle.tokens.append(t)
         s.step += 1
-        if s.step >= s.request.max_new_tokens:
+        if s.step >= s.max_new_tokens:
             s.finished = True
             return False
         return True
 
-    def _decode_step(self, entry: ModelEntry, streams: list[LiveStream], tokens: list[int]) -> None:
-        """Eager decode step (CPU reference, GSVD_CUDA_GRAPHS=0, TensorRT): next logits into the sampler."""
-        gpt, cache = entry.gpt, entry.cache
-        slots = [s.slot for s in streams]
-        lengths = [cache.lengths[sl] for sl in slots]
-        positions = [s.prompt_len + s.step - 1 for s in streams]
-        if entry.graphed is not None:  # TensorRT decoder: same call as the torch graph decoder
-            logits = entry.graphed(tokens, positions, slots, lengths)
-        else:
-            logits = _eager_step(gpt, cache, tokens, positions, slots, lengths, self.device)
-        entry.sampler.logits[torch.tensor(slots, device=logits.device)] = logits.float()
-        for s in streams:
-            cache.lengths[s.slot] += 1
-
     def update(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
         """Launch the ready chunks, batched: first chunks first (they set the time to first audio), then the
-        streams whose audio runs out soonest, at most MAX_CHUNK_BATCH per pass and `chunk_passes`
-        passes in flight, so decode steps keep coming; the rest wait for a later tick. A stream with a
-        pass in flight waits for it. Retire finished streams."""
+        streams whose audio runs out soonest, at most MAX_CHUNK_BATCH per pass and one pass in flight, so decode
+        steps keep coming; the rest wait for a later tick. A stream with a pass in flight waits for it. Retire
+        finished streams."""
         ready = []
         for s in list(streams):
             if s.decoding:
@@ -349,47 +320,28 @@ class Scheduler:
                 if not s.decoder.tokens:
                     s.handle.put(_silence_token(s))
                 self._retire(entry, s, None)
-        passes = self.passes_in_flight(len(streams))
-        if ready and len(self.pending) < max(1, passes):
+        if ready and not self.pending:
             ready.sort(key=LiveStream.audio_deadline)
-            rows = self._pass_rows(ready, streams)
-            if rows:
-                self._launch(rows)
-                self._collect(wait=passes == 0)  # off CUDA the pass is already done
+            self._launch(entry, ready[:MAX_CHUNK_BATCH])
+            self._collect()  # off CUDA the pass is already done
 
-    def passes_in_flight(self, live: int) -> int:
-        """How many chunk passes may stay in flight with `live` streams of a model (see CHUNK_PASSES)."""
-        if self.chunk_passes is not None:
-            return self.chunk_passes
-        return 1 if live > AUTO_PASSES_ABOVE else 0
-
-    def _pass_rows(self, ready: list[LiveStream], streams: list[LiveStream]) -> list[LiveStream]:
-        """The streams of the next chunk pass, from `ready` (sorted by audio deadline), or none yet (see
-        CHUNK_SLACK). A pass with first chunks carries only what is due (a first chunk waits for no fill)."""
-        if self.chunk_slack <= 0 or len(ready) >= MAX_CHUNK_BATCH:
-            return ready[:MAX_CHUNK_BATCH]
-        horizon = time.monotonic() + self.chunk_slack
-        due = [s for s in ready if s.audio_deadline() < horizon]
-        if due and due[0].first_audio_at is None:
-            return due[:MAX_CHUNK_BATCH]
-        if due or not any(not s.finished and self._wants_tokens(s) for s in streams):
-            return ready[:MAX_CHUNK_BATCH]
-        return []
-
-    def _launch(self, streams: list[LiveStream]) -> None:
+    def _launch(self, entry: ModelEntry, streams: list[LiveStream]) -> None:
         """Queue one chunk-decode pass for these streams on the decode stream (after the admissions that
         made their inputs); its audio is handed on by `_collect` once it is on the host."""
-        ds = self._decode_stream
+        ds, st = self._decode_stream, self.counts
         try:
             with torch.cuda.stream(ds) if ds is not None else contextlib.nullcontext():
                 if ds is not None and self._admitted is not None:
                     ds.wait_event(self._admitted)
-                pending = chunk_decode.launch_chunks([(s.decoder, s.finished) for s in streams])
+                mark = st.begin() if st is not None else None
+                pending = entry.chunks.launch([(s.decoder, s.finished) for s in streams])
+                if st is not None:
+                    st.end(mark, "chunks", len(streams))
         except Exception as exc:
             if len(streams) > 1:  # nothing was committed: find the stream at fault, the others go on
                 log.warning("batched chunk decode failed (%s); decoding its %d streams one by one", exc, len(streams))
                 for s in streams:
-                    self._launch([s])
+                    self._launch(entry, [s])
                 return
             log.exception("chunk decode failed")
             streams[0].error = Cancelled(f"internal error while decoding audio: {exc}")
@@ -412,7 +364,9 @@ class Scheduler:
             for k, s in enumerate(streams):
                 s.decoding = False
                 if pcms is not None:
-                    s.deliver(pcms[k])
+                    late = s.deliver(pcms[k])
+                    if self.counts is not None and len(pcms[k]):
+                        self.counts.delivered(late)
 
     def _retire(self, entry: ModelEntry, s: LiveStream, error: BaseException | None) -> None:
         s.finished = True
@@ -451,21 +405,10 @@ class Scheduler:
             self.waiting = keep
 
 
-def _env_passes(text: str) -> int | None:
-    """GSVD_CHUNK_PASSES: a count of passes, or "auto" (None); a bad value is logged and the default used."""
-    if text == "auto":
-        return None
-    try:
-        return max(0, int(text))
-    except ValueError:
-        log.warning("GSVD_CHUNK_PASSES=%r is neither a count nor 'auto'; using %s", text, CHUNK_PASSES)
-        return _env_passes(CHUNK_PASSES)
-
-
 def _attention_backends(device: torch.device):
     """Keep SDPA off cuDNN on CUDA: its kernels are built per shape at run time, and the decode
     attention length changes every step (measured on an H100: ~60 ms per token before, see
-    benchmarks/README.md)."""
+    benchmarks/HISTORY.md)."""
     if device.type != "cuda":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -473,24 +416,6 @@ def _attention_backends(device: torch.device):
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
-def _silence_token(s: LiveStream):
-    return np.zeros(1280, dtype=np.float32)
-
-
-def _eager_step(gpt, cache: KVCache, tokens, positions, slots, lengths, device) -> torch.Tensor:
-    """One decode step over per-slot caches (no preallocated block needed): logits [B, vocab] fp32."""
-    tok = torch.tensor(tokens, device=device).reshape(-1, 1)
-    pos = torch.tensor(positions, device=device)
-    emb = gpt.ar_audio_embedding(tok)
-    pe = gpt.ar_audio_position.positions(0, int(pos.max()) + 1).to(emb.device, emb.dtype)[pos]
-    x = emb + gpt.ar_audio_position.alpha * pe[:, None]
-    t_max = max(lengths) + 1
-    allow = torch.arange(t_max, device=device)[None, :] <= torch.tensor(lengths, device=device)[:, None]
-    allow = allow[:, None, None, :]  # [B,1,1,T]
-    for layer_idx, layer in enumerate(gpt.layers):
-        q, k, v = layer.self_attn.qkv(x)
-        for i, sl in enumerate(slots):
-            cache.write(sl, layer_idx, lengths[i], k[i], v[i])
-        kk, vv = cache.gather(slots, layer_idx, t_max)
-        x = layer.finish(x, layer.self_attn.attend(q, kk, vv, allow))
-    return gpt.logits(x[:, 0]).float()
+def _silence_token(s: LiveStream) -> np.ndarray:
+    """What a stream that made no token plays: one token's silence."""
+    return np.zeros(SAMPLES_PER_TOKEN, dtype=np.float32)

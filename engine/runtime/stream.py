@@ -7,19 +7,25 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gsvd.engine.errors import Cancelled, GsvdError
-from gsvd.engine.runtime.chunking import SAMPLE_RATE
+from gsvd.engine.types import SAMPLE_RATE, SynthesisOptions
+
+if TYPE_CHECKING:
+    from gsvd.engine.runtime.chunking import StreamDecoder
 
 _END = object()
 
 
 @dataclass
 class SynthRequest:
-    """One sentence to synthesize with one model (see ARCHITECTURE.md, runtime seam)."""
+    """One sentence to synthesize with one model (see ARCHITECTURE.md, runtime seam). `options` travel whole
+    (sampling: top_k, top_p, temperature, repetition_penalty, seed (None: 0), max_new_tokens; acoustic:
+    noise_scale, speed); their defaults are `SynthesisOptions`' own."""
 
     model_id: str
     gpt_phone_ids: torch.Tensor  # [N] prompt + target phones
@@ -27,16 +33,13 @@ class SynthRequest:
     prompt_tokens: torch.Tensor  # [Ty]
     target_phone_ids: torch.Tensor  # [Np]
     ge: torch.Tensor  # [gin, 1]
-    top_k: int = 15
-    top_p: float = 1.0
-    temperature: float = 1.0
-    repetition_penalty: float = 1.35
-    noise_scale: float = 0.5
-    speed: float = 1.0
-    seed: int = 0
-    max_new_tokens: int = 1500
+    options: SynthesisOptions = field(default_factory=SynthesisOptions)
     deadline: float | None = None
     cancel: threading.Event | None = None  # the caller's own cancel flag, checked every tick (no watcher thread)
+
+    @property
+    def seed(self) -> int:
+        return self.options.seed or 0
 
 
 class StreamHandle:
@@ -78,7 +81,8 @@ class LiveStream:
     handle: StreamHandle
     slot: int
     prompt_len: int
-    decoder: object  # chunking.StreamDecoder
+    decoder: StreamDecoder
+    max_new_tokens: int = 0  # the request's cap, less where the KV cache has fewer positions left
     step: int = 0  # tokens generated so far (the device sampler keeps the same count per slot)
     launched: int = 0  # decode steps launched (pipelined fused decoding runs one step ahead of `step`)
     finished: bool = False
@@ -88,15 +92,18 @@ class LiveStream:
     first_audio_at: float | None = None  # time.monotonic() when the first PCM was handed on
     samples_sent: int = 0
 
-    def deliver(self, pcm: np.ndarray) -> None:
+    def deliver(self, pcm: np.ndarray) -> bool:
         """Hand a decoded piece to the caller (nothing for an empty one, or once the handle has ended) and
-        count it for `audio_deadline`."""
+        count it for `audio_deadline` -> whether it came late (after the audio sent before it had played)."""
         if not len(pcm) or self.handle.done.is_set():
-            return
+            return False
+        now = time.monotonic()
+        late = self.first_audio_at is not None and now > self.audio_deadline()
         if self.first_audio_at is None:
-            self.first_audio_at = time.monotonic()
+            self.first_audio_at = now
         self.samples_sent += len(pcm)
         self.handle.put(pcm)
+        return late
 
     def audio_deadline(self) -> float:
         """When the audio sent so far finishes playing, if playback started with the first piece (-inf

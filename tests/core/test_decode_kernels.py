@@ -76,18 +76,18 @@ def test_add_layer_norm_matches_torch(kernels):
 
 def test_kernel_step_equals_static_step(kernels, tmp_path):
     """The Triton decode step gives the logits of the torch static step and writes the same cache rows."""
-    from gsvd.engine.runtime.graph_decode import decode_step, kernel_decode_step
+    from gsvd.engine.runtime.graph_decode import decode_step
 
     gpt = build_gpt(load_gpt(write_tiny_gpt(tmp_path / "g.ckpt", seed=5))).eval()
     dims = gpt.dims
     lengths = [12, 3, 30]
     a = _filled_cache(dims.n_layer, dims.hidden_dim, 3, 48, lengths, seed=1)
     b = _filled_cache(dims.n_layer, dims.hidden_dim, 3, 48, lengths, seed=1)
-    tokens, positions = torch.tensor([[5], [1000], [77]]), torch.tensor([2, 0, 19])
+    tokens, positions = torch.tensor([5, 1000, 77]), torch.tensor([2, 0, 19])
     slots, lens = torch.tensor([1, 0, 2]), torch.tensor(lengths)
     with torch.no_grad():
         ref = decode_step(gpt, a, tokens, positions, slots, lens)
-        got = kernel_decode_step(gpt, b, tokens, positions, slots, lens)
+        got = decode_step(gpt, b, tokens, positions, slots, lens, kernels=True)
     assert got.shape == (3, dims.vocab_size) and got.dtype == torch.float32
     assert torch.allclose(got, ref, atol=1e-4), (got - ref).abs().max()
     assert torch.allclose(a.k_all, b.k_all, atol=1e-6) and torch.allclose(a.v_all, b.v_all, atol=1e-6)
@@ -186,7 +186,7 @@ def test_sampling_kernel_draws_what_the_torch_sampler_draws(seed):
 
 def test_kernel_sample_and_step_equals_the_torch_one(tmp_path):
     """Sampling kernel + Triton layers + logits written by slot == the torch-op sampler and step."""
-    from gsvd.engine.runtime.graph_decode import kernel_sample_and_step, sample_and_step
+    from gsvd.engine.runtime.graph_decode import sample_and_step
 
     gpt = build_gpt(load_gpt(write_tiny_gpt(tmp_path / "g.ckpt", seed=3, vocab_size=100, EOS=99))).eval()
     dims = gpt.dims
@@ -199,16 +199,14 @@ def test_kernel_sample_and_step_equals_the_torch_one(tmp_path):
     slots, lens, pos = torch.tensor([2, 0, 3]), torch.tensor(lengths), torch.tensor([1, 12, 0])
     with torch.no_grad():
         ref = sample_and_step(gpt, runs[0][0], runs[0][1], slots, lens, pos, dims.eos, 5)
-        got = kernel_sample_and_step(gpt, runs[1][0], runs[1][1], slots, lens, pos, dims.eos, 5)
+        got = sample_and_step(gpt, runs[1][0], runs[1][1], slots, lens, pos, dims.eos, 5, kernels=True)
     assert torch.equal(got, ref)
     assert torch.allclose(runs[1][1].logits, runs[0][1].logits, atol=1e-4)
     assert torch.equal(runs[1][1].step, runs[0][1].step) and torch.equal(runs[1][1].seen, runs[0][1].seen)
     assert torch.allclose(runs[1][0].k_all, runs[0][0].k_all, atol=1e-6)
 
 
-def test_pdl_only_on_cuda_and_can_be_turned_off(kernels, monkeypatch):
+def test_pdl_only_on_cuda(kernels):
     cpu = torch.zeros(1)
     assert not kernels.pdl_on(cpu)
     assert kernels._launch(cpu, 1) == {"PDL": False}  # no launch_pdl option off CUDA
-    monkeypatch.setenv("GSVD_PDL", "0")
-    assert not kernels.pdl_on(cpu)

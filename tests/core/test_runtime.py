@@ -13,10 +13,13 @@ from gsvd.engine.checkpoints.gpt import build_gpt, load_gpt
 from gsvd.engine.checkpoints.sovits import build_sovits, load_sovits
 from gsvd.engine.errors import Cancelled, ResourceExhausted
 from gsvd.engine.runtime import ChunkPolicy, Runtime, StreamDecoder, SynthRequest, join_quality
+from gsvd.engine.runtime.chunk_decode import BatchChunkDecoder
 from gsvd.engine.runtime.chunking import stream_tokens
+from gsvd.engine.settings import RuntimeConfig
 from gsvd.engine.t2s_infer import generate_semantic
 from gsvd.engine.testing.gpt import write_tiny_gpt
 from gsvd.engine.testing.sovits import write_tiny_sovits
+from gsvd.engine.types import SAMPLES_PER_TOKEN, SynthesisOptions
 
 
 @pytest.fixture(scope="module")
@@ -27,32 +30,28 @@ def models(tmp_path_factory):
     return gpt, sovits
 
 
-def _request(sovits, seed=0, n=10, **kw):
+def _request(sovits, seed=0, n=10, model_id="m", cancel=None, deadline=None, **options):
     g = torch.Generator().manual_seed(seed)
     phones = torch.randint(0, 732, (n,), generator=g)
     with torch.no_grad():
         ge = sovits.compute_ge(torch.rand(1, 1025, 50, generator=g))[0]
-    args = dict(model_id="m", gpt_phone_ids=phones, gpt_bert=torch.randn(1024, n, generator=g),
-                prompt_tokens=torch.randint(0, 1024, (8,), generator=g), target_phone_ids=phones[4:], ge=ge,
-                top_k=1, noise_scale=0.0, seed=seed, max_new_tokens=30)
-    args.update(kw)
-    return SynthRequest(**args)
+    opts = SynthesisOptions(**{"top_k": 1, "noise_scale": 0.0, "seed": seed, "max_new_tokens": 30, **options})
+    return SynthRequest(model_id=model_id, gpt_phone_ids=phones, gpt_bert=torch.randn(1024, n, generator=g),
+                        prompt_tokens=torch.randint(0, 1024, (8,), generator=g), target_phone_ids=phones[4:], ge=ge,
+                        options=opts, cancel=cancel, deadline=deadline)
 
 
 def _runtime(models, **kw):
-    rt = Runtime(device="cpu", **kw)
+    rt = Runtime(RuntimeConfig(device="cpu", **kw))
     rt.add_model("m", *models)
     return rt
 
 
-@pytest.mark.parametrize("passes", ["0", "2"])
-def test_concurrent_streams_equal_eager_reference(models, passes, monkeypatch):
-    """Three streams at once, each chunk pass waited for at once (default) or two in flight: each stream gets
-    the eager reference's tokens and all their audio; slots come back."""
-    monkeypatch.setenv("GSVD_CHUNK_PASSES", passes)
+def test_concurrent_streams_equal_eager_reference(models):
+    """Three streams at once (their chunk passes in flight one at a time): each stream gets the eager
+    reference's tokens and all their audio; slots come back."""
     gpt, sovits = models
     rt = _runtime(models, max_streams=4)
-    assert rt._scheduler.chunk_passes == int(passes)
     try:
         reqs = [_request(sovits, seed=s) for s in range(3)]
         handles = [rt.submit(r) for r in reqs]
@@ -61,7 +60,7 @@ def test_concurrent_streams_equal_eager_reference(models, passes, monkeypatch):
             ref = list(generate_semantic(gpt, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens, top_k=1,
                                          generator=torch.Generator().manual_seed(0), max_steps=30))
             assert h.tokens == ref
-            assert len(pcm) == len(ref) * 1280
+            assert len(pcm) == len(ref) * SAMPLES_PER_TOKEN
         assert rt.stats()["active_streams"] == 0 and rt.stats()["slots_free"] == 4
     finally:
         rt.close()
@@ -198,22 +197,26 @@ class _Gate:
         self.opened.wait()
 
 
-def _gated_passes(monkeypatch, opened: threading.Event) -> list[int]:
-    """Passes in flight (GSVD_CHUNK_PASSES=2; set before the runtime starts): every chunk-decode pass the
-    scheduler launches stays in flight until `opened` is set; returns the list that records each pass's
-    stream count."""
-    from gsvd.engine.runtime import chunk_decode
+class _GatedChunks:
+    """A `seams.ChunkDecoder` around the model's own: every pass it launches stays in flight until `opened` is
+    set; `launched` records each pass's stream count."""
 
-    real, launched = chunk_decode.launch_chunks, []
+    def __init__(self, inner, opened: threading.Event) -> None:
+        self.inner, self.opened, self.launched = inner, opened, []
 
-    def gated(items):
-        pending = real(items)
-        pending.event = _Gate(opened)
-        launched.append(len(items))
+    def launch(self, items):
+        pending = self.inner.launch(items)
+        pending.event = _Gate(self.opened)
+        self.launched.append(len(items))
         return pending
 
-    monkeypatch.setattr(chunk_decode, "launch_chunks", gated)
-    return launched
+
+def _gated_passes(rt, opened: threading.Event) -> list[int]:
+    """Gate the chunk passes of model "m" (see `_GatedChunks`) -> the list of each pass's stream count."""
+    entry = rt._scheduler.models["m"]
+    with rt._scheduler.cond:
+        entry.chunks = _GatedChunks(entry.chunks, opened)
+    return entry.chunks.launched
 
 
 def _wait_for(cond, timeout=10.0):
@@ -223,18 +226,17 @@ def _wait_for(cond, timeout=10.0):
         time.sleep(0.005)
 
 
-def test_a_chunk_pass_in_flight_does_not_hold_the_gpt_back(models, monkeypatch):
-    """Passes in flight: while a stream's first chunk is still in flight, the GPT keeps making its tokens up to two chunks
+def test_a_chunk_pass_in_flight_does_not_hold_the_gpt_back(models):
+    """While a stream's first chunk is still in flight, the GPT keeps making its tokens up to two chunks
     ahead (6 + 12 + 2 lookahead = 20) and then waits, no audio is handed on and the stream is not planned
     again; once the pass lands, the stream goes on and gets exactly the audio of an ungated run."""
-    monkeypatch.setenv("GSVD_CHUNK_PASSES", "2")
     rt = _runtime(models, max_streams=2)
     opened = threading.Event()
     try:
         ref = rt.submit(_request(models[1], seed=3, top_k=50, max_new_tokens=40))
         ref_pcm = np.concatenate(list(ref))
         assert len(ref.tokens) > 20
-        launched = _gated_passes(monkeypatch, opened)
+        launched = _gated_passes(rt, opened)
         h = rt.submit(_request(models[1], seed=3, top_k=50, max_new_tokens=40))
         _wait_for(lambda: len(h.tokens) >= 20)  # the first chunk needed 8 tokens
         time.sleep(0.2)
@@ -249,14 +251,13 @@ def test_a_chunk_pass_in_flight_does_not_hold_the_gpt_back(models, monkeypatch):
         rt.close()
 
 
-def test_cancel_with_a_chunk_pass_in_flight(models, monkeypatch):
+def test_cancel_with_a_chunk_pass_in_flight(models):
     """A stream cancelled while its chunk is in flight ends at once with Cancelled and gives its slot back;
     the pass's audio, when it lands, goes nowhere; the runtime serves the next request normally."""
-    monkeypatch.setenv("GSVD_CHUNK_PASSES", "2")
     rt = _runtime(models, max_streams=1)
     opened = threading.Event()
     try:
-        launched = _gated_passes(monkeypatch, opened)
+        launched = _gated_passes(rt, opened)
         h = rt.submit(_request(models[1], seed=4, top_k=50, max_new_tokens=1500))
         _wait_for(lambda: launched == [1])
         h.cancel()
@@ -278,15 +279,17 @@ def test_chunks_are_decoded_most_urgent_first():
     from gsvd.engine.runtime.stream import LiveStream, StreamHandle
 
     def live(first_at, samples):
-        s = LiveStream(None, StreamHandle(), 0, 0, None)
+        s = LiveStream(None, StreamHandle(), 0, 0, None)  # type: ignore[arg-type]  (only the timing is used)
         s.first_audio_at, s.samples_sent = first_at, samples
         return s
 
     a, b, c = live(100.0, 32000 * 3), live(101.0, 32000), live(None, 0)  # a plays until 103, b until 102
     assert sorted([a, b, c], key=LiveStream.audio_deadline) == [c, b, a]
-    c.deliver(np.zeros(640, np.float32))
+    assert c.deliver(np.zeros(640, np.float32)) is False  # a first piece is never late
     assert c.first_audio_at is not None and c.samples_sent == 640
     assert c.audio_deadline() == pytest.approx(c.first_audio_at + 0.02)
+    c.first_audio_at -= 1.0  # its 20 ms played out long ago: the next piece comes late
+    assert c.deliver(np.zeros(640, np.float32)) is True and c.samples_sent == 1280
 
 
 def test_unloading_a_model_ends_its_streams(models):
@@ -319,7 +322,8 @@ def test_streamed_audio_matches_whole_decode(models):
 
 
 def test_static_decode_step_equals_the_eager_step(models):
-    """The CUDA-graph step function, run eagerly on CPU over a preallocated block, gives the same logits."""
+    """The one decode step, over a preallocated block (static shapes: what the graphs capture) and over per-slot
+    caches (the CPU path, attending only the longest row's positions), gives the model's own logits."""
     from gsvd.engine.runtime.graph_decode import decode_step
     from gsvd.engine.runtime.kv_cache import KVCache
 
@@ -331,12 +335,20 @@ def test_static_decode_step_equals_the_eager_step(models):
     for slot, n in enumerate(lengths):
         cache.k_all[:, slot, :n] = torch.randn(dims.n_layer, n, dims.hidden_dim, generator=g)
         cache.v_all[:, slot, :n] = torch.randn(dims.n_layer, n, dims.hidden_dim, generator=g)
-    tokens, positions = torch.tensor([[3], [700], [12]]), torch.tensor([4, 8, 1])
+    per_slot = KVCache(dims.n_layer, dims.hidden_dim, 3, 64, torch.device("cpu"), torch.float32)
+    for slot, n in enumerate(lengths):
+        assert per_slot.alloc() == slot
+        for layer in range(dims.n_layer):
+            per_slot.write(slot, layer, 0, cache.k_all[layer, slot, :n], cache.v_all[layer, slot, :n])
+    tokens, positions = torch.tensor([3, 700, 12]), torch.tensor([4, 8, 1])
     with torch.no_grad():
         static = decode_step(gpt, cache, tokens, positions, torch.tensor([0, 1, 2]), torch.tensor(lengths))
+        narrow = decode_step(gpt, per_slot, tokens, positions, torch.tensor([0, 1, 2]), torch.tensor(lengths),
+                             width=max(lengths) + 1)
+        assert torch.allclose(static, narrow, atol=1e-5)
         for i, n in enumerate(lengths):  # eager reference: concatenating cache over the true length
             past = [(cache.k_all[layer, i, :n][None], cache.v_all[layer, i, :n][None]) for layer in range(dims.n_layer)]
-            x = gpt.embed_audio(tokens[i : i + 1], int(positions[i]))
+            x = gpt.embed_audio(tokens[i : i + 1, None], int(positions[i]))
             h, _ = gpt.run_layers(x, past, None)
             assert torch.allclose(static[i], gpt.logits(h[:, -1])[0], atol=1e-4)
     # the new rows were written at each slot's length
@@ -377,9 +389,8 @@ def test_half_generator_vocoder_stays_close_to_fp32(models):
 def test_batched_chunk_decode_equals_one_stream_at_a_time(models):
     """Streams of different lengths, phones and timbres decoded in one padded batch give each stream
     the audio it gets alone (float rounding only), chunk after chunk, noise included."""
-    from gsvd.engine.runtime.chunk_decode import _windows, decode_chunks
-
     _, sovits = models
+    chunks = BatchChunkDecoder(sovits)
     g = torch.Generator().manual_seed(11)
 
     def make(seed, n_tokens, n_phones):
@@ -401,12 +412,12 @@ def test_batched_chunk_decode_equals_one_stream_at_a_time(models):
         # the vocoder windows (prior sample z_p) of the padded batch equal each stream's own
         plans = [together[i].plan(True) for i in live]
         with torch.no_grad():
-            batched = _windows([together[i] for i in live], plans)
+            batched = chunks._windows([together[i] for i in live], plans)
             for i, (z, skip) in zip(live, batched):
-                z_ref, skip_ref = _windows([alone[i]], [alone[i].plan(True)])[0]
+                z_ref, skip_ref = chunks._windows([alone[i]], [alone[i].plan(True)])[0]
                 assert skip == skip_ref and z.shape == z_ref.shape
                 assert torch.allclose(z, z_ref, atol=1e-5), (i, rounds, (z - z_ref).abs().max())
-        batch = decode_chunks([(together[i], True) for i in live])
+        batch = chunks.decode([(together[i], True) for i in live])
         for i, pcm in zip(live, batch):
             ref = alone[i].next_chunk(True)
             assert pcm.shape == ref.shape and len(pcm) > 0
@@ -419,11 +430,11 @@ def test_padded_content_path_equals_the_plain_one(models):
     """Chunks through `GraphedContent` (codes, phones and batch padded to a graph's shape, masks; on CPU
     the same padded pass runs eagerly) give the audio of the plain pass, alone and in a batch larger
     than the largest bucket; shapes past the largest graph fall back to the plain pass."""
-    from gsvd.engine.runtime.chunk_decode import decode_chunks
     from gsvd.engine.runtime.graph_content import GraphedContent
 
     _, sovits = models
     graphs = GraphedContent(sovits, code_widths=(8, 16), phone_step=8, max_phones=24, batch_buckets=(1, 2))
+    padded_chunks = BatchChunkDecoder(sovits, content=graphs)
     with torch.no_grad():
         ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=torch.Generator().manual_seed(2)))
         codes = torch.randint(0, 1024, (1, 1, 5), generator=torch.Generator().manual_seed(3))
@@ -438,23 +449,22 @@ def test_padded_content_path_equals_the_plain_one(models):
         assert graphs(codes, torch.zeros(1, 25, dtype=torch.long), ge, [5], [25], [0], [0.5]) is None
     policy = ChunkPolicy(first=3, largest=8, history=2)
 
-    def make(content, seed, n_phones):
+    def make(seed, n_phones):
         gg = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=gg))
-        d = StreamDecoder(sovits, torch.randint(0, 700, (1, n_phones), generator=gg), ge, 0.6, 1.0,
-                          seed, policy, content=content)
+        d = StreamDecoder(sovits, torch.randint(0, 700, (1, n_phones), generator=gg), ge, 0.6, 1.0, seed, policy)
         d.tokens.extend(torch.randint(0, 1024, (30,), generator=gg).tolist())
         return d
 
     shapes = [(6, 13), (7, 20), (8, 5)]
     for group in ([shapes[0]], shapes):  # alone, then three streams (groups of 2 + 1)
-        padded = [make(graphs, *sh) for sh in group]
-        plain = [make(None, *sh) for sh in group]
+        padded = [make(*sh) for sh in group]
+        plain = [make(*sh) for sh in group]
         chunks = 0
         with torch.no_grad():
             while padded[0].ready(True):
-                got = decode_chunks([(d, True) for d in padded])
+                got = padded_chunks.decode([(d, True) for d in padded])
                 for a, d in zip(got, plain):
                     b = d.next_chunk(True)
                     assert a.shape == b.shape and len(a) > 0
@@ -468,7 +478,7 @@ def test_cheapest_split_covers_the_rows_at_least_cost():
     brute-force search over every multiset of buckets, covers n, and follows the costs it is given."""
     import itertools
 
-    from gsvd.engine.runtime.cuda_graphs import cheapest_split, padded_groups, plan_rows, split_rows
+    from gsvd.engine.runtime.cuda_graphs import cheapest_split, plan_rows, split_rows
 
     buckets = (1, 2, 4, 8, 16, 32, 64)
     linear = {b: float(b) for b in buckets}
@@ -490,7 +500,6 @@ def test_cheapest_split_covers_the_rows_at_least_cost():
             assert abs(sum(costs[b] for b in got) - best) < 1e-9, (n, got, best)
     assert split_rows(40, [32, 8]) == [(0, 32, 32), (32, 40, 8)]
     assert split_rows(37, [32, 8]) == [(0, 32, 32), (32, 37, 8)]
-    assert padded_groups(70, buckets) == [(0, 64, 64), (64, 70, 8)] and padded_groups(3, buckets) == [(0, 3, 4)]
     timed = {b: 2.0 + 0.01 * b for b in buckets}  # measured times: a large graph costs little more
     assert plan_rows(40, buckets, timed) == [(0, 40, 64)]
     assert plan_rows(40, buckets, {1: 0.1}) == [(0, 32, 32), (32, 40, 8)]  # not all timed: rows + fixed cost
@@ -498,26 +507,22 @@ def test_cheapest_split_covers_the_rows_at_least_cost():
 
 def test_vocoder_pieces_follow_measured_replay_times(models):
     """A group of rows of one window length replays the buckets of least measured time; before every bucket
-    of a length is timed, a replay costs its rows plus a fixed cost; without `split`, groups of 64 in the
-    smallest bucket that holds them (the earlier behaviour)."""
+    of a length is timed, a replay costs its rows plus a fixed cost."""
     from gsvd.engine.runtime.graph_vocoder import BUCKETS, GraphedVocoder
 
     _, sovits = models
     voc = GraphedVocoder(sovits)
     assert voc.pieces(36, 40) == [(0, 32, 32), (32, 40, 8)]
     assert voc.pieces(36, 63) == [(0, 63, 64)]
-    voc.cost.update({(36, b): 1.0 + 0.01 * b for b in BUCKETS})  # replays nearly all the same: one 64
+    voc.graphs.cost.update({(36, b): 1.0 + 0.01 * b for b in BUCKETS})  # replays nearly all the same: one 64
     assert voc.pieces(36, 40) == [(0, 40, 64)]
     assert voc.pieces(12, 40) == [(0, 32, 32), (32, 40, 8)]  # another length: its own (default) costs
-    voc.split = False
-    assert voc.pieces(36, 40) == [(0, 40, 64)] and voc.pieces(36, 70) == [(0, 64, 64), (64, 70, 8)]
 
 
 def test_content_rows_go_through_their_own_width(models):
-    """Rows of different known lengths in one content call go through graphs of their own code width (split)
-    and give each row what the all-padded call gives, within float rounding; a batch of streams at different
+    """Rows of different known lengths in one content call go through graphs of their own code width and give
+    each row what it gets through the graphs alone, within float rounding; a batch of streams at different
     points of their utterances decodes to the audio each gets alone."""
-    from gsvd.engine.runtime.chunk_decode import decode_chunks
     from gsvd.engine.runtime.graph_content import GraphedContent
 
     _, sovits = models
@@ -529,34 +534,30 @@ def test_content_rows_go_through_their_own_width(models):
         ge = sovits.compute_ge(torch.rand(5, 1025, 60, generator=g))
         codes, phones = torch.randint(0, 1024, (5, 1, 30), generator=g), torch.randint(0, 700, (5, 20), generator=g)
         args = (codes[order], phones[order], ge[order], [lens[r] for r in order], [20] * 5, order, [0.5] * 5)
-        split = graphs(*args)
-        graphs.split = False
-        whole = graphs(*args)
+        together = graphs(*args)
+        alone = [graphs(*(a[r : r + 1] for a in args))[0] for r in range(5)]
     for r, k in enumerate(sorted(lens)):
-        assert split[r].shape == whole[r].shape == (1, sovits.dims.inter_channels, 2 * k)
-        assert torch.allclose(split[r], whole[r], atol=2e-5), (k, (split[r] - whole[r]).abs().max())
-    graphs.split = True
+        assert together[r].shape == alone[r].shape == (1, sovits.dims.inter_channels, 2 * k)
+        assert torch.allclose(together[r], alone[r], atol=2e-5), (k, (together[r] - alone[r]).abs().max())
     policy = ChunkPolicy(first=3, largest=8, history=2)
+    graph_chunks = BatchChunkDecoder(sovits, content=graphs)
 
-    def make(content, seed, n_tokens):
+    def make(seed, n_tokens):
         gg = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             ge = sovits.compute_ge(torch.rand(1, 1025, 60, generator=gg))
-        d = StreamDecoder(sovits, torch.randint(0, 700, (1, 12), generator=gg), ge, 0.6, 1.0, seed, policy,
-                          content=content)
+        d = StreamDecoder(sovits, torch.randint(0, 700, (1, 12), generator=gg), ge, 0.6, 1.0, seed, policy)
         d.tokens.extend(torch.randint(0, 1024, (n_tokens,), generator=gg).tolist())
         return d
 
-    together = [make(graphs, s, n) for s, n in ((1, 28), (2, 9), (3, 20))]
-    alone = [make(None, s, n) for s, n in ((1, 28), (2, 9), (3, 20))]
+    together = [make(s, n) for s, n in ((1, 28), (2, 9), (3, 20))]
+    alone = [make(s, n) for s, n in ((1, 28), (2, 9), (3, 20))]
     with torch.no_grad():
-        for d in together[:1]:  # the first stream one chunk ahead: the pass mixes known lengths
-            a = d.next_chunk(True)
-        a_alone = alone[0].next_chunk(True)
-        assert np.allclose(a, a_alone, atol=2e-5)
+        a = graph_chunks.decode([(together[0], True)])[0]  # the first stream one chunk ahead: the pass mixes lengths
+        assert np.allclose(a, alone[0].next_chunk(True), atol=2e-5)
         while any(d.ready(True) for d in together):
             live = [k for k, d in enumerate(together) if d.ready(True)]
-            got = decode_chunks([(together[k], True) for k in live])
+            got = graph_chunks.decode([(together[k], True) for k in live])
             for k, a in zip(live, got):
                 b = alone[k].next_chunk(True)
                 assert a.shape == b.shape and np.allclose(a, b, atol=2e-5), (k, np.abs(a - b).max())
@@ -639,7 +640,7 @@ def test_pipelined_fused_decoding_equals_eager_reference(models):
     eagerly): same tokens as the reference for streams of different lengths, a stream stopped by its
     token cap, slot reuse after it."""
     from gsvd.engine.runtime.device_sampling import SamplerState
-    from gsvd.engine.runtime.graph_decode import FusedDecoder
+    from gsvd.engine.runtime.graph_decode import GraphDecoder
     from gsvd.engine.runtime.kv_cache import KVCache
     from gsvd.engine.runtime.scheduler import MIN_STEPS
 
@@ -654,14 +655,14 @@ def test_pipelined_fused_decoding_equals_eager_reference(models):
         sampler = SamplerState(2, dims.vocab_size, torch.device("cpu"))
         with sched.cond:
             entry.cache, entry.sampler = cache, sampler
-            entry.graphed = FusedDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
+            entry.decoder = GraphDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
         reqs = [_request(sovits, seed=s, max_new_tokens=n) for s, n in ((0, 30), (1, 17), (2, 25))]
         handles = [rt.submit(r) for r in reqs]  # 3 requests, 2 slots: the third waits for a free slot
         for r, h in zip(reqs, handles):
             list(h)
             ref = list(generate_semantic(gpt, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens, top_k=1,
-                                         generator=torch.Generator().manual_seed(0), max_steps=r.max_new_tokens))
-            assert h.tokens == ref and len(h.tokens) == r.max_new_tokens
+                                         generator=torch.Generator().manual_seed(0), max_steps=r.options.max_new_tokens))
+            assert h.tokens == ref and len(h.tokens) == r.options.max_new_tokens
         assert rt.stats()["slots_free"] == 2 and entry.inflight is None
     finally:
         rt.close()
@@ -689,24 +690,6 @@ def test_channels_last_generator_equals_the_plain_one(models):
     assert torch.allclose(got[:, :, 0], want, atol=1e-5), (got[:, :, 0] - want).abs().max()
 
 
-def test_switch_interval_setting(caplog):
-    import sys
-
-    from gsvd.engine.runtime.runtime import _set_switch_interval
-
-    before = sys.getswitchinterval()
-    try:
-        _set_switch_interval("0.0003")
-        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
-        _set_switch_interval("0")  # 0 leaves it as it is
-        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
-        _set_switch_interval("fast")
-        assert abs(sys.getswitchinterval() - 0.0003) < 1e-9
-        assert "not a number" in caplog.text
-    finally:
-        sys.setswitchinterval(before)
-
-
 def test_a_last_chunk_window_is_widened_to_a_regular_length(models):
     """A window of another length than the policy's (a stream's last chunk) starts earlier, so the runtime has
     a vocoder graph for it; too short a stream, another speed or a regular length: unchanged."""
@@ -724,102 +707,18 @@ def test_a_last_chunk_window_is_widened_to_a_regular_length(models):
     assert dec.window(42, 50, 100) == (45, 56, 67)
 
 
-def test_chunk_slack_batches_ready_chunks_until_one_is_due(models):
-    """With a chunk slack, ready chunks wait while their streams' audio lasts and other streams want GPT steps;
-    a first chunk goes at once with only what is due, a due chunk takes the next most urgent ones along, and
-    a full batch or a GPU with nothing else to do goes at once. Without slack every ready chunk goes."""
-    from types import SimpleNamespace
-
-    from gsvd.engine.runtime.scheduler import MAX_CHUNK_BATCH
-    from gsvd.engine.runtime.stream import LiveStream, StreamHandle
-
-    rt = _runtime(models)
-    sched = rt._scheduler
-    try:
-        now = time.monotonic()
-
-        def live(sent_s, first=True, step=30):  # 30 tokens: two chunks ahead, no GPT step wanted
-            s = LiveStream(_request(models[1]), StreamHandle(), 0, 0, SimpleNamespace(emitted=0, chunks=0))
-            s.first_audio_at, s.samples_sent, s.step = (now if first else None), int(32000 * sent_s), step
-            return s
-
-        later = [live(3.0 + i) for i in range(3)]  # audio for 3-5 s: not due at 1 s slack
-        busy = live(10.0, step=0)  # wants GPT steps
-        sched.chunk_slack = 1.0
-        assert sched._pass_rows(later, [*later, busy]) == []
-        assert sched._pass_rows(later, later) == later  # nobody wants a step: the GPU would idle
-        due = live(0.5)
-        assert sched._pass_rows([due, *later], [due, *later, busy]) == [due, *later]
-        first = live(0.0, first=False)
-        assert sched._pass_rows([first, due, *later], [first, due, *later, busy]) == [first, due]
-        many = [live(3.0) for _ in range(MAX_CHUNK_BATCH + 2)]
-        assert sched._pass_rows(many, [*many, busy]) == many[:MAX_CHUNK_BATCH]
-        sched.chunk_slack = 0.0
-        assert sched._pass_rows(later, [*later, busy]) == later
-    finally:
-        rt.close()
-
-
-def test_chunk_passes_setting(monkeypatch, caplog):
-    """By default one pass stays in flight whatever the load; auto waits for passes up to AUTO_PASSES_ABOVE live
-    streams and keeps one in flight above; a count holds whatever the load; a bad value means the default."""
-    from gsvd.engine.runtime.scheduler import AUTO_PASSES_ABOVE, Scheduler
-
-    monkeypatch.delenv("GSVD_CHUNK_PASSES", raising=False)
-    default = Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy())
-    assert [default.passes_in_flight(n) for n in (1, AUTO_PASSES_ABOVE, AUTO_PASSES_ABOVE + 1)] == [1, 1, 1]
-    monkeypatch.setenv("GSVD_CHUNK_PASSES", "auto")
-    auto = Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy())
-    assert auto.chunk_passes is None
-    assert [auto.passes_in_flight(n) for n in (1, AUTO_PASSES_ABOVE, AUTO_PASSES_ABOVE + 1)] == [0, 0, 1]
-    monkeypatch.setenv("GSVD_CHUNK_PASSES", "2")
-    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).passes_in_flight(1) == 2
-    monkeypatch.setenv("GSVD_CHUNK_PASSES", "many")
-    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).chunk_passes == 1
-    assert "GSVD_CHUNK_PASSES" in caplog.text
-
-
-def test_chunk_slack_setting(monkeypatch, caplog):
-    from gsvd.engine.runtime.scheduler import CHUNK_SLACK, Scheduler
-
-    monkeypatch.setenv("GSVD_CHUNK_SLACK", "0.25")
-    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).chunk_slack == 0.25
-    monkeypatch.setenv("GSVD_CHUNK_SLACK", "soon")
-    assert Scheduler(torch.device("cpu"), 1, 1, ChunkPolicy()).chunk_slack == CHUNK_SLACK
-    assert "GSVD_CHUNK_SLACK" in caplog.text
-
-
-def test_chunk_policy_from_the_environment(monkeypatch, caplog):
-    from gsvd.engine.runtime.runtime import _env_policy
+def test_chunk_policy_setting():
+    """The chunk policy travels as text in the configuration ("first,growth[,largest]") and is parsed once: a
+    bad one is an error naming the variable when the configuration is built."""
+    from gsvd.engine.errors import InvalidInput
 
     assert ChunkPolicy.parse("8,1.5,48") == ChunkPolicy(first=8, growth=1.5, largest=48)
     assert ChunkPolicy.parse("10, 2") == ChunkPolicy(first=10, growth=2.0)
     for bad, why in (("8", "expected"), ("a,2", "token counts"), ("60,2,48", "first <= largest"), ("8,0.5", "growth")):
         with pytest.raises(ValueError, match=why):
             ChunkPolicy.parse(bad)
-    monkeypatch.setenv("GSVD_CHUNK_POLICY", "8,1.5")
-    assert _env_policy() == ChunkPolicy(first=8, growth=1.5)
-    assert _env_policy().window_frames() == [16, 40, 52, 70, 96, 112]
-    monkeypatch.setenv("GSVD_CHUNK_POLICY", "8")
-    assert _env_policy() == ChunkPolicy()
-    assert "GSVD_CHUNK_POLICY ignored" in caplog.text
-
-
-def test_half_content_path_stays_close_to_fp32(models):
-    """The content encoder and prior in fp16 (GSVD_CONTENT_HALF=1 on CUDA): the prior's sample is fp32 and
-    within fp16 rounding of the fp32 path (the same noise: it depends on seed and frame only)."""
-    from gsvd.engine.runtime.graph_content import GraphedContent
-
-    _, sovits = models
-    full = GraphedContent(sovits, code_widths=(16,), phone_step=8, max_phones=24, batch_buckets=(2,))
-    half = GraphedContent(sovits, code_widths=(16,), phone_step=8, max_phones=24, batch_buckets=(2,), half=True)
-    assert next(sovits.parameters()).dtype == torch.float32  # the model itself is left alone
-    g = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        ge = sovits.compute_ge(torch.rand(2, 1025, 60, generator=g))
-        codes, phones = torch.randint(0, 1024, (2, 1, 12), generator=g), torch.randint(0, 700, (2, 15), generator=g)
-        args = (codes, phones, ge, [12, 9], [15, 11], [3, 4], [0.5, 0.5])
-        a, b = torch.cat([r[..., :18] for r in full(*args)]), torch.cat([r[..., :18] for r in half(*args)])
-    assert b.dtype == torch.float32 and b.shape == a.shape == (2, sovits.dims.inter_channels, 18)
-    rel = ((a - b).norm() / a.norm()).item()
-    assert 0 < rel < 1e-2, rel
+    assert RuntimeConfig().policy() == ChunkPolicy()
+    policy = RuntimeConfig.load(env={"GSVD_CHUNK_POLICY": "8,1.5"}).policy()
+    assert policy == ChunkPolicy(first=8, growth=1.5) and policy.window_frames() == [16, 40, 52, 70, 96, 112]
+    with pytest.raises(InvalidInput, match="GSVD_CHUNK_POLICY"):
+        RuntimeConfig.load(env={"GSVD_CHUNK_POLICY": "8"})

@@ -27,3 +27,32 @@ def test_bad_settings_name_their_source(tmp_path):
     bad.write_text("[serve]\nworkers = 3\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match="unknown setting 'workers'"):
         DaemonConfig.load(bad, env={})
+
+
+def test_runtime_settings_come_from_the_same_table_environment_and_flags(tmp_path):
+    """Runtime settings in [serve] go to the engine's RuntimeConfig; the environment overrides them; the daemon's
+    device/max_streams (flags included) are the engine's; a bad runtime value names its variable."""
+    cfg_file = tmp_path / "gsvd.toml"
+    cfg_file.write_text('[serve]\nmax_streams = 16\ncuda_graphs = false\nchunk_policy = "8,1.5"\n')
+    cfg = DaemonConfig.load(cfg_file, env={"GSVD_CHUNK_POLICY": "10,2", "GSVD_TICK_STATS": "1"}, device="cpu",
+                            max_streams=24)
+    rt = cfg.runtime()
+    assert (rt.device, rt.max_streams, rt.cuda_graphs, rt.chunk_policy, rt.tick_stats) == ("cpu", 24, False, "10,2",
+                                                                                            True)
+    with pytest.raises(InvalidInput, match="GSVD_CUDA_GRAPHS"):
+        DaemonConfig.load(env={"GSVD_CUDA_GRAPHS": "perhaps"}).runtime()
+
+
+def test_tick_stats_are_exposed_as_metrics():
+    from prometheus_client import generate_latest
+
+    from gsvd.daemon.metrics import Metrics
+
+    snap = {"ticks": 12, "admissions": 2, "admitted": 5, "gpt_steps": 10, "chunk_passes": 3, "chunks": 9,
+            "late_chunks": 1, "device_busy_s": 0.25, "phase_s": {"schedule": 0.01, "gpt": 0.2},
+            "gpt_rows_mean": 4.5, "chunk_rows_mean": 3.0}
+    text = generate_latest(Metrics(tick_stats=lambda: snap).registry).decode()
+    assert "gsvd_scheduler_ticks_total 12.0" in text and "gsvd_scheduler_late_chunks_total 1.0" in text
+    assert 'gsvd_scheduler_phase_seconds_total{phase="gpt"} 0.2' in text
+    assert "gsvd_scheduler_gpt_rows_mean 4.5" in text
+    assert "gsvd_scheduler" not in generate_latest(Metrics(tick_stats=lambda: None).registry).decode()

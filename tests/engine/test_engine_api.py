@@ -158,25 +158,30 @@ def test_frontend_workers_give_the_same_audio_and_timings(voice_dir, engine):
         assert [c.timings for c in w] == [c.timings for c in g] and any(c.timings for c in g)
 
 
-def test_requests_prepared_by_each_caller_give_the_same_audio(engine, voice_dir, monkeypatch):
-    """GSVD_PREPARER=0 (each caller runs its own frontend) and the preparer's thread (default): same chunks,
-    same word timings (one stream at a time: concurrent streams batch together, which changes float
-    rounding)."""
-    texts = ["Good morning. 你好世界。", "Hello there.", "今天天气很好。"]
+def test_a_voice_carries_its_own_default_options(engine, voice_dir, tmp_path):
+    """voice.toml [defaults]: the voice's options when a request gives none (the same audio as passing them),
+    `options_for` replaces only the fields named; a bad default is a BundleError naming the field."""
+    import shutil
 
-    def run(eng):
-        opts = FAST.with_overrides(language="auto")
-        return [[(c.pcm.copy(), c.timings) for c in eng.stream(t, "alice", opts)] for t in texts]
+    from gsvd.engine.errors import BundleError
 
-    monkeypatch.setenv("GSVD_PREPARER", "0")
-    with Engine(device="cpu", max_streams=4, queue_limit=8) as own:
-        own.load_voice(voice_dir)
-        assert own._prepare_here
-        mine = run(own)
-    theirs = run(engine)
-    assert not engine._prepare_here
-    for a, b in zip(mine, theirs, strict=True):
-        assert len(a) == len(b) and any(t for _, t in a)
-        for (pa, ta), (pb, tb) in zip(a, b, strict=True):
-            np.testing.assert_array_equal(pa, pb)
-            assert ta == tb
+    own = tmp_path / "bob"
+    shutil.copytree(voice_dir, own)
+    manifest = own / "voice.toml"
+    manifest.write_text(manifest.read_text(encoding="utf-8") + '\n[defaults]\ntop_k = 5\nseed = 7\n'
+                        'max_new_tokens = 40\nlanguage = "en"\nnoise_scale = 0.2\n', encoding="utf-8")
+    voice = engine.load_voice(own, name="bob")
+    try:
+        assert voice.defaults == FAST.with_overrides(noise_scale=0.2)
+        assert engine.options_for("bob", seed=8) == FAST.with_overrides(noise_scale=0.2, seed=8)
+        assert engine.options_for("alice").noise_scale == SynthesisOptions().noise_scale
+        given = np.concatenate([c.pcm for c in engine.stream("Hello there.", "bob", voice.defaults)])
+        default = np.concatenate([c.pcm for c in engine.stream("Hello there.", "bob")])
+        other = np.concatenate([c.pcm for c in engine.stream("Hello there.", "bob", FAST)])
+        assert np.array_equal(given, default) and not np.array_equal(default, other)
+    finally:
+        engine.unload_voice("bob")
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace("noise_scale = 0.2", "noise_scale = 7"),
+                        encoding="utf-8")
+    with pytest.raises(BundleError, match="noise_scale"):
+        engine.load_voice(own, name="bob")

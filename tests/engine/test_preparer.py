@@ -151,24 +151,6 @@ def test_bert_for_a_batch_in_padded_passes(fe, tmp_path):
         prep.close()
 
 
-def test_prepared_in_the_callers_thread_gives_the_same_requests(fe):
-    """`prepare_here` (GSVD_PREPARER=0) builds the same request as the preparer's thread, errors alike."""
-    runtime, pool = _Runtime(), _Pool(0)
-    prep = RequestPreparer(pool, runtime.submit_many)
-    try:
-        a, b = _job(fe, "今天天气很好。"), _job(fe, "今天天气很好。")
-        prep.put(a)
-        prep.prepare_here(b)
-        assert torch.equal(list(a.handle)[0], list(b.handle)[0]) and a.analysis.words == b.analysis.words
-        bad = _job(fe, "x", "klingon")
-        prep.prepare_here(bad)
-        with pytest.raises(InvalidInput):
-            list(bad.handle)
-        assert pool.batches == [1]  # only the queued one went through the preparer's thread
-    finally:
-        prep.close()
-
-
 def test_batch_window_gathers_callers_arriving_together(fe):
     """With a window, sentences arriving within it of each other make one batch (one submit); a sentence
     after a quiet window starts the next batch; without a window the first goes alone."""
@@ -197,20 +179,3 @@ def test_batch_window_gathers_callers_arriving_together(fe):
         assert runtime.calls == [1, 1]
     finally:
         prep.close()
-
-
-
-def test_env_number(monkeypatch, caplog):
-    """Numeric GSVD_* settings (the batch window, the chunk slack): unset -> default, negative -> 0, not a
-    number -> default with a warning naming the variable."""
-    from gsvd.engine.settings import env_number
-
-    monkeypatch.delenv("GSVD_TEST_NUMBER", raising=False)
-    assert env_number("GSVD_TEST_NUMBER", 1.5) == 1.5
-    monkeypatch.setenv("GSVD_TEST_NUMBER", "2.5")
-    assert env_number("GSVD_TEST_NUMBER", 1.5) == 2.5
-    monkeypatch.setenv("GSVD_TEST_NUMBER", "-3")
-    assert env_number("GSVD_TEST_NUMBER", 1.5) == 0.0
-    monkeypatch.setenv("GSVD_TEST_NUMBER", "soon")
-    assert env_number("GSVD_TEST_NUMBER", 1.5) == 1.5
-    assert "GSVD_TEST_NUMBER='soon' is not a number" in caplog.text

@@ -1,4 +1,4 @@
-"""Runtime backend choice: engines found or refused with a reason; GSVD_BACKEND overrides."""
+"""Runtime backend choice: engines found or refused with a reason; the backend setting overrides."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gsvd.trt_build.cache import EngineKey, write_engine
-from gsvd.trt_build.runtime_backend import BackendUnavailable, find_engine, select_decoder
+from gsvd.trt_build.runtime_backend import BackendUnavailable, TensorRTBackend, find_engine, select_decoder
 
 GPU, CC, TRT = "NVIDIA H100 80GB HBM3", "9.0", "10.9.0"
 
@@ -68,23 +68,19 @@ def test_sidecar_records_what_the_key_needs(tmp_path):
     assert {meta["gpu_name"], meta["compute_capability"], meta["trt_version"]} == {GPU, CC, TRT}
 
 
-def test_selection_falls_back_on_cpu_and_when_disabled(tmp_path, monkeypatch):
+def test_selection_falls_back_on_cpu_and_when_disabled(tmp_path):
     bundle = _bundle(tmp_path)
-    monkeypatch.setenv("GSVD_BACKEND", "auto")
-    dec, why = select_decoder(bundle, None, None, torch.device("cpu"))
+    dec, why = select_decoder(bundle, None, None, torch.device("cpu"), "auto")
     assert dec is None and "CUDA" in why
-    monkeypatch.setenv("GSVD_BACKEND", "torch")
-    dec, why = select_decoder(bundle, None, None, torch.device("cpu"))
+    dec, why = TensorRTBackend(bundle, "torch")(None, None, torch.device("cpu"))
     assert dec is None and why == "GSVD_BACKEND=torch"
 
 
-def test_tensorrt_demanded_but_unusable_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("GSVD_BACKEND", "tensorrt")
+def test_tensorrt_demanded_but_unusable_is_an_error(tmp_path):
     with pytest.raises(BackendUnavailable, match="TensorRT engine cannot be used"):
-        select_decoder(_bundle(tmp_path), None, None, torch.device("cpu"))
-    monkeypatch.setenv("GSVD_BACKEND", "fast")
+        select_decoder(_bundle(tmp_path), None, None, torch.device("cpu"), "tensorrt")
     with pytest.raises(BackendUnavailable, match="auto, torch or tensorrt"):
-        select_decoder(_bundle(tmp_path), None, None, torch.device("cpu"))
+        select_decoder(_bundle(tmp_path), None, None, torch.device("cpu"), "fast")
 
 
 @pytest.mark.requires_tensorrt
@@ -99,14 +95,13 @@ def test_trt_decoder_matches_the_torch_step(tmp_path):
     report = build_voice(voice, precision="fp32")
     assert report.engines, report.skipped
     from gsvd.engine import Engine, SynthesisOptions
+    from gsvd.engine.settings import RuntimeConfig
 
     opts = SynthesisOptions(top_k=1, seed=3, max_new_tokens=20, language="en")
     outs = {}
     for mode in ("torch", "tensorrt"):
-        import os
-
-        os.environ["GSVD_BACKEND"] = mode
-        with Engine(device="cuda", dtype="float32", max_streams=2) as eng:
+        config = RuntimeConfig(device="cuda", dtype="float32", max_streams=2, backend=mode)
+        with Engine(runtime=config) as eng:
             eng.load_voice(voice)
             outs[mode] = eng.synthesize("Hello there.", "alice", opts)[0]
     assert outs["torch"].shape == outs["tensorrt"].shape
