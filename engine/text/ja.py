@@ -9,7 +9,7 @@ import re
 import threading
 
 _lock = threading.Lock()
-_JA_CHARS = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\u3005\u30fc\uff66-\uff9f0-9０-９a-zA-Zａ-ｚＡ-Ｚ]+")
+_JA_CHARS = re.compile(r"(?:[\u3040-\u30ff\u4e00-\u9fff\u3005\u30fc\uff66-\uff9f0-9０-９a-zA-Zａ-ｚＡ-Ｚ]|(?<=\d)\.(?=\d))+")
 _MARKS = {"、": ",", "，": ",", ",": ",", "。": ".", ".": ".", "！": "!", "!": "!", "？": "?", "?": "?",
           "…": "…", "・": ",", "ー": "-", "～": "-", "〜": "-", "「": "", "」": "", "『": "", "』": ""}
 
@@ -47,8 +47,49 @@ def _prosody(text: str) -> list[str]:
     return out
 
 
-def normalize(text: str) -> str:
-    return text.replace("％", "パーセント").replace("%", "パーセント").strip()
+_CURRENCY = {"$": "ドル", "€": "ユーロ", "£": "ポンド", "¥": "円", "￥": "円", "₩": "ウォン"}
+_UNITS = {"km/h": "キロメートル毎時", "km": "キロメートル", "kg": "キログラム", "cm": "センチメートル", "mm": "ミリメートル",
+          "mg": "ミリグラム", "ml": "ミリリットル", "mL": "ミリリットル", "GB": "ギガバイト", "MB": "メガバイト",
+          "KB": "キロバイト", "TB": "テラバイト", "℃": "度", "°C": "度", "°": "度", "m²": "平方メートル", "m": "メートル",
+          "g": "グラム", "L": "リットル"}
+_UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s?(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+                      + r")(?![A-Za-z])")
+_RULES: list = [
+    ("separator", re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))"), lambda m: ""),
+    ("date", re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"),
+     lambda m: f"{m.group(1)}年{int(m.group(2))}月{int(m.group(3))}日"),
+    ("clock time", re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])"),
+     lambda m: f"{int(m.group(1))}時" + (f"{int(m.group(2))}分" if int(m.group(2)) else "")
+     if int(m.group(1)) <= 24 and int(m.group(2)) < 60 else f"{m.group(1)}対{m.group(2)}"),
+    ("ratio", re.compile(r"(?<![\d:])(\d+):(\d+)(?![\d:])"), lambda m: f"{m.group(1)}対{m.group(2)}"),
+    ("money", re.compile(r"([$€£¥￥₩])\s?(\d+(?:\.\d+)?)"), lambda m: m.group(2) + _CURRENCY[m.group(1)]),
+    ("percent", re.compile(r"[%％]"), lambda m: "パーセント"),
+    ("unit", _UNIT_RE, lambda m: m.group(1) + _UNITS[m.group(2)]),
+    ("range", re.compile(r"(?<=\d)\s?[~～〜\-–]\s?(?=\d)"), lambda m: "から"),
+    ("negative", re.compile(r"(?<![\w])[-−](?=\d)"), lambda m: "マイナス"),
+]
+
+
+def normalize(text: str, notes: list | None = None) -> str:
+    """Numbers and symbols OpenJTalk misreads or pauses on; OpenJTalk reads the rest (counters, dates)."""
+    for name, rx, fn in _RULES:
+        def run(m: re.Match, name=name, fn=fn) -> str:
+            out = fn(m)
+            if notes is not None and out != m.group(0) and name != "separator":
+                notes.append((f"ja: {name}", m.group(0), out))
+            return out
+
+        text = rx.sub(run, text)
+    return text.strip()
+
+
+def words(norm: str) -> list[tuple[str, str]]:
+    """(surface, katakana reading) per OpenJTalk word, for `gsvd g2p --explain`."""
+    import pyopenjtalk
+
+    with _lock:
+        feats = pyopenjtalk.run_frontend(norm)
+    return [(f["string"], f["pron"]) for f in feats]
 
 
 def g2p(norm: str) -> list[str]:
