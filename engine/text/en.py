@@ -220,14 +220,15 @@ def _abbreviation(m: re.Match) -> str:
     before = m.string[max(0, m.start() - 12) : m.start()]
     if low == "st":  # saint before a name, street after a name or number
         named = re.search(r"(\d(?:st|nd|rd|th)?|[A-Z][a-z]+)\s*$", before)
-        return "Saint" if re.match(r"\s*[A-Z]", after) and not named else "Street"
+        return "Saint" if re.match(r"\s*[A-Z]", after) and not named else "Street" + ("." if not after.strip() else "")
     if low == "dr":
-        return "Doctor" if re.match(r"\s*[A-Z]", after) else "Drive"
+        return "Doctor" if re.match(r"\s*[A-Z]", after) else "Drive" + ("." if not after.strip() else "")
     if low == "no":
         return "number" if re.match(r"\s*\d", after) else m.group(0)
     if low in ("in", "min", "p", "ch", "est", "fig", "vol", "sun", "sat", "mar", "co") and not re.match(r"\s*\d", after):
         return m.group(0)  # ordinary words when no number follows
-    return _ABBREVIATIONS[low] if word[0].islower() else _ABBREVIATIONS[low][0].upper() + _ABBREVIATIONS[low][1:]
+    full = _ABBREVIATIONS[low] if word[0].islower() else _ABBREVIATIONS[low][0].upper() + _ABBREVIATIONS[low][1:]
+    return full + ("." if re.match(r"\s*$", m.string[m.end() :]) else "")
 
 
 def _ends_sentence(m: re.Match) -> bool:
@@ -261,6 +262,7 @@ _RULES: list = [
      lambda m: _abbreviation(m) if m.group(1).lower() in _ABBREVIATIONS or m.group(1).lower() in ("st", "dr", "no")
      else m.group(0)),
     ("date", re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\b(?!:)"), _month_day),
+    ("time range", re.compile(r"(?<![\d:])(\d{1,2}:\d{2})\s?[-–~]\s?(?=\d{1,2}:\d{2})"), lambda m: m.group(1) + " to "),
     ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2})(?:\s*([ap]\.?m\.?|[AP]\.?M\.?)(?![A-Za-z]))?(?![\d:])"),
      _time),
     ("ratio", re.compile(r"(?<![\d:.])(\d+):(\d+)(?![\d:])"),
@@ -275,9 +277,9 @@ _RULES: list = [
     ("ordinal", re.compile(r"(?<![\d.])(\d+)(st|nd|rd|th)\b"), lambda m: ordinal_words(int(m.group(1)))),
     ("unit", _UNIT_RE, _unit),
     ("fraction", re.compile(r"(?<![\d/.])(\d{1,3})/(\d{1,3})(?![\d/])"), _fraction),
-    ("range", re.compile(r"(?<![\w.-])(\d[\d,]*(?:\.\d+)?)\s?[-–~]\s?(\d[\d,]*(?:\.\d+)?)(?![\w-])"),
-     lambda m: f"{m.group(1)} to {m.group(2)}"),
     ("arithmetic", re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:\s+[+\-−×*x÷/=<>]\s+\d+(?:\.\d+)?)+(?![\w.])"), _math),
+    ("range", re.compile(r"(?<![\w.-])(\d[\d,]*(?:\.\d+)?)(?:-|\s?[–~]\s?)(\d[\d,]*(?:\.\d+)?)(?![\w-])"),
+     lambda m: f"{m.group(1)} to {m.group(2)}"),
     ("negative", re.compile(r"(?<![\w.])[-−](?=\d)"), lambda m: "minus "),
     ("letters and digits", re.compile(r"(?<=[A-Za-z])-?(?=\d)|(?<=\d)-?(?=[A-Za-z])"), lambda m: " "),
     ("year", re.compile(r"(?<![\d.,$])(1[1-9]\d\d|20\d\d)(?![\d%]|[.,]\d)"), lambda m: year_words(int(m.group(1)))),
@@ -312,9 +314,25 @@ def _noted(name: str, fn, notes: Notes):
 # -- dictionary and heteronyms ------------------------------------------------
 
 
+# common words newer than CMUdict (written by hand; the learned model misreads several of them)
+HOT_WORDS = {
+    "kubernetes": "K UW2 B ER0 N EH1 T IY0 Z", "covid": "K OW1 V IH0 D", "openai": "OW1 P AH0 N EY1 AY1",
+    "chatgpt": "CH AE1 T JH IY1 P IY1 T IY1", "pytorch": "P AY1 T AO2 R CH", "tensorflow": "T EH1 N S ER0 F L OW2",
+    "ethereum": "IH0 TH IH1 R IY0 AH0 M", "tiktok": "T IH1 K T AA2 K", "emoji": "IH0 M OW1 JH IY0",
+    "emojis": "IH0 M OW1 JH IY0 Z", "airbnb": "EH1 R B IY1 EH1 N B IY1", "wechat": "W IY1 CH AE2 T",
+    "alibaba": "AE2 L IH0 B AA1 B AH0", "tencent": "T EH1 N S EH2 N T", "huawei": "HH W AA1 W EY2",
+    "xiaomi": "SH AW1 M IY2", "baidu": "B AY1 D UW2", "deepseek": "D IY1 P S IY2 K", "selfie": "S EH1 L F IY0",
+    "podcast": "P AA1 D K AE2 S T", "podcasts": "P AA1 D K AE2 S T S", "blog": "B L AA1 G", "vlog": "V L AA1 G",
+    "livestream": "L AY1 V S T R IY2 M", "app": "AE1 P", "apps": "AE1 P S", "wifi": "W AY1 F AY2",
+}
+
+
 @functools.lru_cache(maxsize=65536)
 def variants(word: str) -> tuple[tuple[str, ...], ...]:
-    """All of CMUdict's pronunciations of a lower-case word (first = most common); () if absent."""
+    """All pronunciations of a lower-case word (first = most common): the hand-written newer words,
+    else CMUdict's; () if absent."""
+    if word in HOT_WORDS:
+        return (tuple(HOT_WORDS[word].split()),)
     hit = store.trie("en").get(word)
     return tuple(tuple(v.split()) for v in hit[0].decode().split("|")) if hit else ()
 

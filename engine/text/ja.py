@@ -54,7 +54,21 @@ _UNITS = {"km/h": "キロメートル毎時", "km": "キロメートル", "kg": 
           "g": "グラム", "L": "リットル"}
 _UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s?(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
                       + r")(?![A-Za-z])")
+_PHONE_DIGITS = ("ゼロ", "イチ", "ニー", "サン", "ヨン", "ゴー", "ロク", "ナナ", "ハチ", "キュー")
+
+
+def _phone(m: re.Match) -> str:
+    """Phone numbers digit by digit (long ニー/ゴー as said), groups joined by の."""
+    return "ノ".join("".join(_PHONE_DIGITS[int(d)] for d in g) for g in m.group(0).split("-"))
+
+
+# counter readings OpenJTalk gets wrong (8個 is はっこ, 8分 はっぷん, 20歳 はたち)
+_COUNTER_FIXES = {"8個": "ハッコ", "8分": "ハップン", "20歳": "ハタチ"}
+_COUNTER_RE = re.compile(r"(?<![\d.])(" + "|".join(_COUNTER_FIXES) + ")")
+
 _RULES: list = [
+    ("counter", _COUNTER_RE, lambda m: _COUNTER_FIXES[m.group(1)]),
+    ("phone number", re.compile(r"(?<![\d-])0\d{1,4}-\d{2,4}-\d{3,4}(?![\d-])"), _phone),
     ("separator", re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))"), lambda m: ""),
     ("date", re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"),
      lambda m: f"{m.group(1)}年{int(m.group(2))}月{int(m.group(3))}日"),
@@ -101,6 +115,17 @@ def g2p(norm: str) -> list[str]:
         pos = m.end()
     phones += _marks(norm[pos:])
     return phones
+
+
+def reading(norm: str) -> str:
+    """The katakana pronunciation OpenJTalk gives the normalized text (no accents or pauses)."""
+    import pyopenjtalk
+
+    out = []
+    for m in _JA_CHARS.finditer(norm):
+        with _lock:
+            out.append(pyopenjtalk.g2p(m.group(0), kana=True))
+    return "".join(out)
 
 
 def _marks(chunk: str) -> list[str]:

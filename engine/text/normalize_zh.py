@@ -60,7 +60,7 @@ def _clock(m: re.Match) -> str:
     before = m.string[max(0, m.start() - 3) : m.start()]
     if h > 24 or int(mi) > 59 or (sec and int(sec) > 59) or any(c in before for c in _RATIO_CUES):
         return integer(m.group(1), False) + "比" + integer(mi, False) + ("比" + integer(sec, False) if sec else "")
-    out = integer(str(h)) + "点"
+    out = ("两" if h == 2 else integer(str(h))) + "点"
     if int(mi) == 0 and not sec:
         return out + "整"
     out += ("零" if mi.startswith("0") and int(mi) else "") + integer(mi, False) + "分"
@@ -105,7 +105,7 @@ def _range(m: re.Match) -> str:
 def _math(m: re.Match) -> str:
     ops = {"+": "加", "-": "减", "−": "减", "×": "乘", "*": "乘", "÷": "除以", "/": "除以", "=": "等于", "＝": "等于",
            ">": "大于", "<": "小于", "≥": "大于等于", "≤": "小于等于"}
-    parts = re.split(r"\s*([+\-−×*÷/=＝><≥≤])\s*", m.group(0))
+    parts = re.split(r"(?<=\d)\s*([+\-−×*÷/=＝><≥≤])\s*", m.group(0))
     return "".join(ops[p] if p in ops else decimal(p) for p in parts if p)
 
 
@@ -152,8 +152,9 @@ _RULES: list[_Rule] = [
     ("fraction", re.compile(r"(?<![\d/.])(\d{1,4})/(\d{1,4})(?![\d/])"), _fraction),
     ("year", re.compile(r"(?<![\d.])(\d{4})(?=\s*(?:[-~～至到—–]\s*\d{4}\s*)?年(?!级))"), _year),
     ("year range", re.compile(r"(?<=[零一二三四五六七八九])\s*[-~～—–]\s*(?=[零一二三四五六七八九]{4}年)"), lambda m: "到"),
+    ("equation", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+\-−×*÷/]\s*{_NUM})*\s*[=＝><≥≤]\s*[-−]?{_NUM}{_RIGHT}"), _math),
     ("range", re.compile(rf"{_LEFT}({_NUM})\s*[-~～—–]\s*({_NUM}){_RIGHT}"), _range),
-    ("arithmetic", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+\-−×*÷/=＝><≥≤]\s*{_NUM})+{_RIGHT}"), _math),
+    ("arithmetic", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+×*÷]\s*{_NUM})+{_RIGHT}"), _math),
     ("negative", re.compile(rf"(?<![A-Za-z\d])[-−]({_NUM}){_RIGHT}"), _negative),
     ("ordinal", re.compile(r"第\s*(\d+)"), _ordinal),
     ("decimal", re.compile(rf"{_LEFT}\d+\.\d+{_RIGHT}"), _decimal),

@@ -90,6 +90,8 @@ def phonemize(text: str, language: str = "auto", version: str = "v2", lexicon: L
         from gsvd.engine.text.normalize_zh import normalize_symbols
 
         text = normalize_symbols(text, notes if explain else None)  # numbers become Han before segmentation
+    elif _reads_as_japanese(text, language):
+        text = ja.normalize(text, notes if explain else None)  # units and symbols become kana first
     parts = [_part(lang, chunk, lexicon, explain) for lang, chunk in segment(text, language)]
     if parts and notes:
         parts[0].notes[:0] = notes
@@ -160,6 +162,12 @@ def _reads_as_chinese(text: str, language: str) -> bool:
 def _zh_word(w: zh.Word) -> WordReading:
     source = f"jieba word ({w.pos}), {w.source}" + ("; " + "; ".join(w.rules) if w.rules else "")
     return WordReading(w.text, [p for ph in zh.phones_of(w) for p in ph], source)
+
+
+def _reads_as_japanese(text: str, language: str) -> bool:
+    if language in ("ja", "all_ja"):
+        return True
+    return language == "auto" and any("\u3040" <= c <= "\u30ff" for c in text)
 
 
 def _with_lexicon_zh(norm: str, lex: Lexicon) -> tuple[list[str], list[int]]:

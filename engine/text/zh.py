@@ -60,6 +60,7 @@ NEUTRAL_WORDS = {"月亮", "东西", "知道", "事情", "明白", "衣服", "�
                  "芝麻", "棉花", "云彩", "风筝", "灯笼", "包袱", "被窝", "枕头", "馒头", "骨头", "舌头", "指头",
                  "念头", "跟头", "日头", "苗头", "甜头", "苦头", "看头", "想头", "奔头"}
 _DIGIT_CHARS = set("零一二三四五六七八九")
+_NUMBER_OPS = ("加", "减", "乘", "除", "等", "比", "到", "至", "和", "是", "大", "小")
 _MAGNITUDES = set("百千万亿")
 _NUMBER_CHARS = _DIGIT_CHARS | set("十百千万亿两点")
 _PARTICLES = {"的": "de", "了": "le", "着": "zhe", "过": "guo", "吗": "ma", "呢": "ne", "吧": "ba", "啊": "a",
@@ -183,7 +184,7 @@ def analyze(norm: str) -> list[Word]:
             py, src = _reading(w)
             words.append(Word(w, pos, py, src))
     _context(words)
-    _inner_de(words)
+    _inner_particles(words)
     _yi_bu(words)
     _neutral(words)
     _third_tones(words)
@@ -225,8 +226,8 @@ def _context(words: list[Word]) -> None:
             elif ptext and (ppos.startswith(_VERBISH_POS) or ntext[:1] in _DEGREE or npos[:1] in ("a", "d")):
                 w.set(0, "de5", "得: structural particle after a verb")
         elif ch == "地":
-            if ptext and (ppos[:1] in ("a", "d", "z", "i", "l") or (len(ptext) == 2 and ptext[0] == ptext[1])) \
-                    and npos[:1] in ("v", "a", "d", "p"):
+            noun = not ptext or ppos[:1] in ("m", "q", "r") or last in "种扫拖耕落块片下"
+            if not noun and npos[:1] in ("v", "a", "d", "p"):
                 w.set(0, "de5", "地: structural particle after an adverbial")
             else:
                 w.set(0, "di4", "地: ground")
@@ -250,12 +251,25 @@ def _context(words: list[Word]) -> None:
             w.set(0, "liao3", "了: able (verb complement)")
 
 
-def _inner_de(words: list[Word]) -> None:
-    """得 inside a longer word between a verb and its complement (跑得快, 来得及) is the particle de5."""
+_ASPECT_VERBS = set("去来见吃看听做用说想玩学试到住喝买坐遇碰读写走跑唱画")
+
+
+def _inner_particles(words: list[Word]) -> None:
+    """Particles inside jieba words: 得 between a verb and its complement (跑得快, 来得及), 不 of a
+    potential complement (对不起, 看不见), experiential 过 after a one-character verb (去过), and the
+    verb reading of 数 in 数数/数一数."""
     for w in words:
-        for i in range(1, len(w.text) - 1):
-            if w.text[i] == "得" and w.text[i - 1] != "不" and len(w.text) >= 3:
+        n = len(w.text)
+        for i in range(1, n - 1):
+            if w.text[i] == "得" and w.text[i - 1] != "不" and n >= 3:
                 w.set(i, "de5", "得: structural particle inside a verb phrase")
+        if n == 3 and w.text[1] == "不" and w.text[0] != w.text[2]:
+            w.set(1, "bu5", "不: potential complement, neutral")
+        if n == 2 and w.text[1] == "过" and w.text[0] in _ASPECT_VERBS:
+            w.set(1, "guo5", "过: experiential aspect after a verb, neutral")
+        if w.text in ("数数", "数一数"):
+            w.set(0, "shu3", "数: count (verb)")
+            w.set(n - 1, "shu3", "数: count (verb)")
 
 
 def _chars(words: list[Word]) -> list[tuple[Word, int]]:
@@ -290,6 +304,11 @@ def _yi_bu(words: list[Word]) -> None:
             w.set(i, "yi1", "一: in a number or ordinal, yi1")
         elif nxt in _DIGIT_CHARS or (nxt == "点" and text[k + 2 : k + 3] in _DIGIT_CHARS) or nxt == "十":
             w.set(i, "yi1", "一: a digit, yi1")
+        elif nxt in "月号" or (nxt == "日" and prev == "月"):
+            w.set(i, "yi1", "一: a date, yi1")
+        elif nxt in _NUMBER_OPS and len(w.text) == 1 and (not prev or prev in PUNCT or prev in _NUMBER_OPS
+                                                          or prev in _NUMBER_CHARS):
+            w.set(i, "yi1", "一: a number in arithmetic or a comparison, yi1")
         elif word_final and nxt not in _MAGNITUDES:
             w.set(i, "yi1", "一: word-final, yi1")
         elif follow:
