@@ -14,6 +14,7 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -76,10 +77,8 @@ def one(candidate: str, lang: str, cache: Path) -> dict:
     times, exact, exact_num, n_num, misses = [], 0, 0, 0, []
     for case in cases:
         t = time.perf_counter()
-        try:
+        with contextlib.suppress(Exception):
             timed(case.text)
-        except Exception:
-            pass
         times.append((time.perf_counter() - t) * 1000)
         try:
             ok, _ = golden.check(case, norm)

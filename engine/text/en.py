@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import re
 
-from gsvd.engine.text import en_oov, store
-from gsvd.engine.text.normalize_zh import Notes
+from gsvd.engine.text import en_oov, rules, store
+from gsvd.engine.text.rules import Notes
 
 _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
@@ -251,8 +251,7 @@ def _dotted(m: re.Match) -> str:
     return " ".join(letters.upper()) + " "
 
 
-_Rule = tuple[str, "re.Pattern[str]", object]
-_RULES: list = [
+_RULES: list[rules.Rule] = [
     ("dotted acronym", re.compile(r"(?<![A-Za-z.])(?:[A-Za-z]\.){2,}(?=\s|$|[,;:!?])"), _dotted_acronym),
     ("phone number", re.compile(r"(?<![\d-])(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}(?![\d-])"),
      lambda m: ", ".join(digit_words(g) for g in re.findall(r"\d+", m.group(0)))),
@@ -291,24 +290,13 @@ _RULES: list = [
 
 
 def normalize(text: str, notes: Notes | None = None) -> str:
-    for name, rx, fn in _RULES:
-        text = rx.sub(fn, text) if notes is None else rx.sub(_noted(name, fn, notes), text)
+    text = rules.apply(text, _RULES, notes, "en: ")
     text = text.replace("’", "'")
     text = re.sub(r"(?<=[A-Za-z])/(?=[A-Za-z])", " ", text)
     text = re.sub(r"[^A-Za-z',.!?;:…\-— ]+", " ", text)
     text = re.sub(r"(?<![A-Za-z])-|-(?![A-Za-z])", " - ", text)  # a dash between words is a pause
     text = re.sub(r"(?<=[A-Za-z])-(?=[A-Za-z])", " ", text)  # hyphenated words are read as words
     return re.sub(r"\s+", " ", text).strip()
-
-
-def _noted(name: str, fn, notes: Notes):
-    def run(m: re.Match) -> str:
-        out = fn(m)
-        if out != m.group(0) and out.strip() != m.group(0).strip():
-            notes.append((f"en: {name}", m.group(0), out.strip()))
-        return out
-
-    return run
 
 
 # -- dictionary and heteronyms ------------------------------------------------

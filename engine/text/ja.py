@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import threading
 
+from gsvd.engine.text import rules
+
 _lock = threading.Lock()
 _JA_CHARS = re.compile(r"(?:[\u3040-\u30ff\u4e00-\u9fff\u3005\u30fc\uff66-\uff9f0-9０-９a-zA-Zａ-ｚＡ-Ｚ]|(?<=\d)\.(?=\d))+")
 _MARKS = {"、": ",", "，": ",", ",": ",", "。": ".", ".": ".", "！": "!", "!": "!", "？": "?", "?": "?",
@@ -66,7 +68,7 @@ def _phone(m: re.Match) -> str:
 _COUNTER_FIXES = {"8個": "ハッコ", "8分": "ハップン", "20歳": "ハタチ"}
 _COUNTER_RE = re.compile(r"(?<![\d.])(" + "|".join(_COUNTER_FIXES) + ")")
 
-_RULES: list = [
+_RULES: list[rules.Rule] = [
     ("counter", _COUNTER_RE, lambda m: _COUNTER_FIXES[m.group(1)]),
     ("phone number", re.compile(r"(?<![\d-])0\d{1,4}-\d{2,4}-\d{3,4}(?![\d-])"), _phone),
     ("separator", re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))"), lambda m: ""),
@@ -84,17 +86,9 @@ _RULES: list = [
 ]
 
 
-def normalize(text: str, notes: list | None = None) -> str:
+def normalize(text: str, notes: rules.Notes | None = None) -> str:
     """Numbers and symbols OpenJTalk misreads or pauses on; OpenJTalk reads the rest (counters, dates)."""
-    for name, rx, fn in _RULES:
-        def run(m: re.Match, name=name, fn=fn) -> str:
-            out = fn(m)
-            if notes is not None and out != m.group(0) and name != "separator":
-                notes.append((f"ja: {name}", m.group(0), out))
-            return out
-
-        text = rx.sub(run, text)
-    return text.strip()
+    return rules.apply(text, _RULES, notes, "ja: ").strip()
 
 
 def words(norm: str) -> list[tuple[str, str]]:

@@ -11,11 +11,10 @@ read) for `gsvd g2p --explain`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
+from gsvd.engine.text import rules
 from gsvd.engine.text.numbers_zh import PHONE_DIGITS, decimal, digits, integer
-
-Notes = list[tuple[str, str, str]]
+from gsvd.engine.text.rules import Notes
 
 _NUM = r"\d+(?:\.\d+)?"
 _LEFT = r"(?<![A-Za-z\d.])(?<![A-Za-z]-)"  # not glued to Latin letters or another number
@@ -136,8 +135,7 @@ def _integer(m: re.Match) -> str:
     return integer(s, liang=not before.endswith("第"))
 
 
-_Rule = tuple[str, re.Pattern, Callable[[re.Match], str]]
-_RULES: list[_Rule] = [
+_RULES: list[rules.Rule] = [
     ("separator", re.compile(r"(?<=\d),(?=\d{3}(?!\d))"), lambda m: ""),
     ("phone number", re.compile(r"(?<![\d\-])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8}|400-\d{3}-\d{4}|\d{3}-\d{4}-\d{4})(?![\d\-])"),
      _phone),
@@ -166,16 +164,4 @@ def normalize_symbols(text: str, notes: Notes | None = None) -> str:
     """Written numbers and symbols -> Han characters (Latin-glued numbers are left for English)."""
     if not any(c.isdigit() or c in "%％‰℃°¥￥$€£₩" for c in text):
         return text
-    for name, rx, fn in _RULES:
-        text = rx.sub(_noted(name, fn, notes), text) if notes is not None else rx.sub(fn, text)
-    return text
-
-
-def _noted(name: str, fn: Callable[[re.Match], str], notes: Notes) -> Callable[[re.Match], str]:
-    def run(m: re.Match) -> str:
-        out = fn(m)
-        if out != m.group(0) and name != "separator":
-            notes.append((f"zh number: {name}", m.group(0), out))
-        return out
-
-    return run
+    return rules.apply(text, _RULES, notes, "zh number: ")
