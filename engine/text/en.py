@@ -237,7 +237,9 @@ def _ends_sentence(m: re.Match) -> bool:
 
 
 def _dotted_acronym(m: re.Match) -> str:
-    return _dotted(m) + ("." if _ends_sentence(m) else "")
+    """U.S. -> U S; its final '.' ends the sentence only at the end of the text (sentences are split
+    before they are read, and the splitter keeps U.S. with the word after it)."""
+    return _dotted(m) + ("." if re.match(r"\s*$", m.string[m.end() :]) else "")
 
 
 def _dotted(m: re.Match) -> str:
@@ -256,6 +258,8 @@ _RULES: list[rules.Rule] = [
     ("phone number", re.compile(r"(?<![\d-])(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}(?![\d-])"),
      lambda m: ", ".join(digit_words(g) for g in re.findall(r"\d+", m.group(0)))),
     ("date", re.compile(r"(?<![\d-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d-])"), _iso_date),
+    ("height", re.compile(r"(?<!\d)(\d)'\s?(\d{1,2})(?:\"|'')"),
+     lambda m: f"{number_words(int(m.group(1)))} foot {number_words(int(m.group(2)))}"),
     ("date", re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\d/])"), _us_date),
     ("abbreviation", re.compile(r"(?<![A-Za-z.\d])([A-Za-z]{1,5})\.(?!\w)"),
      lambda m: _abbreviation(m) if m.group(1).lower() in _ABBREVIATIONS or m.group(1).lower() in ("st", "dr", "no")

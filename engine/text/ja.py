@@ -82,7 +82,7 @@ _RULES: list[rules.Rule] = [
     ("percent", re.compile(r"[%％]"), lambda m: "パーセント"),
     ("unit", _UNIT_RE, lambda m: m.group(1) + _UNITS[m.group(2)]),
     ("range", re.compile(r"(?<=\d)\s?[~～〜\-–]\s?(?=\d)"), lambda m: "から"),
-    ("negative", re.compile(r"(?<![\w])[-−](?=\d)"), lambda m: "マイナス"),
+    ("negative", re.compile(r"(?<![A-Za-z0-9０-９])[-−](?=\d)"), lambda m: "マイナス"),
 ]
 
 

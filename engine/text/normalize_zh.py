@@ -34,8 +34,10 @@ _CUR_ALT = "HK\\$|US\\$|[¥￥$€£₩]"
 # measure words after which a lone 2 reads 两 (两个, 两本); 月/号/日/楼/年级 keep 二
 _MEASURES = set("个本只条张件位名次岁人天周年支辆台块元斤米倍双对套份种家所间座把杯瓶碗部首篇句场项门颗粒片头匹架艘群批页章段遍趟回声步口棵朵封盒包袋箱层道点万千百亿组根")
 _MEASURE_WORDS = ("公斤", "公里", "千米", "千克", "小时", "分钟", "星期", "礼拜", "美元", "欧元", "英镑", "毫米", "厘米")
-_CODE_CUES = ("号码", "编号", "电话", "代码", "账号", "卡号", "邮编", "工号", "学号", "单号", "房间", "尾号", "车次",
-              "航班", "密码", "验证码", "门牌")
+_CODE_CUES = ("编号", "代码", "账号", "卡号", "邮编", "工号", "学号", "单号", "房间", "尾号", "车次", "航班", "密码",
+              "验证码", "门牌")
+_PHONE_CUES = ("号码", "电话", "拨打", "致电", "热线", "手机", "拨")
+_CUE_TAIL = r"(?:是|为|:|：|\s)*$"  # the cue word right before the number
 _RATIO_CUES = ("比分", "比例", "比率", "以", "比赛", "战", "胜", "负", "赢", "输")
 
 
@@ -126,9 +128,11 @@ def _decimal(m: re.Match) -> str:
 
 def _integer(m: re.Match) -> str:
     s = m.group(0)
-    before = m.string[max(0, m.start() - 4) : m.start()]
+    before = m.string[max(0, m.start() - 6) : m.start()]
     after = m.string[m.end() : m.end() + 2]
-    if (s.startswith("0") and len(s) > 1) or len(s) > 16 or any(cue in before for cue in _CODE_CUES):
+    if re.search(f"(?:{'|'.join(_PHONE_CUES)}){_CUE_TAIL}", before) or m.string.startswith("热线", m.end()):
+        return digits(s, PHONE_DIGITS)  # service and phone numbers: 幺二三四五
+    if (s.startswith("0") and len(s) > 1) or len(s) > 16 or re.search(f"(?:{'|'.join(_CODE_CUES)}){_CUE_TAIL}", before):
         return digits(s)
     if s == "2" and (after[:1] in _MEASURES or after.startswith(_MEASURE_WORDS)) and not before.endswith("第"):
         return "两"

@@ -300,7 +300,7 @@ def _yi_bu(words: list[Word]) -> None:
         word_final = i == len(w.text) - 1 and (len(w.text) > 1 or not follow)
         if prev and prev == nxt and prev not in PUNCT and prev not in _NUMBER_CHARS:
             w.set(i, "yi5", "一: between a reduplicated verb, neutral")
-        elif prev == "第" or (prev in _NUMBER_CHARS and nxt not in _MAGNITUDES) or prev in _MAGNITUDES and nxt == "十":
+        elif prev == "第" or (prev in "比乘除减" and len(w.text) == 1) or (prev in _NUMBER_CHARS and nxt not in _MAGNITUDES) or prev in _MAGNITUDES and nxt == "十":
             w.set(i, "yi1", "一: in a number or ordinal, yi1")
         elif nxt in _DIGIT_CHARS or (nxt == "点" and text[k + 2 : k + 3] in _DIGIT_CHARS) or nxt == "十":
             w.set(i, "yi1", "一: a digit, yi1")
