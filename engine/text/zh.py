@@ -243,8 +243,10 @@ def _context(words: list[Word]) -> None:
             w.set(0, "chang2", "长: long (adjective)")
         elif ch == "教" and npos[:1] in ("r", "n", "v"):
             w.set(0, "jiao1", "教: teach (verb with an object)")
-        elif ch == "干" and last in _DEGREE:
+        elif ch == "干" and (last in _DEGREE or ppos[:1] == "n" and ntext in ("了", "透", "吗", "呢", "的")):
             w.set(0, "gan1", "干: dry (adjective)")
+        elif ch == "调" and (ntext[:1] in "大小高低好整成到回亮暗快慢" or npos[:1] == "a"):
+            w.set(0, "tiao2", "调: adjust (before its result)")
         elif ch == "重" and npos[:1] == "v" and last not in _DEGREE:
             w.set(0, "chong2", "重: again (before a verb)")
         elif ch == "了" and ptext and ntext == "" and ppos[:1] == "v" and ptext in ("受不", "得"):
