@@ -64,7 +64,7 @@ _ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "ms": "miz", "prof": "profess
                   "vol": "volume", "ch": "chapter", "pp": "pages", "p": "page", "min": "minutes", "hrs": "hours",
                   "jan": "January", "feb": "February", "mar": "March", "apr": "April", "jun": "June", "jul": "July",
                   "aug": "August", "sep": "September", "sept": "September", "oct": "October", "nov": "November",
-                  "dec": "December", "mon": "Monday", "tue": "Tuesday", "tues": "Tuesday", "wed": "Wednesday",
+                  "dec": "December", "ext": "extension", "mon": "Monday", "tue": "Tuesday", "tues": "Tuesday", "wed": "Wednesday",
                   "thu": "Thursday", "thurs": "Thursday", "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
 # all-caps words read as words, not letters
 _WORD_ACRONYMS = {"NASA", "NATO", "UNESCO", "UNICEF", "LASER", "RADAR", "SCUBA", "COVID", "AIDS", "OPEC", "FIFA",
@@ -120,6 +120,14 @@ def _plural(word: str) -> str:
     if word.endswith("y") and word[-2:-1] not in "aeiou":
         return word[:-1] + "ies"
     return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def _paired(digits: str) -> str:
+    """Numbers said in pairs: 101 -> one oh one, 220 -> two twenty, 2105 -> twenty one oh five."""
+    if len(digits) == 3:
+        head, tail = digits[0], int(digits[1:])
+        return f"{_ONES[int(head)]} " + ("hundred" if tail == 0 else "oh " + _ONES[tail] if tail < 10 else number_words(tail))
+    return year_words(int(digits)) if digits[0] != "0" else digit_words(digits)
 
 
 def decade_words(n: int) -> str:
@@ -196,8 +204,8 @@ def _unit(m: re.Match) -> str:
 
 def _fraction(m: re.Match) -> str:
     a, b = int(m.group(1)), int(m.group(2))
-    if b == 0:
-        return f"{number_words(a)} over zero"
+    if b == 0 or a >= b:
+        return f"{number_words(a)} {number_words(b)}"  # 24/7, 50/50: said as two numbers
     if b == 2:
         den = "half" if a == 1 else "halves"
     elif b == 4:
@@ -268,8 +276,14 @@ _RULES: list[rules.Rule] = [
     ("time range", re.compile(r"(?<![\d:])(\d{1,2}:\d{2})\s?[-–~]\s?(?=\d{1,2}:\d{2})"), lambda m: m.group(1) + " to "),
     ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2})(?:\s*([ap]\.?m\.?|[AP]\.?M\.?)(?![A-Za-z]))?(?![\d:])"),
      _time),
+    ("clock time", re.compile(r"(?<![\d:.])(\d{1,2})\s?([aApP])\.?[mM]\.?(?![A-Za-z])"),
+     lambda m: f"{number_words(int(m.group(1)))} {m.group(2).upper()} M" + ("." if _ends_sentence(m) else "")),
     ("ratio", re.compile(r"(?<![\d:.])(\d+):(\d+)(?![\d:])"),
      lambda m: number_words(int(m.group(1))) + " to " + number_words(int(m.group(2)))),
+    ("room number", re.compile(r"\b(Room|room|Flight|flight|Gate|gate|Suite|suite|Apt\.?|Bus|bus|Route|route|"
+                               r"Platform|platform|ext\.|Ext\.|extension)\s+(\d{3,4})\b"),
+     lambda m: f"{m.group(1)} {_paired(m.group(2))}"),
+    ("version", re.compile(r"\b[vV](?=\d)"), lambda m: "version "),
     ("money", re.compile(r"([$€£¥₹₩])\s?(\d[\d,]*(?:\.\d+)?)(?:\s?(thousand|million|billion|trillion|bn|mn|[kKmMbB])\b)?"),
      _money),
     ("percent", re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*[-–~]\s*(\d[\d,]*(?:\.\d+)?)\s*%"),
@@ -299,8 +313,14 @@ def normalize(text: str, notes: Notes | None = None) -> str:
     text = re.sub(r"(?<=[A-Za-z])/(?=[A-Za-z])", " ", text)
     text = re.sub(r"[^A-Za-z',.!?;:…\-— ]+", " ", text)
     text = re.sub(r"(?<![A-Za-z])-|-(?![A-Za-z])", " - ", text)  # a dash between words is a pause
-    text = re.sub(r"(?<=[A-Za-z])-(?=[A-Za-z])", " ", text)  # hyphenated words are read as words
+    text = re.sub(r"\b([A-Za-z]+)-([A-Za-z]+)\b", _hyphenated, text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def _hyphenated(m: re.Match) -> str:
+    """e-mail, Wi-Fi -> one word when the dictionary has it joined, else the two words."""
+    joined = m.group(1) + m.group(2)
+    return joined if variants(joined.lower()) else f"{m.group(1)} {m.group(2)}"
 
 
 # -- dictionary and heteronyms ------------------------------------------------
@@ -316,6 +336,7 @@ HOT_WORDS = {
     "xiaomi": "SH AW1 M IY2", "baidu": "B AY1 D UW2", "deepseek": "D IY1 P S IY2 K", "selfie": "S EH1 L F IY0",
     "podcast": "P AA1 D K AE2 S T", "podcasts": "P AA1 D K AE2 S T S", "blog": "B L AA1 G", "vlog": "V L AA1 G",
     "livestream": "L AY1 V S T R IY2 M", "app": "AE1 P", "apps": "AE1 P S", "wifi": "W AY1 F AY2",
+    "phd": "P IY1 EY1 CH D IY1",
 }
 
 
