@@ -79,6 +79,8 @@ def _katakana(s: str) -> str:
 
 def check(case: Case, prenormalize: Callable[[str], str] | None = None) -> tuple[bool, str]:
     """(matches, what the frontend gave) for one case; `prenormalize` runs another normalizer first."""
+    if re.match(r"[a-z]+:", case.expected) and not case.expected.startswith(("py:", "w:", "k:")):
+        raise ValueError(f"golden case {case.text!r}: unknown expected-reading prefix in {case.expected!r}")
     text = prenormalize(case.text) if prenormalize else case.text
     if case.expected.startswith("k:"):
         got = _katakana(ja.reading(phonemize(text, case.mode).norm_text))
