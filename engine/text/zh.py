@@ -66,6 +66,8 @@ _NUMBER_CHARS = _DIGIT_CHARS | set("十百千万亿两点")
 _PARTICLES = {"的": "de", "了": "le", "着": "zhe", "过": "guo", "吗": "ma", "呢": "ne", "吧": "ba", "啊": "a",
               "呀": "ya", "么": "me", "嘛": "ma", "啦": "la", "哇": "wa", "哦": "o", "喽": "lou", "们": "men"}
 _DEGREE = set("很太真好多最更挺极较越特非")
+_RESULTS = set("大小高低好整成到回亮暗快慢")  # results after 调 (adjust)
+_SCORE_OPS = set("比乘除减")  # 一 after these is a number
 _VERBISH_POS = ("v", "vn", "vd", "a", "ad", "an", "d", "i", "l")
 
 
@@ -245,7 +247,7 @@ def _context(words: list[Word]) -> None:
             w.set(0, "jiao1", "教: teach (verb with an object)")
         elif ch == "干" and (last in _DEGREE or ppos[:1] == "n" and ntext in ("了", "透", "吗", "呢", "的")):
             w.set(0, "gan1", "干: dry (adjective)")
-        elif ch == "调" and (ntext[:1] in "大小高低好整成到回亮暗快慢" or npos[:1] == "a"):
+        elif ch == "调" and (ntext[:1] in _RESULTS or npos[:1] == "a"):
             w.set(0, "tiao2", "调: adjust (before its result)")
         elif ch == "重" and npos[:1] == "v" and last not in _DEGREE:
             w.set(0, "chong2", "重: again (before a verb)")
@@ -302,11 +304,11 @@ def _yi_bu(words: list[Word]) -> None:
         word_final = i == len(w.text) - 1 and (len(w.text) > 1 or not follow)
         if prev and prev == nxt and prev not in PUNCT and prev not in _NUMBER_CHARS:
             w.set(i, "yi5", "一: between a reduplicated verb, neutral")
-        elif prev == "第" or (prev in "比乘除减" and len(w.text) == 1) or (prev in _NUMBER_CHARS and nxt not in _MAGNITUDES) or prev in _MAGNITUDES and nxt == "十":
+        elif prev == "第" or (prev in _SCORE_OPS and len(w.text) == 1) or (prev in _NUMBER_CHARS and nxt not in _MAGNITUDES) or prev in _MAGNITUDES and nxt == "十":
             w.set(i, "yi1", "一: in a number or ordinal, yi1")
         elif nxt in _DIGIT_CHARS or (nxt == "点" and text[k + 2 : k + 3] in _DIGIT_CHARS) or nxt == "十":
             w.set(i, "yi1", "一: a digit, yi1")
-        elif nxt in "月号" or (nxt == "日" and prev == "月"):
+        elif nxt in ("月", "号") or (nxt == "日" and prev == "月"):
             w.set(i, "yi1", "一: a date, yi1")
         elif nxt in _NUMBER_OPS and len(w.text) == 1 and (not prev or prev in PUNCT or prev in _NUMBER_OPS
                                                           or prev in _NUMBER_CHARS):
