@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 import threading
 
+from gsvd.engine.text import rules
+
 _lock = threading.Lock()
-_JA_CHARS = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\u3005\u30fc\uff66-\uff9f0-9０-９a-zA-Zａ-ｚＡ-Ｚ]+")
+_JA_CHARS = re.compile(r"(?:[\u3040-\u30ff\u4e00-\u9fff\u3005\u30fc\uff66-\uff9f0-9０-９a-zA-Zａ-ｚＡ-Ｚ]|(?<=\d)\.(?=\d))+")
 _MARKS = {"、": ",", "，": ",", ",": ",", "。": ".", ".": ".", "！": "!", "!": "!", "？": "?", "?": "?",
           "…": "…", "・": ",", "ー": "-", "～": "-", "〜": "-", "「": "", "」": "", "『": "", "』": ""}
 
@@ -47,8 +49,55 @@ def _prosody(text: str) -> list[str]:
     return out
 
 
-def normalize(text: str) -> str:
-    return text.replace("％", "パーセント").replace("%", "パーセント").strip()
+_CURRENCY = {"$": "ドル", "€": "ユーロ", "£": "ポンド", "¥": "円", "￥": "円", "₩": "ウォン"}
+_UNITS = {"km/h": "キロメートル毎時", "km": "キロメートル", "kg": "キログラム", "cm": "センチメートル", "mm": "ミリメートル",
+          "mg": "ミリグラム", "ml": "ミリリットル", "mL": "ミリリットル", "GB": "ギガバイト", "MB": "メガバイト",
+          "KB": "キロバイト", "TB": "テラバイト", "℃": "度", "°C": "度", "°": "度", "m²": "平方メートル", "m": "メートル",
+          "g": "グラム", "L": "リットル"}
+_UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s?(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+                      + r")(?![A-Za-z])")
+_PHONE_DIGITS = ("ゼロ", "イチ", "ニー", "サン", "ヨン", "ゴー", "ロク", "ナナ", "ハチ", "キュー")
+
+
+def _phone(m: re.Match) -> str:
+    """Phone numbers digit by digit (long ニー/ゴー as said), groups joined by の."""
+    return "ノ".join("".join(_PHONE_DIGITS[int(d)] for d in g) for g in m.group(0).split("-"))
+
+
+# counter readings OpenJTalk gets wrong (8個 is はっこ, 8分 はっぷん, 20歳 はたち)
+_COUNTER_FIXES = {"8個": "ハッコ", "8分": "ハップン", "20歳": "ハタチ"}
+_COUNTER_RE = re.compile(r"(?<![\d.])(" + "|".join(_COUNTER_FIXES) + ")")
+
+_RULES: list[rules.Rule] = [
+    ("counter", _COUNTER_RE, lambda m: _COUNTER_FIXES[m.group(1)]),
+    ("phone number", re.compile(r"(?<![\d-])0\d{1,4}-\d{2,4}-\d{3,4}(?![\d-])"), _phone),
+    ("separator", re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))"), lambda m: ""),
+    ("date", re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"),
+     lambda m: f"{m.group(1)}年{int(m.group(2))}月{int(m.group(3))}日"),
+    ("clock time", re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])"),
+     lambda m: f"{int(m.group(1))}時" + (f"{int(m.group(2))}分" if int(m.group(2)) else "")
+     if int(m.group(1)) <= 24 and int(m.group(2)) < 60 else f"{m.group(1)}対{m.group(2)}"),
+    ("ratio", re.compile(r"(?<![\d:])(\d+):(\d+)(?![\d:])"), lambda m: f"{m.group(1)}対{m.group(2)}"),
+    ("money", re.compile(r"([$€£¥￥₩])\s?(\d+(?:\.\d+)?)"), lambda m: m.group(2) + _CURRENCY[m.group(1)]),
+    ("percent", re.compile(r"[%％]"), lambda m: "パーセント"),
+    ("unit", _UNIT_RE, lambda m: m.group(1) + _UNITS[m.group(2)]),
+    ("range", re.compile(r"(?<=\d)\s?[~～〜\-–]\s?(?=\d)"), lambda m: "から"),
+    ("negative", re.compile(r"(?<![A-Za-z0-9０-９])[-−](?=\d)"), lambda m: "マイナス"),
+]
+
+
+def normalize(text: str, notes: rules.Notes | None = None) -> str:
+    """Numbers and symbols OpenJTalk misreads or pauses on; OpenJTalk reads the rest (counters, dates)."""
+    return rules.apply(text, _RULES, notes, "ja: ").strip()
+
+
+def words(norm: str) -> list[tuple[str, str]]:
+    """(surface, katakana reading) per OpenJTalk word, for `gsvd g2p --explain`."""
+    import pyopenjtalk
+
+    with _lock:
+        feats = pyopenjtalk.run_frontend(norm)
+    return [(f["string"], f["pron"]) for f in feats]
 
 
 def g2p(norm: str) -> list[str]:
@@ -60,6 +109,17 @@ def g2p(norm: str) -> list[str]:
         pos = m.end()
     phones += _marks(norm[pos:])
     return phones
+
+
+def reading(norm: str) -> str:
+    """The katakana pronunciation OpenJTalk gives the normalized text (no accents or pauses)."""
+    import pyopenjtalk
+
+    out = []
+    for m in _JA_CHARS.finditer(norm):
+        with _lock:
+            out.append(pyopenjtalk.g2p(m.group(0), kana=True))
+    return "".join(out)
 
 
 def _marks(chunk: str) -> list[str]:

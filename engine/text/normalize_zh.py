@@ -1,71 +1,171 @@
-"""Mandarin text normalization: how a native speaker reads numbers and symbols.
+"""Mandarin text normalization: numbers and symbols read as a native speaker reads them.
 
-Rules applied before cn2an's number reading: phone numbers digit by digit (1 as
-幺), clock times, dashed/slashed dates, thousands separators, currency symbols,
-units, temperatures; then cn2an reads what remains (dates with 年月日, percent,
-decimals, fractions, negatives, ranges like 3-5).
+A list of named rules, applied in order, each turning one kind of written number or symbol into Han
+characters: phone numbers digit by digit (1 as 幺), dates, clock times, scores and ratios, money,
+percentages, temperatures, units, fractions, ranges, arithmetic, negatives, years digit by digit,
+ordinals, decimals, then integers (两 before a measure word, digit strings for codes). Numbers glued
+to Latin letters (GPT-4, 5G, Q3) are left for the English reader. `notes` collects (rule, written,
+read) for `gsvd g2p --explain`.
 """
 
 from __future__ import annotations
 
 import re
 
-_DIGITS = "零一二三四五六七八九"
-_PHONE_DIGITS = "零幺二三四五六七八九"
+from gsvd.engine.text import rules
+from gsvd.engine.text.numbers_zh import PHONE_DIGITS, decimal, digits, integer
+from gsvd.engine.text.rules import Notes
+
+_NUM = r"\d+(?:\.\d+)?"
+_LEFT = r"(?<![A-Za-z\d.])(?<![A-Za-z]-)"  # not glued to Latin letters or another number
+_RIGHT = r"(?![A-Za-z\d])"
 _UNITS = [
-    ("km/h", "千米每小时"), ("km²", "平方千米"), ("m²", "平方米"), ("m³", "立方米"), ("km", "千米"), ("kg", "千克"),
-    ("cm", "厘米"), ("mm", "毫米"), ("mg", "毫克"), ("ml", "毫升"), ("mL", "毫升"), ("kb", "千字节"), ("KB", "千字节"),
-    ("MB", "兆字节"), ("GB", "吉字节"), ("TB", "太字节"), ("℃", "摄氏度"), ("°C", "摄氏度"), ("°", "度"),
-    ("g", "克"), ("m", "米"), ("L", "升"), ("h", "小时"), ("s", "秒"),
+    ("km/h", "千米每小时"), ("m/s", "米每秒"), ("km²", "平方千米"), ("m²", "平方米"), ("cm²", "平方厘米"),
+    ("m³", "立方米"), ("km", "千米"), ("kg", "千克"), ("cm", "厘米"), ("mm", "毫米"), ("mg", "毫克"), ("ml", "毫升"),
+    ("mL", "毫升"), ("kb", "千字节"), ("KB", "千字节"), ("MB", "兆字节"), ("GB", "吉字节"), ("TB", "太字节"),
+    ("kW", "千瓦"), ("kWh", "千瓦时"), ("Hz", "赫兹"), ("GHz", "吉赫兹"), ("MHz", "兆赫兹"),
+    ("℃", "摄氏度"), ("°C", "摄氏度"), ("°F", "华氏度"), ("°", "度"), ("g", "克"), ("m", "米"), ("L", "升"),
+    ("t", "吨"), ("h", "小时"), ("min", "分钟"), ("s", "秒"), ("ms", "毫秒"), ("V", "伏"), ("W", "瓦"),
 ]
-_UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(" + "|".join(re.escape(u) for u, _ in _UNITS) + r")(?![A-Za-z])")
 _UNIT_MAP = dict(_UNITS)
-_CURRENCY = {"¥": "元", "￥": "元", "$": "美元", "€": "欧元", "£": "英镑"}
+_UNIT_ALT = "|".join(re.escape(u) for u, _ in sorted(_UNITS, key=lambda u: -len(u[0])))
+_CURRENCY = {"¥": "元", "￥": "元", "$": "美元", "€": "欧元", "£": "英镑", "₩": "韩元", "HK$": "港元", "US$": "美元"}
+_CUR_ALT = "HK\\$|US\\$|[¥￥$€£₩]"
+# measure words after which a lone 2 reads 两 (两个, 两本); 月/号/日/楼/年级 keep 二
+_MEASURES = set("个本只条张件位名次岁人天周年支辆台块元斤米倍双对套份种家所间座把杯瓶碗部首篇句场项门颗粒片头匹架艘群批页章段遍趟回声步口棵朵封盒包袋箱层道点万千百亿组根")
+_MEASURE_WORDS = ("公斤", "公里", "千米", "千克", "小时", "分钟", "星期", "礼拜", "美元", "欧元", "英镑", "毫米", "厘米")
+_CODE_CUES = ("编号", "代码", "账号", "卡号", "邮编", "工号", "学号", "单号", "房间", "尾号", "车次", "航班", "密码",
+              "验证码", "门牌")
+_PHONE_CUES = ("号码", "电话", "拨打", "致电", "热线", "手机", "拨")
+_CUE_TAIL = r"(?:是|为|:|：|\s)*$"  # the cue word right before the number
+_RATIO_CUES = ("比分", "比例", "比率", "以", "比赛", "战", "胜", "负", "赢", "输")
 
 
-def _read_int(s: str) -> str:
-    import cn2an
-
-    return cn2an.an2cn(str(int(s)))
-
-
-def _digits(s: str, table: str = _DIGITS) -> str:
-    return "".join(table[int(c)] for c in s if c.isdigit())
+def _units(m: re.Match) -> str:
+    return m.group(1) + _UNIT_MAP[m.group(2)]
 
 
 def _phone(m: re.Match) -> str:
-    return _digits(m.group(0), _PHONE_DIGITS)
-
-
-def _time(m: re.Match) -> str:
-    h, mi, sec = int(m.group(1)), m.group(2), m.group(3)
-    out = _read_int(str(h)) + "点"
-    if int(mi) == 0 and not sec:
-        return out + "整"
-    out += ("零" if mi.startswith("0") and int(mi) else "") + _read_int(mi) + "分"
-    if sec:
-        out += ("零" if sec.startswith("0") and int(sec) else "") + _read_int(sec) + "秒"
-    return out
+    return digits(m.group(0), PHONE_DIGITS)
 
 
 def _date(m: re.Match) -> str:
-    return f"{_digits(m.group(1))}年{_read_int(m.group(2))}月{_read_int(m.group(3))}日"
+    y, mo, d = m.group(1), int(m.group(2)), m.group(3)
+    if not 1 <= mo <= 12 or (d and not 1 <= int(d) <= 31):
+        return m.group(0)
+    return f"{digits(y)}年{integer(str(mo), False)}月" + (f"{integer(d, False)}日" if d else "")
 
 
-def _currency(m: re.Match) -> str:
-    return m.group(2) + _CURRENCY[m.group(1)]
+def _clock(m: re.Match) -> str:
+    h, mi, sec = int(m.group(1)), m.group(2), m.group(3)
+    before = m.string[max(0, m.start() - 3) : m.start()]
+    if h > 24 or int(mi) > 59 or (sec and int(sec) > 59) or any(c in before for c in _RATIO_CUES):
+        return integer(m.group(1), False) + "比" + integer(mi, False) + ("比" + integer(sec, False) if sec else "")
+    out = ("两" if h == 2 else integer(str(h))) + "点"
+    if int(mi) == 0 and not sec:
+        return out + "整"
+    out += ("零" if mi.startswith("0") and int(mi) else "") + integer(mi, False) + "分"
+    if sec:
+        out += ("零" if sec.startswith("0") and int(sec) else "") + integer(sec, False) + "秒"
+    return out
 
 
-def _temperature(m: re.Match) -> str:
-    return "零下" + m.group(1) + m.group(2)
+def _ratio(m: re.Match) -> str:
+    return "比".join(integer(x, False) for x in m.group(0).split(":"))
 
 
-def normalize_symbols(text: str) -> str:
-    """The pre-pass; leaves Arabic numbers for cn2an except where the reading differs."""
-    text = re.sub(r"(?<!\d)(1[3-9]\d{9}|0\d{2,3}-\d{7,8}|\d{3}-\d{4}-\d{4})(?!\d)", _phone, text)
-    text = re.sub(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)", _date, text)
-    text = re.sub(r"(?<!\d)(\d{1,2}):(\d{2})(?::(\d{2}))?(?!\d)", _time, text)
-    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
-    text = re.sub(r"([¥￥$€£])\s*(\d+(?:\.\d+)?)", _currency, text)
-    text = re.sub(r"-(\d+(?:\.\d+)?)(?=\s*(?:℃|°C))", lambda m: "零下" + m.group(1), text)
-    return _UNIT_RE.sub(lambda m: m.group(1) + _UNIT_MAP[m.group(2)], text)
+def _money(m: re.Match) -> str:
+    amount, scale = m.group(2), m.group(3) or ""
+    return decimal(amount) + scale + _CURRENCY[m.group(1)]
+
+
+def _percent(m: re.Match) -> str:
+    lo, hi, sign = m.group(2), m.group(3), m.group(4)
+    head = "千分之" if sign == "‰" else "百分之"
+    neg = "负" if m.group(1) else ""
+    return neg + head + decimal(lo) + ("到" + decimal(hi) if hi else "")
+
+
+def _percent_range(m: re.Match) -> str:
+    head = "千分之" if m.group(2) == "‰" else "百分之"
+    return head + decimal(m.group(1)) + "到" + head + decimal(m.group(3))
+
+
+def _below_zero(m: re.Match) -> str:
+    return "零下" + decimal(m.group(1)) + _UNIT_MAP.get(m.group(2), m.group(2))
+
+
+def _fraction(m: re.Match) -> str:
+    return integer(m.group(2), False) + "分之" + integer(m.group(1), False)
+
+
+def _range(m: re.Match) -> str:
+    return decimal(m.group(1)) + "到" + decimal(m.group(2))
+
+
+def _math(m: re.Match) -> str:
+    ops = {"+": "加", "-": "减", "−": "减", "×": "乘", "*": "乘", "÷": "除以", "/": "除以", "=": "等于", "＝": "等于",
+           ">": "大于", "<": "小于", "≥": "大于等于", "≤": "小于等于"}
+    parts = re.split(r"(?<=\d)\s*([+\-−×*÷/=＝><≥≤])\s*", m.group(0))
+    return "".join(ops[p] if p in ops else decimal(p) for p in parts if p)
+
+
+def _negative(m: re.Match) -> str:
+    return "负" + decimal(m.group(1))
+
+
+def _year(m: re.Match) -> str:
+    return digits(m.group(1))
+
+
+def _ordinal(m: re.Match) -> str:
+    return "第" + integer(m.group(1), False)
+
+
+def _decimal(m: re.Match) -> str:
+    return decimal(m.group(0))
+
+
+def _integer(m: re.Match) -> str:
+    s = m.group(0)
+    before = m.string[max(0, m.start() - 6) : m.start()]
+    after = m.string[m.end() : m.end() + 2]
+    if re.search(f"(?:{'|'.join(_PHONE_CUES)}){_CUE_TAIL}", before) or m.string.startswith("热线", m.end()):
+        return digits(s, PHONE_DIGITS)  # service and phone numbers: 幺二三四五
+    if (s.startswith("0") and len(s) > 1) or len(s) > 16 or re.search(f"(?:{'|'.join(_CODE_CUES)}){_CUE_TAIL}", before):
+        return digits(s)
+    if s == "2" and (after[:1] in _MEASURES or after.startswith(_MEASURE_WORDS)) and not before.endswith("第"):
+        return "两"
+    return integer(s, liang=not before.endswith("第"))
+
+
+_RULES: list[rules.Rule] = [
+    ("separator", re.compile(r"(?<=\d),(?=\d{3}(?!\d))"), lambda m: ""),
+    ("phone number", re.compile(r"(?<![\d\-])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8}|400-\d{3}-\d{4}|\d{3}-\d{4}-\d{4})(?![\d\-])"),
+     _phone),
+    ("date", re.compile(r"(?<![\d.])(\d{4})[-/.](\d{1,2})(?:[-/.](\d{1,2}))?(?![\d.])"), _date),
+    ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2})(?::(\d{2}))?(?![\d:])"), _clock),
+    ("ratio", re.compile(r"(?<![\d:.])\d+(?::\d+)+(?![\d:])"), _ratio),
+    ("money", re.compile(rf"({_CUR_ALT})\s*({_NUM})(万|亿)?"), _money),
+    ("percent range", re.compile(rf"({_NUM})\s*([%％‰])\s*[-~～至到]\s*({_NUM})\s*[%％‰]"), _percent_range),
+    ("percent", re.compile(rf"(-)?({_NUM})(?:\s*[-~～]\s*({_NUM}))?\s*([%％‰])"), _percent),
+    ("below zero", re.compile(r"(?<![A-Za-z\d])[-−](\d+(?:\.\d+)?)\s*(℃|°C|°F|度)"), _below_zero),
+    ("unit", re.compile(rf"{_LEFT}({_NUM})\s*({_UNIT_ALT})(?![A-Za-z²³])"), _units),
+    ("fraction", re.compile(r"(?<![\d/.])(\d{1,4})/(\d{1,4})(?![\d/])"), _fraction),
+    ("year", re.compile(r"(?<![\d.])(\d{4})(?=\s*(?:[-~～至到—–]\s*\d{4}\s*)?年(?!级))"), _year),
+    ("year range", re.compile(r"(?<=[零一二三四五六七八九])\s*[-~～—–]\s*(?=[零一二三四五六七八九]{4}年)"), lambda m: "到"),
+    ("equation", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+\-−×*÷/]\s*{_NUM})*\s*[=＝><≥≤]\s*[-−]?{_NUM}{_RIGHT}"), _math),
+    ("range", re.compile(rf"{_LEFT}({_NUM})\s*[-~～—–]\s*({_NUM}){_RIGHT}"), _range),
+    ("arithmetic", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+×*÷]\s*{_NUM})+{_RIGHT}"), _math),
+    ("negative", re.compile(rf"(?<![A-Za-z\d])[-−]({_NUM}){_RIGHT}"), _negative),
+    ("ordinal", re.compile(r"第\s*(\d+)"), _ordinal),
+    ("decimal", re.compile(rf"{_LEFT}\d+\.\d+{_RIGHT}"), _decimal),
+    ("integer", re.compile(rf"{_LEFT}\d+{_RIGHT}"), _integer),
+]
+
+
+def normalize_symbols(text: str, notes: Notes | None = None) -> str:
+    """Written numbers and symbols -> Han characters (Latin-glued numbers are left for English)."""
+    if not any(c.isdigit() or c in "%％‰℃°¥￥$€£₩" for c in text):
+        return text
+    return rules.apply(text, _RULES, notes, "zh number: ")

@@ -7,7 +7,6 @@ features and the tensors.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -23,6 +22,15 @@ MIN_PHONES = 6  # upstream pads shorter inputs with a leading "."
 
 
 @dataclass
+class WordReading:
+    """One word of a part as `gsvd g2p` shows it: its phones and the dictionary or rule behind them."""
+
+    text: str
+    phones: list[str]
+    source: str
+
+
+@dataclass
 class Part:
     """One language segment of the text."""
 
@@ -31,6 +39,8 @@ class Part:
     norm_text: str
     phones: list[str]
     word2ph: list[int] | None  # zh only: phones per normalized character
+    words: list[WordReading] = field(default_factory=list)  # zh/en; filled when explaining
+    notes: list[tuple[str, str, str]] = field(default_factory=list)  # normalization rules: (rule, written, read)
 
 
 @dataclass
@@ -67,17 +77,24 @@ def analyze(text: str, language: str, version: str = "v2", lexicon: Lexicon | No
     return Analysis(ph, words)
 
 
-def phonemize(text: str, language: str = "auto", version: str = "v2", lexicon: Lexicon | None = None) -> Phonemized:
+def phonemize(text: str, language: str = "auto", version: str = "v2", lexicon: Lexicon | None = None,
+              explain: bool = False) -> Phonemized:
+    """Text -> phones and ids; `explain` also fills each part's words and normalization notes."""
     if language not in LANGUAGE_MODES:
         raise InvalidInput(f"language must be one of {', '.join(LANGUAGE_MODES)}; got {language!r}", "language")
     text = clean(text)
     if len(text) > MAX_CHARS:
         raise InvalidInput(f"text is {len(text)} characters; the frontend limit is {MAX_CHARS}", "text")
+    notes: list[tuple[str, str, str]] = []
     if _reads_as_chinese(text, language):
         from gsvd.engine.text.normalize_zh import normalize_symbols
 
-        text = normalize_symbols(text)  # units/times/currency become Han before script segmentation
-    parts = [_part(lang, chunk, lexicon) for lang, chunk in segment(text, language)]
+        text = normalize_symbols(text, notes if explain else None)  # numbers become Han before segmentation
+    elif _reads_as_japanese(text, language):
+        text = ja.normalize(text, notes if explain else None)  # units and symbols become kana first
+    parts = [_part(lang, chunk, lexicon, explain) for lang, chunk in segment(text, language)]
+    if parts and notes:
+        parts[0].notes[:0] = notes
     parts = [p for p in parts if p.phones]
     phones = [ph for p in parts for ph in p.phones]
     return Phonemized(phones, to_ids(phones, version), "".join(p.norm_text for p in parts), parts)
@@ -106,17 +123,28 @@ def clean(text: str) -> str:
     return "".join(c if (c.isprintable() or c == "\n") else " " for c in text)
 
 
-def _part(lang: str, chunk: str, lex: Lexicon | None) -> Part:
+def _part(lang: str, chunk: str, lex: Lexicon | None, explain: bool = False) -> Part:
+    notes: list[tuple[str, str, str]] | None = [] if explain else None
     if lang == "zh":
-        norm = zh.normalize(chunk)
-        phones, w2p = _with_lexicon_zh(norm, lex) if lex else zh.g2p(norm)
-        return Part("zh", chunk, norm, phones, w2p)
+        norm = zh.normalize(chunk, notes)
+        if lex:
+            phones, w2p = _with_lexicon_zh(norm, lex)
+            words = [WordReading(norm, phones, "user lexicon + rules")] if explain else []
+        else:
+            analyzed = zh.analyze(norm)
+            per_char = [ph for w in analyzed for ph in zh.phones_of(w)]
+            phones, w2p = [p for ph in per_char for p in ph], [len(ph) for ph in per_char]
+            words = [_zh_word(w) for w in analyzed] if explain else []
+        return Part("zh", chunk, norm, phones, w2p, words, notes or [])
     if lang == "en":
-        norm = en.normalize(chunk)
-        return Part("en", chunk, norm, _with_lexicon_en(norm, lex) if lex else en.g2p(norm), None)
+        norm = en.normalize(chunk, notes)
+        read = en.analyze(norm, (lambda w: lex.lookup("en", w)) if lex else None)
+        words = [WordReading(t, p, src) for t, p, src in read] if explain else []
+        return Part("en", chunk, norm, [p for _, ph, _ in read for p in ph], None, words, notes or [])
     if lang == "ja":
-        norm = ja.normalize(chunk)
-        return Part("ja", chunk, norm, ja.g2p(norm), None)
+        norm = ja.normalize(chunk, notes)
+        words = [WordReading(s, [], f"OpenJTalk reading {r}") for s, r in ja.words(norm)] if explain else []
+        return Part("ja", chunk, norm, ja.g2p(norm), None, words, notes or [])
     pkg = {"ko": "g2pk2 (Korean)", "yue": "ToJyutping (Cantonese)"}.get(lang, lang)
     raise LanguageNotAvailable(f"language not available: {lang} text needs {pkg}, which gsvd does not bundle yet")
 
@@ -131,12 +159,15 @@ def _reads_as_chinese(text: str, language: str) -> bool:
     return has_han and not has_kana
 
 
-def _with_lexicon_en(norm: str, lex: Lexicon) -> list[str]:
-    out: list[str] = []
-    for tok in re.findall(r"[A-Za-z']+|[,.!?;:…\-—]", norm):
-        hit = lex.lookup("en", tok)
-        out += hit if hit is not None else en.g2p(tok)
-    return out
+def _zh_word(w: zh.Word) -> WordReading:
+    source = f"jieba word ({w.pos}), {w.source}" + ("; " + "; ".join(w.rules) if w.rules else "")
+    return WordReading(w.text, [p for ph in zh.phones_of(w) for p in ph], source)
+
+
+def _reads_as_japanese(text: str, language: str) -> bool:
+    if language in ("ja", "all_ja"):
+        return True
+    return language == "auto" and any("\u3040" <= c <= "\u30ff" for c in text)
 
 
 def _with_lexicon_zh(norm: str, lex: Lexicon) -> tuple[list[str], list[int]]:

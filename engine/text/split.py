@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from gsvd.engine.errors import InvalidInput
+from gsvd.engine.types import SPLIT_METHODS
+
 CLAUSE = "，,、；;：:—…~"
 SENTENCE = "。.!?！？\n"
 ALL = CLAUSE + SENTENCE
@@ -16,12 +19,35 @@ _MIN_FIRST = 4
 _MAX_LATER = 60
 
 
+# '.' after these does not end a sentence when a word follows (Dr. Smith, Jan. 5, e.g. this)
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "prof", "jr", "sr", "vs", "mt", "ave", "rd", "blvd", "gen", "capt",
+                  "lt", "sgt", "gov", "sen", "rev", "no", "fig", "vol", "ch", "pp", "approx", "dept", "inc", "ltd",
+                  "corp", "co", "est", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
+                  "dec", "mon", "tue", "tues", "wed", "thu", "thurs", "fri", "sat", "sun", "e.g", "i.e", "a.m",
+                  "p.m", "u.s", "u.k", "etc"}
+
+
+def _keeps_together(text: str, i: int) -> bool:
+    """Whether the mark at text[i] is part of a number (3.14, 10:30, 12,999) or an abbreviation."""
+    ch = text[i]
+    if ch in ".,:，" and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
+        return True
+    if ch == ".":
+        word = re.search(r"([A-Za-z.]+)$", text[:i])
+        nxt = text[i + 1 : i + 3]
+        if word and word.group(1).lower().strip(".") in _ABBREVIATIONS and re.match(r"\s[\w$€£¥]", nxt):
+            return not (word.group(1).lower() in ("etc", "a.m", "p.m") and re.match(r"\s[A-Z]", nxt))
+        if re.search(r"(?<![A-Za-z])[A-Za-z]$", text[:i]) and re.match(r"[A-Za-z]\.", text[i + 1 : i + 3]):
+            return True  # inside U.S.A.
+    return False
+
+
 def _pieces(text: str, marks: str) -> list[str]:
-    """Split after each mark in `marks` (a '.' between digits is not a mark)."""
+    """Split after each mark in `marks`, except marks inside numbers and after abbreviations."""
     out, cur = [], ""
     for i, ch in enumerate(text):
         cur += ch
-        if ch in marks and not (ch == "." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()):
+        if ch in marks and not _keeps_together(text, i):
             out.append(cur)
             cur = ""
     if cur:
@@ -47,6 +73,8 @@ def _merge_short(pieces: list[str], threshold: int = 5) -> list[str]:
 
 
 def split_text(text: str, method: str = "auto") -> list[str]:
+    if method not in SPLIT_METHODS:
+        raise InvalidInput(f"split method must be one of {', '.join(SPLIT_METHODS)}; got {method!r}", "split_method")
     text = re.sub(r"[ \t]{2,}", " ", text.strip())
     if not text:
         return []

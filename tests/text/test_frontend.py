@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import pytest
@@ -9,14 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gsvd.engine.errors import GsvdError, InvalidInput, LanguageNotAvailable
-from gsvd.engine.text import Lexicon, TextFrontend, split_text
+from gsvd.engine.text import Lexicon, TextFrontend, golden, split_text
 from gsvd.engine.text.symbols import symbol_ids, symbols
 
-GOLDEN = [
-    line.split("\t")
-    for line in (Path(__file__).parent / "golden.tsv").read_text(encoding="utf-8").splitlines()
-    if line and not line.startswith("#")
-]
+GOLDEN = golden.load(Path(__file__).parent / "golden.tsv")
+LANGS = ("zh", "en", "ja", "mixed")
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +22,35 @@ def fe():
     return TextFrontend()
 
 
-@pytest.mark.parametrize("lang, text, expected", GOLDEN, ids=[f"{g[0]}:{g[1]}" for g in GOLDEN])
-def test_golden_phones(fe, lang, text, expected):
-    mode = "auto" if lang == "mixed" else lang
-    assert " ".join(fe.phonemize(text, mode).phones) == expected
+def test_golden_set_size():
+    """>= 600 cases, >= 150 per language, >= 10 per class, every line tagged with a known language."""
+    assert len(GOLDEN) >= 600
+    by_lang = collections.Counter(c.lang for c in GOLDEN)
+    assert all(by_lang[lang] >= 150 for lang in ("zh", "en", "ja")), by_lang
+    by_class = collections.Counter(c.cls for c in GOLDEN)
+    assert min(by_class.values()) >= 10, sorted(by_class.items(), key=lambda kv: kv[1])[:5]
+    assert set(by_lang) <= set(LANGS)
+    assert len({(c.lang, c.text) for c in GOLDEN}) == len(GOLDEN), "duplicate golden cases"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_golden_accuracy(lang):
+    """Per language: >= 98% of sentences exact, every number class 100%; prints accuracy per class."""
+    results: dict[str, list[tuple[str, bool, str, str]]] = collections.defaultdict(list)
+    for case in GOLDEN:
+        if case.lang == lang:
+            ok, got = golden.check(case)
+            results[case.cls].append((case.text, ok, got, case.expected))
+    total = sum(len(r) for r in results.values())
+    exact = sum(ok for r in results.values() for _, ok, _, _ in r)
+    print(f"\n{lang}: {exact}/{total} exact ({100 * exact / total:.1f}%)")
+    for cls in sorted(results):
+        r = results[cls]
+        print(f"  {cls:24s} {sum(ok for _, ok, _, _ in r):3d}/{len(r):3d}")
+    misses = [f"[{cls}] {t!r}: got {g!r}, want {e!r}" for cls, r in results.items() for t, ok, g, e in r if not ok]
+    assert exact / total >= 0.98, "\n".join(misses)
+    number_misses = [m for m in misses if "-num-" in m[1 : m.index("]")]]
+    assert not number_misses, "\n".join(number_misses)
 
 
 def test_symbol_tables():
