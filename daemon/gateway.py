@@ -8,7 +8,10 @@
   {"type": "start", ...}, then per chunk a JSON {"type": "chunk", sequence, offset, is_final, text,
   envelope} followed by one binary frame of audio, then {"type": "end"}; errors arrive as
   {"type": "error", "code", "message"}.
-- `GET /v1/voices`, `GET /healthz`.
+  Browsers, which cannot set the Authorization header on a WebSocket, offer the subprotocols
+  `gsvd.v1` and `gsvd.bearer.<base64url token>` instead (http_api.request_bearer).
+- `GET /healthz`; `GET /` the web console, with its JSON API (`/v1/server`, `/v1/voices`,
+  `/v1/runs`) documented in daemon/http_api.py and daemon/console_runs.py (registered by console.py).
 Same limits, auth tokens and streaming core as the gRPC service.
 """
 
@@ -23,8 +26,9 @@ import uuid
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from gsvd.daemon import convert
+from gsvd.daemon import console, convert
 from gsvd.daemon.errors import message_for, status_for
+from gsvd.daemon.http_api import WS_PROTOCOL, request_bearer
 from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.engine.types import SynthesisOptions
 
@@ -45,7 +49,8 @@ class Gateway:
         self.service = service  # the gRPC servicer: engine, config, runner
         self.app = web.Application(client_max_size=service.config.max_message_mb << 20)
         self.app.add_routes([web.post("/v1/audio/speech", self.speech), web.get("/v1/ws", self.websocket),
-                             web.get("/v1/voices", self.voices), web.get("/healthz", self.health)])
+                             web.get("/healthz", self.health)])
+        console.register(self)  # the web console at / and its JSON API (/v1/server, /v1/voices, /v1/runs)
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -63,10 +68,10 @@ class Gateway:
 
     # ------------------------------------------------------------------ helpers
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _authorized(self, request: web.Request, admin: bool = False) -> bool:
         cfg = self.service.config
-        tokens = [t for t in (cfg.token, cfg.admin_token) if t]
-        return not tokens or request.headers.get("Authorization", "") in {f"Bearer {t}" for t in tokens}
+        tokens = [t for t in ((cfg.admin_token,) if admin and cfg.admin_token else (cfg.token, cfg.admin_token)) if t]
+        return not tokens or request_bearer(request) in {f"Bearer {t}" for t in tokens}
 
     def _error(self, exc: BaseException) -> web.Response:
         code = status_for(exc).name
@@ -83,12 +88,6 @@ class Gateway:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "serving"})
-
-    async def voices(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return web.json_response({"error": {"message": "missing or wrong bearer token"}}, status=401)
-        return web.json_response({"voices": [
-            {"name": v.name, "version": v.version, "languages": list(v.languages)} for v in self.service.engine.voices()]})
 
     async def speech(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
@@ -147,7 +146,8 @@ class Gateway:
         return resp
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.service.config.max_message_mb << 20)
+        ws = web.WebSocketResponse(max_msg_size=self.service.config.max_message_mb << 20,
+                                   protocols=(WS_PROTOCOL,))  # browsers send the token in the protocol list
         await ws.prepare(request)
         if not self._authorized(request):
             await ws.send_json({"type": "error", "code": "UNAUTHENTICATED", "message": "missing or wrong bearer token"})

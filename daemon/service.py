@@ -13,11 +13,10 @@ import queue
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import grpc
 
-from gsvd.daemon import convert
+from gsvd.daemon import convert, voice_admin
 from gsvd.daemon.config import DaemonConfig
 from gsvd.daemon.errors import message_for, status_for
 from gsvd.daemon.metrics import Metrics
@@ -156,18 +155,14 @@ class SynthesizerService(pbg.SynthesizerServicer):
         await self._authorize(context, admin=True, request=request)
         try:
             if request.WhichOneof("source") == "bundle_path":
-                path = self._bundle_path(request.bundle_path)
-                v = await asyncio.to_thread(self.engine.load_voice, path, request.name or None)
+                v = await voice_admin.load_bundle(self.engine, self.config, request.bundle_path, request.name)
             elif request.WhichOneof("source") == "reference":
                 up = request.reference
-                if not request.name:
-                    raise InvalidInput("name is required for an uploaded voice", "name")
-                audio = convert.upload_audio(up)
-                v = await asyncio.to_thread(self.engine.add_voice_from_reference, request.name, up.base_voice,
-                                            audio, up.sample_rate_hz, up.transcript, up.language or "auto")
+                v = await voice_admin.add_reference_voice(self.engine, request.name, up.base_voice,
+                                                          convert.upload_audio(up), up.sample_rate_hz, up.transcript,
+                                                          up.language)
             else:
                 raise InvalidInput("give bundle_path or reference", "source")
-            log.info("loaded voice %s (%s)", v.name, v.version)
             return convert.voice(v)
         except GsvdError as exc:
             await self._fail(context, exc, "LoadVoice")
@@ -175,20 +170,14 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def UnloadVoice(self, request, context):
         await self._authorize(context, admin=True, request=request)
         try:
-            self.engine.unload_voice(self._voice_name(request.name))
+            voice_admin.unload_voice(self.engine, self._voice_name(request.name))
             return pb.UnloadVoiceResponse()
         except GsvdError as exc:
             await self._fail(context, exc, "UnloadVoice")
 
     async def GetServerInfo(self, request, context):
         await self._authorize(context, request=request)
-        info, stats = self.engine.info(), self.engine.stats()
-        limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
-                  "max_text_chars": self.config.max_text_chars, "max_message_bytes": self.config.max_message_mb << 20}
-        return pb.ServerInfo(version=info["version"], backend=info["backend"] or "", device=info["device"],
-                             dtype=info["dtype"], limits=limits, models=[m["model_id"] for m in info["models"]],
-                             sample_rate_hz=convert.NATIVE_RATE, active_streams=self.runner.active,
-                             queued=int(stats.get("queued", 0)))
+        return pb.ServerInfo(**voice_admin.server_info(self.engine, self.config, self.runner.active))
 
     # -------------------------------------------------------------- checks
 
@@ -205,14 +194,6 @@ class SynthesizerService(pbg.SynthesizerServicer):
         if not name:
             raise InvalidInput("voice is required", "voice")
         return validate_voice_name(name)
-
-    def _bundle_path(self, raw: str) -> Path:
-        root = Path(self.config.voices_dir).resolve() if self.config.voices_dir else None
-        path = Path(raw)
-        path = (root / path).resolve() if root and not path.is_absolute() else path.resolve()
-        if root is None or not path.is_relative_to(root):
-            raise InvalidInput("bundle_path must be inside the server's voices directory", "bundle_path")
-        return path
 
 
 def _drain(pieces: queue.Queue, cancel: threading.Event) -> Iterator[str]:
