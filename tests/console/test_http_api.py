@@ -15,6 +15,8 @@ import pytest
 
 from .conftest import ADMIN, USER, base_url, call
 
+pytestmark = pytest.mark.xdist_group("console")  # one worker builds the run folder and the daemon once
+
 
 def _wav(seconds: float, rate: int = 16000) -> bytes:
     from gsvd.engine.testing.bundle import synthetic_clip
