@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gsvd.daemon import voice_admin
-from gsvd.daemon.http_api import guard, json_error
-from gsvd.engine.errors import GsvdError
+from gsvd.daemon.http_api import guard, json_error, json_object
+from gsvd.engine.errors import GsvdError, InvalidInput
 
 if TYPE_CHECKING:
     from gsvd.daemon.gateway import Gateway
@@ -72,18 +72,14 @@ class RunsApi:
         return web.json_response({"runs_dir": str(root), "runs": runs})
 
     async def run(self, request: web.Request) -> web.Response:
-        if (denied := guard(self.gateway, request)) is not None:
-            return denied
-        folder = self._run_folder(request.match_info["name"])
+        folder = self._open(request)
         if isinstance(folder, web.Response):
             return folder
         detail = await asyncio.to_thread(run_detail, folder)
         return web.json_response({**detail, "packaging": folder.name in self.packaging})
 
     async def artifact(self, request: web.Request) -> web.StreamResponse:
-        if (denied := guard(self.gateway, request)) is not None:
-            return denied
-        folder = self._run_folder(request.match_info["name"])
+        folder = self._open(request)
         if isinstance(folder, web.Response):
             return folder
         rel = request.match_info["path"]
@@ -95,26 +91,22 @@ class RunsApi:
         return web.FileResponse(path, headers={"Content-Type": _TYPES[path.suffix], "Cache-Control": "no-cache"})
 
     async def package(self, request: web.Request) -> web.Response:
-        if (denied := guard(self.gateway, request, admin=True)) is not None:
-            return denied
-        folder = self._run_folder(request.match_info["name"])
+        folder = self._open(request, admin=True)
         if isinstance(folder, web.Response):
             return folder
         try:
-            body = await request.json()
-        except ValueError:
-            return json_error(400, "INVALID_ARGUMENT", "body: the body is not valid JSON")
-        epochs = _epochs(body)
-        if isinstance(epochs, str):
-            return json_error(400, "INVALID_ARGUMENT", epochs)
-        problem = _package_problem(folder, epochs, self.service.config.voices_dir)
+            epochs = _epochs(await json_object(request))
+        except GsvdError as exc:
+            return self.gateway._error(exc)
+        voices_dir = self.service.config.voices_dir
+        problem = _package_problem(folder, epochs, voices_dir)
         if problem:
             return json_error(400, "FAILED_PRECONDITION", problem)
         if folder.name in self.packaging:
             return json_error(409, "ABORTED", f"run {folder.name!r} is being packaged already")
         self.packaging.add(folder.name)
         try:
-            code, out = await _package_child(folder, epochs, self.service.config.voices_dir)
+            code, out = await _package_child(folder, epochs, voices_dir)
         finally:
             self.packaging.discard(folder.name)
         if code != 0:
@@ -135,7 +127,11 @@ class RunsApi:
         raw = self.service.config.runs_dir
         return Path(raw).expanduser().resolve() if raw else None
 
-    def _run_folder(self, name: str) -> Path | web.Response:
+    def _open(self, request: web.Request, admin: bool = False) -> Path | web.Response:
+        """The run folder the request names, or the answer refusing it (auth first, then 404)."""
+        if (denied := guard(self.gateway, request, admin=admin)) is not None:
+            return denied
+        name = request.match_info["name"]
         root = self._root()
         if root is None:
             return json_error(404, "NOT_FOUND", "the daemon was started without --runs-dir: no runs to show")
@@ -213,14 +209,12 @@ def _samples(folder: Path) -> list[dict]:
     return sorted(rows, key=lambda r: (MODELS.index(r["model"]), r["epoch"]))
 
 
-def _epochs(body: object) -> tuple[int, int] | str:
-    if not isinstance(body, dict):
-        return "body: the body must be a JSON object"
+def _epochs(body: dict) -> tuple[int, int]:
     out = []
     for key in ("sovits_epoch", "gpt_epoch"):
         value = body.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return f"{key}: must be 0 (the final weights) or a saved epoch; got {value!r}"
+            raise InvalidInput(f"must be 0 (the final weights) or a saved epoch; got {value!r}", key)
         out.append(value)
     return out[0], out[1]
 

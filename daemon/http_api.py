@@ -139,7 +139,7 @@ class VoicesApi:
                 voice, consent = await self._upload(request)
                 self.uploads[voice.name] = consent
             else:
-                body = await _json_object(request)
+                body = await json_object(request)
                 raw, name = body.get("bundle_path", ""), body.get("name", "")
                 if not isinstance(raw, str) or not raw or not isinstance(name, str):
                     raise InvalidInput("give bundle_path (a folder in the voices directory) and optionally name",
@@ -249,7 +249,7 @@ class VoicesApi:
         return rows
 
 
-async def _json_object(request: web.Request) -> dict:
+async def json_object(request: web.Request) -> dict:
     try:
         body = await request.json()
     except ValueError:
