@@ -20,6 +20,7 @@ demo: setup
 	$(VENV)/bin/gsvd demo --out out/demo
 
 test: setup
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || echo "chromium not installed: the console's browser tests skip"
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 lint: setup

@@ -52,6 +52,7 @@ class DaemonConfig:
     tls_client_ca: str = ""
     metrics_port: int = 0  # 0 off
     http_port: int = -1  # HTTP/WebSocket gateway; -1 off, 0 any free port
+    runs_dir: str = ""  # `gsvd train` run folders shown (and packaged) by the web console; "" none
     grace_s: float = 10.0
     bert_folder: str = ""
     hubert_folder: str = ""

@@ -8,7 +8,10 @@
   {"type": "start", ...}, then per chunk a JSON {"type": "chunk", sequence, offset, is_final, text,
   envelope} followed by one binary frame of audio, then {"type": "end"}; errors arrive as
   {"type": "error", "code", "message"}.
-- `GET /v1/voices`, `GET /healthz`.
+  Browsers, which cannot set the Authorization header on a WebSocket, offer the subprotocols
+  `gsvd.v1` and `gsvd.bearer.<base64url token>` instead (http_api.request_bearer).
+- `GET /healthz`; `GET /` the web console, with its JSON API (`/v1/server`, `/v1/voices`,
+  `/v1/runs`) documented in daemon/http_api.py and daemon/console_runs.py (registered by console.py).
 Same limits, auth tokens and streaming core as the gRPC service.
 """
 
@@ -24,8 +27,9 @@ import uuid
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from gsvd.daemon import convert, validate
+from gsvd.daemon import console, convert, validate
 from gsvd.daemon.errors import http_status_for, message_for, status_for
+from gsvd.daemon.http_api import WS_PROTOCOL, request_bearer
 from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.engine.types import SynthesisOptions
 
@@ -45,7 +49,8 @@ class Gateway:
         self.service = service  # the gRPC servicer: engine, config, runner
         self.app = web.Application(client_max_size=service.config.max_message_mb << 20)
         self.app.add_routes([web.post("/v1/audio/speech", self.speech), web.get("/v1/ws", self.websocket),
-                             web.get("/v1/voices", self.voices), web.get("/healthz", self.health)])
+                             web.get("/healthz", self.health)])
+        console.register(self)  # the web console at / and its JSON API (/v1/server, /v1/voices, /v1/runs)
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -64,10 +69,12 @@ class Gateway:
 
     # ------------------------------------------------------------------ helpers
 
-    def _refusal(self, request: web.Request) -> GsvdError | None:
-        """The auth error for this request (the gRPC service's policy), or None when it may go on."""
+    def _refusal(self, request: web.Request, admin: bool = False) -> GsvdError | None:
+        """The auth error for this request (the gRPC service's policy: `daemon/auth.py`), or None when it may
+        go on. The bearer token comes from the Authorization header or, for browsers' WebSockets, the
+        subprotocol list (`http_api.request_bearer`)."""
         try:
-            self.service.auth.check(request.headers.get("Authorization"))
+            self.service.auth.check(request_bearer(request) or None, admin=admin)
         except GsvdError as exc:
             return exc
         return None
@@ -92,12 +99,6 @@ class Gateway:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "serving"})
-
-    async def voices(self, request: web.Request) -> web.Response:
-        if refused := self._refusal(request):
-            return self._error(refused)
-        return web.json_response({"voices": [
-            {"name": v.name, "version": v.version, "languages": list(v.languages)} for v in self.service.engine.voices()]})
 
     async def speech(self, request: web.Request) -> web.StreamResponse:
         if refused := self._refusal(request):
@@ -159,7 +160,8 @@ class Gateway:
         return resp
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.service.config.max_message_mb << 20)
+        ws = web.WebSocketResponse(max_msg_size=self.service.config.max_message_mb << 20,
+                                   protocols=(WS_PROTOCOL,))  # browsers send the token in the protocol list
         await ws.prepare(request)
         if refused := self._refusal(request):
             await ws.send_json(self._ws_error(refused))

@@ -1,8 +1,9 @@
-"""Prometheus metrics of the daemon (served on --metrics-port when set); with the engine's `tick_stats`
-setting on, the scheduler's per-tick statistics too (read when scraped)."""
+"""Prometheus metrics of the daemon (served on --metrics-port when set, summed up by `GET /v1/server`); with
+the engine's `tick_stats` setting on, the scheduler's per-tick statistics too (read when scraped)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -57,6 +58,8 @@ class Metrics:
         self.errors = Counter("gsvd_errors_total", "Failed requests by method and status code", ["method", "code"],
                               registry=r)
         self.requests = Counter("gsvd_requests_total", "Synthesis requests started", registry=r)
+        self.underruns = Counter("gsvd_underruns", "Streams with a chunk handed on after the audio before it had "
+                                 "played out (a listener starting at the first audio hears a gap)", registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)
@@ -76,3 +79,33 @@ class Metrics:
 
     def error(self, method: str, code: str) -> None:
         self.errors.labels(method, code).inc()
+
+    def underrun(self) -> None:
+        self.underruns.inc()
+
+
+class PlayClock:
+    """Would a listener who starts playing at a stream's first audio hear a gap?
+
+    `late(seconds)` is called as each chunk is handed on, with that chunk's duration; it is True
+    once per stream, for the first chunk that arrives more than `grace_s` after the audio before it
+    has played out (the rule of benchmarks/runtime_bench.py's `underrun`)."""
+
+    def __init__(self, grace_s: float = 0.02, now: Callable[[], float] = time.monotonic) -> None:
+        self.grace_s, self.now = grace_s, now
+        self.start: float | None = None
+        self.played = 0.0
+        self.reported = False
+
+    def late(self, seconds: float) -> bool:
+        if seconds <= 0:  # a sentence's closing chunk carries timings, no audio
+            return False
+        t = self.now()
+        if self.start is None:
+            self.start = t
+        gap = t - self.start > self.played + self.grace_s
+        self.played += seconds
+        if gap and not self.reported:
+            self.reported = True
+            return True
+        return False

@@ -8,7 +8,6 @@ requests, checks tokens and maps engine errors to status codes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
@@ -21,9 +20,10 @@ import grpc
 from gsvd.daemon import convert, validate
 from gsvd.daemon.auth import Auth
 from gsvd.daemon.config import DaemonConfig
-from gsvd.daemon.errors import AlreadyExists, message_for, status_for
+from gsvd.daemon.errors import message_for, status_for
 from gsvd.daemon.metrics import Metrics
 from gsvd.daemon.streaming import StreamRunner
+from gsvd.daemon.voice_admin import VoiceAdmin, server_info
 from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
@@ -47,7 +47,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
         self.runner = StreamRunner(config, self.metrics)
         self.auth = Auth(config.token, config.admin_token, config.no_auth)
         self.hide = _server_paths(config)  # folders that never appear in a client's message
-        self._loading: set[str] = set()  # voice names a LoadVoice is working on
+        self.admin = VoiceAdmin(engine, config)  # voice management, shared with the HTTP API
 
     # ----------------------------------------------------------------- auth
 
@@ -154,24 +154,15 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def LoadVoice(self, request, context):
         await self._authorize(context, admin=True, request=request)
         try:
-            name = validate.voice_name(request.name, "name") if request.name else ""
             if request.WhichOneof("source") == "bundle_path":
-                path = self._bundle_path(request.bundle_path)
-                name = name or await asyncio.to_thread(_bundle_name, path)
-                with self._claim(name, request.replace):
-                    v = await asyncio.to_thread(self.engine.load_voice, path, name)
+                v = await self.admin.load_bundle(request.bundle_path, request.name, request.replace)
             elif request.WhichOneof("source") == "reference":
                 up = request.reference
-                if not name:
-                    raise InvalidInput("name is required for an uploaded voice", "name")
-                audio = validate.reference_audio(convert.upload_audio(up))
-                base = validate.voice_name(up.base_voice, "reference.base_voice")
-                with self._claim(name, request.replace):
-                    v = await asyncio.to_thread(self.engine.add_voice_from_reference, name, base,
-                                                audio, up.sample_rate_hz, up.transcript, up.language or "auto")
+                v = await self.admin.add_reference_voice(request.name, up.base_voice, convert.upload_audio(up),
+                                                         up.sample_rate_hz, up.transcript, up.language,
+                                                         request.replace)
             else:
                 raise InvalidInput("give bundle_path or reference", "source")
-            log.info("loaded voice %s (%s)", v.name, v.version)
             return convert.voice(v)
         except GsvdError as exc:
             await self._fail(context, exc, "LoadVoice")
@@ -179,20 +170,14 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def UnloadVoice(self, request, context):
         await self._authorize(context, admin=True, request=request)
         try:
-            self.engine.unload_voice(validate.voice_name(request.name, "name"))
+            self.admin.unload_voice(request.name)
             return pb.UnloadVoiceResponse()
         except GsvdError as exc:
             await self._fail(context, exc, "UnloadVoice")
 
     async def GetServerInfo(self, request, context):
         await self._authorize(context, request=request)
-        info, stats = self.engine.info(), self.engine.stats()
-        limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
-                  "max_text_chars": self.config.max_text_chars, "max_message_bytes": self.config.max_message_mb << 20}
-        return pb.ServerInfo(version=info["version"], backend=info["backend"] or "", device=info["device"],
-                             dtype=info["dtype"], limits=limits, models=[m["model_id"] for m in info["models"]],
-                             sample_rate_hz=convert.NATIVE_RATE, active_streams=self.runner.active,
-                             queued=int(stats.get("queued", 0)))
+        return pb.ServerInfo(**server_info(self.engine, self.config, self.runner.active))
 
     # -------------------------------------------------------------- checks
 
@@ -202,30 +187,6 @@ class SynthesizerService(pbg.SynthesizerServicer):
     @staticmethod
     def _voice_name(name: object) -> str:
         return validate.voice_name(name)
-
-    def _bundle_path(self, raw: str) -> Path:
-        return validate.bundle_path(self.config.voices_dir, raw)
-
-    @contextlib.contextmanager
-    def _claim(self, name: str, replace: bool) -> Iterator[None]:
-        """Hold `name` while a load makes it: ALREADY_EXISTS when another load is making it, or when it
-        is loaded and the request did not set `replace` (runs on the event loop: check and claim are one step)."""
-        if name in self._loading:
-            raise AlreadyExists(f"voice {name!r} is being loaded by another request")
-        if not replace and any(v.name == name for v in self.engine.voices()):
-            raise AlreadyExists(f"voice {name!r} is already loaded: set replace to swap it, or unload it first")
-        self._loading.add(name)
-        try:
-            yield
-        finally:
-            self._loading.discard(name)
-
-
-def _bundle_name(path: Path) -> str:
-    """The voice name a bundle's manifest gives (its files are checked when it loads)."""
-    from gsvd.engine.bundle import load_bundle
-
-    return load_bundle(path, verify=False).name
 
 
 def _server_paths(config: DaemonConfig) -> tuple[tuple[str, str], ...]:

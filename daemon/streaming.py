@@ -21,7 +21,7 @@ import numpy as np
 
 from gsvd.daemon import convert
 from gsvd.daemon.config import DaemonConfig
-from gsvd.daemon.metrics import Metrics
+from gsvd.daemon.metrics import Metrics, PlayClock
 from gsvd.engine.errors import Cancelled, GsvdError, ResourceExhausted
 
 log = logging.getLogger("gsvd.daemon")
@@ -66,6 +66,7 @@ class StreamRunner:
             worker.start()
             resample = convert.Resampler(rate)
             offset, audio_s = 0, 0.0
+            clock = PlayClock()
             while True:
                 item = await out.get()
                 if item is _DONE:
@@ -74,6 +75,8 @@ class StreamRunner:
                     raise item
                 if item.sequence == 0:
                     self.metrics.first_audio(time.monotonic() - t0)
+                if clock.late(item.duration):
+                    self.metrics.underrun()
                 pcm = resample(item.pcm, item.is_final)
                 yield OutChunk(pcm, item.sequence, offset, item.is_final, item.segment, item.text, item.timings)
                 offset += len(pcm)

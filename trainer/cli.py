@@ -241,7 +241,11 @@ def package_cmd(workdir: Path | None = _WORKDIR, name: str | None = _NAME,
                 build: bool | None = typer.Option(None, "--build/--no-build"),
                 register_url: str | None = typer.Option(None, "--register"),
                 token: str | None = typer.Option(None, "--token", envvar="GSVD_ADMIN_TOKEN"),
+                sovits_epoch: int | None = typer.Option(
+                    None, "--sovits-epoch", min=0, help="Package the SoVITS weights saved at this epoch (0: final)."),
+                gpt_epoch: int | None = typer.Option(
+                    None, "--gpt-epoch", min=0, help="Package the GPT weights saved at this epoch (0: final)."),
                 force: bool = _FORCE) -> None:
     over = {"consent": consent, "voices_dir": _s(voices_dir), "build": build, "register": register_url,
-            "token": token}
+            "token": token, "sovits_epoch": sovits_epoch, "gpt_epoch": gpt_epoch}
     _execute(workdir, name, over, "package", force)

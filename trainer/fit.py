@@ -1,8 +1,10 @@
 """Stage 6, fit: SoVITS fine-tune, then GPT fine-tune, then upstream-format checkpoints.
 
 Both loops resume from their own last save (`fit/sovits/last.pt`, `fit/gpt/last.pt`),
-so killing a run and starting it again continues where it stopped. At each save the
-test sentences are rendered into `fit/samples/<model>-e<epoch>/` with metrics.
+so killing a run and starting it again continues where it stopped. At each save the saved
+model's weights are kept as `fit/epochs/<model>-e<epoch>.pth|.ckpt` (upstream format; the package
+stage can take any of them) and the test sentences are rendered into `fit/samples/<model>-e<epoch>/`
+with metrics, so a saved epoch can be heard before it is chosen.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def fit_both(ws: Workspace, s, log) -> tuple[list[str], dict]:
     from gsvd.trainer.fit_gpt import GptFitConfig, fit_gpt
     from gsvd.trainer.fit_sovits import SovitsFitConfig, fit_sovits
     from gsvd.trainer.models_setup import load_gpt_for_training, load_sovits_for_training, resolve_base
-    from gsvd.trainer.package import write_checkpoints
+    from gsvd.trainer.package import epoch_weights, gpt_checkpoint, sovits_checkpoint, write_checkpoints
 
     device = s.resolved_device()
     fp16 = bool(s.fp16 and device.startswith("cuda"))
@@ -38,13 +40,21 @@ def fit_both(ws: Workspace, s, log) -> tuple[list[str], dict]:
     tiny = s.from_scratch is not None  # small random models: faster learning rate, narrow discriminator
     scfg = SovitsFitConfig(epochs=s.epochs, batch_size=s.batch_size, save_every=s.save_every, fp16=fp16, seed=s.seed,
                            **({"lr": 1e-3, "disc_width": 1 / 16} if tiny else {}))
-    sres = fit_sovits(sovits, items, out / "sovits", scfg, device=device,
-                      on_save=lambda ep, m: render(f"sovits-e{ep}", gpt, m), log=_epoch_logger(log, "sovits"))
+
+    def sovits_saved(epoch: int, model) -> None:  # keep this save's weights, then render the test sentences
+        sovits_checkpoint(epoch_weights(ws, "sovits", epoch), model, sovits_cfg, version, epoch)
+        render(f"sovits-e{epoch}", gpt, model)
+
+    def gpt_saved(epoch: int, model) -> None:
+        gpt_checkpoint(epoch_weights(ws, "gpt", epoch), model, gpt_cfg, epoch)
+        render(f"gpt-e{epoch}", model, sovits)
+
+    sres = fit_sovits(sovits, items, out / "sovits", scfg, device=device, on_save=sovits_saved,
+                      log=_epoch_logger(log, "sovits"))
     log(f"[fit] GPT: {s.gpt_epochs} epochs")
     gcfg = GptFitConfig(epochs=s.gpt_epochs, batch_size=max(1, s.batch_size), save_every=s.save_every, fp16=fp16,
                         seed=s.seed, **({"lr": 1e-3, "warmup_steps": 2} if tiny else {}))
-    gres = fit_gpt(gpt, items, out / "gpt", gcfg, device=device,
-                   on_save=lambda ep, m: render(f"gpt-e{ep}", m, sovits), log=_epoch_logger(log, "gpt"))
+    gres = fit_gpt(gpt, items, out / "gpt", gcfg, device=device, on_save=gpt_saved, log=_epoch_logger(log, "gpt"))
     with torch.no_grad():
         g_ckpt, s_ckpt = write_checkpoints(out / "final", s.name, gpt, gpt_cfg, sovits, sovits_cfg, version,
                                            (s.epochs, s.gpt_epochs), int(sres.steps))

@@ -2,7 +2,9 @@
 
 `write_checkpoints` (called by the fit stage) writes `<name>-e<E>.ckpt` (GPT) and
 `<name>_e<E>_s<S>.pth` (SoVITS) in upstream GPT-SoVITS formats (so the voice also works
-there); `package_voice` turns them into a voice bundle with
+there); at each save the fit stage also keeps the saved model's weights as
+`fit/epochs/<model>-e<N>.ckpt|.pth` (`epoch_weights`), as upstream keeps every saved epoch,
+so any saved epoch can be packaged instead of the last one; `package_voice` turns them into a voice bundle with
 the best clip as reference, the consent record and provenance (source files and their
 hashes, the clip list with times and transcripts, base models, training settings).
 The bundle is written atomically by the engine: on any error (disk full included) no
@@ -34,15 +36,41 @@ class PackageResult:
 def write_checkpoints(out: Path, name: str, gpt: torch.nn.Module, gpt_config: dict, sovits: torch.nn.Module,
                       sovits_config: dict, version: str, epochs: tuple[int, int], steps: int) -> tuple[Path, Path]:
     """Upstream-format .ckpt / .pth of the fine-tuned modules (fp16 weights, enc_q dropped), atomically."""
+    g = gpt_checkpoint(out / f"{name}-e{epochs[1]}.ckpt", gpt, gpt_config, epochs[1])
+    s = sovits_checkpoint(out / f"{name}_e{epochs[0]}_s{steps}.pth", sovits, sovits_config, version, epochs[0], steps)
+    return g, s
+
+
+def gpt_checkpoint(path: Path, gpt: torch.nn.Module, gpt_config: dict, epoch: int) -> Path:
+    """One upstream-format GPT .ckpt of `gpt` as it is now (atomic)."""
     from gsvd.engine.checkpoints.gpt import save_gpt
+
+    state = {k: v.detach().cpu() for k, v in gpt.state_dict().items()}
+    return save_gpt(path, state, gpt_config, info=f"GPT-e{epoch}")
+
+
+def sovits_checkpoint(path: Path, sovits: torch.nn.Module, sovits_config: dict, version: str, epoch: int,
+                      steps: int | None = None) -> Path:
+    """One upstream-format SoVITS .pth of `sovits` as it is now, without the posterior encoder (atomic)."""
     from gsvd.engine.checkpoints.sovits import save_sovits
 
-    gpt_state = {k: v.detach().cpu() for k, v in gpt.state_dict().items()}
-    sovits_state = {k: v.detach().cpu() for k, v in sovits.state_dict().items() if not k.startswith("enc_q.")}
-    g = save_gpt(out / f"{name}-e{epochs[1]}.ckpt", gpt_state, gpt_config, info=f"GPT-e{epochs[1]}")
-    s = save_sovits(out / f"{name}_e{epochs[0]}_s{steps}.pth", sovits_state, sovits_config, version,
-                    info=f"{epochs[0]}epoch_{steps}iteration")
-    return g, s
+    state = {k: v.detach().cpu() for k, v in sovits.state_dict().items() if not k.startswith("enc_q.")}
+    info = f"{epoch}epoch" if steps is None else f"{epoch}epoch_{steps}iteration"
+    return save_sovits(path, state, sovits_config, version, info=info)
+
+
+def epoch_weights(ws: Workspace, model: str, epoch: int) -> Path:
+    """Where the fit stage keeps the `model` ("sovits" / "gpt") weights of the save at `epoch`:
+    `fit/epochs/<model>-e<epoch>.pth|.ckpt`, named like the test-sentence folders rendered with them."""
+    return ws.root / "fit" / "epochs" / f"{model}-e{epoch}.{'ckpt' if model == 'gpt' else 'pth'}"
+
+
+def saved_epochs(ws: Workspace, model: str) -> list[int]:
+    """Epochs whose `model` weights were kept (see `epoch_weights`), in order."""
+    suffix = "ckpt" if model == "gpt" else "pth"
+    found = (p.name.removeprefix(f"{model}-e").removesuffix(f".{suffix}")
+             for p in (ws.root / "fit" / "epochs").glob(f"{model}-e*.{suffix}"))
+    return sorted(int(e) for e in found if e.isdigit())
 
 
 def provenance(ws: Workspace, sources: list, clips: list, utterances: list, settings: dict) -> dict:

@@ -55,6 +55,8 @@ class RunSettings:
     token: str | None = None
     sample_sentences: list[list[str]] = field(default_factory=list)  # [[lang, text]]; empty = defaults
     samples: int = 2  # test sentences rendered at each save (0: none)
+    sovits_epoch: int = 0  # package the SoVITS weights saved at this epoch (fit/epochs/); 0: the final ones
+    gpt_epoch: int = 0  # the same for the GPT
 
     def save(self, ws: Workspace) -> None:
         """run.json, without the admin token (secrets stay out of the run folder)."""
@@ -78,6 +80,8 @@ class RunSettings:
             raise TrainError(f"clip lengths must satisfy 1 <= min ({self.min_clip}) < max ({self.max_clip}) <= 30 s")
         if self.target_seconds <= 0 or self.min_seconds < 0:
             raise TrainError("--target-seconds must be positive and --min-seconds not negative")
+        if self.sovits_epoch < 0 or self.gpt_epoch < 0:
+            raise TrainError("--sovits-epoch and --gpt-epoch must be 0 (the final weights) or a saved epoch")
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -192,11 +196,14 @@ def _package(ws: Workspace, s: RunSettings, log: Log):
     sources = ws.load_records("extract", "sources.json", SourceAudio)
     clips = ws.load_records("segment", "clips.json", Clip)
     utts = ws.load_records("transcribe", "utterances.json", Utterance)
+    (sovits_ckpt, sovits_loss), (gpt_ckpt, gpt_loss) = (_chosen_weights(ws, fit_info, "sovits", s.sovits_epoch),
+                                                        _chosen_weights(ws, fit_info, "gpt", s.gpt_epoch))
     prov = provenance(ws, sources, clips, utts, {k: v for k, v in asdict(s).items() if k != "token"} | {
-        "losses": fit_info.get("final_losses", {})})
-    bundle = package_voice(ws, name=s.name, voices_root=voices_root(s), gpt_ckpt=Path(fit_info["gpt_ckpt"]),
-                           sovits_ckpt=Path(fit_info["sovits_ckpt"]), reference=ref, consent=s.consent,
-                           prov=prov, base=base.paths)
+        "losses": {"sovits": sovits_loss, "gpt": gpt_loss}})
+    bundle = package_voice(ws, name=s.name, voices_root=voices_root(s), gpt_ckpt=gpt_ckpt, sovits_ckpt=sovits_ckpt,
+                           reference=ref, consent=s.consent, prov=prov, base=base.paths)
+    if s.sovits_epoch or s.gpt_epoch:
+        log(f"[package] weights: {sovits_ckpt.name} + {gpt_ckpt.name}")
     log(f"[package] voice bundle {bundle}")
     info: dict = {"bundle": str(bundle)}
     if s.build:
@@ -222,7 +229,7 @@ _STAGE_KEYS = {
     "features": ("version", "base_sovits", "from_scratch", "hubert", "bert", "sv"),
     "fit": ("version", "base_gpt", "base_sovits", "from_scratch", "epochs", "gpt_epochs", "batch_size",
             "save_every", "fp16", "seed", "sample_sentences", "samples"),
-    "package": ("name", "consent", "voices_dir", "build", "register"),
+    "package": ("name", "consent", "voices_dir", "build", "register", "sovits_epoch", "gpt_epoch"),
 }
 
 
@@ -252,6 +259,22 @@ def voices_root(s: RunSettings) -> Path:
     from gsvd.engine.paths import voices_dir
 
     return voices_dir()
+
+
+def _chosen_weights(ws: Workspace, fit_info: dict, model: str, epoch: int) -> tuple[Path, dict]:
+    """(checkpoint, that epoch's losses) of `model`: the final weights for epoch 0, else those the fit stage
+    kept at that save (TrainError naming the saved epochs when there are none for it)."""
+    from gsvd.trainer.package import epoch_weights, saved_epochs
+
+    if not epoch:
+        return Path(fit_info[f"{model}_ckpt"]), fit_info.get("final_losses", {}).get(model, {})
+    path = epoch_weights(ws, model, epoch)
+    if not path.is_file():
+        saved = ", ".join(map(str, saved_epochs(ws, model))) or "none"
+        raise TrainError(f"no {model} weights were kept at epoch {epoch} (saved epochs: {saved}); "
+                         f"pass --{model}-epoch with one of them, or 0 for the final weights")
+    rows = [r for r in fit_info.get(f"{model}_epoch_losses", []) if r.get("epoch") == epoch]
+    return path, dict(rows[-1]) if rows else {}
 
 
 def _kept_clips(ws: Workspace) -> list[Clip]:

@@ -141,6 +141,8 @@ def test_train_command_makes_a_voice_that_speaks(prepared, video, tmp_path):
     assert gpt[-1]["loss"] < gpt[0]["loss"], gpt
     samples = sorted(p.name for p in (ws.root / "fit" / "samples").iterdir())
     assert samples == ["gpt-e2", "gpt-e4", "sovits-e2", "sovits-e4"]
+    kept = sorted(p.name for p in (ws.root / "fit" / "epochs").iterdir())  # the weights each sample was made with
+    assert kept == ["gpt-e2.ckpt", "gpt-e4.ckpt", "sovits-e2.pth", "sovits-e4.pth"]
     metrics = json.loads((ws.root / "fit" / "samples" / "gpt-e4" / "metrics.json").read_text())
     assert all(row["seconds"] > 0 for row in metrics["sentences"])
     with Engine(device="cpu", max_streams=2) as eng:
@@ -150,7 +152,7 @@ def test_train_command_makes_a_voice_that_speaks(prepared, video, tmp_path):
 
 
 def _fitted_copy(prepared, tmp_path: Path, **overrides) -> tuple[Workspace, RunSettings]:
-    """A copy of the prepared run folder with a quick fit (1 epoch each, no samples) done."""
+    """A copy of the prepared run folder with a quick fit (1 epoch each, no samples, unless overridden) done."""
     import dataclasses
     import shutil
 
@@ -159,10 +161,36 @@ def _fitted_copy(prepared, tmp_path: Path, **overrides) -> tuple[Workspace, RunS
     ws0, s0, _ = prepared
     ws = Workspace(tmp_path / "alice")
     shutil.copytree(ws0.root, ws.root, ignore=shutil.ignore_patterns("fit", "package"))
-    s = dataclasses.replace(s0, epochs=1, gpt_epochs=1, samples=0, **overrides)
+    s = dataclasses.replace(s0, **{"epochs": 1, "gpt_epochs": 1, "samples": 0, **overrides})
     s.save(ws)
     run_stage(ws, s, "fit", lambda msg: None)
     return ws, s
+
+
+def test_package_takes_the_weights_of_a_chosen_epoch(prepared, tmp_path):
+    """--sovits-epoch / --gpt-epoch package the weights kept at those saves (not the final ones); an epoch
+    that was not saved is an error naming the saved ones, and nothing is written."""
+    from gsvd.engine.bundle import load_bundle
+    from gsvd.trainer.pipeline import run_stage
+    from gsvd.trainer.records import TrainError
+
+    ws, s = _fitted_copy(prepared, tmp_path, epochs=2, gpt_epochs=2, save_every=1, voices_dir=str(tmp_path / "v"))
+    assert sorted(p.name for p in (ws.root / "fit" / "epochs").iterdir()) == [
+        "gpt-e1.ckpt", "gpt-e2.ckpt", "sovits-e1.pth", "sovits-e2.pth"]
+    run_stage(ws, s, "package", lambda msg: None)
+    final = load_bundle(tmp_path / "v" / "alice")
+    s.sovits_epoch, s.gpt_epoch = 1, 1
+    lines: list[str] = []
+    run_stage(ws, s, "package", lines.append)
+    early = load_bundle(tmp_path / "v" / "alice")
+    assert early.model_id != final.model_id  # other weights
+    assert early.provenance["training"]["sovits_epoch"] == 1 and early.provenance["training"]["gpt_epoch"] == 1
+    assert early.provenance["training"]["losses"]["gpt"]["epoch"] == 1
+    assert any("sovits-e1.pth + gpt-e1.ckpt" in line for line in lines)
+    s.gpt_epoch = 5
+    with pytest.raises(TrainError, match=r"no gpt weights were kept at epoch 5 \(saved epochs: 1, 2\)"):
+        run_stage(ws, s, "package", lambda msg: None)
+    assert load_bundle(tmp_path / "v" / "alice").model_id == early.model_id
 
 
 def test_v2pro_voice_from_the_same_clips(prepared, tmp_path):

@@ -1,0 +1,332 @@
+"""The HTTP JSON API beside the gateway's speech routes: voices and server state.
+
+The web console (console.py) uses only this public API, the same any other client gets:
+
+- `GET /v1/server`: the `GetServerInfo` fields, plus `resident` (each loaded model: version, voices,
+  weight bytes), `gpu` (name and memory, or null on CPU), `runtime` (slots, queue) and `metrics`
+  (first audio and real-time factor histograms with p50/p95, requests, underruns, errors by code).
+- `GET /v1/voices`: loaded voices (`loaded: true`; `source` "bundle" or "upload") and the bundles in
+  the voices folder that are not loaded (`loaded: false`, `bundle_path` to load them), each with
+  version, languages, reference text, consent record; `defaults` holds the synthesis options a
+  request gets when it sets none (`SynthesisOptions()`), `languages` the accepted language codes.
+- `POST /v1/voices` (admin token): a JSON body `{"bundle_path": "alice", "name": optional}` loads a
+  bundle from the voices folder (`LoadVoice`); a multipart form with `name`, `base_voice` (a loaded
+  voice whose model it uses), `transcript`, `language`, optional `consent`, and the 3-10 s clip in
+  `audio` (a WAV/FLAC/OGG file, or raw PCM with `encoding` pcm_f32le|pcm_s16le and `sample_rate`)
+  makes a zero-shot voice (`LoadVoice` with a reference).
+- `DELETE /v1/voices/{name}` (admin token): `UnloadVoice`.
+
+Voice management goes through `voice_admin`, the functions the gRPC servicer calls, so both
+transports share their checks and limits (the request size is the gateway's `max_message_mb`).
+Every error is JSON, `{"error": {"message", "type", "code"}}`, with a 4xx status (5xx only for
+internal faults); the `json_errors` middleware gives the same shape to aiohttp's own 404/405/413
+answers under `/v1/`.
+
+Auth: `guard` is the one place that asks the gateway (`Gateway._refusal`, the daemon's one policy in
+`daemon/auth.py`) whether a request's bearer token may make a call; admin calls need the admin token
+when one is set (else the user token; with none, only `--no-auth` on loopback opens them). Browsers cannot set headers on a WebSocket, so `request_bearer` also accepts the token as a
+`gsvd.bearer.<base64url token>` entry of `Sec-WebSocket-Protocol` (next to `gsvd.v1`, the protocol
+the gateway selects), the way Kubernetes' API server takes bearer tokens from browsers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from aiohttp import web
+
+from gsvd.daemon import convert, voice_admin
+from gsvd.engine.errors import BundleError, GsvdError, InvalidInput
+from gsvd.engine.types import LANGUAGES, SynthesisOptions
+from gsvd.v1 import gsvd_pb2 as pb
+
+if TYPE_CHECKING:
+    from gsvd.daemon.gateway import Gateway
+
+WS_PROTOCOL = "gsvd.v1"
+BEARER_PROTOCOL = "gsvd.bearer."
+_RAW_ENCODINGS = {"pcm_f32le": pb.PCM_F32LE, "pcm_s16le": pb.PCM_S16LE}
+
+
+def request_bearer(request: web.Request) -> str:
+    """The `Bearer <token>` a request carries: its Authorization header, else a `gsvd.bearer.<base64url>`
+    entry of Sec-WebSocket-Protocol; "" when neither."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        return header
+    for entry in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        entry = entry.strip()
+        if entry.startswith(BEARER_PROTOCOL):
+            raw = entry[len(BEARER_PROTOCOL):]
+            try:
+                return "Bearer " + base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return ""
+    return ""
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": code.lower(), "code": code}}, status=status)
+
+
+def guard(gateway: Gateway, request: web.Request, admin: bool = False) -> web.Response | None:
+    """None when the request may make the call, else the 401/403 answer (the daemon's one auth policy,
+    `daemon/auth.py`, through `Gateway._refusal`)."""
+    refused = gateway._refusal(request, admin=admin)
+    return None if refused is None else gateway._error(refused)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """aiohttp's own 4xx answers (no route, wrong method, body too large) as JSON under /v1/."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/v1/") or exc.status < 400:
+            raise
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "RESOURCE_EXHAUSTED"}.get(exc.status, "INVALID_ARGUMENT")
+        return json_error(exc.status, code, exc.reason if exc.status != 413 else exc.text or exc.reason)
+
+
+class VoicesApi:
+    """`/v1/server` and `/v1/voices` (see the module docstring)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.service = gateway.service
+        self.uploads: dict[str, dict] = {}  # zero-shot voice name -> consent record given with the upload
+        self._manifests: dict[Path, tuple[int, dict]] = {}  # bundle dir -> (voice.toml mtime, facts)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/v1/server", self.server), web.get("/v1/voices", self.list_voices),
+                web.post("/v1/voices", self.load_voice), web.delete("/v1/voices/{name}", self.unload_voice)]
+
+    # ------------------------------------------------------------------ routes
+
+    async def server(self, request: web.Request) -> web.Response:
+        if (denied := guard(self.gateway, request)) is not None:
+            return denied
+        svc = self.service
+        info = voice_admin.server_info(svc.engine, svc.config, svc.runner.active)
+        info["resident"] = await asyncio.to_thread(self._resident)
+        info["gpu"] = gpu_memory(info["device"])
+        info["runtime"] = svc.engine.stats()
+        info["metrics"] = metrics_summary(svc.metrics.registry)
+        return web.json_response(info)
+
+    async def list_voices(self, request: web.Request) -> web.Response:
+        if (denied := guard(self.gateway, request)) is not None:
+            return denied
+        voices = await asyncio.to_thread(self._catalog)
+        defaults = dataclasses.asdict(SynthesisOptions())
+        return web.json_response({"voices": voices, "defaults": defaults, "languages": list(LANGUAGES)})
+
+    async def load_voice(self, request: web.Request) -> web.Response:
+        if (denied := guard(self.gateway, request, admin=True)) is not None:
+            return denied
+        try:
+            if request.content_type == "multipart/form-data":
+                voice, consent = await self._upload(request)
+                self.uploads[voice.name] = consent
+            else:
+                body = await json_object(request)
+                raw, name, replace = body.get("bundle_path", ""), body.get("name", ""), body.get("replace", False)
+                if not isinstance(raw, str) or not raw or not isinstance(name, str) or not isinstance(replace, bool):
+                    raise InvalidInput("give bundle_path (a folder in the voices directory) and optionally name",
+                                       "bundle_path")
+                voice = await self.service.admin.load_bundle(raw, name, replace)
+                self.uploads.pop(voice.name, None)
+        except GsvdError as exc:
+            return self.gateway._error(exc)
+        return web.json_response({"voice": self._row(voice)}, status=201)
+
+    async def unload_voice(self, request: web.Request) -> web.Response:
+        if (denied := guard(self.gateway, request, admin=True)) is not None:
+            return denied
+        try:
+            name = request.match_info["name"]
+            self.service.admin.unload_voice(name)
+        except GsvdError as exc:
+            return self.gateway._error(exc)
+        self.uploads.pop(name, None)
+        return web.json_response({"unloaded": name})
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _upload(self, request: web.Request):
+        form = await request.post()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        clip = form.get("audio")
+        if not isinstance(clip, web.FileField):
+            raise InvalidInput("the form needs the clip as a file field `audio`", "audio")
+        data = clip.file.read()
+        audio, rate = _decode_clip(data, fields.get("encoding", "wav"), fields.get("sample_rate", ""))
+        voice = await self.service.admin.add_reference_voice(
+            fields.get("name", ""), fields.get("base_voice", ""), audio, rate, fields.get("transcript", ""),
+            fields.get("language", "auto"), fields.get("replace", "") in ("1", "true"))
+        statement = fields.get("consent", "").strip()
+        return voice, ({"statement": statement, "source": "zero-shot upload"} if statement else {})
+
+    def _catalog(self) -> list[dict]:
+        from gsvd.engine.bundle import list_bundles
+
+        loaded = self.service.engine.voices()
+        rows = [self._row(v) for v in loaded]
+        paths = {Path(v.path).resolve() for v in loaded if v.path}
+        root = self.service.config.voices_dir
+        for path in list_bundles(root) if root else []:
+            if path.resolve() in paths:
+                continue
+            try:
+                facts = self._manifest(path)
+            except GsvdError as exc:
+                rows.append({"name": path.name, "loaded": False, "bundle_path": path.name, "error": str(exc)})
+                continue
+            rows.append({**facts, "loaded": False, "source": "bundle", "bundle_path": path.name})
+        return sorted(rows, key=lambda r: (not r["loaded"], r["name"]))
+
+    def _row(self, v) -> dict:
+        row = {"name": v.name, "version": v.version, "model_id": v.model_id, "languages": list(v.languages),
+               "reference_text": v.reference_text, "reference_language": v.reference_language,
+               "sample_rate_hz": v.sample_rate, "loaded": True}
+        if not v.path:
+            return {**row, "source": "upload", "bundle_path": None, "consent": self.uploads.get(v.name, {})}
+        try:
+            consent = self._manifest(Path(v.path))["consent"]
+        except GsvdError:  # the folder changed under a loaded voice: it still serves
+            consent = {}
+        return {**row, "source": "bundle", "bundle_path": self._relative(Path(v.path)), "consent": consent}
+
+    def _manifest(self, path: Path) -> dict:
+        """What the console shows of a bundle, from its voice.toml (no hashing), cached by mtime."""
+        from gsvd.engine.bundle import MANIFEST, load_bundle
+
+        try:
+            mtime = (path / MANIFEST).stat().st_mtime_ns
+        except OSError:
+            raise BundleError(f"{path} has no readable {MANIFEST}") from None
+        cached = self._manifests.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        b = load_bundle(path, verify=False)
+        weights = sum(int(b.files[r].get("bytes", 0)) for r in ("gpt", "sovits") if r in b.files)
+        facts = {"name": b.name, "version": b.version, "model_id": b.model_id, "languages": list(b.languages),
+                 "reference_text": b.reference_text, "reference_language": b.reference_language,
+                 "sample_rate_hz": b.sample_rate, "consent": b.consent, "weights_bytes": weights}
+        self._manifests[path] = (mtime, facts)
+        return facts
+
+    def _relative(self, path: Path) -> str | None:
+        root = self.service.config.voices_dir
+        try:
+            return path.resolve().relative_to(Path(root).resolve()).as_posix() if root else None
+        except ValueError:
+            return None
+
+    def _resident(self) -> list[dict]:
+        """Each loaded model: id, version, its voices and the bytes of its weight files (from a bundle of it)."""
+        engine = self.service.engine
+        paths = {v.model_id: Path(v.path) for v in engine.voices() if v.path}
+        rows = []
+        for m in engine.info()["models"]:
+            weights = None
+            if m["model_id"] in paths:
+                try:
+                    weights = self._manifest(paths[m["model_id"]])["weights_bytes"]
+                except GsvdError:
+                    weights = None
+            rows.append({**m, "weights_bytes": weights})
+        return rows
+
+
+async def json_object(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInput("the body is not valid JSON", "body") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", "body")
+    return body
+
+
+def _decode_clip(data: bytes, encoding: str, sample_rate: str) -> tuple[np.ndarray, int]:
+    """The uploaded clip as float32 mono/[channels, samples] + its rate. Raw PCM goes through the same
+    decoder as gRPC's ReferenceUpload; a file is read with soundfile (WAV, FLAC, OGG)."""
+    if not data:
+        raise InvalidInput("the audio file is empty", "audio")
+    if encoding in _RAW_ENCODINGS:
+        try:
+            rate = int(sample_rate)
+        except ValueError:
+            raise InvalidInput(f"sample_rate must be an integer for raw PCM; got {sample_rate!r}", "sample_rate") from None
+        up = pb.ReferenceUpload(audio=data, encoding=_RAW_ENCODINGS[encoding], sample_rate_hz=max(0, rate))
+        return convert.upload_audio(up), rate
+    if encoding != "wav":
+        raise InvalidInput("encoding must be wav (a WAV/FLAC/OGG file), pcm_f32le or pcm_s16le", "encoding")
+    import soundfile as sf
+
+    try:
+        pcm, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise InvalidInput(f"the audio file could not be read as WAV, FLAC or OGG ({exc})", "audio") from None
+    return np.ascontiguousarray(pcm.T), int(rate)
+
+
+def gpu_memory(device: str) -> dict | None:
+    """Name and memory of the daemon's GPU (None on CPU)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    index = torch.device(device).index or 0
+    free, total = torch.cuda.mem_get_info(index)
+    return {"name": torch.cuda.get_device_name(index), "total_bytes": total, "free_bytes": free,
+            "allocated_bytes": torch.cuda.memory_allocated(index), "reserved_bytes": torch.cuda.memory_reserved(index)}
+
+
+def metrics_summary(registry) -> dict:
+    """The daemon's Prometheus numbers that matter to a person watching it."""
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in registry.collect() for s in m.samples}
+
+    def value(name: str) -> float:
+        return float(samples.get((name, ()), 0.0))
+
+    errors = {f"{dict(k)['method']}/{dict(k)['code']}": int(v) for (n, k), v in samples.items()
+              if n == "gsvd_errors_total"}
+    return {"first_audio_s": _histogram(samples, "gsvd_time_to_first_audio_seconds"),
+            "real_time_factor": _histogram(samples, "gsvd_real_time_factor"),
+            "requests": int(value("gsvd_requests_total")), "underruns": int(value("gsvd_underruns_total")),
+            "active_streams": int(value("gsvd_active_streams")), "errors": errors}
+
+
+def _histogram(samples: dict, name: str) -> dict:
+    buckets = sorted(((float(dict(k)["le"]), int(v)) for (n, k), v in samples.items() if n == f"{name}_bucket"))
+    count = int(samples.get((f"{name}_count", ()), 0))
+    return {"buckets": [[le if math.isfinite(le) else None, c] for le, c in buckets], "count": count,
+            "sum": float(samples.get((f"{name}_sum", ()), 0.0)),
+            "p50": bucket_quantile(buckets, 0.5), "p95": bucket_quantile(buckets, 0.95)}
+
+
+def bucket_quantile(buckets: list[tuple[float, int]], q: float) -> float | None:
+    """Prometheus' histogram_quantile: linear inside the bucket holding the q-th observation; the upper
+    bound of the last finite bucket when it falls in +Inf; None without observations."""
+    total = buckets[-1][1] if buckets else 0
+    if total == 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0
+    for le, cum in buckets:
+        if cum >= rank:
+            if not math.isfinite(le):
+                return lower
+            return lower + (le - lower) * ((rank - below) / (cum - below) if cum > below else 1.0)
+        lower, below = le, cum
+    return lower
+
