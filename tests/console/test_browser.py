@@ -169,7 +169,7 @@ def test_wrong_token_shows_an_error(page):
     p.connect(token="not-the-token", admin="")
     alert = p.page.locator("#alert")
     expect(alert).to_be_visible()
-    expect(alert).to_contain_text("The token was refused: missing or wrong bearer token")
+    expect(alert).to_contain_text("The token was refused: this call needs a valid bearer token")
     expect(p.page.locator("#server-line")).to_contain_text("Not connected")
     expect(p.page.locator("#voices-table tbody tr")).to_have_count(0)
     p.shot("wrong-token")

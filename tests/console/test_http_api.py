@@ -235,7 +235,7 @@ def test_websocket_takes_the_token_from_the_subprotocol(console_daemon):
     protocol, first = asyncio.run(first_two(offer(USER)))
     assert protocol == "gsvd.v1" and first["type"] == "start"
     _, first = asyncio.run(first_two(offer("wrong")))
-    assert first == {"type": "error", "code": "UNAUTHENTICATED", "message": "missing or wrong bearer token"}
+    assert first["type"] == "error" and first["code"] == "UNAUTHENTICATED" and "bearer token" in first["message"]
     _, first = asyncio.run(first_two(["gsvd.v1", "gsvd.bearer.***"]))  # not base64: no token
     assert first["code"] == "UNAUTHENTICATED"
 
@@ -297,7 +297,8 @@ def test_runs_dir_not_configured(tmp_path):
     from gsvd.daemon.config import DaemonConfig
     from gsvd.engine import Engine
 
-    cfg = DaemonConfig.load(None, env={}, port=0, device="cpu", grace_s=1.0, http_port=0, max_streams=2)
+    cfg = DaemonConfig.load(None, env={}, port=0, device="cpu", grace_s=1.0, http_port=0, max_streams=2,
+                            no_auth=True)  # no token: admin calls open only with --no-auth (on loopback)
     running = serve_in_thread(Engine(device="cpu", max_streams=2), cfg)
     try:
         status, data, _ = call(running, "GET", "/v1/runs", token=None)
