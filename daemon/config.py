@@ -23,6 +23,9 @@ class DaemonConfig:
     max_message_mb: int = 16
     slow_reader_timeout_s: float = 10.0
     default_deadline_s: float = 300.0
+    idle_input_timeout_s: float = 60.0  # a text-streaming session whose input stays silent this long is ended
+    stream_buffer_chunks: int = 64  # audio chunks queued towards one client before synthesis waits for it
+    send_buffer_kb: int = 256  # kernel send buffer of a streaming HTTP/WebSocket connection (0: the OS default)
     token: str = ""
     admin_token: str = ""
     tls_cert: str = ""
@@ -54,7 +57,17 @@ class DaemonConfig:
         if cfg.frontend_workers < -1:
             raise InvalidInput(f"frontend_workers must be -1 (default) or >= 0; got {cfg.frontend_workers}",
                                "frontend_workers")
+        cfg._check_stream_limits()
         return cfg
+
+    def _check_stream_limits(self) -> None:
+        """Timeouts and buffers of a stream (see daemon/streaming.py): a zero or negative one would cut every stream."""
+        for key in ("slow_reader_timeout_s", "default_deadline_s", "idle_input_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise InvalidInput(f"{key} must be > 0; got {getattr(self, key)}", key)
+        for key, low in (("grace_s", 0), ("stream_buffer_chunks", 1), ("send_buffer_kb", 0)):
+            if getattr(self, key) < low:
+                raise InvalidInput(f"{key} must be >= {low}; got {getattr(self, key)}", key)
 
     def engine_frontend_workers(self) -> int | None:
         """The `Engine(frontend_workers=...)` argument: None for the engine's default."""

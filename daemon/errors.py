@@ -1,4 +1,4 @@
-"""Engine errors -> gRPC status codes (every abort carries a message)."""
+"""Engine and daemon errors -> gRPC status codes (every abort carries a message)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,19 @@ from gsvd.engine.errors import (
 )
 
 
+class DeadlineExceeded(Cancelled):
+    """A stream ran past its deadline, its input stayed idle too long, or its reader stalled (DEADLINE_EXCEEDED)."""
+
+
+class Unavailable(GsvdError):
+    """The daemon is shutting down and takes no new work (UNAVAILABLE, HTTP 503)."""
+
+
 def status_for(exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, DeadlineExceeded):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if isinstance(exc, Unavailable):
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, InvalidInput | BundleError | CheckpointError):
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, VoiceNotFound):

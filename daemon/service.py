@@ -8,12 +8,14 @@ requests, checks tokens and maps engine errors to status codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import queue
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -21,13 +23,13 @@ from gsvd.daemon import convert
 from gsvd.daemon.config import DaemonConfig
 from gsvd.daemon.errors import message_for, status_for
 from gsvd.daemon.metrics import Metrics
-from gsvd.daemon.streaming import StreamRunner
+from gsvd.daemon.streaming import OutChunk, Reader, Start, StreamRunner, TextFeed, first_message
 from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
 log = logging.getLogger("gsvd.daemon")
-_DONE = object()
+T = TypeVar("T")
 
 
 class Malformed:
@@ -65,7 +67,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
     # ------------------------------------------------------------ synthesis
 
-    async def Synthesize(self, request: pb.SynthesizeRequest, context) -> AsyncIterator[pb.SynthesizeResponse]:
+    async def Synthesize(self, request: pb.SynthesizeRequest, context) -> None:
         await self._authorize(context, request=request)
         rid = request.request_id or uuid.uuid4().hex[:12]
         try:
@@ -75,15 +77,16 @@ class SynthesizerService(pbg.SynthesizerServicer):
             voice = self._voice_name(request.voice)
         except GsvdError as exc:
             await self._fail(context, exc, "Synthesize")
+
         def start(cancel, deadline):
             return self.engine.stream(request.text, voice, opts, cancel=cancel, deadline=deadline)
-        async for resp in self._serve(context, "Synthesize", rid, voice, start, enc, rate, env):
-            yield resp
 
-    async def StreamingSynthesize(self, request_iterator, context) -> AsyncIterator[pb.SynthesizeResponse]:
+        await self._serve(context, "Synthesize", rid, voice, start, enc, rate, env)
+
+    async def StreamingSynthesize(self, request_iterator, context) -> None:
         await self._authorize(context)
-        first = await anext(aiter(request_iterator), None)
         try:
+            first = await first_message(anext(aiter(request_iterator), None), self.config.idle_input_timeout_s)
             if isinstance(first, Malformed):
                 raise InvalidInput(f"malformed request: {first.reason}", "request")
             if first is None or first.WhichOneof("request") != "config":
@@ -95,47 +98,49 @@ class SynthesizerService(pbg.SynthesizerServicer):
         except GsvdError as exc:
             await self._fail(context, exc, "StreamingSynthesize")
         rid = cfg.request_id or uuid.uuid4().hex[:12]
-        pieces: queue.Queue = queue.Queue()
-        loop = asyncio.get_running_loop()
-        reader = loop.create_task(self._read_text(request_iterator, pieces))
+        feed = TextFeed(self.config.idle_input_timeout_s)
 
         def start(cancel, deadline):
-            return self.engine.stream_text(_drain(pieces, cancel), voice, opts, cancel=cancel, deadline=deadline)
+            return self.engine.stream_text(feed.pieces(cancel), voice, opts, cancel=cancel, deadline=deadline)
 
-        try:
-            async for resp in self._serve(context, "StreamingSynthesize", rid, voice, start, enc, rate, env):
-                yield resp
-        finally:
-            reader.cancel()
+        reader = partial(self._read_text, request_iterator, feed)
+        await self._serve(context, "StreamingSynthesize", rid, voice, start, enc, rate, env, reader)
 
-    async def _read_text(self, request_iterator, pieces: queue.Queue) -> None:
+    async def _read_text(self, request_iterator, feed: TextFeed) -> None:
         total = 0
         try:
             async for msg in request_iterator:
                 if isinstance(msg, Malformed) or msg.WhichOneof("request") != "input":
-                    pieces.put(InvalidInput("only the first message may carry `config`", "config"))
+                    feed.fail(InvalidInput("only the first message may carry `config`", "config"))
                     return
                 total += len(msg.input.text)
                 if total > self.config.max_text_chars:
-                    pieces.put(InvalidInput(f"streamed text exceeds {self.config.max_text_chars} characters", "text"))
+                    feed.fail(InvalidInput(f"streamed text exceeds {self.config.max_text_chars} characters", "text"))
                     return
-                pieces.put(msg.input.text)
+                feed.put(msg.input.text)
         finally:
-            pieces.put(_DONE)
+            feed.end()
 
-    async def _serve(self, context, method, rid, voice, start: Callable, enc, rate, env):
+    async def _serve(self, context, method, rid, voice, start: Start, enc, rate, env, reader: Reader | None = None
+                     ) -> None:
+        """Admit (the refusal is the only message a refused client gets), send the audio format, stream."""
         log.info("request %s %s voice=%s", rid, method, voice)
-        yield pb.SynthesizeResponse(start=pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1), request_id=rid)
+
+        async def send(item: OutChunk) -> None:
+            chunk = pb.AudioChunk(audio=convert.encode(item.pcm, enc), sequence=item.sequence,
+                                  offset_samples=item.offset, is_final=item.is_final, segment=item.segment,
+                                  text=item.text)
+            chunk.timings.extend(pb.WordTiming(text=t.symbol, start_s=t.start, end_s=t.end) for t in item.timings)
+            if env:
+                chunk.envelope.extend(convert.envelope(item.pcm, rate))
+                chunk.envelope_hop_ms = convert.ENVELOPE_MS
+            await context.write(pb.SynthesizeResponse(audio=chunk, request_id=rid))
+
         try:
-            async for item in self.runner.run(start, rate, context.time_remaining(), rid):
-                chunk = pb.AudioChunk(audio=convert.encode(item.pcm, enc), sequence=item.sequence,
-                                      offset_samples=item.offset, is_final=item.is_final, segment=item.segment,
-                                      text=item.text)
-                chunk.timings.extend(pb.WordTiming(text=t.symbol, start_s=t.start, end_s=t.end) for t in item.timings)
-                if env:
-                    chunk.envelope.extend(convert.envelope(item.pcm, rate))
-                    chunk.envelope_hop_ms = convert.ENVELOPE_MS
-                yield pb.SynthesizeResponse(audio=chunk, request_id=rid)
+            async with self.runner.session(rid, context.time_remaining()) as session:
+                fmt = pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1)
+                await session.write(context.write(pb.SynthesizeResponse(start=fmt, request_id=rid)))
+                await session.run(start, rate, send, reader)
         except GsvdError as exc:
             await self._fail(context, exc, method)
 
@@ -143,12 +148,13 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
     async def ListVoices(self, request, context):
         await self._authorize(context, request=request)
-        return pb.ListVoicesResponse(voices=[convert.voice(v) for v in self.engine.voices()])
+        voices = await asyncio.to_thread(self.engine.voices)
+        return pb.ListVoicesResponse(voices=[convert.voice(v) for v in voices])
 
     async def GetVoice(self, request, context):
         await self._authorize(context, request=request)
         try:
-            return convert.voice(self.engine.voice(self._voice_name(request.name)))
+            return convert.voice(await asyncio.to_thread(self.engine.voice, self._voice_name(request.name)))
         except GsvdError as exc:
             await self._fail(context, exc, "GetVoice")
 
@@ -157,14 +163,15 @@ class SynthesizerService(pbg.SynthesizerServicer):
         try:
             if request.WhichOneof("source") == "bundle_path":
                 path = self._bundle_path(request.bundle_path)
-                v = await asyncio.to_thread(self.engine.load_voice, path, request.name or None)
+                v = await _own_thread(partial(self.engine.load_voice, path, request.name or None,
+                                              progress=partial(_log_load, path)))
             elif request.WhichOneof("source") == "reference":
                 up = request.reference
                 if not request.name:
                     raise InvalidInput("name is required for an uploaded voice", "name")
                 audio = convert.upload_audio(up)
-                v = await asyncio.to_thread(self.engine.add_voice_from_reference, request.name, up.base_voice,
-                                            audio, up.sample_rate_hz, up.transcript, up.language or "auto")
+                v = await _own_thread(partial(self.engine.add_voice_from_reference, request.name, up.base_voice,
+                                              audio, up.sample_rate_hz, up.transcript, up.language or "auto"))
             else:
                 raise InvalidInput("give bundle_path or reference", "source")
             log.info("loaded voice %s (%s)", v.name, v.version)
@@ -175,14 +182,14 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def UnloadVoice(self, request, context):
         await self._authorize(context, admin=True, request=request)
         try:
-            self.engine.unload_voice(self._voice_name(request.name))
+            await asyncio.to_thread(self.engine.unload_voice, self._voice_name(request.name))
             return pb.UnloadVoiceResponse()
         except GsvdError as exc:
             await self._fail(context, exc, "UnloadVoice")
 
     async def GetServerInfo(self, request, context):
         await self._authorize(context, request=request)
-        info, stats = self.engine.info(), self.engine.stats()
+        info, stats = await asyncio.to_thread(lambda: (self.engine.info(), self.engine.stats()))
         limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
                   "max_text_chars": self.config.max_text_chars, "max_message_bytes": self.config.max_message_mb << 20}
         return pb.ServerInfo(version=info["version"], backend=info["backend"] or "", device=info["device"],
@@ -215,14 +222,32 @@ class SynthesizerService(pbg.SynthesizerServicer):
         return path
 
 
-def _drain(pieces: queue.Queue, cancel: threading.Event) -> Iterator[str]:
-    while not cancel.is_set():
-        try:
-            item = pieces.get(timeout=0.05)
-        except queue.Empty:
-            continue
-        if item is _DONE:
+async def _own_thread(call: Callable[[], T]) -> T:
+    """Run a long blocking call (a voice load: minutes on a GPU) on a thread of its own, off the event loop
+    and off the default executor that the short engine calls share; shutdown does not wait for it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if done.done():
             return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = call(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone (daemon stopped)
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="gsvd-load", daemon=True).start()
+    return await done
+
+
+def _log_load(path: Path, stage: str) -> None:
+    log.info("loading %s: %s", path, {"verified": "checksums verified", "model": "model resident",
+                                      "reference": "reference ready"}.get(stage, stage))

@@ -19,7 +19,8 @@ def start_daemon(tmp_path, **settings):
     write_tiny_voice(voices, "alice")
     write_tiny_voice(voices, "bob", seed=1)
     hubert = write_tiny_hubert(tmp_path / "hubert")
-    cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voices), device="cpu", grace_s=1.0, **settings)
+    cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voices), device="cpu",
+                            **{"grace_s": 1.0, **settings})
     engine = Engine(device="cpu", max_streams=cfg.max_streams, queue_limit=cfg.queue_limit, hubert_folder=hubert)
     return dataclasses.replace(serve_in_thread(engine, cfg), voices_dir=voices)
 
