@@ -25,6 +25,8 @@ def serve(
     tls_client_ca: str | None = typer.Option(None, "--tls-client-ca", help="Require client certificates (mTLS)."),
     metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
     http_port: int | None = typer.Option(None, "--http-port", help="HTTP/WebSocket gateway port (-1 off)."),
+    grace: float | None = typer.Option(None, "--grace", help="Seconds streams in flight get to finish on SIGTERM "
+                                       "(new requests are refused at once); then they are cancelled."),
     frontend_workers: int | None = typer.Option(
         None, "--frontend-workers", help="Processes for the text analysis of concurrent requests (-1: half the "
         "cores up to 8 on a GPU, none on CPU)."),
@@ -43,7 +45,7 @@ def serve(
         cfg = DaemonConfig.load(config, host=host, port=port, voices_dir=voices_dir, device=device,
                                 max_streams=max_streams, token=token, admin_token=admin_token, tls_cert=tls_cert,
                                 tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
-                                http_port=http_port, frontend_workers=frontend_workers)
+                                http_port=http_port, frontend_workers=frontend_workers, grace_s=grace)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 

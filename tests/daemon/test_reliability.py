@@ -536,11 +536,10 @@ def test_sigterm_refuses_new_requests_and_exits_within_the_grace(tmp_path):
 
     grace = 2.0
     write_tiny_voice(tmp_path / "voices", "alice")
-    env = dict(os.environ, GSVD_DEVICE="cpu", GSVD_GRACE_S=str(grace), GSVD_HTTP_PORT="0",
-               GSVD_SLOW_READER_TIMEOUT_S="120")
-    proc = subprocess.Popen([sys.executable, "-m", "gsvd", "serve", "--port", "0", "--voices-dir",
-                             str(tmp_path / "voices")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    env = dict(os.environ, GSVD_DEVICE="cpu", GSVD_HTTP_PORT="0", GSVD_SLOW_READER_TIMEOUT_S="120")
+    proc = subprocess.Popen([sys.executable, "-m", "gsvd", "serve", "--port", "0", "--grace", str(grace),
+                             "--voices-dir", str(tmp_path / "voices")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
     log: list[str] = []
     threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True).start()
     http = None
@@ -587,7 +586,7 @@ def test_sigterm_refuses_new_requests_and_exits_within_the_grace(tmp_path):
             http.close()
         if proc.poll() is None:
             proc.kill()
-    assert rc == 0, "".join(log)[-2000:]
+    assert rc == 0 and f"draining (grace {grace:g} s)" in "".join(log), "".join(log)[-2000:]
     assert took < grace + 10, f"exit took {took:.1f} s with a grace of {grace} s: " + "".join(log)[-1500:]
     assert results and results[0][0] in ("CANCELLED", "UNAVAILABLE"), results
 
