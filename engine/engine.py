@@ -155,21 +155,7 @@ class Engine:
                 model = self._build_model(bundle)
             try:
                 report("model")
-                ref = bundle.load_reference()
-                state = self._voice_state(
-                    voice_name,
-                    model,
-                    ref_phone_ids=ref.phone_ids,
-                    ref_bert=ref.bert,
-                    prompt_tokens=ref.prompt_tokens,
-                    spec=ref.spec,
-                    sv_emb=ref.sv_emb,
-                    reference_text=bundle.reference_text,
-                    reference_language=bundle.reference_language,
-                    languages=tuple(bundle.languages),
-                    path=str(bundle.path),
-                )
-                state.lexicon = _bundle_lexicon(Path(bundle.path))
+                state = self._bundle_state(voice_name, model, bundle)
                 report("reference")
                 with self._lock:
                     if fresh:
@@ -427,6 +413,16 @@ class Engine:
             deadline=deadline,
             cancel=cancel,
         )
+
+    def _bundle_state(self, name: str, model: _ModelState, bundle) -> _VoiceState:
+        """Voice `name` on `model` from its bundle's reference cache and lexicon (not registered)."""
+        ref = bundle.load_reference()
+        meta = {"reference_text": bundle.reference_text, "reference_language": bundle.reference_language,
+                "languages": tuple(bundle.languages), "path": str(bundle.path)}
+        state = self._voice_state(name, model, ref_phone_ids=ref.phone_ids, ref_bert=ref.bert,
+                                  prompt_tokens=ref.prompt_tokens, spec=ref.spec, sv_emb=ref.sv_emb, **meta)
+        state.lexicon = _bundle_lexicon(Path(bundle.path))
+        return state
 
     def _build_model(self, bundle) -> _ModelState:
         """Build a bundle's model and make it resident in the runtime (registered by the caller)."""

@@ -40,10 +40,7 @@ LONG = {"max_new_tokens": 1500}  # up to 60 s of audio per sentence
 
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory):
-    running = start_daemon(tmp_path_factory.mktemp("rel"), max_streams=64, slow_reader_timeout_s=1.0,
-                           max_message_mb=1)
-    yield running
-    running.stop()
+    yield from _module_daemon(tmp_path_factory, "rel", max_streams=64, slow_reader_timeout_s=1.0, max_message_mb=1)
 
 
 def _req(i: int, voice: str = "alice", text: str = "", **opts) -> pb.SynthesizeRequest:
@@ -137,31 +134,30 @@ def test_oversized_and_malformed_requests(busy):
 # --------------------------------------------------------------------------------- shared pieces
 
 
+def _module_daemon(tmp_path_factory, name: str, **settings):
+    running = start_daemon(tmp_path_factory.mktemp(name), **settings)
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory):
     """2 slots, a 1 s slow-reader timeout, 2 chunks of buffer and a 16 KiB socket send buffer."""
-    running = start_daemon(tmp_path_factory.mktemp("strict"), max_streams=2, slow_reader_timeout_s=1.0,
-                           stream_buffer_chunks=2, send_buffer_kb=16, http_port=0)
-    yield running
-    running.stop()
+    yield from _module_daemon(tmp_path_factory, "strict", max_streams=2, slow_reader_timeout_s=1.0,
+                              stream_buffer_chunks=2, send_buffer_kb=16, http_port=0)
 
 
 @pytest.fixture(scope="module")
 def patient(tmp_path_factory):
     """Long timeouts: here only a disconnect, a cancel or a kill can free a slot quickly."""
-    running = start_daemon(tmp_path_factory.mktemp("patient"), max_streams=4, slow_reader_timeout_s=120.0,
-                           http_port=0)
-    yield running
-    running.stop()
+    yield from _module_daemon(tmp_path_factory, "patient", max_streams=4, slow_reader_timeout_s=120.0, http_port=0)
 
 
 @pytest.fixture(scope="module")
 def timed(tmp_path_factory):
     """A 3 s default deadline and a 1 s idle-input timeout."""
-    running = start_daemon(tmp_path_factory.mktemp("timed"), max_streams=4, default_deadline_s=3.0,
-                           idle_input_timeout_s=1.0, http_port=0)
-    yield running
-    running.stop()
+    yield from _module_daemon(tmp_path_factory, "timed", max_streams=4, default_deadline_s=3.0,
+                              idle_input_timeout_s=1.0, http_port=0)
 
 
 @pytest.fixture
