@@ -71,15 +71,16 @@ class Gateway:
 
     async def stop(self, grace: float) -> None:
         """Stop listening now, let requests in flight run for up to `grace` seconds, then cancel their handlers."""
-        if self.runner is None:
+        runner, self.runner = self.runner, None
+        if runner is None:
             return
-        for site in list(self.runner.sites):
+        for site in list(runner.sites):
             await site.stop()
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=grace)
         for task in self._inflight:
             task.cancel()
-        await self.runner.cleanup()
+        await runner.cleanup()
 
     @web.middleware
     async def _track(self, request: web.Request, handler) -> web.StreamResponse:

@@ -137,8 +137,9 @@ class Session:
         try:
             await self._pump(start, rate, send)
         finally:
-            if task is not None:
+            if task is not None:  # the reader is over before the transport says goodbye
                 task.cancel()
+                await asyncio.wait([task])
 
     async def _pump(self, start: Start, rate: int, send: Send) -> None:
         worker = threading.Thread(target=self._produce, args=(start,), name=f"gsvd-stream-{self.rid}", daemon=True)
