@@ -5,13 +5,21 @@
         pcm, rate = c.synthesize("你好", voice="alice")           # float32 numpy array
         for chunk in c.stream("Hello.", voice="alice"): ...       # AudioOut per chunk
 
-Only idempotent calls (ListVoices, GetVoice, GetServerInfo) are retried on UNAVAILABLE.
+    async with AsyncClient("127.0.0.1:50051") as c:
+        async with c.stream("Hello.", voice="alice") as audio:   # leaving the block cancels the call
+            async for chunk in audio: ...
+
+Only idempotent calls (ListVoices, GetVoice, GetServerInfo) are retried on UNAVAILABLE. Both clients
+take the same TLS options: `tls_ca` (root certificates, PEM; turns TLS on), `client_cert` and
+`client_key` (mutual TLS), `server_name` (the name the server's certificate is checked against, when
+it differs from the host in `address`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -48,23 +56,40 @@ def _decode(chunk: pb.AudioChunk, fmt: pb.AudioFormat) -> AudioOut:
                     list(chunk.envelope), [(t.text, t.start_s, t.end_s) for t in chunk.timings])
 
 
-def _channel_args(max_mb: int) -> list[tuple[str, int]]:
+def _channel_args(max_mb: int) -> list[tuple[str, int | str]]:
     return [("grpc.max_receive_message_length", max_mb << 20), ("grpc.max_send_message_length", max_mb << 20)]
 
 
-def _credentials(tls_ca: bytes | None, cert: bytes | None, key: bytes | None):
-    return grpc.ssl_channel_credentials(root_certificates=tls_ca, private_key=key, certificate_chain=cert)
+@dataclass(frozen=True)
+class Tls:
+    """TLS settings of a client channel (see the module docstring); no `ca`: plain text."""
+
+    ca: bytes | None = None
+    client_cert: bytes | None = None
+    client_key: bytes | None = None
+    server_name: str | None = None
+
+    def channel(self, address: str, args: list[tuple[str, int | str]], aio: bool):
+        kind = grpc.aio if aio else grpc
+        if self.ca is None:
+            if self.client_cert or self.client_key or self.server_name:
+                raise ValueError("client_cert, client_key and server_name need tls_ca (TLS)")
+            return kind.insecure_channel(address, options=args)
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("mutual TLS needs both client_cert and client_key")
+        creds = grpc.ssl_channel_credentials(root_certificates=self.ca, private_key=self.client_key,
+                                             certificate_chain=self.client_cert)
+        if self.server_name:
+            args = [*args, ("grpc.ssl_target_name_override", self.server_name)]
+        return kind.secure_channel(address, creds, options=args)
 
 
 class Client:
     def __init__(self, address: str = "127.0.0.1:50051", token: str | None = None, *, tls_ca: bytes | None = None,
-                 client_cert: bytes | None = None, client_key: bytes | None = None, max_message_mb: int = 16,
-                 retries: int = 3) -> None:
-        args = _channel_args(max_message_mb)
-        if tls_ca is not None:
-            self.channel = grpc.secure_channel(address, _credentials(tls_ca, client_cert, client_key), options=args)
-        else:
-            self.channel = grpc.insecure_channel(address, options=args)
+                 client_cert: bytes | None = None, client_key: bytes | None = None, server_name: str | None = None,
+                 max_message_mb: int = 16, retries: int = 3) -> None:
+        tls = Tls(tls_ca, client_cert, client_key, server_name)
+        self.channel = tls.channel(address, _channel_args(max_message_mb), aio=False)
         self.stub = pbg.SynthesizerStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.retries = retries
@@ -150,27 +175,99 @@ def _audio(responses) -> Iterator[AudioOut]:
 
 
 class AsyncClient:
-    """asyncio twin of Client for the streaming calls and voice listing."""
+    """asyncio twin of Client for the streaming calls and voice listing.
 
-    def __init__(self, address: str = "127.0.0.1:50051", token: str | None = None, max_message_mb: int = 16) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=_channel_args(max_message_mb))
+    `stream` and `stream_text` return an `AsyncAudioStream`: leaving its `async with` block, `aclose()`,
+    cancelling the task that reads it, or dropping it cancels the call, so the server stops at once."""
+
+    def __init__(self, address: str = "127.0.0.1:50051", token: str | None = None, *, tls_ca: bytes | None = None,
+                 client_cert: bytes | None = None, client_key: bytes | None = None, server_name: str | None = None,
+                 max_message_mb: int = 16) -> None:
+        tls = Tls(tls_ca, client_cert, client_key, server_name)
+        self.channel = tls.channel(address, _channel_args(max_message_mb), aio=True)
         self.stub = pbg.SynthesizerStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     async def close(self) -> None:
         await self.channel.close()
 
-    async def stream(self, text: str, voice: str, *, encoding: str = "s16", sample_rate: int = 0,
-                     timeout: float | None = 120, **opts) -> AsyncIterator[AudioOut]:
-        req = pb.SynthesizeRequest(text=text, voice=voice, options=options(**opts),
-                                   output=pb.OutputConfig(encoding=_ENC[encoding], sample_rate_hz=sample_rate))
-        fmt = None
-        async for resp in self.stub.Synthesize(req, metadata=self.metadata, timeout=timeout):
-            if resp.WhichOneof("event") == "start":
-                fmt = resp.start
-            elif fmt is not None:
-                yield _decode(resp.audio, fmt)
+    async def __aenter__(self) -> AsyncClient:
+        return self
 
-    async def voices(self) -> list[pb.Voice]:
-        resp = await self.stub.ListVoices(pb.ListVoicesRequest(), metadata=self.metadata, timeout=10)
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def stream(self, text: str, voice: str, *, encoding: str = "s16", sample_rate: int = 0, envelope: bool = False,
+               timeout: float | None = 120, **opts) -> AsyncAudioStream:
+        req = pb.SynthesizeRequest(text=text, voice=voice, options=options(**opts),
+                                   output=pb.OutputConfig(encoding=_ENC[encoding], sample_rate_hz=sample_rate,
+                                                          mouth_envelope=envelope))
+        return AsyncAudioStream(self.stub.Synthesize(req, metadata=self.metadata, timeout=timeout))
+
+    def stream_text(self, pieces: AsyncIterable[str] | Iterable[str], voice: str, *, encoding: str = "s16",
+                    sample_rate: int = 0, timeout: float | None = 300, **opts) -> AsyncAudioStream:
+        async def requests():
+            yield pb.StreamingSynthesizeRequest(config=pb.StreamingConfig(
+                voice=voice, options=options(**opts),
+                output=pb.OutputConfig(encoding=_ENC[encoding], sample_rate_hz=sample_rate)))
+            if isinstance(pieces, AsyncIterable):
+                async for piece in pieces:
+                    yield pb.StreamingSynthesizeRequest(input=pb.TextInput(text=piece))
+            else:
+                for piece in pieces:
+                    yield pb.StreamingSynthesizeRequest(input=pb.TextInput(text=piece))
+
+        return AsyncAudioStream(self.stub.StreamingSynthesize(requests(), metadata=self.metadata, timeout=timeout))
+
+    async def voices(self, timeout: float = 10) -> list[pb.Voice]:
+        resp = await self.stub.ListVoices(pb.ListVoicesRequest(), metadata=self.metadata, timeout=timeout)
         return list(resp.voices)
+
+    async def info(self, timeout: float = 10) -> pb.ServerInfo:
+        return await self.stub.GetServerInfo(pb.GetServerInfoRequest(), metadata=self.metadata, timeout=timeout)
+
+
+class AsyncAudioStream:
+    """The audio of one call, as `AudioOut` chunks (`async for`). The call is cancelled on the server when
+    the stream is left early: `async with` exit, `aclose()`, a cancelled reader task, or the stream dropped
+    unfinished (`break` out of `async for`: this object holds no reference cycle, so that happens at once,
+    while grpc's call object would wait for the garbage collector)."""
+
+    def __init__(self, call) -> None:
+        self._call = call  # grpc.aio UnaryStreamCall / StreamStreamCall
+        self._fmt: pb.AudioFormat | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncAudioStream:
+        return self
+
+    async def __anext__(self) -> AudioOut:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            while True:
+                resp = await self._call.read()
+                if resp is grpc.aio.EOF:
+                    raise StopAsyncIteration
+                if resp.WhichOneof("event") == "start":
+                    self._fmt = resp.start
+                elif self._fmt is not None:
+                    return _decode(resp.audio, self._fmt)
+        except asyncio.CancelledError:
+            self._call.cancel()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop: cancel the call if it is still running (the server frees its slot)."""
+        self._closed = True
+        self._call.cancel()
+
+    async def __aenter__(self) -> AsyncAudioStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not self._closed:
+            self._call.cancel()

@@ -34,6 +34,8 @@ def serve(
     http_port: int | None = typer.Option(None, "--http-port", help="HTTP/WebSocket gateway port (-1 off, 0 any); "
                                          "the web console is at its /."),
     runs_dir: str | None = typer.Option(None, "--runs-dir", help="Folder of `gsvd train` runs the console shows."),
+    grace: float | None = typer.Option(None, "--grace", help="Seconds streams in flight get to finish on SIGTERM "
+                                       "(new requests are refused at once); then they are cancelled."),
     frontend_workers: int | None = typer.Option(
         None, "--frontend-workers", help="Processes for the text analysis of concurrent requests (-1: half the "
         "cores up to 8 on a GPU, none on CPU)."),
@@ -54,7 +56,8 @@ def serve(
                                 max_streams=max_streams, token=token, admin_token=admin_token, token_file=token_file,
                                 admin_token_file=admin_token_file, no_auth=no_auth or None, tls_cert=tls_cert,
                                 tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
-                                http_port=http_port, runs_dir=runs_dir, frontend_workers=frontend_workers)
+                                http_port=http_port, runs_dir=runs_dir, frontend_workers=frontend_workers,
+                                grace_s=grace)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 

@@ -47,6 +47,9 @@ class DaemonConfig:
     token_file: str = ""
     admin_token_file: str = ""
     no_auth: bool = False  # open admin calls without a token; loopback binds only
+    idle_input_timeout_s: float = 60.0  # a text-streaming session whose input stays silent this long is ended
+    stream_buffer_chunks: int = 64  # audio chunks queued towards one client before synthesis waits for it
+    send_buffer_kb: int = 256  # kernel send buffer of a streaming HTTP/WebSocket connection (0: the OS default)
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
@@ -81,7 +84,17 @@ class DaemonConfig:
                     if f.name != "runtime_table" and f"GSVD_{f.name.upper()}" in env}, "environment")
         cfg._apply({k: v for k, v in flags.items() if v is not None}, "flags")
         cfg._check()
+        cfg._check_stream_limits()
         return cfg
+
+    def _check_stream_limits(self) -> None:
+        """Timeouts and buffers of a stream (see daemon/streaming.py): a zero or negative one would cut every stream."""
+        for key in ("slow_reader_timeout_s", "default_deadline_s", "idle_input_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise InvalidInput(f"{key} must be > 0; got {getattr(self, key)}", key)
+        for key, low in (("grace_s", 0), ("stream_buffer_chunks", 1), ("send_buffer_kb", 0)):
+            if getattr(self, key) < low:
+                raise InvalidInput(f"{key} must be >= {low}; got {getattr(self, key)}", key)
 
     def runtime(self) -> RuntimeConfig:
         """The engine's configuration: the TOML's runtime settings < GSVD_* < the daemon's own device, dtype,

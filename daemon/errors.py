@@ -1,8 +1,9 @@
 """Errors -> gRPC status codes and HTTP statuses, in one place (every abort carries a message).
 
-The engine's typed errors cover bad input; the daemon adds the three refusals only a server
-makes (no credentials, wrong credentials, a name already taken). Messages sent to a client
-never name the server's own folders: `message_for` replaces them with a placeholder.
+The engine's typed errors cover bad input; the daemon adds the refusals only a server makes (no
+credentials, wrong credentials, a name already taken, a stream past its deadline or stalled, a
+daemon shutting down). Messages sent to a client never name the server's own folders: `message_for`
+replaces them with a placeholder.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from gsvd.engine.errors import (
 )
 
 
+class DeadlineExceeded(Cancelled):
+    """A stream ran past its deadline, its input stayed idle too long, or its reader stalled (DEADLINE_EXCEEDED)."""
+
+
+class Unavailable(GsvdError):
+    """The daemon is shutting down and takes no new work (UNAVAILABLE, HTTP 503)."""
+
+
 class Unauthenticated(GsvdError):
     """No bearer token, or one that is not accepted (UNAUTHENTICATED / HTTP 401)."""
 
@@ -42,10 +51,14 @@ class StartupError(GsvdError):
 
 _HTTP = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429, "DEADLINE_EXCEEDED": 504,
          "CANCELLED": 499, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
-         "ALREADY_EXISTS": 409, "INTERNAL": 500}
+         "ALREADY_EXISTS": 409, "UNAVAILABLE": 503, "INTERNAL": 500}
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, DeadlineExceeded):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if isinstance(exc, Unavailable):
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, InvalidInput | BundleError | CheckpointError):
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, VoiceNotFound):

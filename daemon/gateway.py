@@ -12,28 +12,35 @@
   `gsvd.v1` and `gsvd.bearer.<base64url token>` instead (http_api.request_bearer).
 - `GET /healthz`; `GET /` the web console, with its JSON API (`/v1/server`, `/v1/voices`,
   `/v1/runs`) documented in daemon/http_api.py and daemon/console_runs.py (registered by console.py).
-Same limits, auth tokens and streaming core as the gRPC service.
+Same limits, auth tokens and streaming core as the gRPC service. A client that disconnects cancels
+its handler (and so frees its slot at once); a streaming response whose client stops reading is cut
+off (the connection is aborted) after the slow-reader timeout. While the daemon drains, every new
+request gets 503; requests in flight get the shutdown grace, then their handlers are cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import queue
+import socket
 import ssl
 import struct
 import uuid
+from functools import partial
 
 import numpy as np
 from aiohttp import WSMsgType, web
 
 from gsvd.daemon import console, convert, validate
-from gsvd.daemon.errors import http_status_for, message_for, status_for
+from gsvd.daemon.errors import Unavailable, http_status_for, message_for, status_for
 from gsvd.daemon.http_api import WS_PROTOCOL, request_bearer
-from gsvd.engine.errors import GsvdError, InvalidInput
+from gsvd.daemon.streaming import OutChunk, TextFeed, first_message
+from gsvd.engine.errors import Cancelled, GsvdError, InvalidInput
 from gsvd.engine.types import SynthesisOptions
 
 log = logging.getLogger("gsvd.daemon")
+_FAREWELL_S = 2.0  # time a WebSocket gets for an error message and the close handshake before it is aborted
 _OPTION_KEYS = ("top_k", "top_p", "temperature", "repetition_penalty", "noise_scale", "speed", "seed", "language",
                 "split_method", "max_new_tokens")
 
@@ -47,25 +54,49 @@ def wav_header(rate: int, n_samples: int | None = None) -> bytes:
 class Gateway:
     def __init__(self, service) -> None:
         self.service = service  # the gRPC servicer: engine, config, runner
-        self.app = web.Application(client_max_size=service.config.max_message_mb << 20)
+        self.app = web.Application(client_max_size=service.config.max_message_mb << 20,
+                                   middlewares=[self._track])
         self.app.add_routes([web.post("/v1/audio/speech", self.speech), web.get("/v1/ws", self.websocket),
                              web.get("/healthz", self.health)])
         console.register(self)  # the web console at / and its JSON API (/v1/server, /v1/voices, /v1/runs)
         self.runner: web.AppRunner | None = None
         self.port = 0
+        self._inflight: set[asyncio.Task] = set()  # handler tasks of the requests being served
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
-        """Listen (HTTPS/WSS with `ssl_context`: the daemon's TLS files, client certificates included)."""
-        self.runner = web.AppRunner(self.app)
+        """Listen (HTTPS/WSS with `ssl_context`: the daemon's TLS files, client certificates included). A
+        disconnect cancels the handler, so its stream and slot end at once (stop() handles the grace itself)."""
+        self.runner = web.AppRunner(self.app, handler_cancellation=True, shutdown_timeout=_FAREWELL_S)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, ssl_context=ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         return self.port
 
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+    async def stop(self, grace: float) -> None:
+        """Stop listening now, let requests in flight run for up to `grace` seconds, then cancel their handlers."""
+        runner, self.runner = self.runner, None
+        if runner is None:
+            return
+        for site in list(runner.sites):
+            await site.stop()
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace)
+        for task in self._inflight:
+            task.cancel()
+        await runner.cleanup()
+
+    @web.middleware
+    async def _track(self, request: web.Request, handler) -> web.StreamResponse:
+        """Refuse every request while the daemon drains (503); remember the handlers in flight for stop()."""
+        if self.service.runner.draining:
+            return self._error(Unavailable("server is shutting down; retry on another instance"))
+        task = asyncio.current_task()
+        self._inflight.add(task)
+        try:
+            return await handler(request)
+        finally:
+            self._inflight.discard(task)
 
     # ------------------------------------------------------------------ helpers
 
@@ -125,36 +156,49 @@ class Gateway:
         def start(cancel, deadline):
             return self.service.engine.stream(text, voice, opts, cancel=cancel, deadline=deadline)
 
-        chunks = self.service.runner.run(start, convert.NATIVE_RATE, None, uuid.uuid4().hex[:12])
+        rid = uuid.uuid4().hex[:12]
         if body.get("stream"):
-            return await self._stream_http(request, chunks, fmt)
+            return await self._stream_http(request, start, fmt, rid)
+        parts: list[np.ndarray] = []
+
+        async def keep(c: OutChunk) -> None:
+            parts.append(c.pcm)
+
         try:
-            pcm = np.concatenate([c.pcm async for c in chunks] or [np.zeros(0, np.float32)])
+            async with self.service.runner.session(rid) as session:
+                await session.run(start, convert.NATIVE_RATE, keep)
         except GsvdError as exc:
             return self._error(exc)
+        pcm = np.concatenate(parts or [np.zeros(0, np.float32)])
         data = convert.encode(pcm, 1)
         if fmt == "wav":
             data = wav_header(convert.NATIVE_RATE, len(pcm)) + data
         return web.Response(body=data, content_type="audio/wav" if fmt == "wav" else "audio/pcm")
 
-    async def _stream_http(self, request, chunks, fmt) -> web.StreamResponse:
+    async def _stream_http(self, request: web.Request, start, fmt: str, rid: str) -> web.StreamResponse:
+        """Chunked audio as it is made; errors before the first chunk are JSON, later ones cut the connection."""
         resp = web.StreamResponse(headers={"Content-Type": "audio/wav" if fmt == "wav" else "audio/pcm",
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         resp.enable_chunked_encoding()
-        first = True
+
+        async def send(c: OutChunk) -> None:
+            if not resp.prepared:
+                await resp.prepare(request)
+                if fmt == "wav":
+                    await resp.write(wav_header(convert.NATIVE_RATE))
+            await resp.write(convert.encode(c.pcm, 1))
+
         try:
-            async for c in chunks:
-                if first:
-                    await resp.prepare(request)
-                    if fmt == "wav":
-                        await resp.write(wav_header(convert.NATIVE_RATE))
-                    first = False
-                await resp.write(convert.encode(c.pcm, 1))
+            async with self.service.runner.session(rid) as session:
+                _bound_send_buffer(request, self.service.config.send_buffer_kb)
+                await session.run(start, convert.NATIVE_RATE, send)
         except GsvdError as exc:
-            if first:
+            if not resp.prepared:
                 return self._error(exc)
-            raise  # mid-stream: the connection is cut
-        if first:
+            log.info("request %s: stream cut (%s)", rid, message_for(exc))
+            _abort(request)  # mid-stream: the body ends without its last chunk, the client sees the cut
+            return resp
+        if not resp.prepared:
             await resp.prepare(request)
         await resp.write_eof()
         return resp
@@ -168,19 +212,19 @@ class Gateway:
             await ws.close()
             return ws
         try:
-            await self._ws_session(ws)
+            await self._ws_session(ws, request)
         except GsvdError as exc:
-            if not ws.closed:
-                await ws.send_json(self._ws_error(exc))
+            await _farewell(ws, request, self._ws_error(exc))
         except Exception:  # never a bare crash: the client gets an error frame and a close
             log.exception("WebSocket session failed")
-            if not ws.closed:
-                await ws.send_json({"type": "error", "code": "INTERNAL", "message": "internal error"})
-        await ws.close()
+            await _farewell(ws, request, {"type": "error", "code": "INTERNAL", "message": "internal error"})
+        else:
+            await _farewell(ws, request, None)
         return ws
 
-    async def _ws_session(self, ws) -> None:
-        first = await ws.receive()
+    async def _ws_session(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        settings = self.service.config
+        first = await first_message(ws.receive(), settings.idle_input_timeout_s)
         if first.type != WSMsgType.TEXT:
             raise InvalidInput("the first message must be a JSON config", "config")
         cfg = validate.json_object(first.data, "config")
@@ -196,29 +240,25 @@ class Gateway:
         rate = rate or convert.NATIVE_RATE
         if not 8000 <= rate <= 192000:
             raise InvalidInput(f"sample_rate must be 0 or in [8000, 192000]; got {rate}", "sample_rate")
-        pieces: queue.Queue = queue.Queue()
-        reader = asyncio.get_running_loop().create_task(self._ws_read(ws, pieces))
+        feed = TextFeed(settings.idle_input_timeout_s)
 
         def start(cancel, deadline):
-            from gsvd.daemon.service import _drain
+            return self.service.engine.stream_text(feed.pieces(cancel), voice, opts, cancel=cancel, deadline=deadline)
 
-            return self.service.engine.stream_text(_drain(pieces, cancel), voice, opts, cancel=cancel, deadline=deadline)
+        async def send(c: OutChunk) -> None:
+            await ws.send_json({"type": "chunk", "sequence": c.sequence, "offset": c.offset, "is_final": c.is_final,
+                                "text": c.text, "envelope": convert.envelope(c.pcm, rate),
+                                "timings": [{"text": t.symbol, "start": t.start, "end": t.end} for t in c.timings]})
+            await ws.send_bytes(convert.encode(c.pcm, enc))
 
-        await ws.send_json({"type": "start", "sample_rate": rate, "encoding": "pcm_s16le" if enc == 1 else "pcm_f32le",
-                            "channels": 1})
-        try:
-            async for c in self.service.runner.run(start, rate, None, uuid.uuid4().hex[:12]):
-                await ws.send_json({"type": "chunk", "sequence": c.sequence, "offset": c.offset, "is_final": c.is_final,
-                                    "text": c.text, "envelope": convert.envelope(c.pcm, rate),
-                                    "timings": [{"text": t.symbol, "start": t.start, "end": t.end} for t in c.timings]})
-                await ws.send_bytes(convert.encode(c.pcm, enc))
-            await ws.send_json({"type": "end"})
-        finally:
-            reader.cancel()
+        async with self.service.runner.session(uuid.uuid4().hex[:12]) as session:
+            _bound_send_buffer(request, settings.send_buffer_kb)
+            await session.write(ws.send_json({"type": "start", "sample_rate": rate, "channels": 1,
+                                              "encoding": "pcm_s16le" if enc == 1 else "pcm_f32le"}))
+            await session.run(start, rate, send, partial(self._ws_read, ws, feed))
+            await session.write(ws.send_json({"type": "end"}))
 
-    async def _ws_read(self, ws, pieces: queue.Queue) -> None:
-        from gsvd.daemon.service import _DONE
-
+    async def _ws_read(self, ws: web.WebSocketResponse, feed: TextFeed) -> None:
         budget = validate.TextBudget(self.service.config.max_text_chars)
         try:
             async for msg in ws:
@@ -229,8 +269,35 @@ class Gateway:
                 data = validate.json_object(msg.data, "text")
                 if data.get("end"):
                     break
-                pieces.put(budget.add(data.get("text", ""), "text"))
+                feed.put(budget.add(data.get("text", ""), "text"))
+            else:  # the client closed the socket: nobody is listening any more
+                feed.fail(Cancelled("the client closed the WebSocket"))
         except InvalidInput as exc:
-            pieces.put(exc)
+            feed.fail(exc)
         finally:
-            pieces.put(_DONE)
+            feed.end()
+
+
+def _bound_send_buffer(request: web.Request, kb: int) -> None:
+    """Cap the kernel's send buffer of a streaming connection, so that audio backs up into the stream's own
+    bounded buffer (and the slow-reader timeout) after `kb` KiB instead of the several MiB Linux allows."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if kb > 0 and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, kb << 10)
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def _farewell(ws: web.WebSocketResponse, request: web.Request, message: dict | None) -> None:
+    """Send a last message and close; a client that does not take them within _FAREWELL_S is cut off."""
+    try:
+        async with asyncio.timeout(_FAREWELL_S):
+            if message is not None and not ws.closed:
+                await ws.send_json(message)
+            await ws.close()
+    except (TimeoutError, ConnectionError):
+        _abort(request)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -22,14 +20,13 @@ from gsvd.daemon.auth import Auth
 from gsvd.daemon.config import DaemonConfig
 from gsvd.daemon.errors import message_for, status_for
 from gsvd.daemon.metrics import Metrics
-from gsvd.daemon.streaming import StreamRunner
+from gsvd.daemon.streaming import OutChunk, Reader, Start, StreamRunner, TextFeed, first_message
 from gsvd.daemon.voice_admin import VoiceAdmin, server_info
 from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
 log = logging.getLogger("gsvd.daemon")
-_DONE = object()
 
 
 class Malformed:
@@ -66,7 +63,7 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
     # ------------------------------------------------------------ synthesis
 
-    async def Synthesize(self, request: pb.SynthesizeRequest, context) -> AsyncIterator[pb.SynthesizeResponse]:
+    async def Synthesize(self, request: pb.SynthesizeRequest, context) -> None:
         await self._authorize(context, request=request)
         rid = request.request_id or uuid.uuid4().hex[:12]
         try:
@@ -76,15 +73,16 @@ class SynthesizerService(pbg.SynthesizerServicer):
             voice = self._voice_name(request.voice)
         except GsvdError as exc:
             await self._fail(context, exc, "Synthesize")
+
         def start(cancel, deadline):
             return self.engine.stream(request.text, voice, opts, cancel=cancel, deadline=deadline)
-        async for resp in self._serve(context, "Synthesize", rid, voice, start, enc, rate, env):
-            yield resp
 
-    async def StreamingSynthesize(self, request_iterator, context) -> AsyncIterator[pb.SynthesizeResponse]:
+        await self._serve(context, "Synthesize", rid, voice, start, enc, rate, env)
+
+    async def StreamingSynthesize(self, request_iterator, context) -> None:
         await self._authorize(context)
-        first = await anext(aiter(request_iterator), None)
         try:
+            first = await first_message(anext(aiter(request_iterator), None), self.config.idle_input_timeout_s)
             if isinstance(first, Malformed):
                 raise InvalidInput(f"malformed request: {first.reason}", "request")
             if first is None or first.WhichOneof("request") != "config":
@@ -96,45 +94,47 @@ class SynthesizerService(pbg.SynthesizerServicer):
         except GsvdError as exc:
             await self._fail(context, exc, "StreamingSynthesize")
         rid = cfg.request_id or uuid.uuid4().hex[:12]
-        pieces: queue.Queue = queue.Queue()
-        loop = asyncio.get_running_loop()
-        reader = loop.create_task(self._read_text(request_iterator, pieces))
+        feed = TextFeed(self.config.idle_input_timeout_s)
 
         def start(cancel, deadline):
-            return self.engine.stream_text(_drain(pieces, cancel), voice, opts, cancel=cancel, deadline=deadline)
+            return self.engine.stream_text(feed.pieces(cancel), voice, opts, cancel=cancel, deadline=deadline)
 
-        try:
-            async for resp in self._serve(context, "StreamingSynthesize", rid, voice, start, enc, rate, env):
-                yield resp
-        finally:
-            reader.cancel()
+        reader = partial(self._read_text, request_iterator, feed)
+        await self._serve(context, "StreamingSynthesize", rid, voice, start, enc, rate, env, reader)
 
-    async def _read_text(self, request_iterator, pieces: queue.Queue) -> None:
+    async def _read_text(self, request_iterator, feed: TextFeed) -> None:
         budget = validate.TextBudget(self.config.max_text_chars)
         try:
             async for msg in request_iterator:
                 if isinstance(msg, Malformed) or msg.WhichOneof("request") != "input":
-                    pieces.put(InvalidInput("only the first message may carry `config`", "config"))
+                    feed.fail(InvalidInput("only the first message may carry `config`", "config"))
                     return
-                pieces.put(budget.add(msg.input.text, "input.text"))
+                feed.put(budget.add(msg.input.text, "input.text"))
         except InvalidInput as exc:
-            pieces.put(exc)
+            feed.fail(exc)
         finally:
-            pieces.put(_DONE)
+            feed.end()
 
-    async def _serve(self, context, method, rid, voice, start: Callable, enc, rate, env):
+    async def _serve(self, context, method, rid, voice, start: Start, enc, rate, env, reader: Reader | None = None
+                     ) -> None:
+        """Admit (the refusal is the only message a refused client gets), send the audio format, stream."""
         log.info("request %s %s voice=%s", rid, method, voice)
-        yield pb.SynthesizeResponse(start=pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1), request_id=rid)
+
+        async def send(item: OutChunk) -> None:
+            chunk = pb.AudioChunk(audio=convert.encode(item.pcm, enc), sequence=item.sequence,
+                                  offset_samples=item.offset, is_final=item.is_final, segment=item.segment,
+                                  text=item.text)
+            chunk.timings.extend(pb.WordTiming(text=t.symbol, start_s=t.start, end_s=t.end) for t in item.timings)
+            if env:
+                chunk.envelope.extend(convert.envelope(item.pcm, rate))
+                chunk.envelope_hop_ms = convert.ENVELOPE_MS
+            await context.write(pb.SynthesizeResponse(audio=chunk, request_id=rid))
+
         try:
-            async for item in self.runner.run(start, rate, context.time_remaining(), rid):
-                chunk = pb.AudioChunk(audio=convert.encode(item.pcm, enc), sequence=item.sequence,
-                                      offset_samples=item.offset, is_final=item.is_final, segment=item.segment,
-                                      text=item.text)
-                chunk.timings.extend(pb.WordTiming(text=t.symbol, start_s=t.start, end_s=t.end) for t in item.timings)
-                if env:
-                    chunk.envelope.extend(convert.envelope(item.pcm, rate))
-                    chunk.envelope_hop_ms = convert.ENVELOPE_MS
-                yield pb.SynthesizeResponse(audio=chunk, request_id=rid)
+            async with self.runner.session(rid, context.time_remaining()) as session:
+                fmt = pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1)
+                await session.write(context.write(pb.SynthesizeResponse(start=fmt, request_id=rid)))
+                await session.run(start, rate, send, reader)
         except GsvdError as exc:
             await self._fail(context, exc, method)
 
@@ -142,12 +142,13 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
     async def ListVoices(self, request, context):
         await self._authorize(context, request=request)
-        return pb.ListVoicesResponse(voices=[convert.voice(v) for v in self.engine.voices()])
+        voices = await asyncio.to_thread(self.engine.voices)
+        return pb.ListVoicesResponse(voices=[convert.voice(v) for v in voices])
 
     async def GetVoice(self, request, context):
         await self._authorize(context, request=request)
         try:
-            return convert.voice(self.engine.voice(validate.voice_name(request.name, "name")))
+            return convert.voice(await asyncio.to_thread(self.engine.voice, validate.voice_name(request.name, "name")))
         except GsvdError as exc:
             await self._fail(context, exc, "GetVoice")
 
@@ -170,14 +171,14 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def UnloadVoice(self, request, context):
         await self._authorize(context, admin=True, request=request)
         try:
-            self.admin.unload_voice(request.name)
+            await asyncio.to_thread(self.admin.unload_voice, request.name)
             return pb.UnloadVoiceResponse()
         except GsvdError as exc:
             await self._fail(context, exc, "UnloadVoice")
 
     async def GetServerInfo(self, request, context):
         await self._authorize(context, request=request)
-        return pb.ServerInfo(**server_info(self.engine, self.config, self.runner.active))
+        return pb.ServerInfo(**await asyncio.to_thread(server_info, self.engine, self.config, self.runner.active))
 
     # -------------------------------------------------------------- checks
 
@@ -197,16 +198,3 @@ def _server_paths(config: DaemonConfig) -> tuple[tuple[str, str], ...]:
         folder = Path(config.voices_dir).expanduser()
         pairs += [(str(folder.absolute()), "<voices_dir>"), (str(folder.resolve()), "<voices_dir>")]
     return tuple(pairs)
-
-
-def _drain(pieces: queue.Queue, cancel: threading.Event) -> Iterator[str]:
-    while not cancel.is_set():
-        try:
-            item = pieces.get(timeout=0.05)
-        except queue.Empty:
-            continue
-        if item is _DONE:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from gsvd.engine import Engine, Voice
 
 log = logging.getLogger("gsvd.daemon")
+T = TypeVar("T")
 
 
 class VoiceAdmin:
@@ -47,7 +50,7 @@ class VoiceAdmin:
         path = validate.bundle_path(self.config.voices_dir, raw_path)
         name = name or await asyncio.to_thread(_bundle_name, path)
         with self._claim(name, replace):
-            voice = await asyncio.to_thread(self.engine.load_voice, path, name)
+            voice = await _own_thread(partial(self.engine.load_voice, path, name, progress=partial(_log_load, path)))
         log.info("loaded voice %s (%s)", voice.name, voice.version)
         return voice
 
@@ -60,8 +63,8 @@ class VoiceAdmin:
         audio = validate.reference_audio(audio)
         base = validate.voice_name(base_voice, "reference.base_voice")
         with self._claim(name, replace):
-            voice = await asyncio.to_thread(self.engine.add_voice_from_reference, name, base, audio, sample_rate,
-                                            transcript, language or "auto")
+            voice = await _own_thread(partial(self.engine.add_voice_from_reference, name, base, audio, sample_rate,
+                                              transcript, language or "auto"))
         log.info("added zero-shot voice %s on the model of %s", voice.name, base)
         return voice
 
@@ -99,3 +102,34 @@ def server_info(engine: Engine, config: DaemonConfig, active_streams: int) -> di
             "dtype": info["dtype"], "limits": limits, "models": [m["model_id"] for m in info["models"]],
             "sample_rate_hz": convert.NATIVE_RATE, "active_streams": active_streams,
             "queued": int(stats.get("queued", 0))}
+
+
+async def _own_thread(call: Callable[[], T]) -> T:
+    """Run a long blocking call (a voice load: minutes on a GPU) on a thread of its own, off the event loop
+    and off the default executor that the short engine calls share; shutdown does not wait for it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = call(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone (daemon stopped)
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="gsvd-load", daemon=True).start()
+    return await done
+
+
+def _log_load(path: Path, stage: str) -> None:
+    log.info("loading %s: %s", path, {"verified": "checksums verified", "model": "model resident",
+                                      "reference": "reference ready"}.get(stage, stage))

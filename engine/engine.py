@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -138,7 +138,8 @@ class Engine:
         self._sv = None
         self._voices: dict[str, _VoiceState] = {}
         self._models: dict[str, _ModelState] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # held briefly: the voice and model tables
+        self._load_lock = threading.Lock()  # one bundle load at a time (a model is built once)
         self._limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
                         "max_text_chars": MAX_TEXT_CHARS}
         self._closed = False
@@ -151,34 +152,43 @@ class Engine:
 
     # ------------------------------------------------------------------ voices
 
-    def load_voice(self, path: str | Path, name: str | None = None) -> Voice:
-        """Load a voice bundle directory; models are shared by weight hash."""
+    def load_voice(
+        self, path: str | Path, name: str | None = None, *, progress: Callable[[str], None] | None = None
+    ) -> Voice:
+        """Load a voice bundle directory; models are shared by weight hash.
+
+        The slow steps (checksums, building the model and making it resident, which on a GPU captures
+        its graphs) run without the engine's lock, so listing voices and streams of other voices go on
+        meanwhile; loads run one at a time. `progress(stage)` is told "verified", "model" and
+        "reference" as each step ends; the voice is registered after the last one.
+        """
         from gsvd.engine.bundle import load_bundle
 
-        bundle = load_bundle(Path(path))
-        voice_name = name or bundle.name
-        with self._lock:
-            model = self._models.get(bundle.model_id)
+        report = progress or _no_progress
+        with self._load_lock:
+            bundle = load_bundle(Path(path))
+            voice_name = name or bundle.name
+            report("verified")
+            with self._lock:
+                model = self._models.get(bundle.model_id)
+            fresh = model is None
             if model is None:
                 model = self._build_model(bundle)
-            ref = bundle.load_reference()
-            state = self._voice_state(
-                voice_name,
-                model,
-                ref_phone_ids=ref.phone_ids,
-                ref_bert=ref.bert,
-                prompt_tokens=ref.prompt_tokens,
-                spec=ref.spec,
-                sv_emb=ref.sv_emb,
-                reference_text=bundle.reference_text,
-                reference_language=bundle.reference_language,
-                languages=tuple(bundle.languages),
-                path=str(bundle.path),
-                defaults=bundle.defaults,
-            )
-            state.lexicon = _bundle_lexicon(Path(bundle.path))
-            self._replace_voice(voice_name, state)
-            return state.voice
+            try:
+                report("model")
+                state = self._bundle_state(voice_name, model, bundle)
+                report("reference")
+                with self._lock:
+                    if fresh:
+                        self._models[model.model_id] = model
+                    elif self._models.get(model.model_id) is not model:
+                        raise VoiceNotFound(f"the model of voice {voice_name!r} was unloaded during the load")
+                    self._replace_voice(voice_name, state)
+                    return state.voice
+            except BaseException:
+                if fresh:  # a model nobody uses must not stay resident
+                    self._runtime.remove_model(model.model_id)
+                raise
 
     def add_voice_from_reference(
         self,
@@ -430,13 +440,22 @@ class Engine:
             cancel=cancel,
         )
 
+    def _bundle_state(self, name: str, model: _ModelState, bundle) -> _VoiceState:
+        """Voice `name` on `model` from its bundle's reference cache and lexicon (not registered)."""
+        ref = bundle.load_reference()
+        meta = {"reference_text": bundle.reference_text, "reference_language": bundle.reference_language,
+                "languages": tuple(bundle.languages), "path": str(bundle.path), "defaults": bundle.defaults}
+        state = self._voice_state(name, model, ref_phone_ids=ref.phone_ids, ref_bert=ref.bert,
+                                  prompt_tokens=ref.prompt_tokens, spec=ref.spec, sv_emb=ref.sv_emb, **meta)
+        state.lexicon = _bundle_lexicon(Path(bundle.path))
+        return state
+
     def _build_model(self, bundle) -> _ModelState:
+        """Build a bundle's model and make it resident in the runtime (registered by the caller)."""
         gpt = bundle.build_gpt(device="cpu")
         sovits = bundle.build_sovits(device="cpu")
         self._runtime.add_model(bundle.model_id, gpt, sovits, backend=self._step_backend(bundle.path))
-        model = _ModelState(bundle.model_id, bundle.version, gpt, sovits)
-        self._models[bundle.model_id] = model
-        return model
+        return _ModelState(bundle.model_id, bundle.version, gpt, sovits)
 
     def _step_backend(self, bundle_path: str | Path) -> StepBackend | None:
         """Where the decode step may come from a TensorRT engine of the bundle (CUDA, or the `backend` setting
@@ -468,7 +487,6 @@ class Engine:
             path=meta["path"],
             defaults=meta["defaults"],
         )
-        model.voices.add(name)
         return _VoiceState(
             voice=voice,
             ref_phone_ids=torch.as_tensor(ref_phone_ids, dtype=torch.long).reshape(-1),
@@ -479,8 +497,10 @@ class Engine:
         )
 
     def _replace_voice(self, name: str, state: _VoiceState) -> None:
+        """Register `state` as voice `name` (under the lock; its model is registered already)."""
         old = self._voices.get(name)
         self._voices[name] = state
+        self._models[state.voice.model_id].voices.add(name)
         if old is not None and old.voice.model_id != state.voice.model_id:
             prev = self._models.get(old.voice.model_id)
             if prev is not None:
@@ -535,6 +555,10 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _no_progress(stage: str) -> None:
+    """The default `load_voice(progress=...)`: nobody is told."""
 
 
 def _word_timings(words: list[tuple[str, int]], start: int, end: int) -> tuple[PhoneTiming, ...]:

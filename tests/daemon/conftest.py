@@ -21,7 +21,8 @@ def start_daemon(tmp_path, **settings):
     hubert = write_tiny_hubert(tmp_path / "hubert")
     if not any(settings.get(k) for k in ("token", "admin_token", "token_file", "admin_token_file")):
         settings.setdefault("no_auth", True)  # tokenless test daemons manage voices too (loopback)
-    cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voices), device="cpu", grace_s=1.0, **settings)
+    cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voices), device="cpu",
+                            **{"grace_s": 1.0, **settings})
     engine = Engine(device="cpu", max_streams=cfg.max_streams, queue_limit=cfg.queue_limit, hubert_folder=hubert)
     return dataclasses.replace(serve_in_thread(engine, cfg), voices_dir=voices)
 
