@@ -544,7 +544,7 @@ def test_sigterm_refuses_new_requests_and_exits_within_the_grace(tmp_path):
         assert line.startswith("gsvd serving on 127.0.0.1:"), line + "".join(log)[-2000:]
         address = line.split()[-1]
         t_boot = time.monotonic()
-        while not (m := re.search(r"HTTP/WebSocket gateway on 127\.0\.0\.1:(\d+)", "".join(log))):
+        while not (m := re.search(r"HTTP/WebSocket gateway on (?:https?://)?127\.0\.0\.1:(\d+)", "".join(log))):
             assert time.monotonic() - t_boot < 60 and proc.poll() is None, "".join(log)[-2000:]
             time.sleep(0.1)
         channel = grpc.insecure_channel(address)
