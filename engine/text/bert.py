@@ -63,6 +63,7 @@ class BertFeatures:
             )
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+        t0 = time.perf_counter()
         self.device = torch.device(device)
         self._on_cuda = self.device.type == "cuda"
         dtype = torch.float16 if self._on_cuda else torch.float32
@@ -80,17 +81,24 @@ class BertFeatures:
         self._graphs = GraphSet(self.encoder, self._static)
         self.capture_s = 0.0
         if self._on_cuda and graphs:
-            t0 = time.perf_counter()
+            t1 = time.perf_counter()
             with torch.cuda.device(self.device):
                 self._graphs.prepare(self.graph_keys())
-            self.capture_s = time.perf_counter() - t0
+            self.capture_s = time.perf_counter() - t1
             if self._graphs.failed:
                 log.warning("BERT graphs could not be captured: BERT runs eagerly")
             else:
                 log.info("BERT: %d graphs captured in %.1f s", len(self._graphs.graphs), self.capture_s)
+        self.load_s = time.perf_counter() - t0  # weights, tokenizer and graphs
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
         self._running = False
+
+    def info(self) -> dict:
+        """Where and how the model runs, and what loading it took (for benchmarks and logs)."""
+        return {"device": str(self.device), "dtype": str(next(self.encoder.parameters()).dtype),
+                "layers_run": len(self.encoder.layers), "graphs": len(self._graphs.graphs),
+                "graphs_failed": self._graphs.failed, "load_s": self.load_s, "capture_s": self.capture_s}
 
     @classmethod
     def shared(cls, folder: str | Path, device: str = "cpu") -> BertFeatures:

@@ -55,8 +55,9 @@ class BertEncoder(nn.Module):
         the transformers model can be dropped). Only what chinese-roberta is (absolute positions, erf GELU,
         post-norm layers) is accepted; anything else is a ValueError naming the setting."""
         cfg = model.config
-        if getattr(cfg, "position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"BERT with {cfg.position_embedding_type} position embeddings is not supported")
+        positions = getattr(cfg, "position_embedding_type", None) or "absolute"  # transformers 5: absolute only
+        if positions != "absolute":
+            raise ValueError(f"BERT with {positions} position embeddings is not supported")
         if cfg.hidden_act != "gelu":
             raise ValueError(f"BERT with activation {cfg.hidden_act!r} is not supported (chinese-roberta uses gelu)")
         if cfg.num_hidden_layers <= SKIPPED_LAYERS:
