@@ -68,6 +68,7 @@ class BertFeatures:
         self._on_cuda = self.device.type == "cuda"
         dtype = torch.float16 if self._on_cuda else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self._char_ids: dict[str, int | None] = {}  # `_alone`
         self.encoder = BertEncoder.from_pretrained_model(AutoModelForMaskedLM.from_pretrained(str(folder)))
         self.encoder.requires_grad_(False).to(self.device, dtype)
         self.max_batch = max_batch
@@ -229,10 +230,23 @@ class BertFeatures:
 
     def _ids(self, norm_text: str, n_chars: int) -> list[int]:
         """[CLS] one token per character [SEP]; where the tokenizer merges or splits characters, each
-        character's own token instead."""
-        ids = self.tokenizer(norm_text)["input_ids"]
+        character's own token instead. A sentence of characters the tokenizer always reads as words of their
+        own (Chinese characters, punctuation: what Mandarin text is) is looked up per character, from a table
+        filled by the tokenizer itself: the same ids without a tokenizer call on the preparer's thread."""
+        tok = self.tokenizer
+        alone = [self._alone(c) for c in norm_text]
+        if len(alone) == n_chars and None not in alone:
+            return [tok.cls_token_id, *alone, tok.sep_token_id]
+        ids = tok(norm_text)["input_ids"]
         if len(ids) != n_chars + 2:
-            tok = self.tokenizer
             ids = [tok.cls_token_id, *(tok.convert_tokens_to_ids(c) for c in norm_text), tok.sep_token_id]
         return ids
 
+    def _alone(self, char: str) -> int | None:
+        """char's token id when the tokenizer reads char as a word of its own whatever its neighbours (one
+        token alone, the same token twice when doubled), else None; remembered."""
+        if char not in self._char_ids:
+            one = self.tokenizer(char, add_special_tokens=False)["input_ids"]
+            two = self.tokenizer(char + char, add_special_tokens=False)["input_ids"]
+            self._char_ids[char] = one[0] if len(one) == 1 and two == one * 2 else None
+        return self._char_ids[char]

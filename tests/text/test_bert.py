@@ -257,3 +257,36 @@ def test_graphed_passes_equal_eager_ones_on_cuda(bert_folder):
     items = _sentences(21, seed=7)
     for g, e, c in zip(graphed.many(items), eager.many(items), cpu.many(items), strict=True):
         assert (g - e).abs().max() < 2e-2 and (g - c).abs().max() < 5e-2
+
+
+def test_token_table_gives_the_tokenizers_ids_without_calling_it(bert_folder):
+    """Mandarin text (characters and punctuation, in the vocabulary or not) gets exactly the tokenizer's ids
+    from the per-character table, with no tokenizer call once its characters are known; text the tokenizer
+    reads otherwise (latin letters merging into words) still goes through it as before."""
+    from gsvd.engine.text.bert import BertFeatures
+
+    bert = BertFeatures(bert_folder)
+    tok = bert.tokenizer
+
+    class Counting:
+        calls = 0
+
+        def __call__(self, *args, **kwargs):
+            Counting.calls += 1
+            return tok(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(tok, name)
+
+    bert.tokenizer = Counting()
+    zh = ["你好,世界.", "今天天气很好。", "学习中文!", "龍、你"]  # 。! 龍 、: not in the vocabulary
+    for text in zh:
+        assert bert._ids(text, len(text)) == tok(text)["input_ids"]
+    Counting.calls = 0
+    for text in zh:
+        bert._ids(text[::-1], len(text))
+    assert Counting.calls == 0
+    mixed = "ab你好"  # "ab" is one word to the tokenizer: each character's own token instead, as before
+    assert bert._ids(mixed, len(mixed)) == [tok.cls_token_id, tok.unk_token_id, tok.unk_token_id,
+                                             *tok.convert_tokens_to_ids(["你", "好"]), tok.sep_token_id]
+    assert Counting.calls > 0
