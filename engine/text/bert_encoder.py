@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    from transformers import BertForMaskedLM
 
 SKIPPED_LAYERS = 2  # hidden_states[-3]: everything after the last two layers is unused
 
@@ -50,9 +50,9 @@ class BertEncoder(nn.Module):
         self.layers = nn.ModuleList(_Layer(hidden, inner, eps) for _ in range(layers))
 
     @classmethod
-    def from_pretrained_model(cls, model: PreTrainedModel) -> BertEncoder:
-        """The encoder of a transformers BERT (`BertForMaskedLM` or `BertModel`) with its weights (copies:
-        the transformers model can be dropped). Only what chinese-roberta is (absolute positions, erf GELU,
+    def from_pretrained_model(cls, model: BertForMaskedLM) -> BertEncoder:
+        """The encoder of a transformers `BertForMaskedLM` (what chinese-roberta's folder loads as) with its
+        weights (copies: the transformers model can be dropped). Only what chinese-roberta is (absolute positions, erf GELU,
         post-norm layers) is accepted; anything else is a ValueError naming the setting."""
         cfg = model.config
         positions = getattr(cfg, "position_embedding_type", None) or "absolute"  # transformers 5: absolute only
@@ -62,7 +62,7 @@ class BertEncoder(nn.Module):
             raise ValueError(f"BERT with activation {cfg.hidden_act!r} is not supported (chinese-roberta uses gelu)")
         if cfg.num_hidden_layers <= SKIPPED_LAYERS:
             raise ValueError(f"BERT with {cfg.num_hidden_layers} layers has no hidden_states[-3] layer output")
-        bert = model.bert if hasattr(model, "bert") else model
+        bert = model.bert
         emb = bert.embeddings
         enc = cls(cfg.vocab_size, cfg.hidden_size, cfg.num_attention_heads, cfg.num_hidden_layers - SKIPPED_LAYERS,
                   cfg.intermediate_size, cfg.max_position_embeddings, cfg.layer_norm_eps)
