@@ -4,6 +4,8 @@
 
 1. Real v2 sizes, random weights: GPT first-step logits CUDA fp32 / fp16 vs CPU fp32; SoVITS decode
    CUDA fp32 vs CPU fp32 (noise 0).
+   BERT features (chinese-roberta sized, random; needs transformers): graph replays vs eager vs transformers,
+   ms per pass (`--bert-only`: this check alone).
 2. The runtime on CUDA fp16 (eager, graphs with torch ops, graphs with the Triton kernels: CHECK_MODES): GPT tokens/s per stream and
    aggregate at 1 and 8 concurrent streams, and time to first audio of one stream.
 Last line: one JSON object.
@@ -14,8 +16,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import threading
 import time
+from importlib.util import find_spec
 
 import torch
 
@@ -230,10 +234,78 @@ def speed(gpt, sov, mode: str = "graphs") -> dict:
     return results
 
 
+def bert_check(device: str = "cuda", reps: int = 20) -> dict:
+    """chinese-roberta-sized random BERT (`runtime_bench.make_bert`), fp16 on `device`: features of the graph
+    replays vs the same padded passes run eagerly vs transformers' own model per sentence (fp16 there, fp32 on
+    the CPU): max abs diff; ms per `many` call (features back on the host) at batch 1, 8, 32 of 18-character
+    sentences: graphs, the eager lean encoder, transformers' padded batch; load and capture time, memory."""
+    import tempfile
+    from pathlib import Path
+
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from runtime_bench import ZH, make_bert
+
+    from gsvd.engine.text.bert import BertFeatures
+
+    folder = make_bert(Path(tempfile.mkdtemp()))
+    on_cuda = device.startswith("cuda")
+    reserved = torch.cuda.memory_reserved() if on_cuda else 0
+    graphed = BertFeatures(folder, device)
+    out = {"model": graphed.info(), "reserved_gib": (torch.cuda.memory_reserved() - reserved) / 2**30 if on_cuda else 0}
+    eager = BertFeatures(folder, device, graphs=False)
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    dtype = torch.float16 if on_cuda else torch.float32
+    hf = {"fp16" if on_cuda else "fp32": AutoModelForMaskedLM.from_pretrained(str(folder)).to(device, dtype).eval(),
+          "cpu_fp32": AutoModelForMaskedLM.from_pretrained(str(folder)).eval()}
+    chars = ZH.replace("，", "").replace("。", "")
+    g = torch.Generator().manual_seed(0)
+    items = []
+    for n in (1, 5, 18, 23, 40, 61, 100, 130):
+        text = "".join(chars[int(i)] for i in torch.randint(0, len(chars), (n,), generator=g))
+        items.append((text, [int(x) for x in torch.randint(1, 4, (n,), generator=g)]))
+
+    @torch.inference_mode()
+    def reference(model, text: str, w2p: list[int]) -> torch.Tensor:
+        enc = tok(text, return_tensors="pt").to(next(model.parameters()).device)
+        hidden = model(**enc, output_hidden_states=True).hidden_states[-3][0, 1:-1].float().cpu()
+        return hidden.repeat_interleave(torch.tensor(w2p), dim=0).T
+
+    got_g, got_e = graphed.many(items), eager.many(items)
+    out["graphs_vs_eager_max_abs_diff"] = max((a - b).abs().max().item() for a, b in zip(got_g, got_e, strict=True))
+    for name, model in hf.items():
+        ref = [reference(model, t, w) for t, w in items]
+        out[f"graphs_vs_transformers_{name}_max_abs_diff"] = max(
+            (a - b).abs().max().item() for a, b in zip(got_g, ref, strict=True))
+    out["feature_abs_max"] = max(a.abs().max().item() for a in got_g)
+
+    def hf_many(batch):
+        enc = tok([t for t, _ in batch], return_tensors="pt", padding=True).to(device)
+        with torch.inference_mode():
+            return hf[next(iter(hf))](**enc, output_hidden_states=True).hidden_states[-3].float().cpu()
+
+    sentence = (ZH.replace("，", "").replace("。", ""), [2] * 16)  # 16 characters: 18 tokens
+    for batch in (1, 8, 32):
+        rows = [sentence] * batch
+        for name, run in (("graphs", graphed.many), ("eager", eager.many), ("transformers", hf_many)):
+            run(rows)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                run(rows)
+            out[f"ms_per_pass_b{batch}_{name}"] = 1000 * (time.perf_counter() - t0) / reps
+    return out
+
+
 def main() -> None:
     info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    if sys.argv[1:] == ["--bert-only"]:  # the BERT features check alone
+        info["bert"] = bert_check()
+        print(json.dumps(info))
+        return
     gpt, sov = _models()
     info["correctness"] = correctness(gpt, sov)
+    info["bert"] = bert_check() if find_spec("transformers") else "transformers not installed"
     modes = os.environ.get("CHECK_MODES", "eager,graphs_torch_ops,graphs").split(",")
     runs = {mode: speed(gpt, sov, mode) for mode in modes}
     for mode in modes[1:]:

@@ -2,7 +2,9 @@
 with random weights (so every sentence runs to the token cap: 75 tokens = 3 s of audio each).
 
     PYTHONPATH=. python3 benchmarks/runtime_bench.py [--streams 1,8,32,64,128,256] [--graphs 0|1] [--eager-streams 1,8,32]
-        [--bert 1]   # zh sentences with BERT features from a roberta-large-sized random model (transformers)
+        [--bert 1]   # zh sentences with BERT features from a roberta-large-sized random model (transformers);
+                     # rows then split first audio by language (zh pays for BERT, en does not) and the JSON
+                     # gets the BERT model's load and graph capture (`bert_model`)
         [--spread 2 --tokens 250]   # streams started evenly over 2 s, 10 s of audio each (all overlap)
         [--sustain 512:30[:250][:listen]]   # then 512 callers for 30 s, each sending its next request as the
                   # last one ends (250 tokens each; else --tokens), or (listen) as its audio has played out
@@ -75,7 +77,13 @@ def run_repeated(engine, n: int, repeat: int, spread: float = 0.0, tokens: int =
     rounds = [run_level(engine, n, keep=True, offset=k, spread=spread, tokens=tokens)  # zh and en alternate
               for k in range(repeat)]
     res = [r for rnd in rounds for r in rnd["results"]]
-    return {"streams": n, "rounds": repeat, **summary(res), "wall_s": sum(rnd["wall_s"] for rnd in rounds)}
+    return {"streams": n, "rounds": repeat, **summary(res), **by_language(res),
+            "wall_s": sum(rnd["wall_s"] for rnd in rounds)}
+
+
+def by_language(results: list[dict]) -> dict:
+    """`summary` of the zh and of the en streams apart (with --bert 1 only zh pays for BERT features)."""
+    return {lang: summary([r for r in results if r["lang"] == lang]) for lang in ("zh", "en")}
 
 
 def measure(engine, i: int, tokens: int) -> dict:
@@ -97,7 +105,7 @@ def measure(engine, i: int, tokens: int) -> dict:
     first = arrivals[0]
     late = [k for k, (a, off) in enumerate(zip(arrivals, offsets, strict=True)) if a - first > off + 0.02]
     # late_chunk: the first piece that came after the audio before it had played (-1: none)
-    return {"start": t0, "end": time.perf_counter(), "ttfa": first, "audio_s": audio / 32000, "rtf": arrivals[-1] / (audio / 32000),
+    return {"lang": lang, "start": t0, "end": time.perf_counter(), "ttfa": first, "audio_s": audio / 32000, "rtf": arrivals[-1] / (audio / 32000),
             "underrun": bool(late), "late_chunk": late[0] if late else -1,
             "late_s": arrivals[late[0]] - first - offsets[late[0]] if late else 0.0}
 
@@ -242,7 +250,8 @@ def _ms(x: float | None, digits: int = 1) -> str:
 
 def print_table(title: str, rows: list[dict]) -> None:
     print(title)
-    print(f"{'streams':>7s} {'rounds':>6s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}")
+    print(f"{'streams':>7s} {'rounds':>6s} {'TTFA p50':>9s} {'TTFA p95':>9s} {'RTF p50':>8s} {'underruns':>9s}"
+          "   TTFA p50 / p95 by language")
     for r in rows:
         if "sustained_s" in r:
             print(f"{r['streams']:7d} {'listeners' if r['listen'] else 'sustained'} {r['sustained_s']:.0f} s, "
@@ -252,7 +261,8 @@ def print_table(title: str, rows: list[dict]) -> None:
                   f"all {r['requests']}: {r['all']}")
             continue
         print(f"{r['streams']:7d} {r['rounds']:6d} {r['ttfa_p50_ms']:8.1f}ms {r['ttfa_p95_ms']:8.1f}ms {r['rtf_p50']:8.3f} "
-              f"{r['underruns']:9d}")
+              f"{r['underruns']:9d}   " + ", ".join(f"{lang} {_ms(r[lang]['ttfa_p50_ms'])} / {_ms(r[lang]['ttfa_p95_ms'])} ms"
+                                           for lang in ("zh", "en") if lang in r))
 
 
 def main() -> None:
@@ -291,6 +301,11 @@ def main() -> None:
               "watermark": args.watermark, "spread_s": args.spread, "tokens": args.tokens,
               "load_voice_s": info["load_voice_s"], "rows": rows}
     print(f"voice loaded (graphs captured) in {info['load_voice_s']:.1f} s")
+    if bert is not None:  # loaded by the first zh request (the warm-up): weights, and on CUDA its graphs
+        from gsvd.engine.text.bert import BertFeatures
+
+        result["bert_model"] = BertFeatures.shared(bert, info["device"]).info()  # the engine's one copy
+        print("BERT:", result["bert_model"])
     if args.eager_streams:
         eager, _ = run_engine(voice, [int(x) for x in args.eager_streams.split(",")],
                               args.eager_min_samples or args.min_samples, args.device, bert, graphs=False)

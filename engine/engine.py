@@ -396,7 +396,8 @@ class Engine:
             handle = StreamHandle()
             build = partial(self._request, state, opts=replace(opts, seed=seed + index), deadline=deadline,
                             cancel=cancel)
-            job = Job(piece, lang, fe, fe.lexicon_for(state.lexicon), build, handle, cancel, deadline)
+            job = Job(piece, lang, fe, fe.lexicon_for(state.lexicon), build, handle, cancel, deadline,
+                      first=index == 0)
             self._preparer.put(job)  # analysis, BERT and the runtime request in the preparer's thread
             first, seg_start = True, offset
             try:

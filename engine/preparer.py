@@ -2,10 +2,13 @@
 
 A caller's thread queues its sentence (`RequestPreparer.put`) and waits on the stream's handle. One
 thread takes everything queued at once: the analyses go to the frontend's worker processes together
-(`AnalysisPool.analyze_many`, no thread hand-over per sentence), BERT runs in padded batches over the
-batch's Mandarin sentences, and the batch's requests are submitted to the runtime together (so one
-admission prefills them in one padded pass). Callers that start together share a batch: the thread
-keeps gathering while sentences keep coming within 1 ms of each other (`BATCH_WINDOW`).
+(`AnalysisPool.analyze_many`, no thread hand-over per sentence), and the batch's requests are submitted to
+the runtime in as few groups as the critical path allows (one admission prefills a group in one padded
+pass): first the sentences that need no BERT, at once; then BERT in padded passes over the first sentences
+of their requests (their callers hear nothing yet), submitted as soon as their features are there; then
+the later sentences (their callers still have the sentences before them playing). Callers that start
+together share a batch: the thread keeps gathering while sentences keep coming within 1 ms of each other
+(`BATCH_WINDOW`).
 
 Why: every torch call of the scheduler thread hands the GIL over, and it waits behind every runnable
 thread before it gets it back. With dozens of callers each running its own frontend, the scheduler
@@ -42,8 +45,9 @@ SubmitMany = Callable[[list[tuple["SynthRequest", "StreamHandle"]]], list[Except
 @dataclass(eq=False)
 class Job:
     """One sentence to prepare. `build(ids, bert)` makes its runtime request; the outcome reaches the caller
-    through `handle` (audio, or the error). `analysis` is set before the handle gets anything; `empty`
-    when the sentence has nothing to speak (the handle then ends without audio)."""
+    through `handle` (audio, or the error). `first`: the first sentence of its request (nothing of the request
+    plays yet; such sentences get BERT before later ones). `analysis` is set before the handle gets anything;
+    `empty` when the sentence has nothing to speak (the handle then ends without audio)."""
 
     text: str
     language: str
@@ -53,6 +57,7 @@ class Job:
     handle: StreamHandle
     cancel: threading.Event | None = None
     deadline: float | None = None
+    first: bool = True
     analysis: Analysis | None = None
     empty: bool = False
     submitted: bool = False
@@ -126,8 +131,9 @@ class RequestPreparer:
             self._cond.wait(quiet_at - now)
 
     def _prepare(self, batch: list[Job]) -> None:
-        """Analyze the batch's sentences together, then submit their requests together (one admission sees
-        them all: one padded prefill pass instead of many small ones)."""
+        """Analyze the batch's sentences together; submit those without BERT together at once, then BERT in
+        padded passes per frontend, first sentences before later ones, each group submitted together as soon
+        as its features are there (one admission sees it whole: one padded prefill pass, not many)."""
         now = time.monotonic()
         live = []
         for job in batch:
@@ -137,8 +143,8 @@ class RequestPreparer:
             else:
                 live.append(job)
         calls = [(j.text, j.language, j.frontend.version, j.lexicon) for j in live]
-        needs_bert: dict[TextFrontend, list[Job]] = defaultdict(list)  # by frontend: BERT for all its sentences at once
-        built = []
+        needs_bert: dict[tuple[bool, TextFrontend], list[Job]] = defaultdict(list)  # (later, frontend): BERT at once
+        plain = []
         for i, result in self._pool.analyze_many(calls):
             job = live[i]
             if isinstance(result, Exception):
@@ -146,18 +152,22 @@ class RequestPreparer:
                 continue
             job.analysis = result
             if job.frontend.needs_bert(result):
-                needs_bert[job.frontend].append(job)
+                needs_bert[(not job.first, job.frontend)].append(job)
             else:
-                built.append(self._request(job, *job.frontend.features_of(result)[:2]))
-        for frontend, jobs in needs_bert.items():
-            try:
-                feats = frontend.features_many([j.analysis for j in jobs])
-            except Exception as exc:  # e.g. the RoBERTa folder is missing: each caller gets the error
-                for job in jobs:
-                    job.handle.finish(exc)
-                continue
-            built += [self._request(job, ids, bert) for job, (ids, bert, _) in zip(jobs, feats, strict=True)]
-        self._submit(built)
+                plain.append(self._request(job, *job.frontend.features_of(result)[:2]))
+        self._submit(plain)  # these wait for no BERT pass
+        for (_, frontend), jobs in sorted(needs_bert.items(), key=lambda kv: kv[0][0]):  # first sentences first
+            self._submit(self._with_bert(frontend, jobs))
+
+    def _with_bert(self, frontend: TextFrontend, jobs: list[Job]) -> list[tuple[Job, SynthRequest] | None]:
+        """The jobs' requests with BERT features from padded passes (an error reaches each of their callers)."""
+        try:
+            feats = frontend.features_many([j.analysis for j in jobs])
+        except Exception as exc:  # e.g. the RoBERTa folder is missing: each caller gets the error
+            for job in jobs:
+                job.handle.finish(exc)
+            return []
+        return [self._request(job, ids, bert) for job, (ids, bert, _) in zip(jobs, feats, strict=True)]
 
     def _request(self, job: Job, ids: torch.Tensor, bert: torch.Tensor) -> tuple[Job, SynthRequest] | None:
         """The job's runtime request, or None when it is done already (empty: ends without audio; cancelled

@@ -115,22 +115,45 @@ def test_errors_reach_only_their_caller(fe):
         prep.put(_job(fe, "after."))
 
 
-def test_bert_for_a_batch_in_padded_passes(fe, tmp_path):
-    """Mandarin sentences of one batch get BERT from `features_many` (each equal to its own `features_of`)."""
+@pytest.fixture(scope="module")
+def bert_fe(tmp_path_factory):
+    """A v2 frontend with a tiny random RoBERTa-style BERT."""
     pytest.importorskip("transformers")
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
+    folder = tmp_path_factory.mktemp("roberta")
     chars = sorted(set("你好世界今天天气很我们的学习中文公园去"))
-    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
-                                        encoding="utf-8")
-    BertTokenizer(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
+                                      encoding="utf-8")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
     torch.manual_seed(0)
     BertForMaskedLM(BertConfig(vocab_size=5 + len(chars), hidden_size=1024, num_hidden_layers=3, num_attention_heads=4,
-                               intermediate_size=64, max_position_embeddings=64)).eval().save_pretrained(tmp_path)
-    bert_fe = TextFrontend("v2", bert_folder=tmp_path)
-    calls = []
-    many = bert_fe._bert_model().many
-    bert_fe._bert_model().many = lambda items: calls.append(len(items)) or many(items)
+                               intermediate_size=64, max_position_embeddings=64)).eval().save_pretrained(folder)
+    return TextFrontend("v2", bert_folder=folder)
+
+
+@pytest.fixture
+def bert_passes(bert_fe, monkeypatch):
+    """The (normalized) texts of each BERT pass of `bert_fe`'s model, in order; `gates[text]`: an Event the
+    pass holding that normalized text waits for (10 s at most) before it runs."""
+    model = bert_fe._bert_model()
+    passes, gates, plain = [], {}, model.many
+
+    def many(items):
+        texts = [t for t, _ in items]
+        passes.append(texts)
+        for t in texts:
+            if t in gates:
+                gates[t].wait(10)
+        return plain(items)
+
+    monkeypatch.setattr(model, "many", many)
+    return passes, gates
+
+
+def test_bert_for_a_batch_in_padded_passes(bert_fe, bert_passes):
+    """Mandarin sentences of one batch get BERT from `features_many` (each equal to its own `features_of`)."""
+    passes, _ = bert_passes
     hold = threading.Event()
     runtime, pool = _Runtime(hold), _Pool(0)
     prep = RequestPreparer(pool, runtime.submit_many)
@@ -142,11 +165,69 @@ def test_bert_for_a_batch_in_padded_passes(fe, tmp_path):
         hold.set()
         for j in jobs:
             list(j.handle)
-        assert calls and max(calls) >= 2  # several sentences in one pass
+        assert passes and max(len(p) for p in passes) >= 2  # several sentences in one pass
         for t, r in runtime.requests:
             want_ids, want_bert, _ = bert_fe.features(t, "auto")
             assert torch.equal(r["ids"], want_ids)
             assert torch.allclose(r["bert"], want_bert, atol=1e-5)
+    finally:
+        prep.close()
+
+
+def test_first_sentences_do_not_wait_for_later_ones_or_bert(bert_fe, bert_passes):
+    """One batch: sentences without BERT are submitted before any BERT pass ends; the first sentences of
+    their requests get BERT in a pass of their own, submitted while the later sentences' pass still waits."""
+    passes, gates = bert_passes
+    runtime, pool = _Runtime(), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit_many, window=0.2)
+    later = [_job(bert_fe, "我们学习中文。", first=False), _job(bert_fe, "今天天气很好。", first=False)]
+    firsts = [_job(bert_fe, "你好世界。"), _job(bert_fe, "我们去公园。")]
+    plain = _job(bert_fe, "hello there.")
+    norm = {j.text: bert_fe.analyze(j.text, "auto").phonemized.parts[0].norm_text for j in firsts + later}
+    gates.update({norm[j.text]: threading.Event() for j in firsts + later})
+    try:
+        for j in [later[0], firsts[0], plain, later[1], firsts[1]]:  # within the window: one batch
+            prep.put(j)
+        assert len(list(plain.handle)) == 1  # while every BERT pass is held
+        assert runtime.calls == [1] and pool.batches == [5]
+        for j in firsts:
+            gates[norm[j.text]].set()
+        assert [len(list(j.handle)) for j in firsts] == [1, 1]  # while the later sentences' pass is held
+        assert passes == [[norm[j.text] for j in firsts], [norm[j.text] for j in later]]
+        assert runtime.calls == [1, 2] and not any(j.submitted for j in later)
+        for j in later:
+            gates[norm[j.text]].set()
+        assert [len(list(j.handle)) for j in later] == [1, 1]
+        assert runtime.calls == [1, 2, 2]
+        assert [t for t, _ in runtime.requests] == [plain.text, *(j.text for j in firsts), *(j.text for j in later)]
+    finally:
+        for g in gates.values():
+            g.set()
+        prep.close()
+
+
+def test_bert_error_reaches_only_its_callers(bert_fe, bert_passes, monkeypatch):
+    """A failing BERT pass ends its callers' streams with the error; the batch's other requests go through."""
+    model = bert_fe._bert_model()
+    many = model.many
+
+    def failing(items):
+        if any(t.startswith("今天天气很好") for t, _ in items):
+            raise RuntimeError("out of memory")
+        return many(items)
+
+    monkeypatch.setattr(model, "many", failing)
+    runtime, pool = _Runtime(), _Pool(0)
+    prep = RequestPreparer(pool, runtime.submit_many, window=0.2)
+    try:
+        bad, good, plain = (_job(bert_fe, "今天天气很好。", first=False), _job(bert_fe, "你好世界。"),
+                            _job(bert_fe, "hello."))
+        for j in (bad, good, plain):
+            prep.put(j)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            list(bad.handle)
+        assert len(list(good.handle)) == 1 and len(list(plain.handle)) == 1
+        assert not bad.submitted and good.submitted and plain.submitted
     finally:
         prep.close()
 
