@@ -5,7 +5,7 @@ import warnings
 
 from gsvd.v1 import gsvd_pb2 as gsvd_dot_v1_dot_gsvd__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
