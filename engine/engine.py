@@ -59,6 +59,11 @@ class _VoiceState:
     lexicon: object | None = None  # per-voice pronunciation overrides (bundle's lexicon.toml / .csv)
 
 
+def _user_path(path: str | Path | None) -> Path | None:
+    """A path as the user wrote it: `~` is their home folder (None and "" stay None)."""
+    return Path(path).expanduser() if path else None
+
+
 @dataclass
 class _ModelState:
     model_id: str
@@ -106,14 +111,15 @@ class Engine:
         self._runtime = Runtime(device=device, dtype=dtype, max_streams=max_streams, queue_limit=queue_limit)
         rt_info = self._runtime.info()
         self.device = torch.device(str(rt_info["device"]))
+        bert_folder, hubert_folder, sv_model, lexicon = map(_user_path, (bert_folder, hubert_folder, sv_model, lexicon))
         self._lexicon = Lexicon.load(lexicon) if lexicon else None
         self._frontend = TextFrontend(
             version="v2", bert_folder=bert_folder, device=str(self.device), lexicon=self._lexicon
         )
         self._frontend_v1: TextFrontend | None = None
         self._bert_folder = bert_folder
-        self._hubert_folder = Path(hubert_folder) if hubert_folder else None
-        self._sv_model = Path(sv_model) if sv_model else None
+        self._hubert_folder = hubert_folder
+        self._sv_model = sv_model
         self._hubert = None
         self._sv = None
         self._voices: dict[str, _VoiceState] = {}
@@ -134,7 +140,7 @@ class Engine:
         """Load a voice bundle directory; models are shared by weight hash."""
         from gsvd.engine.bundle import load_bundle
 
-        bundle = load_bundle(Path(path))
+        bundle = load_bundle(Path(path).expanduser())  # "~/voices/alice" as in the README
         voice_name = name or bundle.name
         with self._lock:
             model = self._models.get(bundle.model_id)

@@ -78,13 +78,14 @@ class RunSettings:
             raise TrainError(f"clip lengths must satisfy 1 <= min ({self.min_clip}) < max ({self.max_clip}) <= 30 s")
         if self.target_seconds <= 0 or self.min_seconds < 0:
             raise TrainError("--target-seconds must be positive and --min-seconds not negative")
+        from gsvd.engine.devices import check_device
+
+        check_device(self.device)  # InvalidInput: the same message as every other --device
 
     def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        import torch
+        from gsvd.engine.devices import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return str(resolve_device(self.device))
 
 
 Log = Callable[[str], None]
