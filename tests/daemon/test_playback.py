@@ -56,3 +56,27 @@ def test_player_without_portaudio_says_how_to_fix(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_sd)
     with pytest.raises(PlaybackUnavailable, match="libportaudio2"):
         playback.Player(32000)
+
+
+def test_say_play_without_portaudio_fails_before_connecting(monkeypatch):
+    """`say --play` checks for PortAudio first: the message names libportaudio2 (not a connection
+    error from a daemon that is not even asked, and not after a synthesis has started)."""
+    import builtins
+
+    from typer.testing import CliRunner
+
+    from gsvd.cli import app
+
+    real_import = builtins.__import__
+
+    def no_sd(name, *a, **k):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_sd)
+    r = CliRunner().invoke(app, ["say", "Hello.", "--voice", "alice", "--play", "--server", "127.0.0.1:1"])
+    assert r.exit_code == 1
+    out = " ".join(r.output.split())
+    assert "apt-get install libportaudio2" in out and "UNAVAILABLE" not in out
+    assert isinstance(r.exception, SystemExit)  # a clean exit, no traceback
