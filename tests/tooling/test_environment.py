@@ -4,6 +4,7 @@ carry its version, and the installed packages are those of the lock file (constr
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import re
 import subprocess
 import sys
@@ -21,13 +22,10 @@ def _requirement(reqs: list[str], name: str) -> str:
 
 
 def _lock() -> dict[str, str]:
-    pins = {}
-    for line in (REPO / "constraints.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            pins[name.lower()] = version
-    return pins
+    spec = importlib.util.spec_from_file_location("gsvd_lock_script", LOCK_SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.read_lock()
 
 
 def _version(text: str) -> tuple[int, ...]:
