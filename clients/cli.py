@@ -45,11 +45,13 @@ def say(
     import numpy as np
 
     from gsvd.clients.client import Client
-    from gsvd.clients.playback import PlaybackUnavailable, Player
+    from gsvd.clients.playback import PlaybackUnavailable, Player, check_output
 
     if not play and out is None:
         _fail("nothing to do: give --play and/or --out FILE", 2)
     try:
+        if play:
+            check_output(device)
         player = None
         chunks = []
         with Client(server, token) as client:

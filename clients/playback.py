@@ -73,6 +73,13 @@ def _sounddevice():
     return sd
 
 
+def check_output(name: str | None = None) -> None:
+    """PlaybackUnavailable unless PortAudio loads and the output device `name` exists: `say --play`
+    asks before it connects, so a missing library is not reported after the synthesis started."""
+    _sounddevice()
+    find_device(name)
+
+
 def output_devices() -> list[dict]:
     sd = _sounddevice()
     return [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]

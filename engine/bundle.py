@@ -300,7 +300,7 @@ def _cache_tensors(ref: ReferenceCache) -> dict[str, torch.Tensor]:
 
 
 def _save_tensors(path: Path, state: Mapping[str, torch.Tensor], role: str) -> dict:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if not state:
         raise InvalidInput(f"{role} state dict is empty", role)
@@ -309,7 +309,9 @@ def _save_tensors(path: Path, state: Mapping[str, torch.Tensor], role: str) -> d
         if not isinstance(value, torch.Tensor):
             raise InvalidInput(f"{role} entry {key!r} is not a tensor", role)
         clean[key] = value.detach().to("cpu").contiguous().clone()
-    save_file(clean, str(path), metadata={"format": "pt"})  # one key: the header stays byte-identical
+    # one metadata key: the header stays byte-identical. Written with open(), not save_file (which
+    # makes the file 0600): bundles are read by whoever runs the daemon. The fsync is _fsync_dir's.
+    path.write_bytes(save(clean, metadata={"format": "pt"}))
     return _file_entry(path, path.name)
 
 

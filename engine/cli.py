@@ -6,6 +6,12 @@ from pathlib import Path
 
 import typer
 
+from gsvd.engine.devices import DEVICE_CHOICES
+
+# shared with `gsvd build`: a voice given by name is looked up in this folder
+VOICES_DIR = typer.Option(None, "--voices-dir", help="Folder of voice bundles to find VOICE in (default: "
+                          "$GSVD_VOICES_DIR, else ~/.local/share/gsvd/voices).")
+
 
 def register(app: typer.Typer) -> None:
     app.command("synth")(synth)
@@ -15,8 +21,9 @@ def synth(
     voice: str = typer.Option(..., "--voice", help="Voice name (under the voices dir) or bundle path."),
     text: str = typer.Option(..., "--text", help="Text to speak."),
     out: Path = typer.Option(..., "--out", help="WAV file to write (atomically)."),
+    voices_dir: Path | None = VOICES_DIR,
     language: str = typer.Option("auto", "--lang", help="auto, zh, en, ja, ..."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N"),
+    device: str = typer.Option("auto", help=f"{DEVICE_CHOICES}."),
     top_k: int = typer.Option(15, help="Sampling top-k."),
     top_p: float = typer.Option(1.0, help="Sampling top-p."),
     temperature: float = typer.Option(1.0, help="Sampling temperature."),
@@ -55,7 +62,7 @@ def synth(
             split_method=split,
         ).validate()
         with Engine(device=device, bert_folder=bert, watermark=prov.watermark) as engine:
-            v = engine.load_voice(resolve_voice(voice))
+            v = engine.load_voice(resolve_voice(voice, voices_dir))
             pcm, rate = engine.synthesize(text, v.name, options)
         prov.write(out, pcm, rate, v.name)
     except GsvdError as exc:

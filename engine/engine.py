@@ -68,6 +68,11 @@ class _VoiceState:
     lexicon: Lexicon | None = None  # per-voice pronunciation overrides (bundle's lexicon.toml / .csv)
 
 
+def _user_path(path: str | Path | None) -> Path | None:
+    """A path as the user wrote it: `~` is their home folder (None and "" stay None)."""
+    return Path(path).expanduser() if path else None
+
+
 @dataclass
 class _ModelState:
     model_id: str
@@ -126,14 +131,15 @@ class Engine:
         self._runtime = Runtime(self.config)
         rt_info = self._runtime.info()
         self.device = torch.device(str(rt_info["device"]))
+        bert_folder, hubert_folder, sv_model, lexicon = map(_user_path, (bert_folder, hubert_folder, sv_model, lexicon))
         self._lexicon = Lexicon.load(lexicon) if lexicon else None
         self._frontend = TextFrontend(
             version="v2", bert_folder=bert_folder, device=str(self.device), lexicon=self._lexicon
         )
         self._frontend_v1: TextFrontend | None = None
         self._bert_folder = bert_folder
-        self._hubert_folder = Path(hubert_folder) if hubert_folder else None
-        self._sv_model = Path(sv_model) if sv_model else None
+        self._hubert_folder = hubert_folder
+        self._sv_model = sv_model
         self._hubert = None
         self._sv = None
         self._voices: dict[str, _VoiceState] = {}
@@ -166,7 +172,7 @@ class Engine:
 
         report = progress or _no_progress
         with self._load_lock:
-            bundle = load_bundle(Path(path))
+            bundle = load_bundle(Path(path).expanduser())  # "~/voices/alice" as in the README
             voice_name = name or bundle.name
             report("verified")
             with self._lock:

@@ -30,9 +30,9 @@ def models_dir() -> Path:
     return gsvd_home() / "models"
 
 
-def resolve_voice(name_or_path: str) -> Path:
-    """A voice given as a bundle path, or as a name under voices_dir()."""
+def resolve_voice(name_or_path: str, voices: str | Path | None = None) -> Path:
+    """A voice given as a bundle path, or as a name under `voices` (default: voices_dir())."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
-    return voices_dir() / name_or_path
+    return (Path(voices).expanduser() if voices is not None else voices_dir()) / name_or_path

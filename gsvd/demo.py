@@ -10,6 +10,7 @@ writes a WAV. The audio is babble, not speech; the demo shows that every stage r
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -26,7 +27,18 @@ def run_demo(out: Path) -> int:
     voice = _make_voice(out, console)
     wav = _synthesize(voice, out, console)
     console.print(f"[green]done[/green]: play {wav}")
+    voice = voice.resolve()
+    console.print(f"The demo's voice bundle is {voice}; use it by name with its voices folder:", soft_wrap=True)
+    for line in _usage(voice):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     return 0
+
+
+def _usage(voice: Path) -> list[str]:
+    """Commands that use the bundle at `voice` by its name."""
+    folder = shlex.quote(str(voice.parent))
+    return [f"gsvd synth --voices-dir {folder} --voice {voice.name} --text 'Hello there.' --out hello.wav",
+            f"gsvd serve --voices-dir {folder}    # then: gsvd say 'Hello there.' --voice {voice.name} --out hello.wav"]
 
 
 def _make_voice(out: Path, console) -> Path:
@@ -62,7 +74,7 @@ def _synthesize(voice: Path, out: Path, console) -> Path:
     from gsvd.daemon.background import serve_in_thread
     from gsvd.daemon.config import DaemonConfig
     from gsvd.engine import Engine
-    from gsvd.wavio import write_wav
+    from gsvd.wavio import measure_level, write_wav
 
     cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voice.parent), grace_s=2.0)
     engine = Engine(device="auto", max_streams=cfg.max_streams)
@@ -86,5 +98,5 @@ def _synthesize(voice: Path, out: Path, console) -> Path:
     wav = write_wav(out / "demo.wav", pcm, 32000)
     console.print(f"4. streamed {SENTENCE!r} over gRPC: {len(chunks)} chunks, first audio after {first * 1000:.0f} ms, "
                   f"{seconds:.2f} s of audio in {total:.2f} s (real-time factor {total / seconds:.3f}); daemon stopped")
-    console.print(f"5. wrote {wav}")
+    console.print(f"5. wrote {wav}: {measure_level(pcm, 32000).summary()}")
     return wav

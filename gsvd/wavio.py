@@ -1,5 +1,6 @@
-"""Atomic 16-bit mono WAV writing with optional metadata (stdlib + numpy only; shared by the engine and
-the clients).
+"""16-bit mono WAV files: atomic writing (the umask's ordinary permissions, `gsvd.atomic`) with optional
+metadata, and the level measures a listener would notice (stdlib + numpy only; shared by the engine, the demo
+and the clients).
 
 Metadata goes in two RIFF chunks before the audio: a LIST/INFO chunk (comment, software, date, artist,
 genre: what players and tag editors show) and an ``aigc`` chunk holding a JSON object (the machine-readable
@@ -9,9 +10,7 @@ AI-generated label, ``gsvd.engine.provenance.label``). Readers that do not know 
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gsvd.atomic import atomic_write_bytes
+
 AIGC_CHUNK = b"aigc"
+SPEECH_BAND_HZ = (100.0, 4000.0)
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,10 @@ class Label(Protocol):
 
 def write_wav(path: str | Path, pcm: np.ndarray, rate: int, *, label: Label | WavMetadata | None = None) -> Path:
     """Write ``pcm`` (float, clipped to [-1, 1]) as 16-bit mono; a label's metadata before the audio."""
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = Path(path).expanduser()
     data = (np.clip(np.asarray(pcm, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
     meta = label if isinstance(label, WavMetadata) or label is None else WavMetadata(label.info_tags(), label.to_dict())
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            raw.write(_riff(data, int(rate), meta))
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+    return atomic_write_bytes(dest, _riff(data, int(rate), meta))
 
 
 def _chunk(cid: bytes, body: bytes) -> bytes:
@@ -108,3 +101,40 @@ def _chunks(raw: bytes, start: int, end: int):
         (size,) = struct.unpack("<I", raw[pos + 4 : pos + 8])
         yield cid, raw[pos + 8 : min(pos + 8 + size, end)]
         pos += 8 + size + (size % 2)
+
+
+@dataclass(frozen=True)
+class Level:
+    """What a listener would notice first about a signal (levels in dB relative to full scale)."""
+
+    rms_dbfs: float  # level of the signal around its mean
+    dc_dbfs: float  # the mean (an offset: clicks at start and stop, lost headroom)
+    speech_band_dbfs: float  # level of the part in SPEECH_BAND_HZ
+    speech_band_share: float  # fraction of the signal's energy in SPEECH_BAND_HZ
+    active_share: float  # fraction of 50 ms frames within 40 dB of the loudest frame (not silence)
+
+    def summary(self) -> str:
+        return (f"level {self.rms_dbfs:.1f} dBFS, {self.speech_band_share:.0%} of it at 100-4000 Hz, "
+                f"DC offset {self.dc_dbfs:.0f} dBFS")
+
+
+def _db(power: float) -> float:
+    return float(10 * np.log10(max(power, 1e-20)))
+
+
+def measure_level(pcm: np.ndarray, rate: int) -> Level:
+    x = np.asarray(pcm, np.float64).reshape(-1)
+    if x.size == 0:
+        return Level(-200.0, -200.0, -200.0, 0.0, 0.0)
+    dc = float(x.mean())
+    ac = x - dc
+    power = float(np.mean(ac**2))
+    spectrum = np.abs(np.fft.rfft(ac)) ** 2
+    freqs = np.fft.rfftfreq(ac.size, 1.0 / rate)
+    band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
+    share = float(spectrum[band].sum() / spectrum.sum()) if spectrum.sum() > 0 else 0.0
+    frame = max(1, int(0.05 * rate))
+    frames = ac[: ac.size // frame * frame].reshape(-1, frame) if ac.size >= frame else ac[None]
+    frame_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+    active = float(np.mean(frame_db > frame_db.max() - 40.0)) if power > 0 else 0.0
+    return Level(_db(power), _db(dc * dc), _db(power * share), share, active)

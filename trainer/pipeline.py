@@ -82,13 +82,14 @@ class RunSettings:
             raise TrainError("--target-seconds must be positive and --min-seconds not negative")
         if self.sovits_epoch < 0 or self.gpt_epoch < 0:
             raise TrainError("--sovits-epoch and --gpt-epoch must be 0 (the final weights) or a saved epoch")
+        from gsvd.engine.devices import check_device
+
+        check_device(self.device)  # InvalidInput: the same message as every other --device
 
     def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        import torch
+        from gsvd.engine.devices import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return str(resolve_device(self.device))
 
 
 Log = Callable[[str], None]

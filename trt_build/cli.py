@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from gsvd.engine.cli import VOICES_DIR
 
 
 def register(app: typer.Typer) -> None:
@@ -14,6 +18,7 @@ def build(
     precision: str = typer.Option("fp16", "--precision", help="fp16 (default) or fp32; bf16 for engines only."),
     max_batch: int = typer.Option(64, "--max-batch", help="Largest decode batch bucket for the engines."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the onnxruntime parity check."),
+    voices_dir: Path | None = VOICES_DIR,
 ) -> None:
     """Turn a voice bundle into ONNX graphs (+ TensorRT engines when TensorRT and a GPU are present)."""
     from rich.console import Console
@@ -27,7 +32,7 @@ def build(
         Console(stderr=True).print("error: --precision must be fp16, fp32 or bf16", markup=False)
         raise typer.Exit(code=2)
     try:
-        report = build_voice(resolve_voice(voice), "fp32" if precision == "fp32" else "fp16", max_batch,
+        report = build_voice(resolve_voice(voice, voices_dir), "fp32" if precision == "fp32" else "fp16", max_batch,
                              verify=not no_verify, trt_precision=precision)
     except GsvdError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False)

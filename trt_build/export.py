@@ -11,13 +11,13 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from gsvd.atomic import create_temp_beside
 from gsvd.trt_build.graphs import GptDecodeStep, GptPrefill, SovitsChunk, Vocoder
 
 OPSET = 17
@@ -83,7 +83,7 @@ def export_graph(name: str, gpt, sovits, path: Path, precision: str = "fp32") ->
     module = wrapper(name, g, s)
     spec = SPECS[name]
     args = example_inputs(name, g, s, dtype)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = create_temp_beside(path)
     os.close(fd)
     try:
         with warnings.catch_warnings(), torch.no_grad():

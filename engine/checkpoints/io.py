@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from gsvd.atomic import atomic_write_bytes
 from gsvd.engine.errors import CheckpointError
+
+__all__ = ["atomic_write_bytes", "check_state_shapes", "read_bytes", "torch_load_bytes", "torch_save_bytes"]
 
 
 def read_bytes(path: str | Path, what: str) -> bytes:
@@ -31,23 +32,6 @@ def torch_load_bytes(data: bytes, path: str | Path, what: str) -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} is not a {what} checkpoint: top level is {type(obj).__name__}, not a dict")
     return obj
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temp file in the same folder, fsync, rename over `path`."""
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
 
 
 def torch_save_bytes(obj: dict) -> bytes:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from gsvd.engine import devices
+from gsvd.engine.errors import InvalidInput
 from gsvd.engine.runtime.chunk_decode import BatchChunkDecoder
 from gsvd.engine.runtime.device_sampling import SamplerState
 from gsvd.engine.runtime.graph_decode import GraphDecoder, StepDecoder, TorchStep
@@ -36,18 +38,13 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 
 
 def resolve_device(device: str | torch.device, dtype: str) -> tuple[torch.device, torch.dtype, str]:
-    if str(device) == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    dev = devices.resolve_device(device)
     if dtype == "auto":
         if dev.type == "cuda":
             return dev, torch.float16, "CUDA: GPT in float16, SoVITS in float32"
         return dev, torch.float32, "CPU: float32 everywhere (reference backend)"
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be auto, float32, float16 or bfloat16; got {dtype!r}")
+        raise InvalidInput(f"dtype must be auto, float32, float16 or bfloat16; got {dtype!r}", "dtype")
     return dev, _DTYPES[dtype], f"dtype {dtype} requested"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import torch
@@ -91,10 +92,107 @@ def random_sovits_state(config: dict, version: str, seed: int = 0) -> dict[str, 
                 p.normal_(0.0, 0.05)  # upstream zero-inits these; random makes the flow non-trivial
             elif name.endswith("gamma"):
                 p.fill_(1.0)
+        _audible_vocoder(model.dec, config["data"]["sampling_rate"])
         book = model.quantizer.vq.layers[0]._codebook
         book.embed.normal_()
         book.embed_avg.copy_(book.embed)
     return model.state_dict()
+
+
+SPEAKING_RMS = 0.1  # -20 dBFS: the untrained generator's output level for unit-variance latents
+SPEECH_TOP_HZ = 4000.0  # upsamplers fed at or above this rate interpolate instead of adding images
+
+
+@torch.no_grad()
+def _audible_vocoder(dec: torch.nn.Module, sample_rate: int) -> None:
+    """Initialise the HiFi-GAN generator so that, untrained, it outputs a zero-mean signal at a
+    speaking level with its energy in the speech band.
+
+    With PyTorch's default init a random tiny generator gave a -75 dBFS hum on a DC offset: the
+    variance shrinks at every layer, random biases add offsets, and in the last stages (1-2
+    channels in the tiny model) the leaky ReLUs see signals far below zero. A few fine-tuning
+    steps cannot bring that back, so `make demo` wrote a silent file. Here
+    - the upsamplers are scaled and biased on a seeded unit-variance latent so that every
+      stage's output channel has zero mean and unit variance (data-dependent init, as for
+      weight-normalized nets): the leaky ReLUs work on both sides of zero in every stage;
+    - an upsampler fed at or above SPEECH_TOP_HZ interpolates (channel mixing times a smooth
+      window) rather than mirroring its input into images, which puts most energy in the top
+      octaves (hiss); the others are random with equal phase sums (no checkerboard tones);
+    - resblock branches start small (upstream's std 0.01): the blocks start near identity;
+    - the output conv is a smoothed derivative (a ramp of taps times a random gain per channel):
+      no gain at 0 Hz, so the rectified features in front of it leave no DC offset, and a
+      broad peak inside the speech band. It is scaled to SPEAKING_RMS on the same latent.
+    """
+    import torch.nn.functional as F
+
+    from gsvd.engine.models.hifigan import LRELU_SLOPE
+
+    for block in dec.resblocks:
+        for conv in (*block.convs1, *block.convs2):
+            conv.weight.normal_(0.0, 0.01)
+            conv.bias.zero_()
+    for conv in (dec.conv_pre, *([dec.cond] if hasattr(dec, "cond") else [])):
+        conv.weight.normal_(0.0, conv.weight[0].numel() ** -0.5)
+        conv.bias.zero_()
+    seeded = torch.Generator().manual_seed(0)
+    latent = torch.randn(1, dec.conv_pre.in_channels, 100, generator=seeded)
+    if hasattr(dec, "cond"):
+        cond = torch.randn(1, dec.cond.in_channels, 1, generator=seeded)
+        h = _normalize_channels((dec.conv_pre, dec.cond), dec.conv_pre(latent) + dec.cond(cond), out_dim=0)
+    else:
+        h = _normalize_channels((dec.conv_pre,), dec.conv_pre(latent), out_dim=0)
+    rate = sample_rate / math.prod(up.stride[0] for up in dec.ups)  # the latent's frame rate
+    n = dec.num_kernels
+    for i, up in enumerate(dec.ups):
+        _init_upsampler(up, smooth=rate >= SPEECH_TOP_HZ)
+        rate *= up.stride[0]
+        x = _normalize_channels((up,), up(F.leaky_relu(h, LRELU_SLOPE)), out_dim=1)
+        h = sum(dec.resblocks[i * n + j](x) for j in range(n)) / n
+    post = dec.conv_post.weight  # [1, C, K]
+    k = post.shape[-1]
+    ramp = torch.arange(k, dtype=post.dtype) - (k - 1) / 2  # a smoothed derivative: 0 at 0 Hz, peak ~3 kHz
+    post.copy_(torch.randn(1, post.shape[1], 1) * ramp)
+    post.mul_(SPEAKING_RMS / dec.conv_post(F.leaky_relu(h)).std())
+
+
+def _normalize_channels(convs: tuple, out: torch.Tensor, out_dim: int) -> torch.Tensor:
+    """Scale and shift `convs` (summed into `out` [B, C, T]) so each channel of `out` has zero mean
+    and unit variance; `out_dim` is the weights' output-channel axis (0 for Conv1d, 1 for
+    ConvTranspose1d)."""
+    mean, std = out.mean(dim=(0, 2)), out.std(dim=(0, 2))
+    shape = [1, 1, 1]
+    shape[out_dim] = -1
+    for conv in convs:
+        conv.weight.div_(std.reshape(shape))
+        conv.bias.div_(std)
+    convs[0].bias.sub_(mean / std)
+    return (out - mean[:, None]) / std[:, None]  # what the convs now give
+
+
+def _init_upsampler(up: torch.nn.ConvTranspose1d, *, smooth: bool) -> None:
+    """Random transposed conv with equal phase sums, or (`smooth`) a window shared by every
+    channel pair; the scale is set afterwards on data."""
+    w, stride = up.weight, up.stride[0]  # [in, out, k]
+    up.bias.zero_()
+    if not smooth:
+        w.normal_()
+        _equal_phase_sums(w, stride)
+        return
+    k = w.shape[2]
+    window = torch.sin(torch.pi * (torch.arange(k) + 0.5) / k) ** 2
+    w.copy_(torch.randn(w.shape[0], w.shape[1], 1) * window)
+
+
+def _equal_phase_sums(w: torch.Tensor, stride: int) -> None:
+    """Give every output phase of a transposed conv (taps j, j + stride, ...) the same sum per channel
+    pair, so that a constant input gives a constant output, not a tone at the input rate and its
+    harmonics (the "checkerboard" of transposed convs)."""
+    k = w.shape[-1]
+    phase = torch.arange(k) % stride
+    counts = torch.bincount(phase, minlength=stride).to(w.dtype)  # [stride]
+    sums = torch.zeros(*w.shape[:-1], stride, dtype=w.dtype).index_add_(-1, phase, w)
+    target = sums.sum(-1, keepdim=True) / stride
+    w.add_(((target - sums) / counts)[..., phase])
 
 
 def write_tiny_sovits(path: str | Path, version: str = "v2", seed: int = 0, config: dict | None = None, **overrides) -> Path:

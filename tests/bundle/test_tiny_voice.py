@@ -52,3 +52,18 @@ def test_tiny_voice_is_fast(tmp_path: Path) -> None:
     write_tiny_voice(tmp_path, "again", seed=7)
     again = time.perf_counter() - t0
     assert first < 5.0 and again < 1.0, (first, again)
+
+
+@pytest.mark.parametrize("version, seed", [("v2", 0), ("v2", 3), ("v2Pro", 0), ("v2ProPlus", 1)])
+def test_tiny_voice_babbles_audibly(tmp_path: Path, version: str, seed: int) -> None:
+    """Untrained, a tiny voice already sounds like babble at a speaking level: the random vocoder
+    used to give a -75 dBFS hum on a DC offset, so `make demo` (which fine-tunes it for a few
+    steps) wrote a silent file and no test noticed."""
+    from gsvd.engine import Engine, SynthesisOptions
+    from gsvd.engine.testing.audio import audibility_problems
+
+    write_tiny_voice(tmp_path, "alice", version=version, seed=seed)
+    with Engine(device="cpu", max_streams=1) as engine:
+        engine.load_voice(tmp_path / "alice")
+        pcm, rate = engine.synthesize("Hello there, this is a test.", "alice", SynthesisOptions(seed=1, max_new_tokens=60))
+    assert audibility_problems(pcm, rate) == []

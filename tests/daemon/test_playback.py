@@ -41,10 +41,10 @@ def test_resample_to_device_rate():
     assert abs(len(y) - 48000) <= 2 and y.dtype == np.float32
 
 
-def test_player_without_portaudio_says_how_to_fix(monkeypatch):
+@pytest.fixture
+def no_portaudio(monkeypatch):
+    """`import sounddevice` fails as it does on a machine without libportaudio2."""
     import builtins
-
-    from gsvd.clients import playback
 
     real_import = builtins.__import__
 
@@ -54,5 +54,24 @@ def test_player_without_portaudio_says_how_to_fix(monkeypatch):
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_sd)
+
+
+def test_player_without_portaudio_says_how_to_fix(no_portaudio):
+    from gsvd.clients import playback
+
     with pytest.raises(PlaybackUnavailable, match="libportaudio2"):
         playback.Player(32000)
+
+
+def test_say_play_without_portaudio_fails_before_connecting(no_portaudio):
+    """`say --play` checks for PortAudio first: the message names libportaudio2 (not a connection
+    error from a daemon that is not even asked, and not after a synthesis has started)."""
+    from typer.testing import CliRunner
+
+    from gsvd.cli import app
+
+    r = CliRunner().invoke(app, ["say", "Hello.", "--voice", "alice", "--play", "--server", "127.0.0.1:1"])
+    assert r.exit_code == 1
+    out = " ".join(r.output.split())
+    assert "apt-get install libportaudio2" in out and "UNAVAILABLE" not in out
+    assert isinstance(r.exception, SystemExit)  # a clean exit, no traceback

@@ -154,7 +154,8 @@ def test_frontend_workers_give_the_same_audio_and_timings(voice_dir, engine):
             t.join(timeout=300)
         assert eng._analysis.stats()["offloaded"] >= len(texts)  # every sentence of every text
     for w, g in zip(want, got, strict=True):  # same tokens; chunks batched with other streams round differently
-        np.testing.assert_allclose(np.concatenate([c.pcm for c in w]), np.concatenate([c.pcm for c in g]), atol=1e-6)
+        # (by a few 1e-6 at the tiny voice's speaking level: -100 dBFS is the bound)
+        np.testing.assert_allclose(np.concatenate([c.pcm for c in w]), np.concatenate([c.pcm for c in g]), atol=1e-5)
         assert [c.timings for c in w] == [c.timings for c in g] and any(c.timings for c in g)
 
 

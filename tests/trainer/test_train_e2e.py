@@ -145,10 +145,18 @@ def test_train_command_makes_a_voice_that_speaks(prepared, video, tmp_path):
     assert kept == ["gpt-e2.ckpt", "gpt-e4.ckpt", "sovits-e2.pth", "sovits-e4.pth"]
     metrics = json.loads((ws.root / "fit" / "samples" / "gpt-e4" / "metrics.json").read_text())
     assert all(row["seconds"] > 0 for row in metrics["sentences"])
+    import soundfile as sf
+
+    from gsvd.engine.testing.audio import audibility_problems
+
+    sample, sample_rate = sf.read(ws.root / "fit" / "samples" / "gpt-e4" / "0.wav")
+    assert audibility_problems(sample, sample_rate) == []
     with Engine(device="cpu", max_streams=2) as eng:
         eng.load_voice(bundle.path)
-        pcm, rate = eng.synthesize("Hello there.", "alice", SynthesisOptions(seed=1, max_new_tokens=30))
+        pcm, rate = eng.synthesize("Hello there, how are you today?", "alice", SynthesisOptions(seed=1, max_new_tokens=60))
     assert rate == 32000 and pcm.size > 0 and np.isfinite(pcm).all()
+    # babble, but audible: a speaking level, no DC offset, the energy in the speech band, not silence
+    assert audibility_problems(pcm, rate) == []
 
 
 def _fitted_copy(prepared, tmp_path: Path, **overrides) -> tuple[Workspace, RunSettings]:
