@@ -64,7 +64,7 @@ def synth(
         with Engine(device=device, bert_folder=bert, watermark=prov.watermark) as engine:
             v = engine.load_voice(resolve_voice(voice, voices_dir))
             pcm, rate = engine.synthesize(text, v.name, options)
-        prov.write(out, pcm, rate, v.name)
+        out = prov.write(out, pcm, rate, v.name)
     except GsvdError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from None
