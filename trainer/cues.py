@@ -1,12 +1,13 @@
 """Clips cut on subtitle cue boundaries, so that a clip's text is the speech in its audio.
 
 `cue_clips` turns a file's cues and its VAD speech into clips:
-- cues are put in time order; a cue that repeats the end of the one before (rolling captions)
-  loses the repeat; cues that overlap by more than `OVERLAP` s become one unit (their texts in
+- cues are put in time order; a cue that touches the one before and repeats its end (rolling
+  captions) loses the repeat; cues that overlap by more than `OVERLAP` s become one unit (their texts in
   order), smaller overlaps are timing jitter;
 - a unit with no speech under it is dropped; a unit longer than a clip may be is split at VAD
   pauses inside it, but only where the text has a punctuation mark at the matching place by
-  proportional timing (characters vs seconds of speech, within `TOL_S` or `TOL_FRAC`); a long
+  proportional timing (characters vs seconds of speech, within `TOL_S` or `TOL_FRAC`; the longest
+  such pause, and no other mark nearer to it); a long
   unit with no such pairs is dropped;
 - neighbouring units are merged while the clip stays under `max_s`, the pause between them is
   short and holds no speech that no cue covers;
@@ -29,6 +30,7 @@ from gsvd.trainer.subtitles import Cue
 from gsvd.trainer.textalign import Token, join, tokens
 
 OVERLAP = 0.25  # cues overlapping more than this are one unit
+TOUCH = 0.1  # a cue starting within this of the previous one's end may repeat its end (rolling captions)
 SLACK = 0.3  # how far cue times may be off the speech they label
 LEAD = 0.5  # the most a clip edge may lie outside its cues
 EDGE = 0.15  # silence kept before/after speech at a clip edge
@@ -57,6 +59,7 @@ class CutClip:
     end: float
     text: str
     cues: int
+    parts: list[list[float]]  # each unit's [start, end] inside the clip (the speaker check embeds them apart)
 
 
 def units_of(cues: list[Cue]) -> list[Unit]:
@@ -66,15 +69,16 @@ def units_of(cues: list[Cue]) -> list[Unit]:
         toks = tokens(c.text)
         if not toks:
             continue
-        if units:
+        if units and c.start <= units[-1].end + TOUCH:
             prev = units[-1]
             toks = _drop_repeat(prev.toks, toks)
             if not toks:  # the same caption again: one longer cue
                 prev.end = max(prev.end, c.end)
                 continue
-            if c.start < prev.end - OVERLAP:
-                prev.toks, prev.end, prev.cues = prev.toks + toks, max(prev.end, c.end), prev.cues + 1
-                continue
+        if units and c.start < units[-1].end - OVERLAP:
+            prev = units[-1]
+            prev.toks, prev.end, prev.cues = prev.toks + toks, max(prev.end, c.end), prev.cues + 1
+            continue
         units.append(Unit(c.start, c.end, toks))
     for a, b in zip(units, units[1:]):  # jitter: cut the overlap in the middle
         if b.start < a.end:
@@ -166,28 +170,28 @@ def split_long(unit: Unit, sm: SpeechMap, limit: float) -> list[Unit] | None:
 
 def _best_cut(u: Unit, sm: SpeechMap, limit: float) -> tuple[int, float] | None:
     """The latest (token index, pause time) within `limit` of the unit start whose text share matches its
-    speech share; the pair must be each other's nearest."""
+    speech share: for each punctuation mark the longest pause within the tolerance, kept only when that
+    pause has no other mark nearer to it."""
     spans = [(max(s, u.start - SLACK), min(e, u.end + SLACK)) for s, e in sm.spans
              if e > u.start - SLACK and s < u.end + SLACK]
     if len(spans) < 2:
         return None
     total = sum(e - s for s, e in spans)
-    pauses, done = [], 0.0
+    pauses, done = [], 0.0  # (time, speech share before it, length)
     for (s0, e0), (s1, _) in zip(spans, spans[1:]):
         done += e0 - s0
-        pauses.append(((e0 + s1) / 2, done / total))
+        pauses.append(((e0 + s1) / 2, done / total, s1 - e0))
     chars = np.cumsum([len(t.key) for t in u.toks])
     marks = [(k, chars[k] / chars[-1]) for k in range(len(u.toks) - 1) if _PUNCT.search(u.toks[k].surface)]
-    if not marks:
-        return None
     tol = max(TOL_S, TOL_FRAC * total) / total
     best = None
     for k, f in marks:
-        p = min(range(len(pauses)), key=lambda i: abs(pauses[i][1] - f))
-        t, g = pauses[p]
-        back = min(marks, key=lambda m: abs(m[1] - g))[0]
-        if abs(g - f) <= tol and back == k and t - u.start <= limit and t > u.start:
-            best = (k, t) if best is None or t > best[1] else best
+        near = [p for p in pauses if abs(p[1] - f) <= tol and u.start < p[0] <= u.start + limit]
+        if not near:
+            continue
+        t, g, _ = max(near, key=lambda p: (p[2], -abs(p[1] - f)))
+        if min(marks, key=lambda m: abs(m[1] - g))[0] == k and (best is None or t > best[1]):
+            best = (k, t)
     return best
 
 
@@ -230,7 +234,8 @@ def cue_clips(cues: list[Cue], wav16: np.ndarray, spans: list[tuple[float, float
             continue
         start = min(gs, max(start, end - max_s))  # within max_s, never cutting into the cues' times
         end = min(end, start + max_s)
+        parts = [[round(max(u.start, start), 3), round(min(u.end, end), 3)] for u in g]
         clips.append(CutClip(round(start, 3), round(end, 3), join([t for u in g for t in u.toks]),
-                             sum(u.cues for u in g)))
+                             sum(u.cues for u in g), parts))
         prev_end = end
     return clips, drops

@@ -45,6 +45,7 @@ class Clip:
     origin: str = ""  # where `text` came from: "subtitle:<file>", "transcript:<file> aligned by asr:<model>", "asr:<model>"
     lang: str | None = None  # zh / en / ja of `text`
     heard: str | None = None  # what the --asr model recognized in the clip (the text check's reference)
+    parts: list[list[float]] | None = None  # [start, end] (source seconds) of its cues / stretches of speech
 
     @property
     def seconds(self) -> float:

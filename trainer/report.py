@@ -30,9 +30,9 @@ def markdown(scores: list[ClipScore], decision: SpeakerDecision | None = None) -
     if decision is not None:
         voices = sorted(decision.seconds)
         lines += [f"Voices: {len(voices)} ("
-                  + ", ".join(f"voice {k}: {decision.labels.count(k)} clips, {decision.seconds[k]:.1f} s"
+                  + ", ".join(f"voice {k}: {decision.labels.count(k)} pieces, {decision.seconds[k]:.1f} s"
                               for k in voices)
-                  + f"); kept voice {decision.chosen} by {decision.how}. Similarity = the clip's mean cosine "
+                  + f"); kept voice {decision.chosen} by {decision.how}. Pieces = the clips' cues or stretches of speech, clustered apart; similarity = their mean cosine "
                   "similarity to the kept voice's other clips (speaker embeddings; see speakers.png).", ""]
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for s in sorted(scores, key=lambda s: -s.score):

@@ -117,36 +117,35 @@ def _cut_source(src: SourceAudio, wav16: np.ndarray, spans, min_s: float, max_s:
                 heard: Recognized | None, asr_name: str) -> tuple[list[_Cut], Counter, str]:
     """(start, end, text, origin) pieces of one input, drops by reason, and how it was done."""
     from gsvd.trainer.cues import SLACK, cue_clips, units_of
-    from gsvd.trainer.textalign import align, join, tokens_in, untimed_at
+    from gsvd.trainer.textalign import align, assign, join
 
     cues, where = cues_for(src, plan.subtitles)
     if cues:
         check_cues_match(cues, where, src, _speech_share(units_of(cues), spans, SLACK))
         cut, drops = cue_clips(cues, wav16, spans, min_s, max_s)
-        return ([_Cut(c.start, c.end, c.text, f"subtitle:{where}") for c in cut], drops,
+        return ([_Cut(c.start, c.end, c.text, f"subtitle:{where}", c.parts) for c in cut], drops,
                 f"{len(cut)} clips cut on {len(cues)} subtitle cues of {where}")
     whole = plan.whole_file_text(src.source)
     vad = cut_clips(wav16, spans, min_s, max_s)
     if whole is not None:
         if heard is None:
             raise WholeFileNeedsTiming(src.source, plan.transcript)
-        toks = align(whole, heard.words)
+        toks = align(whole, heard.words, spans)
         pieces, drops = [], Counter()
-        for s, e in vad:
-            inside = tokens_in(toks, s, e)
-            if not inside:
+        groups, unsure = assign(toks, vad)
+        for k, ((s, e), inside) in enumerate(zip(vad, groups, strict=True)):
+            if k in unsure:
+                drops["transcript words at its edge that could belong to either side"] += 1
+            elif not inside:
                 drops["no transcript words in it"] += 1
-            elif untimed_at(toks, s) or untimed_at(toks, e):
-                drops["transcript words at its edge the ASR did not hear"] += 1
             else:
                 pieces.append(_Cut(s, e, join(inside), f"transcript:{plan.transcript} aligned by {asr_name}"))
         matched = sum(t.matched for t in toks)
         return pieces, drops, (f"{len(pieces)} clips; the whole-file transcript aligned to {asr_name} "
                                f"({matched} of {len(toks)} words heard as written)")
     if heard is not None:
-        from gsvd.trainer.textalign import words_in
-
-        pieces = [_Cut(s, e, words_in(heard.words, s, e) or None, asr_name) for s, e in vad]
+        groups = heard_texts(heard, vad)
+        pieces = [_Cut(s, e, text or None, asr_name) for (s, e), text in zip(vad, groups, strict=True)]
         return pieces, Counter(), f"{len(pieces)} clips at pauses; text from {asr_name}"
     return [_Cut(s, e, None, "") for s, e in vad], Counter(), f"{len(vad)} clips at pauses; no text yet"
 
@@ -156,6 +155,37 @@ class _Cut(NamedTuple):
     end: float
     text: str | None
     origin: str
+    parts: list[list[float]] | None = None
+
+
+PART_GAP, PART_MIN = 0.5, 1.5  # speech closer than this is one part; shorter parts join a neighbour
+
+
+def speech_parts(spans, start: float, end: float) -> list[list[float]]:
+    """Stretches of speech inside [start, end] for the speaker check: VAD spans joined across pauses under
+    `PART_GAP`, a part under `PART_MIN` joined to its nearer neighbour."""
+    parts: list[list[float]] = []
+    for s, e in spans:
+        s, e = max(s, start), min(e, end)
+        if e <= s:
+            continue
+        if parts and s - parts[-1][1] < PART_GAP:
+            parts[-1][1] = e
+        else:
+            parts.append([s, e])
+    i = 0
+    while len(parts) > 1 and i < len(parts):
+        a, b = parts[i]
+        if b - a >= PART_MIN:
+            i += 1
+            continue
+        left = a - parts[i - 1][1] if i > 0 else np.inf
+        right = parts[i + 1][0] - b if i + 1 < len(parts) else np.inf
+        j = i - 1 if left <= right else i + 1
+        lo, hi = min(i, j), max(i, j)
+        parts[lo:hi + 1] = [[parts[lo][0], parts[hi][1]]]
+        i = max(0, lo)
+    return [[round(a, 3), round(b, 3)] for a, b in parts] or [[round(start, 3), round(end, 3)]]
 
 
 def _speech_share(units, spans, slack: float) -> float:
@@ -184,17 +214,30 @@ def recognize_source(ws: Workspace, src: SourceAudio, wav16: np.ndarray, recogni
     return heard
 
 
+def heard_texts(heard: Recognized, spans: list[tuple[float, float]]) -> list[str]:
+    """What the ASR heard in each clip, its words assigned to clips as transcript words are (`assign`)."""
+    from gsvd.trainer.textalign import assign, join, timed_tokens
+
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    groups, _ = assign(timed_tokens(heard.words), [spans[i] for i in order])
+    out = [""] * len(spans)
+    for i, g in zip(order, groups, strict=True):
+        out[i] = join(g)
+    return out
+
+
 def _write_clips(ws: Workspace, src: SourceAudio, wav16: np.ndarray, spans, cut: list[_Cut],
                  heard: Recognized | None, lang: str | None) -> list[Clip]:
     from gsvd.engine.audio import load_audio
-    from gsvd.trainer.textalign import words_in
     from gsvd.wavio import write_wav
 
     out = ws.stage_dir("segment") / "clips"
     wav32 = load_audio(ws.path(src.wav32), 32000)
     stem = source_stem(src)
     clips = []
-    for n, c in enumerate(sorted(cut, key=lambda c: c.start)):
+    cut = sorted(cut, key=lambda c: c.start)
+    heard_in = heard_texts(heard, [(c.start, c.end) for c in cut]) if heard is not None else None
+    for n, c in enumerate(cut):
         s, e = c.start, c.end
         cid = f"{stem}_{n:04d}"
         p32 = write_wav(out / f"{cid}.32k.wav", wav32[int(s * 32000):int(e * 32000)], 32000)
@@ -203,7 +246,8 @@ def _write_clips(ws: Workspace, src: SourceAudio, wav16: np.ndarray, spans, cut:
         clip_lang = lang or (detect_lang(c.text) if c.text else None) or (heard.lang if heard is not None else None)
         clips.append(Clip(id=cid, source=src.source, start=s, end=e, wav32=ws.rel(p32), wav16=ws.rel(p16),
                           speech_seconds=round(inside, 3), text=c.text, origin=c.origin if c.text else "",
-                          lang=clip_lang, heard=words_in(heard.words, s, e) if heard is not None else None))
+                          lang=clip_lang, heard=heard_in[n] if heard_in is not None else None,
+                          parts=c.parts or speech_parts(spans, s, e)))
     return clips
 
 

@@ -54,11 +54,25 @@ def score_clips(clips: list[Clip], ws: Workspace, encoder: SpeakerEncoder | None
         m.pop("voice")
         prints[c.id] = fingerprint(wav)
         if encoder is not None and windows is not None:
-            windows[c.id] = encoder.features(wav)
+            windows[c.id] = _part_features(encoder, wav, c)
         m["overlap"] = 0.0
         scores.append(ClipScore(id=c.id, seconds=round(c.seconds, 3), **{k: round(v, 4) for k, v in m.items()},
                                 score=round(combine(m), 4), kept=False, reason=""))
     return scores, prints
+
+
+def _part_features(encoder: SpeakerEncoder, wav: np.ndarray, c: Clip) -> list[np.ndarray]:
+    """The encoder input of each part of the clip (its cues or stretches of speech), about
+    `speaker.MAX_WINDOWS` windows per clip in all."""
+    from gsvd.trainer.speaker import MAX_WINDOWS
+
+    parts = c.parts or [[c.start, c.end]]
+    out = []
+    for a, b in parts:
+        share = (b - a) / max(c.seconds, 1e-3)
+        seg = wav[max(0, int((a - c.start) * 16000)):int((b - c.start) * 16000)]
+        out.append(encoder.features(seg if seg.size >= 1600 else wav, max(1, round(MAX_WINDOWS * share))))
+    return out
 
 
 def combine(m: dict) -> float:
@@ -255,13 +269,21 @@ def _text_problem(sc: ClipScore, clip: Clip, ct: ClipText | None) -> tuple[str, 
 
 def _speakers(voiced, windows: dict, encoder: SpeakerEncoder, ref: np.ndarray | None,
               ref_label: str) -> SpeakerDecision:
+    """Cluster the parts of the clips that passed the audio checks; mark each clip's voice and drop the
+    clips that are (or hold) another voice."""
     from gsvd.trainer.speaker import EvenSplit, decide_speaker
 
-    ids = [c.id for _, c in voiced]
-    emb, parts = encoder.embed_features([windows[i] for i in ids])
+    items, feats, secs = [], [], []
+    for _, c in voiced:
+        parts = c.parts or [[c.start, c.end]]
+        for k, f in enumerate(windows[c.id]):
+            items.append(f"{c.id}#{k}")
+            feats.append(f)
+            secs.append(parts[k][1] - parts[k][0])
+    emb, _ = encoder.embed_features(feats)
     ref_emb = encoder.embed([ref])[0] if ref is not None else None
     try:
-        d = decide_speaker(ids, emb, [c.seconds for _, c in voiced], ref_emb, ref_label, parts)
+        d = decide_speaker(items, emb, secs, ref_emb, ref_label)
     except EvenSplit as exc:
         _mark_speakers(voiced, exc.decision, drop=False)
         raise
@@ -270,18 +292,19 @@ def _speakers(voiced, windows: dict, encoder: SpeakerEncoder, ref: np.ndarray | 
 
 
 def _mark_speakers(voiced, d: SpeakerDecision, drop: bool) -> None:
-    from gsvd.trainer.speaker import mixed_voice
-
     for sc, c in voiced:
-        sim = d.similarity_to_voice(c.id)
-        sc.speaker = d.labels[d.ids.index(c.id)]
+        mine = [i for i, item in enumerate(d.ids) if item.rsplit("#", 1)[0] == c.id]
+        labels = [d.labels[i] for i in mine]
+        sim = float(np.mean([d.similarity_to_voice(d.ids[i]) for i in mine]))
+        other = [lab for lab in labels if lab != d.chosen]
+        sc.speaker = other[0] if other else d.chosen
         sc.overlap = round(float(np.clip(1.0 - sim, 0.0, 1.0)), 4)
         sc.score = round(float(np.clip(sc.score - 0.3 * sc.overlap, 0.0, 1.0)), 4)
-        if not drop or sc.drop not in ("", "text mismatch", "no text"):
+        if not drop or not other or sc.drop not in ("", "text mismatch", "no text"):
             continue
-        if not d.kept(c.id):
+        if len(other) == len(labels):
             sc.drop, sc.reason = "second speaker", (f"dropped: second speaker (voice {sc.speaker}, similarity "
                                                     f"{sim:.2f} to the kept voice {d.chosen}; {d.how})")
-        elif (low := mixed_voice(d, c.id)) is not None:
-            sc.drop, sc.reason = "second speaker", (f"dropped: second speaker in part of the clip (a 1.6 s window "
-                                                    f"at similarity {low:.2f} to the kept voice)")
+        else:
+            sc.drop, sc.reason = "second speaker", (f"dropped: second speaker in {len(other)} of its {len(labels)} "
+                                                    f"parts (voice {sc.speaker}; the kept voice is {d.chosen})")

@@ -17,9 +17,10 @@ shared/ (3-10 s clips): the same speaker 0.78-0.95, two speakers 0.40-0.71. The 
 the most seconds is the voice unless `--speaker-ref` (an audio clip, or a time in an input)
 names another; when the two largest clusters hold nearly the same seconds (the largest has less
 than `MAJORITY` of their sum) and no reference was given, it is an error that asks for one.
-A kept clip one of whose 1.6 s windows is far from the chosen voice (< `WINDOW_MIN_SIM`; single
-windows measured 0.73-0.95 against their own speaker's centroid, 0.17-0.73 against others')
-holds a second voice in part of it and is dropped too.
+The items clustered are parts of clips (a clip's subtitle cues, or its stretches of speech between
+pauses), so that a clip made of two people's cues is seen as two voices and dropped, instead of
+an average of both that may land in either cluster (single 1.6 s windows are too noisy for that:
+measured 0.54-0.95 between windows of one clip, up to 0.72 across speakers).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ RATE = 16000
 N_FFT, HOP, N_MELS, WINDOW_FRAMES = 400, 160, 40, 160
 MAX_WINDOWS = 4  # 1.6 s windows per clip, spread over it (cost: one LSTM pass of 160 frames each)
 MERGE_SIM = 0.75  # average cosine at which two clusters are one speaker
-WINDOW_MIN_SIM = 0.62  # a 1.6 s window this far from the kept voice is another speaker inside the clip
 MAJORITY = 0.6  # the kept speaker's share of the two largest clusters' seconds, below which we ask
 REF_MIN_SIM = 0.6  # a --speaker-ref farther than this from every cluster matches none of them
 
@@ -48,7 +48,7 @@ class SpeakerEncoder(Protocol):
     """Clips (16 kHz mono float32) -> L2-normalized speaker embeddings [n, d], in two steps so that the
     per-clip part runs while the clip is loaded anyway and the model runs once over all clips."""
 
-    def features(self, wav16: np.ndarray) -> np.ndarray: ...
+    def features(self, wav16: np.ndarray, max_windows: int = ...) -> np.ndarray: ...
 
     def embed_features(self, feats: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """-> (clip embeddings [n, d], each clip's window embeddings [windows, d])."""
@@ -90,12 +90,12 @@ def mel_frames(wav: np.ndarray) -> np.ndarray:
     return (power @ _MEL.T).astype(np.float32)
 
 
-def _windows(mel: np.ndarray) -> np.ndarray:
+def _windows(mel: np.ndarray, max_windows: int = MAX_WINDOWS) -> np.ndarray:
     """Up to `MAX_WINDOWS` 1.6 s windows spread evenly over the clip (they overlap only in clips under
     6.4 s); a clip shorter than one window is zero-padded."""
     if mel.shape[0] <= WINDOW_FRAMES:
         return np.pad(mel, ((0, WINDOW_FRAMES - mel.shape[0]), (0, 0)))[None]
-    count = min(MAX_WINDOWS, int(np.ceil(mel.shape[0] / WINDOW_FRAMES)))
+    count = max(1, min(max_windows, int(np.ceil(mel.shape[0] / WINDOW_FRAMES))))
     starts = np.linspace(0, mel.shape[0] - WINDOW_FRAMES, count).round().astype(int)
     return np.stack([mel[s:s + WINDOW_FRAMES] for s in starts])
 
@@ -136,9 +136,9 @@ class DVectorEncoder:
                 cls._shared = cls()
             return cls._shared
 
-    def features(self, wav16: np.ndarray) -> np.ndarray:
+    def features(self, wav16: np.ndarray, max_windows: int = MAX_WINDOWS) -> np.ndarray:
         """The clip's encoder input: [windows, 160, 40] mel frames."""
-        return _windows(mel_frames(wav16))
+        return _windows(mel_frames(wav16), max_windows)
 
     def embed(self, wavs: list[np.ndarray]) -> np.ndarray:
         return self.embed_features([self.features(w) for w in wavs])[0]
@@ -193,14 +193,13 @@ def cluster(sim: np.ndarray, threshold: float = MERGE_SIM) -> list[int]:
 class SpeakerDecision:
     """Which clips are the voice: a cluster label per clip, the chosen label, and why."""
 
-    ids: list[str]
+    ids: list[str]  # clips, or parts of clips ('<clip id>#<n>')
     labels: list[int]
     sim: np.ndarray  # [n, n] cosine similarities of the clips' embeddings
     chosen: int
     how: str  # "majority (...)", "--speaker-ref ...", "one speaker"
     seconds: dict[int, float] = field(default_factory=dict)  # per cluster
     ref_sim: list[float] | None = None  # each cluster's centroid vs the reference
-    window_sim: dict[str, float] = field(default_factory=dict)  # per clip: its least similar window vs the voice
 
     def kept(self, cid: str) -> bool:
         return self.labels[self.ids.index(cid)] == self.chosen
@@ -213,18 +212,8 @@ class SpeakerDecision:
 
 
 def decide_speaker(ids: list[str], emb: np.ndarray, seconds: list[float], ref: np.ndarray | None = None,
-                   ref_label: str = "", windows: list[np.ndarray] | None = None) -> SpeakerDecision:
-    """Cluster the clips and choose the voice (see the module docstring); with `windows` (each clip's window
-    embeddings) also each clip's least similar window against the chosen voice's centroid."""
-    d = _decide(ids, emb, seconds, ref, ref_label)
-    if windows is not None:
-        cent = _centroid(emb, d.labels, d.chosen)
-        d.window_sim = {i: float((w @ cent).min()) for i, w in zip(ids, windows, strict=True)}
-    return d
-
-
-def _decide(ids: list[str], emb: np.ndarray, seconds: list[float], ref: np.ndarray | None,
-            ref_label: str) -> SpeakerDecision:
+                   ref_label: str = "") -> SpeakerDecision:
+    """Cluster the items (clips or parts of clips) and choose the voice (see the module docstring)."""
     sim = np.clip(emb @ emb.T, -1.0, 1.0)
     labels = cluster(sim) if len(ids) >= 2 else [0] * len(ids)
     per: dict[int, float] = {}
@@ -252,20 +241,13 @@ def _decide(ids: list[str], emb: np.ndarray, seconds: list[float], ref: np.ndarr
     return decision
 
 
-def mixed_voice(d: SpeakerDecision, cid: str) -> float | None:
-    """The similarity of a kept clip's least similar window when it falls below `WINDOW_MIN_SIM` (a second
-    voice inside the clip, e.g. two subtitle cues of two people merged), else None."""
-    low = d.window_sim.get(cid)
-    return low if low is not None and low < WINDOW_MIN_SIM else None
-
-
 class EvenSplit(TrainError):
     """Two voices with nearly the same amount of speech: the user must say which one is wanted."""
 
     def __init__(self, decision: SpeakerDecision, share: float) -> None:
         counts = {k: decision.labels.count(k) for k in decision.seconds}
         top = sorted(decision.seconds, key=lambda k: -decision.seconds[k])[:2]
-        desc = " and ".join(f"{counts[k]} clips / {decision.seconds[k]:.1f} s" for k in top)
+        desc = " and ".join(f"{counts[k]} pieces, {decision.seconds[k]:.1f} s" for k in top)
         super().__init__(f"the clips hold two voices of nearly equal length ({desc}; the larger has "
                          f"{share * 100:.0f}% < {MAJORITY * 100:.0f}%): say which is wanted with --speaker-ref "
                          "CLIP_OR_SECONDS (an audio clip of that speaker, or a time in the input where they talk, "

@@ -18,6 +18,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
+
 from gsvd.trainer.asr import Word
 
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
@@ -32,6 +34,7 @@ class Token:
     end: float = 0.0
     timed: bool = False  # the time comes from recognized words (heard as is, or in a substitution)
     matched: bool = False  # heard exactly as written
+    placed: bool = False  # not heard, but timed over the speech found between its heard neighbours
 
     @property
     def cjk(self) -> bool:
@@ -80,8 +83,9 @@ def timed_tokens(words: list[Word]) -> list[Token]:
     return out
 
 
-def align(transcript: str, words: list[Word]) -> list[Token]:
-    """The transcript's tokens with times taken from the recognized words (see the module docstring)."""
+def align(transcript: str, words: list[Word], spans: list[tuple[float, float]] | None = None) -> list[Token]:
+    """The transcript's tokens with times taken from the recognized words (see the module docstring); tokens
+    the ASR missed are spread over the VAD speech (`spans`) between their heard neighbours when there is some."""
     from rapidfuzz.distance import Levenshtein
 
     ours, heard = tokens(transcript), timed_tokens(words)
@@ -94,7 +98,7 @@ def align(transcript: str, words: list[Word]) -> list[Token]:
                 ours[i].timed = ours[i].matched = True
         elif op.tag == "replace":
             _share(ours[op.src_start:op.src_end], heard[op.dest_start].start, heard[op.dest_end - 1].end)
-    _place_unmatched(ours)
+    _place_unmatched(ours, spans or [])
     return ours
 
 
@@ -107,49 +111,97 @@ def _share(toks: list[Token], start: float, end: float) -> None:
         t0 = t.end
 
 
-def _place_unmatched(toks: list[Token]) -> None:
-    """Tokens the ASR did not hear get a zero-length time between their timed neighbours."""
-    n = len(toks)
-    prev, nxt = [-1] * n, [-1] * n
-    last = -1
-    for i, t in enumerate(toks):
-        prev[i], last = last, (i if t.timed else last)
-    last = -1
-    for i in range(n - 1, -1, -1):
-        nxt[i], last = last, (i if toks[i].timed else last)
-    for i, t in enumerate(toks):
-        if t.timed:
+def _place_unmatched(toks: list[Token], spans: list[tuple[float, float]]) -> None:
+    """Each run of tokens the ASR did not hear goes over the speech between its heard neighbours (in
+    proportion to length; `placed`), or, with no speech there, to a zero-length time between them."""
+    i, n = 0, len(toks)
+    while i < n:
+        if toks[i].timed:
+            i += 1
             continue
-        b, a = prev[i], nxt[i]
-        if b < 0 and a < 0:
+        j = i
+        while j < n and not toks[j].timed:
+            j += 1
+        lo = toks[i - 1].end if i > 0 else (toks[j].start - 2.0 if j < n else 0.0)
+        hi = toks[j].start if j < n else (toks[i - 1].end + 2.0 if i > 0 else 0.0)
+        if i == 0 and j == n:
             return
-        at = (toks[b].end + toks[a].start) / 2 if b >= 0 and a >= 0 else (toks[b].end if b >= 0 else toks[a].start)
-        t.start = t.end = at
+        speech = [(max(a, lo), min(b, hi)) for a, b in spans if min(b, hi) - max(a, lo) > 0.05]
+        if speech:
+            _spread(toks[i:j], speech)
+        else:
+            for t in toks[i:j]:
+                t.start = t.end = (lo + hi) / 2
+        i = j
 
 
-def tokens_in(toks: list[Token], start: float, end: float) -> list[Token]:
-    """Tokens whose middle lies in [start, end)."""
-    return [t for t in toks if start <= (t.start + t.end) / 2 < end]
+def _spread(run: list[Token], speech: list[tuple[float, float]]) -> None:
+    total = sum(b - a for a, b in speech)
+    chars = sum(len(t.key) for t in run) or 1
+    done = 0.0
+    for t in run:
+        t.start = _speech_time(speech, done)
+        done += total * len(t.key) / chars
+        t.end, t.placed = _speech_time(speech, done), True
+
+
+def _speech_time(speech: list[tuple[float, float]], x: float) -> float:
+    for a, b in speech:
+        if x <= b - a + 1e-9:
+            return a + x
+        x -= b - a
+    return speech[-1][1]
+
+
+NEAR = 0.6  # a word this close to a clip edge (in the silence outside it) belongs to that clip
+CLEAR = 0.2  # ... unless it is within this of being as close to the neighbouring clip
+
+
+def assign(toks: list[Token], clips: list[tuple[float, float]]) -> tuple[list[list[Token]], set[int]]:
+    """Tokens to clips (sorted, non-overlapping): a token whose middle is inside a clip goes there; one in
+    the silence between clips (ASR word times run over) goes to a clip within `NEAR` s when it is clearly
+    the nearer one. Returns each clip's tokens and the clips whose text is uncertain: a token between two
+    clips that is about as near to both, or tokens the ASR did not hear at their edge (`untimed_at`)."""
+    out: list[list[Token]] = [[] for _ in clips]
+    unsure: set[int] = set()
+    for tok in toks:
+        m = (tok.start + tok.end) / 2
+        k = next((i for i, (a, b) in enumerate(clips) if a <= m < b), None)
+        if k is None:
+            prev = max((i for i, (_, b) in enumerate(clips) if b <= m), default=None, key=lambda i: clips[i][1])
+            nxt = min((i for i, (a, _) in enumerate(clips) if a > m), default=None, key=lambda i: clips[i][0])
+            d_prev = m - clips[prev][1] if prev is not None else np.inf
+            d_next = clips[nxt][0] - m if nxt is not None else np.inf
+            if min(d_prev, d_next) > NEAR:
+                continue
+            if abs(d_prev - d_next) < CLEAR:
+                unsure.update(i for i in (prev, nxt) if i is not None)
+                continue
+            k = prev if d_prev < d_next else nxt
+        out[k].append(tok)
+    for i, (a, b) in enumerate(clips):
+        if untimed_at(toks, a) or untimed_at(toks, b):
+            unsure.add(i)
+    return out, unsure
 
 
 def untimed_at(toks: list[Token], t: float) -> bool:
-    """True when tokens the ASR did not hear lie between the timed tokens around time `t` (a clip edge
-    there cannot tell which side they belong to)."""
+    """True when a clip edge at `t` cannot tell which side some transcript tokens belong to: tokens the ASR
+    did not hear and no speech could be found for lie between the heard tokens around `t`, or the edge
+    cuts through the speech that unheard tokens were spread over."""
+    for tok in toks:
+        if tok.placed and tok.start < t < tok.end:
+            return True
     before = after = None
     for i, tok in enumerate(toks):
-        if tok.timed:
+        if tok.timed or tok.placed:
             if tok.end <= t:
                 before = i
             elif after is None and tok.start >= t:
                 after = i
     lo = before + 1 if before is not None else 0
     hi = after if after is not None else len(toks)
-    return any(not toks[k].timed for k in range(lo, hi))
-
-
-def words_in(words: list[Word], start: float, end: float) -> str:
-    """The recognized text of a span: words whose middle lies in [start, end)."""
-    return " ".join(w.text for w in words if start <= (w.start + w.end) / 2 < end).strip()
+    return any(not (toks[k].timed or toks[k].placed) for k in range(lo, hi))
 
 
 # -- checks ------------------------------------------------------------------------------

@@ -44,13 +44,16 @@ def librispeech(shared: Path, speaker: str, n: int, lo: float = 3.0, hi: float =
 
 
 def build_talk(utts: list[Utt], gap: float = 0.8, lead: float = 0.5) -> tuple[np.ndarray, list[tuple[float, float, Utt]]]:
-    """The utterances one after another with `gap` s of silence: (16 kHz audio, [(start, end, utt)])."""
+    """The utterances one after another with `gap` s of silence: (16 kHz audio, [(start, end, utt)]) where
+    start/end are where the utterance's speech begins and ends (Silero VAD on the utterance alone)."""
     from gsvd.engine.audio import load_audio
+    from gsvd.trainer.vad import speech_spans
 
     pieces, script, t = [np.zeros(int(lead * 16000), np.float32)], [], lead
     for u in utts:
         wav = load_audio(u.path, 16000)
-        script.append((t, t + wav.size / 16000, u))
+        spans = speech_spans(wav) or [(0.0, wav.size / 16000)]
+        script.append((t + spans[0][0], t + spans[-1][1], u))
         pieces += [wav, np.zeros(int(gap * 16000), np.float32)]
         t += wav.size / 16000 + gap
     return np.concatenate(pieces), script
