@@ -150,7 +150,7 @@ def run_stage(ws: Workspace, s: RunSettings, stage: str, log: Log, force: bool =
     inputs = {"settings": fingerprint(_relevant(s, stage)), "previous": _previous_done(ws, stage)}
     if not force and ws.is_done(stage, inputs):
         info = json.loads((ws.root / stage / "done.json").read_text(encoding="utf-8")).get("info", {})
-        log(f"[{stage}] up to date (inputs unchanged); skipping")
+        log(f"[{stage}] up to date (inputs unchanged); skipping" + (f": {info['summary']}" if "summary" in info else ""))
         return info
     ws.clear_done(stage)
     outputs, info = runner(ws, s, log)
@@ -187,8 +187,10 @@ def _segment(ws: Workspace, s: RunSettings, log: Log):
     for note in res.notes:
         log(f"[segment] {note}")
     total = sum(c.seconds for c in res.clips)
-    log(f"[segment] kept {len(res.clips)} clips, {total:.1f} s" + _dropped(res.drops))
-    return ["segment/clips.json"], {"clips": len(res.clips), "seconds": round(total, 2), "dropped": dict(res.drops)}
+    line = f"kept {len(res.clips)} clips, {total:.1f} s" + _dropped(res.drops)
+    log(f"[segment] {line}")
+    return ["segment/clips.json"], {"clips": len(res.clips), "seconds": round(total, 2), "dropped": dict(res.drops),
+                                    "summary": line}
 
 
 def _recognizer(s: RunSettings, log: Log):
@@ -221,8 +223,9 @@ def _select(ws: Workspace, s: RunSettings, log: Log):
     kept = [c for c in res.scores if c.kept]
     secs = sum(c.seconds for c in kept)
     log(f"[select] report: {ws.root / 'select' / 'report.md'}")
-    log(f"[select] {summary(res.scores)}")
-    return ["select/scores.json", "select/report.md"], {"kept": len(kept), "seconds": round(secs, 2)}
+    line = summary(res.scores)
+    log(f"[select] {line}")
+    return ["select/scores.json", "select/report.md"], {"kept": len(kept), "seconds": round(secs, 2), "summary": line}
 
 
 def _speaker_ref(ws: Workspace, s: RunSettings):
@@ -258,8 +261,10 @@ def _transcribe(ws: Workspace, s: RunSettings, log: Log):
     origins = Counter(u.origin.split(":", 1)[0] for u in utts)
     log(f"[transcribe] {ws.root / 'transcribe' / 'train.list'} (text from "
         + ", ".join(f"{n} {k}" for k, n in origins.most_common()) + ")")
-    log(f"[transcribe] kept {len(utts)} clips, {_seconds(ws, utts):.1f} s" + _dropped(drops))
-    return ["transcribe/train.list", "transcribe/utterances.json"], {"utterances": len(utts), "dropped": dict(drops)}
+    line = f"kept {len(utts)} clips, {_seconds(ws, utts):.1f} s" + _dropped(drops)
+    log(f"[transcribe] {line}")
+    return ["transcribe/train.list", "transcribe/utterances.json"], {"utterances": len(utts), "dropped": dict(drops),
+                                                                     "summary": line}
 
 
 def _seconds(ws: Workspace, utts) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,8 @@ def test_train_command_makes_a_voice_that_speaks(prepared, video, tmp_path):
              "--batch-size", "2", "--device", "cpu", "--min-seconds", "5", "--voices-dir", s.voices_dir)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "up to date" in r.stdout  # extract..features were done by the fixture, with the same inputs
+    for stage in ("segment", "select", "transcribe"):  # each stage's totals line, also when it was up to date
+        assert re.search(rf"\[{stage}\] up to date \(inputs unchanged\); skipping: kept \d+ clips, [\d.]+ s", r.stdout), r.stdout
     bundle = load_bundle(Path(s.voices_dir) / "alice")
     assert bundle.consent["statement"] == s.consent
     prov = bundle.provenance
