@@ -37,7 +37,7 @@ from gsvd.trainer.workspace import Workspace
 
 MIN_SNR, MAX_MUSIC, MAX_CLIPPING, MIN_SPEECH, DUP_SIM = 12.0, 0.5, 0.005, 0.5, 0.9
 RATE_BOUNDS = {"en": (5.0, 20.5), "zh": (5.0, 15.5), "ja": (5.5, 23.0)}  # phones per second of speech
-MAX_CER = 0.4  # clip text vs the ASR's words: wrong texts measured > 0.6, right ones < 0.25 (tiny.en)
+MAX_CER = 0.4  # text vs the ASR (tiny.en): right texts max 0.34, mean 0.035 (29 clips); wrong 0.62-1.0 (406 pairs)
 
 
 def score_clips(clips: list[Clip], ws: Workspace, encoder: SpeakerEncoder | None = None, windows: dict | None = None
@@ -51,7 +51,6 @@ def score_clips(clips: list[Clip], ws: Workspace, encoder: SpeakerEncoder | None
     for c in clips:
         wav = load_audio(ws.path(c.wav16), 16000)
         m = measure(wav, c.speech_seconds)
-        m.pop("voice")
         prints[c.id] = fingerprint(wav)
         if encoder is not None and windows is not None:
             windows[c.id] = _part_features(encoder, wav, c)

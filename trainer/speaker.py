@@ -11,8 +11,8 @@ up to four 1.6 s windows spread over it, all clips' windows in batched LSTM pass
 separate the seven LibriSpeech speakers as well as resemblyzer's 50 %-overlapping windows, at a
 fraction of the cost).
 
-Clustering: average-linkage agglomeration of the clips' cosine similarities, merging while the
-two closest clusters average at least `MERGE_SIM`. Measured on the LibriSpeech speakers in
+Clustering: average-linkage agglomeration (scipy) of the clips' cosine similarities, merging while
+the two closest clusters average at least `MERGE_SIM`. Measured on the LibriSpeech speakers in
 shared/ (3-10 s clips): the same speaker 0.78-0.95, two speakers 0.40-0.71. The cluster with
 the most seconds is the voice unless `--speaker-ref` (an audio clip, or a time in an input)
 names another; when the two largest clusters hold nearly the same seconds (the largest has less
@@ -113,7 +113,11 @@ def resemblyzer_weights() -> Path:
 
 
 class DVectorEncoder:
-    """resemblyzer's GE2E encoder (its bundled weights) on CPU; thread-safe, loaded once per process."""
+    """resemblyzer's GE2E encoder (its bundled weights) on CPU; thread-safe, loaded once per process.
+
+    The LSTM runs on one intra-op thread: on the shared 2-core machine two OpenMP threads made the
+    same 288 windows take 14.6-26.1 s instead of 3.6-3.9 s (and 4-7x the CPU time), spinning while
+    other processes held the cores."""
 
     _shared: DVectorEncoder | None = None
     _lock = threading.Lock()
@@ -151,11 +155,16 @@ class DVectorEncoder:
         owner = np.repeat(np.arange(len(feats)), [f.shape[0] for f in feats])
         stacked = torch.from_numpy(np.concatenate(feats).astype(np.float32))
         outs = []
-        with torch.inference_mode():
-            for i in range(0, stacked.shape[0], self.batch):
-                _, (hidden, _) = self.lstm(stacked[i:i + self.batch])
-                e = torch.relu(self.linear(hidden[-1]))
-                outs.append(e / (e.norm(dim=1, keepdim=True) + 1e-9))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # see the class docstring
+        try:
+            with torch.inference_mode():
+                for i in range(0, stacked.shape[0], self.batch):
+                    _, (hidden, _) = self.lstm(stacked[i:i + self.batch])
+                    e = torch.relu(self.linear(hidden[-1]))
+                    outs.append(e / (e.norm(dim=1, keepdim=True) + 1e-9))
+        finally:
+            torch.set_num_threads(threads)
         parts = torch.cat(outs).numpy().astype(np.float64)
         sums = np.zeros((len(feats), parts.shape[1]), np.float64)
         np.add.at(sums, owner, parts)
@@ -168,25 +177,19 @@ class DVectorEncoder:
 
 
 def cluster(sim: np.ndarray, threshold: float = MERGE_SIM) -> list[int]:
-    """Average-linkage clusters of a cosine-similarity matrix: a label per row (0, 1, ... by first row)."""
+    """Average-linkage clusters of a cosine-similarity matrix (scipy), merged while the two closest clusters
+    average at least `threshold`: a label per row (0, 1, ... in order of first appearance)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
     n = sim.shape[0]
-    groups: list[list[int]] = [[i] for i in range(n)]
-    while len(groups) > 1:
-        best, pair = -np.inf, (0, 0)
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                avg = float(sim[np.ix_(groups[a], groups[b])].mean())
-                if avg > best:
-                    best, pair = avg, (a, b)
-        if best < threshold:
-            break
-        a, b = pair
-        groups[a] = sorted(groups[a] + groups.pop(b))
-    labels = [0] * n
-    for k, g in enumerate(sorted(groups, key=min)):
-        for i in g:
-            labels[i] = k
-    return labels
+    if n < 2:
+        return [0] * n
+    dist = 1.0 - np.clip((sim + sim.T) / 2, -1.0, 1.0)
+    np.fill_diagonal(dist, 0.0)
+    raw = fcluster(linkage(squareform(dist, checks=False), method="average"), 1.0 - threshold, criterion="distance")
+    first: dict[int, int] = {}
+    return [first.setdefault(int(r), len(first)) for r in raw]
 
 
 @dataclass

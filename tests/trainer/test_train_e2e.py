@@ -250,11 +250,13 @@ def test_packaging_never_replaces_another_voice(prepared, tmp_path):
     from gsvd.trainer.records import TrainError
 
     voices = tmp_path / "voices"
+    ws, s = _fitted_copy(prepared, tmp_path, voices_dir=str(voices))
     existing = write_tiny_voice(voices / "alice", name="alice")
     before = (existing / "voice.toml").read_bytes()
-    ws, s = _fitted_copy(prepared, tmp_path, voices_dir=str(voices))
     with pytest.raises(TrainError, match="already exists .* not made by this run"):
         run_stage(ws, s, "package", lambda msg: None)
+    with pytest.raises(TrainError, match="already exists .* not made by this run"):  # checked before any stage
+        run_stage(ws, s, "extract", lambda msg: None)
     assert (existing / "voice.toml").read_bytes() == before
     s.voices_dir = str(tmp_path / "other")
     run_stage(ws, s, "package", lambda msg: None)
