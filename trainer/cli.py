@@ -111,7 +111,7 @@ def _execute(workdir: Path | None, name: str | None, over: dict, stage: str | No
 
     err = Console(stderr=True, soft_wrap=True)  # paths in messages stay on one line
     try:
-        ws, settings = _settings(workdir, name, over, fresh)
+        ws, settings = _settings(workdir, name, over, fresh, stage)
         _run(ws, settings, stage, force)
     except (TrainError, GsvdError, ValueError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
@@ -121,7 +121,7 @@ def _execute(workdir: Path | None, name: str | None, over: dict, stage: str | No
         raise typer.Exit(code=130) from None
 
 
-def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool):
+def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool, stage: str | None = None):
     from gsvd.trainer.pipeline import RunSettings
     from gsvd.trainer.records import TrainError
     from gsvd.trainer.workspace import Workspace
@@ -143,7 +143,8 @@ def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool):
             setattr(settings, key, value)
     from gsvd.trainer.pipeline import preflight
 
-    preflight(ws, settings)  # name, consent, text options: before any stage runs or anything is written
+    # name, consent, text options: before any stage runs or anything is written
+    preflight(ws, settings, to_package=stage in (None, "package"))
     ws.root.mkdir(parents=True, exist_ok=True)
     settings.save(ws)
     return ws, settings

@@ -104,8 +104,10 @@ Log = Callable[[str], None]
 MIN_CONSENT_WORDS = 3
 
 
-def preflight(ws: Workspace, s: RunSettings) -> None:
-    """Everything that can refuse the run without reading audio (see the module docstring)."""
+def preflight(ws: Workspace, s: RunSettings, to_package: bool = True) -> None:
+    """Everything that can refuse the run without reading audio (see the module docstring). `to_package`:
+    the run will write the bundle (a whole run, or the package stage), so a voice of that name made
+    elsewhere refuses it now; a single earlier stage leaves that to `package`."""
     from gsvd.engine.bundle import validate_voice_name
     from gsvd.engine.errors import GsvdError
 
@@ -121,9 +123,10 @@ def preflight(ws: Workspace, s: RunSettings) -> None:
     if len(consent.split()) < MIN_CONSENT_WORDS:
         raise TrainError(f"--consent {consent!r} does not say who agreed to what: write a sentence such as "
                          '"Alice agreed on 2026-11-20 to a cloned voice for her stream"')
-    from gsvd.trainer.package import check_not_foreign
+    if to_package:
+        from gsvd.trainer.package import check_not_foreign
 
-    check_not_foreign(voices_root(s) / s.name, ws)
+        check_not_foreign(voices_root(s) / s.name, ws)
     s.text_plan().check(s.inputs)
     if s.asr and not (Path(s.asr) / "model.bin").is_file():
         raise TrainError(f"--asr {s.asr}: no faster-whisper model there (expected model.bin + config.json, a "
@@ -136,7 +139,7 @@ def preflight(ws: Workspace, s: RunSettings) -> None:
 
 def run_all(ws: Workspace, s: RunSettings, log: Log, force: bool = False, stages: tuple[str, ...] = STAGES) -> dict:
     """Every stage in order (after `preflight`); returns what the last one reported."""
-    preflight(ws, s)
+    preflight(ws, s, to_package="package" in stages)
     out: dict = {}
     for stage in stages:
         out = run_stage(ws, s, stage, log, force=force, checked=True)
@@ -145,7 +148,7 @@ def run_all(ws: Workspace, s: RunSettings, log: Log, force: bool = False, stages
 
 def run_stage(ws: Workspace, s: RunSettings, stage: str, log: Log, force: bool = False, checked: bool = False) -> dict:
     if not checked:
-        preflight(ws, s)
+        preflight(ws, s, to_package=stage == "package")
     runner = _RUNNERS[stage]
     inputs = {"settings": fingerprint(_relevant(s, stage)), "previous": _previous_done(ws, stage)}
     if not force and ws.is_done(stage, inputs):

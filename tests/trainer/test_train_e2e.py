@@ -256,7 +256,7 @@ def test_packaging_never_replaces_another_voice(prepared, tmp_path):
     with pytest.raises(TrainError, match="already exists .* not made by this run"):
         run_stage(ws, s, "package", lambda msg: None)
     with pytest.raises(TrainError, match="already exists .* not made by this run"):  # checked before any stage
-        run_stage(ws, s, "extract", lambda msg: None)
+        run_all(ws, s, lambda msg: None)
     assert (existing / "voice.toml").read_bytes() == before
     s.voices_dir = str(tmp_path / "other")
     run_stage(ws, s, "package", lambda msg: None)
