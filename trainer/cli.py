@@ -16,9 +16,11 @@ from typer.core import TyperGroup
 
 STAGE_HELP = {
     "extract": "Decode the audio of each input (any container ffmpeg reads) to 32 kHz / 16 kHz mono WAV.",
-    "segment": "Find speech with Silero VAD and cut it into 3-10 s clips at pauses.",
-    "select": "Score clips (SNR, clipping, music, speech ratio, rate), drop duplicates, keep the best; report.",
-    "transcribe": "Transcripts from subtitles (sidecar, embedded or --subtitles), --transcript or local --asr.",
+    "segment": "Cut 3-10 s clips on subtitle cues (else at Silero VAD pauses); align a whole-file transcript "
+               "to --asr words.",
+    "select": "Score clips (SNR, music, clipping, speech), check each text against its audio, keep one speaker, "
+              "drop duplicates, keep the best; report.",
+    "transcribe": "Write train.list from the clips' texts (cues, aligned transcript, per-clip lines, --asr words).",
     "features": "Phones + BERT, HuBERT features, semantic tokens (and speaker embedding for v2Pro).",
     "fit": "Fine-tune SoVITS then GPT (resumes from the last save); render test sentences at each save.",
     "package": "Write the voice bundle (consent + provenance); optionally --build engines and --register.",
@@ -58,7 +60,10 @@ def run(
     lang: str | None = typer.Option(None, "--lang", help="Transcript language zh/en/ja (default: detect)."),
     subtitles: Path | None = typer.Option(None, "--subtitles", help="An .srt/.vtt for the (single) input."),
     transcript: Path | None = typer.Option(None, "--transcript", help="A transcript list (path|speaker|lang|text)."),
-    asr: Path | None = typer.Option(None, "--asr", help="Local faster-whisper model folder for clips without text."),
+    asr: Path | None = typer.Option(None, "--asr", help="Local faster-whisper model folder: word times to align a "
+                                    "whole-file transcript, text for clips without any, and a check of every text."),
+    speaker_ref: str | None = typer.Option(None, "--speaker-ref", help="The wanted speaker when the clips hold two "
+                                           "voices: an audio clip, or a time in the input (12.5, 1:02, talk.mp4@1:02)."),
     target_seconds: float = typer.Option(60.0, "--target-seconds", help="Seconds of clean speech to keep."),
     min_seconds: float = typer.Option(10.0, "--min-seconds", help="Fail below this much clean speech."),
     version: str = typer.Option("v2", "--version", help="Model version when the base comes from the models dir."),
@@ -84,7 +89,8 @@ def run(
 ) -> None:
     """Run every stage (each skipped when already done with the same inputs)."""
     over = dict(inputs=[str(p.resolve()) for p in inputs], consent=consent, track=track, lang=lang,
-                subtitles=_s(subtitles), transcript=_s(transcript), asr=_s(asr), target_seconds=target_seconds,
+                subtitles=_s(subtitles), transcript=_s(transcript), asr=_s(asr), speaker_ref=speaker_ref,
+                target_seconds=target_seconds,
                 min_seconds=min_seconds, version=version, base_gpt=_s(base_gpt), base_sovits=_s(base_sovits),
                 from_scratch=from_scratch, hubert=_s(hubert), bert=_s(bert), sv=_s(sv), epochs=epochs,
                 gpt_epochs=gpt_epochs, batch_size=batch_size, save_every=save_every, samples=samples, device=device, fp16=fp16,
@@ -105,7 +111,7 @@ def _execute(workdir: Path | None, name: str | None, over: dict, stage: str | No
 
     err = Console(stderr=True, soft_wrap=True)  # paths in messages stay on one line
     try:
-        ws, settings = _settings(workdir, name, over, fresh)
+        ws, settings = _settings(workdir, name, over, fresh, stage)
         _run(ws, settings, stage, force)
     except (TrainError, GsvdError, ValueError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
@@ -115,8 +121,7 @@ def _execute(workdir: Path | None, name: str | None, over: dict, stage: str | No
         raise typer.Exit(code=130) from None
 
 
-def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool):
-    from gsvd.engine.bundle import validate_voice_name
+def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool, stage: str | None = None):
     from gsvd.trainer.pipeline import RunSettings
     from gsvd.trainer.records import TrainError
     from gsvd.trainer.workspace import Workspace
@@ -131,12 +136,15 @@ def _settings(workdir: Path | None, name: str | None, over: dict, fresh: bool):
     elif fresh or name is not None:
         settings = RunSettings(name=name or ws.root.name)
     else:
-        raise TrainError(f"no run at {ws.root} (run.json missing): start with `gsvd train extract VIDEO... --name N`")
-    validate_voice_name(settings.name)
+        raise TrainError(f"no run at {ws.root} (run.json missing): start with "
+                         "`gsvd train extract VIDEO... --name N --consent 'who agreed to what, and when'`")
     for key, value in over.items():
         if value is not None:
             setattr(settings, key, value)
-    settings.validate()
+    from gsvd.trainer.pipeline import preflight
+
+    # name, consent, text options: before any stage runs or anything is written
+    preflight(ws, settings, to_package=stage in (None, "package"))
     ws.root.mkdir(parents=True, exist_ok=True)
     settings.save(ws)
     return ws, settings
@@ -168,7 +176,7 @@ def _run(ws, settings, stage: str | None, force: bool) -> None:
         if stage is None:
             info = run_all(ws, settings, log, force=force)
         else:
-            run_stage(ws, settings, stage, log, force=force)
+            run_stage(ws, settings, stage, log, force=force, checked=True)
     if stage is None:
         console.print(f"[green]voice ready[/green]: {info.get('bundle', '')}")
 
@@ -178,32 +186,41 @@ def _run(ws, settings, stage: str | None, force: bool) -> None:
 
 @train_app.command("extract", help=STAGE_HELP["extract"])
 def extract_cmd(inputs: list[Path] = typer.Argument(...), name: str | None = _NAME, workdir: Path | None = _WORKDIR,
+                consent: str | None = typer.Option(None, "--consent", help="Consent record (needed before any stage)."),
                 track: int | None = typer.Option(None, "--track"), force: bool = _FORCE) -> None:
-    over = {"inputs": [str(p.resolve()) for p in inputs], "track": track}
+    over = {"inputs": [str(p.resolve()) for p in inputs], "track": track, "consent": consent}
     _execute(workdir, name, over, "extract", force, fresh=True)
 
 
 @train_app.command("segment", help=STAGE_HELP["segment"])
 def segment_cmd(workdir: Path | None = _WORKDIR, name: str | None = _NAME,
                 min_clip: float | None = typer.Option(None, "--min-clip"),
-                max_clip: float | None = typer.Option(None, "--max-clip"), force: bool = _FORCE) -> None:
-    _execute(workdir, name, {"min_clip": min_clip, "max_clip": max_clip}, "segment", force)
+                max_clip: float | None = typer.Option(None, "--max-clip"),
+                lang: str | None = typer.Option(None, "--lang"),
+                subtitles: Path | None = typer.Option(None, "--subtitles"),
+                transcript: Path | None = typer.Option(None, "--transcript"),
+                asr: Path | None = typer.Option(None, "--asr"), force: bool = _FORCE) -> None:
+    over = {"min_clip": min_clip, "max_clip": max_clip, "lang": lang, "subtitles": _s(subtitles),
+            "transcript": _s(transcript), "asr": _s(asr)}
+    _execute(workdir, name, over, "segment", force)
 
 
 @train_app.command("select", help=STAGE_HELP["select"])
 def select_cmd(workdir: Path | None = _WORKDIR, name: str | None = _NAME,
                target_seconds: float | None = typer.Option(None, "--target-seconds"),
-               min_seconds: float | None = typer.Option(None, "--min-seconds"), force: bool = _FORCE) -> None:
-    _execute(workdir, name, {"target_seconds": target_seconds, "min_seconds": min_seconds}, "select", force)
+               min_seconds: float | None = typer.Option(None, "--min-seconds"),
+               speaker_ref: str | None = typer.Option(None, "--speaker-ref"),
+               transcript: Path | None = typer.Option(None, "--transcript"), force: bool = _FORCE) -> None:
+    over = {"target_seconds": target_seconds, "min_seconds": min_seconds, "speaker_ref": speaker_ref,
+            "transcript": _s(transcript)}
+    _execute(workdir, name, over, "select", force)
 
 
 @train_app.command("transcribe", help=STAGE_HELP["transcribe"])
 def transcribe_cmd(workdir: Path | None = _WORKDIR, name: str | None = _NAME,
                    lang: str | None = typer.Option(None, "--lang"),
-                   subtitles: Path | None = typer.Option(None, "--subtitles"),
-                   transcript: Path | None = typer.Option(None, "--transcript"),
-                   asr: Path | None = typer.Option(None, "--asr"), force: bool = _FORCE) -> None:
-    over = {"lang": lang, "subtitles": _s(subtitles), "transcript": _s(transcript), "asr": _s(asr)}
+                   transcript: Path | None = typer.Option(None, "--transcript"), force: bool = _FORCE) -> None:
+    over = {"lang": lang, "transcript": _s(transcript)}
     _execute(workdir, name, over, "transcribe", force)
 
 

@@ -97,7 +97,7 @@ def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path
 
     if not consent or not consent.strip():
         raise TrainError("a consent record is required: pass --consent \"who agreed to what, when\"")
-    _check_not_foreign(Path(voices_root) / name, ws)
+    check_not_foreign(Path(voices_root) / name, ws)
     consent_record = {"statement": consent.strip(), "source": "gsvd train --consent"}
     try:
         bundle = import_voice(voices_root, name, gpt_path=gpt_ckpt, sovits_path=sovits_ckpt,
@@ -115,7 +115,7 @@ def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path
     return Path(bundle.path)
 
 
-def _check_not_foreign(dest: Path, ws: Workspace) -> None:
+def check_not_foreign(dest: Path, ws: Workspace) -> None:
     """Replace an existing bundle only when this run folder made it (re-packaging); never someone else's voice."""
     if not dest.exists():
         return

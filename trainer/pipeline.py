@@ -5,11 +5,18 @@ made, so a stage run on its own (`gsvd train select --workdir runs/alice`) uses 
 same settings as the full run. `run_stage(ws, settings, stage)` skips a stage whose
 inputs are unchanged since it last finished (`<stage>/done.json`), unless forced.
 Training itself resumes from its last save (`fit/sovits/last.pt`, `fit/gpt/last.pt`).
+
+`preflight` runs before any stage: the voice name, a consent record that says something, a
+voice of that name that this run did not make, and the text options (a whole-file transcript
+needs subtitles or `--asr`), the ASR folder and `--speaker-ref` -- so nothing is decoded or
+trained for a run that would be refused later. Each stage ends with one line of totals:
+kept N clips, S s; dropped: k <reason>, ...
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,6 +37,7 @@ class RunSettings:
     subtitles: str | None = None
     transcript: str | None = None
     asr: str | None = None
+    speaker_ref: str | None = None  # an audio clip of the wanted speaker, or a time in an input (12.5, 1:02, f.mp4@1:02)
     target_seconds: float = 60.0
     min_seconds: float = 10.0
     min_clip: float = 3.0
@@ -86,6 +94,11 @@ class RunSettings:
 
         check_device(self.device)  # InvalidInput: the same message as every other --device
 
+    def text_plan(self):
+        from gsvd.trainer.textsource import TextPlan
+
+        return TextPlan.read(_p(self.subtitles), _p(self.transcript), _p(self.asr), self.lang)
+
     def resolved_device(self) -> str:
         from gsvd.engine.devices import resolve_device
 
@@ -93,22 +106,59 @@ class RunSettings:
 
 
 Log = Callable[[str], None]
+MIN_CONSENT_WORDS = 3
+
+
+def preflight(ws: Workspace, s: RunSettings, to_package: bool = True) -> None:
+    """Everything that can refuse the run without reading audio (see the module docstring). `to_package`:
+    the run will write the bundle (a whole run, or the package stage), so a voice of that name made
+    elsewhere refuses it now; a single earlier stage leaves that to `package`."""
+    from gsvd.engine.bundle import validate_voice_name
+    from gsvd.engine.errors import GsvdError
+
+    try:
+        validate_voice_name(s.name)
+    except GsvdError as exc:
+        raise TrainError(str(exc)) from None
+    s.validate()
+    consent = (s.consent or "").strip()
+    if not consent:
+        raise TrainError('a consent record is required before anything runs: --consent "who agreed to what, '
+                         'and when" (it goes into the voice bundle)')
+    if len(consent.split()) < MIN_CONSENT_WORDS:
+        raise TrainError(f"--consent {consent!r} does not say who agreed to what: write a sentence such as "
+                         '"Alice agreed on 2026-11-20 to a cloned voice for her stream"')
+    if to_package:
+        from gsvd.trainer.package import check_not_foreign
+
+        check_not_foreign(voices_root(s) / s.name, ws)
+    s.text_plan().check(s.inputs)
+    if s.asr and not (Path(s.asr) / "model.bin").is_file():
+        raise TrainError(f"--asr {s.asr}: no faster-whisper model there (expected model.bin + config.json, a "
+                         "CTranslate2 Whisper model folder)")
+    if s.speaker_ref:
+        from gsvd.trainer.speaker import split_ref
+
+        split_ref(s.speaker_ref, s.inputs)
 
 
 def run_all(ws: Workspace, s: RunSettings, log: Log, force: bool = False, stages: tuple[str, ...] = STAGES) -> dict:
-    """Every stage in order; returns what the last one reported."""
+    """Every stage in order (after `preflight`); returns what the last one reported."""
+    preflight(ws, s, to_package="package" in stages)
     out: dict = {}
     for stage in stages:
-        out = run_stage(ws, s, stage, log, force=force)
+        out = run_stage(ws, s, stage, log, force=force, checked=True)
     return out
 
 
-def run_stage(ws: Workspace, s: RunSettings, stage: str, log: Log, force: bool = False) -> dict:
+def run_stage(ws: Workspace, s: RunSettings, stage: str, log: Log, force: bool = False, checked: bool = False) -> dict:
+    if not checked:
+        preflight(ws, s, to_package=stage == "package")
     runner = _RUNNERS[stage]
     inputs = {"settings": fingerprint(_relevant(s, stage)), "previous": _previous_done(ws, stage)}
     if not force and ws.is_done(stage, inputs):
         info = json.loads((ws.root / stage / "done.json").read_text(encoding="utf-8")).get("info", {})
-        log(f"[{stage}] up to date (inputs unchanged); skipping")
+        log(f"[{stage}] up to date (inputs unchanged); skipping" + (f": {info['summary']}" if "summary" in info else ""))
         return info
     ws.clear_done(stage)
     outputs, info = runner(ws, s, log)
@@ -139,32 +189,95 @@ def _segment(ws: Workspace, s: RunSettings, log: Log):
     from gsvd.trainer.segment import segment_sources
 
     sources = ws.load_records("extract", "sources.json", SourceAudio)
-    clips = segment_sources(sources, ws, min_s=s.min_clip, max_s=s.max_clip)
-    ws.save_records("segment", "clips.json", clips)
-    total = sum(c.seconds for c in clips)
-    log(f"[segment] {len(clips)} clips of {s.min_clip:g}-{s.max_clip:g} s, {total:.1f} s")
-    return ["segment/clips.json"], {"clips": len(clips), "seconds": round(total, 2)}
+    recognizer = _recognizer(s, log) if s.asr else None
+    res = segment_sources(sources, ws, min_s=s.min_clip, max_s=s.max_clip, plan=s.text_plan(), recognizer=recognizer)
+    ws.save_records("segment", "clips.json", res.clips)
+    for note in res.notes:
+        log(f"[segment] {note}")
+    total = sum(c.seconds for c in res.clips)
+    line = f"kept {len(res.clips)} clips, {total:.1f} s" + _dropped(res.drops)
+    log(f"[segment] {line}")
+    return ["segment/clips.json"], {"clips": len(res.clips), "seconds": round(total, 2), "dropped": dict(res.drops),
+                                    "summary": line}
+
+
+def _recognizer(s: RunSettings, log: Log):
+    from gsvd.trainer.asr import FasterWhisper
+
+    device = s.resolved_device()
+    log(f"[segment] recognizing speech with {s.asr} on {device} (word times)")
+    return FasterWhisper(Path(s.asr), device="cuda" if device.startswith("cuda") else "cpu")
+
+
+def _dropped(drops) -> str:
+    return ("; dropped: " + ", ".join(f"{n} {r}" for r, n in sorted(drops.items(), key=lambda kv: (-kv[1], kv[0])))
+            if drops else "")
 
 
 def _select(ws: Workspace, s: RunSettings, log: Log):
-    from gsvd.trainer.select import run_select
+    from gsvd.trainer.select import run_select, summary
+    from gsvd.trainer.textsource import resolve_text
 
-    scores = run_select(ws, s.target_seconds, s.min_seconds, texts=_early_texts(ws, s))
-    kept = [c for c in scores if c.kept]
+    plan = s.text_plan()
+    clips = ws.load_records("segment", "clips.json", Clip)
+    texts = {c.id: t for c in clips if (t := resolve_text(c, plan)) is not None}
+    if not texts:
+        log("[select] no clip has text yet: the text check runs at `transcribe`")
+    ref, label = _speaker_ref(ws, s)
+    res = run_select(ws, s.target_seconds, s.min_seconds, texts=texts or None, ref=ref, ref_label=label)
+    if res.speakers is not None and len(res.speakers.seconds) > 1:
+        log(f"[select] {len(res.speakers.seconds)} voices among the clips; kept voice {res.speakers.chosen} by "
+            f"{res.speakers.how}")
+    kept = [c for c in res.scores if c.kept]
     secs = sum(c.seconds for c in kept)
-    log(f"[select] kept {len(kept)} of {len(scores)} clips, {secs:.1f} s; report: {ws.root / 'select' / 'report.md'}")
-    return ["select/scores.json", "select/report.md"], {"kept": len(kept), "seconds": round(secs, 2)}
+    log(f"[select] report: {ws.root / 'select' / 'report.md'}")
+    line = summary(res.scores)
+    log(f"[select] {line}")
+    return ["select/scores.json", "select/report.md"], {"kept": len(kept), "seconds": round(secs, 2), "summary": line}
+
+
+def _speaker_ref(ws: Workspace, s: RunSettings):
+    """--speaker-ref as 16 kHz audio: the clip given, or 4 s of the input around the time given."""
+    if not s.speaker_ref:
+        return None, ""
+    from gsvd.engine.audio import load_audio
+    from gsvd.engine.errors import GsvdError
+    from gsvd.trainer.speaker import split_ref
+
+    path, at = split_ref(s.speaker_ref, s.inputs)
+    if at is None:
+        try:
+            return load_audio(path, 16000), s.speaker_ref
+        except GsvdError as exc:
+            raise TrainError(f"--speaker-ref {path}: {exc}") from None
+    src = next((x for x in ws.load_records("extract", "sources.json", SourceAudio)
+                if Path(x.source).resolve() == path.resolve()), None)
+    if src is None or at >= src.seconds:
+        raise TrainError(f"--speaker-ref {s.speaker_ref}: {path.name} is "
+                         f"{'not an input' if src is None else f'{src.seconds:.1f} s long'}")
+    wav = load_audio(ws.path(src.wav16), 16000)
+    a, b = max(0, int((at - 2.0) * 16000)), min(wav.size, int((at + 2.0) * 16000))
+    return wav[a:b], s.speaker_ref
 
 
 def _transcribe(ws: Workspace, s: RunSettings, log: Log):
     from gsvd.trainer.transcribe import transcribe_clips
 
     clips = _kept_clips(ws)
-    sources = ws.load_records("extract", "sources.json", SourceAudio)
-    utts = transcribe_clips(clips, sources, ws, speaker=s.name, lang=s.lang, subtitles=_p(s.subtitles),
-                            transcript=_p(s.transcript), asr_folder=_p(s.asr))
-    log(f"[transcribe] {len(utts)} of {len(clips)} clips have a transcript -> {ws.root / 'transcribe' / 'train.list'}")
-    return ["transcribe/train.list", "transcribe/utterances.json"], {"utterances": len(utts)}
+    checked = {sc.id: sc.text for sc in ws.load_records("select", "scores.json", ClipScore) if sc.text}
+    utts, drops = transcribe_clips(clips, ws, speaker=s.name, plan=s.text_plan(), checked=checked)
+    origins = Counter(u.origin.split(":", 1)[0] for u in utts)
+    log(f"[transcribe] {ws.root / 'transcribe' / 'train.list'} (text from "
+        + ", ".join(f"{n} {k}" for k, n in origins.most_common()) + ")")
+    line = f"kept {len(utts)} clips, {_seconds(ws, utts):.1f} s" + _dropped(drops)
+    log(f"[transcribe] {line}")
+    return ["transcribe/train.list", "transcribe/utterances.json"], {"utterances": len(utts), "dropped": dict(drops),
+                                                                     "summary": line}
+
+
+def _seconds(ws: Workspace, utts) -> float:
+    clips = {c.id: c for c in ws.load_records("segment", "clips.json", Clip)}
+    return sum(clips[u.clip_id].seconds for u in utts if u.clip_id in clips)
 
 
 def _features(ws: Workspace, s: RunSettings, log: Log):
@@ -224,9 +337,9 @@ _RUNNERS = {"extract": _extract, "segment": _segment, "select": _select, "transc
 # settings each stage depends on (a change re-runs it and, through "previous", everything after)
 _STAGE_KEYS = {
     "extract": ("inputs", "track"),
-    "segment": ("min_clip", "max_clip"),
-    "select": ("target_seconds", "min_seconds"),
-    "transcribe": ("lang", "subtitles", "transcript", "asr", "name"),
+    "segment": ("min_clip", "max_clip", "subtitles", "transcript", "asr", "lang"),
+    "select": ("target_seconds", "min_seconds", "speaker_ref", "transcript", "lang"),
+    "transcribe": ("lang", "transcript", "name"),
     "features": ("version", "base_sovits", "from_scratch", "hubert", "bert", "sv"),
     "fit": ("version", "base_gpt", "base_sovits", "from_scratch", "epochs", "gpt_epochs", "batch_size",
             "save_every", "fp16", "seed", "sample_sentences", "samples"),
@@ -235,8 +348,14 @@ _STAGE_KEYS = {
 
 
 def _relevant(s: RunSettings, stage: str) -> dict:
+    """The stage's settings; a file they name counts with its size and time (an edited transcript re-runs)."""
     d = asdict(s)
-    return {k: d[k] for k in _STAGE_KEYS[stage]}
+    out = {k: d[k] for k in _STAGE_KEYS[stage]}
+    for k in ("subtitles", "transcript", "speaker_ref"):
+        if out.get(k) and Path(out[k]).is_file():
+            st = Path(out[k]).stat()
+            out[k] = f"{out[k]}@{st.st_size}:{st.st_mtime_ns}"
+    return out
 
 
 def _previous_done(ws: Workspace, stage: str) -> str:
@@ -292,22 +411,3 @@ def reference_utterance(ws: Workspace) -> Utterance:
     if not fit:
         raise TrainError("no transcribed clip of 3-10 s to use as the voice's reference")
     return max(fit, key=lambda u: scores[u.clip_id].score)
-
-
-def _early_texts(ws: Workspace, s: RunSettings) -> dict[str, str] | None:
-    """Transcripts known before `transcribe` (subtitle/transcript files), for repeated-sentence checks."""
-    if not (s.subtitles or s.transcript):
-        return None
-    try:
-        from gsvd.trainer.subtitles import read_subtitles
-        from gsvd.trainer.transcribe import align_cues, read_transcript_file
-
-        clips = ws.load_records("segment", "clips.json", Clip)
-        if s.transcript:
-            table = read_transcript_file(Path(s.transcript))
-            return {c.id: table[c.id] for c in clips if c.id in table}
-        cues = read_subtitles(Path(s.subtitles))
-        texts = {c.id: align_cues(c, cues) for c in clips}
-        return {k: v for k, v in texts.items() if v}
-    except TrainError:
-        return None  # `transcribe` reports transcript problems with full context

@@ -6,8 +6,6 @@
   lines in the per-bin 20th-percentile spectrum, room noise and breath leave a smooth one.
 - speech_ratio: VAD speech seconds / clip seconds (given by the segment stage).
 - rate: syllable-like envelope peaks per second (300-3000 Hz band, 10 ms frames).
-- voice: a compact timbre vector (mean/std of 16 log-mel bands) used across clips to spot
-  another speaker (`select` turns distance-from-the-majority into `overlap`).
 """
 
 from __future__ import annotations
@@ -59,7 +57,6 @@ def measure(wav16: np.ndarray, speech_seconds: float | None = None) -> dict:
         "music": _music(spec),
         "speech_ratio": float(min(1.0, (speech_seconds if speech_seconds is not None else seconds) / max(seconds, 1e-6))),
         "rate": _rate(spec, seconds),
-        "voice": _voice(spec, energy_db, level),
     }
 
 
@@ -90,11 +87,3 @@ def _rate(spec: np.ndarray, seconds: float) -> float:
     floor = np.percentile(env_db, 20)
     peaks, _ = find_peaks(env_db, prominence=4.0, height=floor + 10.0, distance=4)
     return float(len(peaks) / max(seconds, 1e-6))
-
-
-def _voice(spec: np.ndarray, energy_db: np.ndarray, level: float) -> list[float]:
-    n = min(spec.shape[0], energy_db.size)
-    loud = energy_db[:n] >= level - 15.0
-    mel = np.log(spec[:n][loud] @ _MEL.T + 1e-9) if loud.any() else np.zeros((1, _MEL.shape[0]))
-    mel = mel - mel.mean(axis=1, keepdims=True)  # level-independent spectral shape
-    return [float(v) for v in np.concatenate([mel.mean(axis=0), mel.std(axis=0)])]

@@ -41,6 +41,11 @@ class Clip:
     wav32: str  # run-relative clip file, 32 kHz mono int16
     wav16: str  # run-relative clip file, 16 kHz mono int16
     speech_seconds: float  # VAD speech inside the clip
+    text: str | None = None  # what is said in it, when known at cutting time (subtitle cues, aligned transcript)
+    origin: str = ""  # where `text` came from: "subtitle:<file>", "transcript:<file> aligned by asr:<model>", "asr:<model>"
+    lang: str | None = None  # zh / en / ja of `text`
+    heard: str | None = None  # what the --asr model recognized in the clip (the text check's reference)
+    parts: list[list[float]] | None = None  # [start, end] (source seconds) of its cues / stretches of speech
 
     @property
     def seconds(self) -> float:
@@ -58,11 +63,16 @@ class ClipScore:
     music: float  # 0..1 music/noise presence (higher is worse)
     speech_ratio: float  # 0..1
     rate: float  # syllable-like peaks per second
-    overlap: float  # 0..1 evidence of a second speaker (0 when not detectable)
+    overlap: float  # 0..1: 1 - the clip's similarity to the kept voice (0 when not measured)
     score: float  # overall, higher is better
     kept: bool
     reason: str  # why kept or dropped, in words
     duplicate_of: str | None = None
+    drop: str = ""  # the reason's category for totals: "music", "second speaker", "text mismatch", ...
+    speaker: int | None = None  # voice cluster of the clip (None: not embedded, e.g. dropped for noise first)
+    phone_rate: float | None = None  # phones of its text per second of speech
+    cer: float | None = None  # character error rate of its text against the --asr model's
+    text: str | None = None  # the text it would be trained with
 
 
 @dataclass

@@ -189,7 +189,7 @@ def test_segment_stage_writes_clips_and_reports_no_speech(tmp_path, shared_speec
 
     ws = Workspace(tmp_path)
     src = extract_source(shared_speech / "video" / "synth_testsrc_vad_en_zh_ja.mp4", ws)
-    clips = segment_sources([src], ws)
+    clips = segment_sources([src], ws).clips
     assert len(clips) >= 3 and all(ws.path(c.wav32).is_file() and ws.path(c.wav16).is_file() for c in clips)
     assert len({c.id for c in clips}) == len(clips)
     silent = extract_source(_write_audio(tmp_path / "hum.mkv", [_tone(60, 6.0, amp=0.001)[None]]), ws)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,8 @@ def test_train_command_makes_a_voice_that_speaks(prepared, video, tmp_path):
              "--batch-size", "2", "--device", "cpu", "--min-seconds", "5", "--voices-dir", s.voices_dir)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "up to date" in r.stdout  # extract..features were done by the fixture, with the same inputs
+    for stage in ("segment", "select", "transcribe"):  # each stage's totals line, also when it was up to date
+        assert re.search(rf"\[{stage}\] up to date \(inputs unchanged\); skipping: kept \d+ clips, [\d.]+ s", r.stdout), r.stdout
     bundle = load_bundle(Path(s.voices_dir) / "alice")
     assert bundle.consent["statement"] == s.consent
     prov = bundle.provenance
@@ -283,11 +286,13 @@ def test_packaging_never_replaces_another_voice(prepared, tmp_path):
     from gsvd.trainer.records import TrainError
 
     voices = tmp_path / "voices"
+    ws, s = _fitted_copy(prepared, tmp_path, voices_dir=str(voices))
     existing = write_tiny_voice(voices / "alice", name="alice")
     before = (existing / "voice.toml").read_bytes()
-    ws, s = _fitted_copy(prepared, tmp_path, voices_dir=str(voices))
     with pytest.raises(TrainError, match="already exists .* not made by this run"):
         run_stage(ws, s, "package", lambda msg: None)
+    with pytest.raises(TrainError, match="already exists .* not made by this run"):  # checked before any stage
+        run_all(ws, s, lambda msg: None)
     assert (existing / "voice.toml").read_bytes() == before
     s.voices_dir = str(tmp_path / "other")
     run_stage(ws, s, "package", lambda msg: None)

@@ -64,7 +64,8 @@ def test_zero_length_file(tmp_path):
 def test_one_bad_file_does_not_stop_the_batch(tmp_path, talker):
     junk = tmp_path / "junk.webm"
     junk.write_bytes(os.urandom(4096))
-    r = _train("extract", str(junk), str(talker[0]), "--name", "bob", "--workdir", str(tmp_path / "run"))
+    r = _train("extract", str(junk), str(talker[0]), "--name", "bob", "--workdir", str(tmp_path / "run"),
+               "--consent", "synthetic test input")
     assert r.returncode == 0, r.stderr
     assert "junk.webm" in r.stdout and "1 file(s)" in r.stdout
 
@@ -106,3 +107,15 @@ def test_bad_voice_name_and_unknown_preset(tmp_path, talker):
 def test_stage_without_a_run_folder(tmp_path):
     r = _train("select", "--workdir", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "run.json" in r.stderr
+
+
+def test_consent_is_checked_before_anything_runs(tmp_path, talker):
+    """A blank or empty consent record stops the run before extract (it used to fail after the whole fit)."""
+    args = _common(tmp_path)
+    for bad in ("   ", "ok"):
+        args[args.index("--consent") + 1] = bad
+        r = _train(str(talker[0]), *args)
+        assert r.returncode == 2 and "consent" in r.stderr.lower(), r.stderr
+        assert not (tmp_path / "run").exists() and not (tmp_path / "voices").exists()
+    r = _train("extract", str(talker[0]), "--name", "bob", "--workdir", str(tmp_path / "run"))
+    assert r.returncode == 2 and "consent record is required" in r.stderr

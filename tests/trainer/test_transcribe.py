@@ -1,25 +1,20 @@
-"""Stage 4: SRT/VTT parsing (real-world quirks), embedded subtitle tracks, alignment of cues to
-clips, transcript files, language detection, mismatched subtitles, ASR configuration errors."""
+"""Stage 4 and the text sources: SRT/VTT parsing (real-world quirks), embedded subtitle tracks,
+sidecar lookup, transcript files, language detection, mismatched subtitles, ASR configuration
+errors, the list written from the clips' texts."""
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gsvd.trainer.asr import FasterWhisper
 from gsvd.trainer.records import Clip, SourceAudio, TrainError
 from gsvd.trainer.subtitles import Cue, embedded_cues, parse_srt, parse_vtt, read_subtitles
-from gsvd.trainer.transcribe import (
-    AsrModel,
-    align_cues,
-    detect_lang,
-    find_sidecar,
-    read_transcript_file,
-    transcribe_clips,
-)
+from gsvd.trainer.textsource import check_cues_match, detect_lang, find_sidecar, read_transcript_file
+from gsvd.trainer.transcribe import transcribe_clips
 from gsvd.trainer.workspace import Workspace
 
 SRT = "\ufeff1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> there,\r\nfriend.\r\n\r\n2\r\n00:00:03,000 --> " \
@@ -50,16 +45,9 @@ def test_malformed_files_name_the_line(tmp_path):
         parse_vtt("00:01.000 --> 00:02.000\nx\n", "x.vtt")
 
 
-def _clip(cid: str, start: float, end: float, source: str = "/v.mp4") -> Clip:
-    return Clip(cid, source, start, end, f"segment/clips/{cid}.32k.wav", f"segment/clips/{cid}.16k.wav", end - start)
-
-
-def test_alignment_needs_cues_inside_and_coverage():
-    cues = [Cue(1.0, 3.0, "one"), Cue(3.2, 6.0, "two"), Cue(6.1, 6.5, "three"), Cue(20.0, 24.0, "far")]
-    assert align_cues(_clip("a", 0.8, 6.7), cues) == "one two three"
-    assert align_cues(_clip("b", 2.9, 6.2), cues) == "two"  # "one" mostly outside, "three" mostly outside
-    assert align_cues(_clip("c", 8.0, 18.0), cues) is None  # no cue: dropped rather than mislabelled
-    assert align_cues(_clip("d", 19.0, 30.0), cues) is None  # 4 s of cues for an 11 s clip
+def _clip(cid: str, start: float, end: float, source: str = "/v.mp4", text: str | None = None) -> Clip:
+    return Clip(cid, source, start, end, f"segment/clips/{cid}.32k.wav", f"segment/clips/{cid}.16k.wav", end - start,
+                text=text, origin="subtitle:/v.srt" if text else "", lang="en" if text else None)
 
 
 def test_transcript_file_formats(tmp_path):
@@ -78,14 +66,17 @@ def test_detect_lang():
 
 
 def test_asr_errors_without_model(tmp_path):
-    with pytest.raises(TrainError, match="no faster-whisper model"):
-        AsrModel(tmp_path)
+    with pytest.raises(TrainError, match="no faster-whisper model there"):
+        FasterWhisper(tmp_path)
     (tmp_path / "model.bin").write_bytes(b"x")
     try:
         import faster_whisper  # noqa: F401
     except ImportError:
-        with pytest.raises(TrainError, match="faster-whisper is not installed"):
-            AsrModel(tmp_path)
+        with pytest.raises(TrainError, match="needs faster-whisper"):
+            FasterWhisper(tmp_path)
+    else:
+        with pytest.raises(TrainError, match="cannot load the model"):
+            FasterWhisper(tmp_path)
 
 
 def _mkv_with_subtitles(path: Path, cues: list[tuple[float, float, str]], seconds: float = 8.0) -> Path:
@@ -118,47 +109,42 @@ def test_embedded_subtitle_track(tmp_path):
     assert embedded_cues(plain) in (None, [])
 
 
-def _source(ws: Workspace, path: Path, seconds: float) -> SourceAudio:
-    return SourceAudio(str(path), "0" * 64, 0, seconds, "extract/x.32k.wav", "extract/x.16k.wav", -23.0, 0.0)
-
-
-def test_real_speech_sidecar_gives_each_clip_its_sentence(shared_speech, tmp_path):
-    from gsvd.trainer.sample_video import write_srt
-
-    manifest = json.loads((shared_speech / "manifest.json").read_text())
-    rows = sorted((m for m in manifest if m["file"].startswith("en/librispeech_test-other/1688/") and m["transcript"]),
-                  key=lambda m: m["file"])[:3]
-    ws = Workspace(tmp_path / "run")
+def test_sidecar_lookup(tmp_path):
     video = tmp_path / "talk.mp4"
-    video.write_bytes(b"placeholder container")  # only its name matters for sidecar lookup here
-    cues, clips, t = [], [], 0.5
-    for n, m in enumerate(rows):
-        text = m["transcript"].split(")", 1)[-1].strip()
-        cues.append((t, t + m["seconds"], text))
-        clips.append(_clip(f"talk_{n:04d}", t - 0.1, t + m["seconds"] + 0.1, str(video)))
-        t += m["seconds"] + 0.5
-    write_srt(tmp_path / "talk.en.srt", cues)
-    assert find_sidecar(video) == tmp_path / "talk.en.srt"
-    utts = transcribe_clips(clips, [_source(ws, video, t)], ws, speaker="carol")
-    assert [u.text for u in utts] == [c[2] for c in cues] and {u.lang for u in utts} == {"en"}
-    lines = (ws.root / "transcribe" / "train.list").read_text().splitlines()
-    assert len(lines) == 3 and lines[0].endswith("|carol|en|" + cues[0][2])
-
-
-def test_subtitles_that_do_not_belong_are_an_error(tmp_path):
-    from gsvd.trainer.sample_video import write_srt
-
-    ws = Workspace(tmp_path / "run")
-    video = tmp_path / "clip.mp4"
     video.write_bytes(b"x")
-    other = write_srt(tmp_path / "other.srt", [(100.0, 104.0, "from another film")])
-    with pytest.raises(TrainError, match=r"other\.srt do not match .*clip\.mp4"):
-        transcribe_clips([_clip("c_0000", 1.0, 5.0, str(video))], [_source(ws, video, 12.0)], ws, speaker="x",
-                         subtitles=other)
+    assert find_sidecar(video) is None
+    (tmp_path / "talk.en.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nhi\n")
+    assert find_sidecar(video) == tmp_path / "talk.en.srt"
+    (tmp_path / "talk.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nhi\n")
+    assert find_sidecar(video) == tmp_path / "talk.srt"
 
 
-def test_no_text_anywhere_says_what_was_tried(tmp_path):
+def test_list_written_from_the_clips_texts(tmp_path):
     ws = Workspace(tmp_path / "run")
-    video = _mkv_with_subtitles(tmp_path / "nosubs.mkv", [])
-    with pytest.raises(TrainError, match="no clip got a transcript"):
-        transcribe_clips([_clip("n_0000", 1.0, 5.0, str(video))], [_source(ws, video, 8.0)], ws, speaker="x")
+    clips = [_clip("t_0000", 0.4, 4.0, text="First sentence here."), _clip("t_0001", 5.0, 9.0),
+             _clip("t_0002", 9.5, 13.0, text="Third one.")]
+    clips[0].speech_seconds, clips[2].speech_seconds = 1.3, 0.6
+    utts, drops = transcribe_clips(clips, ws, speaker="carol", checked={"t_0000": "First sentence here."})
+    assert [(u.clip_id, u.text, u.lang) for u in utts] == [("t_0000", "First sentence here.", "en"),
+                                                          ("t_0002", "Third one.", "en")]
+    assert drops == {"no text": 1}  # and "Third one." was checked here (select had not): 6 phones in 0.6 s
+    lines = (ws.root / "transcribe" / "train.list").read_text().splitlines()
+    assert len(lines) == 2 and lines[0].endswith("|carol|en|First sentence here.")
+    clips[2].text = "A much longer sentence that nobody could say in half a second."
+    utts, drops = transcribe_clips(clips, ws, speaker="carol")
+    assert [u.clip_id for u in utts] == ["t_0000"] and drops == {"no text": 1, "text mismatch": 1}
+
+
+def test_subtitles_that_do_not_belong_are_an_error():
+    src = SourceAudio("/v/clip.mp4", "0" * 64, 0, 12.0, "extract/x.32k.wav", "extract/x.16k.wav", -23.0, 0.0)
+    with pytest.raises(TrainError, match=r"other\.srt do not match /v/clip\.mp4: cues span 100\.0-104\.0 s"):
+        check_cues_match([Cue(100.0, 104.0, "from another film")], "other.srt", src, 0.0)
+    with pytest.raises(TrainError, match=r"10% of the cue time has speech"):
+        check_cues_match([Cue(1.0, 5.0, "silent film")], "other.srt", src, 0.1)
+    check_cues_match([Cue(1.0, 5.0, "fine")], "ok.srt", src, 0.9)
+
+
+def test_no_text_anywhere_says_what_works(tmp_path):
+    ws = Workspace(tmp_path / "run")
+    with pytest.raises(TrainError, match=r"no clip has a transcript.*--subtitles.*--asr.*--transcript"):
+        transcribe_clips([_clip("n_0000", 1.0, 5.0)], ws, speaker="x")
