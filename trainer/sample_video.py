@@ -54,14 +54,16 @@ def synthetic_talker(n_phrases: int = 8, seed: int = 0, pause: float = 0.8) -> t
     f0 = rng.uniform(110, 160)
     pieces, cues, t = [np.zeros(int(0.5 * RATE))], [], 0.5
     for i in range(n_phrases):
+        text = PHRASES[i % len(PHRASES)]
         phrase = []
-        while sum(len(p) for p in phrase) < rng.uniform(3.5, 6.0) * RATE:
-            for _ in range(int(rng.integers(2, 5))):
-                phrase.append(_syllable(rng, f0 * rng.uniform(0.9, 1.1), rng.uniform(0.12, 0.25)))
-                phrase.append(rng.normal(0, 0.05, int(RATE * rng.uniform(0.03, 0.07))))
-            phrase.append(np.zeros(int(RATE * rng.uniform(0.05, 0.2))))
+        for char in text:  # one syllable per character, as Mandarin is spoken: the cue's text fits its audio
+            if char in "，。":
+                phrase.append(np.zeros(int(RATE * rng.uniform(0.12, 0.25))))
+                continue
+            phrase.append(_syllable(rng, f0 * rng.uniform(0.9, 1.1), rng.uniform(0.17, 0.27)))
+            phrase.append(rng.normal(0, 0.05, int(RATE * rng.uniform(0.03, 0.07))))
         audio = np.concatenate(phrase)
-        cues.append((t, t + len(audio) / RATE, PHRASES[i % len(PHRASES)]))
+        cues.append((t, t + len(audio) / RATE, text))
         pieces += [audio, np.zeros(int(pause * RATE))]
         t += len(audio) / RATE + pause
     wav = np.concatenate(pieces)
