@@ -96,6 +96,9 @@ class Engine:
             None: half the CPU cores (up to 8) on a GPU, none on CPU.
         watermark: mark every stream's audio with this inaudible watermark as it is made
             (``gsvd.engine.provenance``; same samples chunked or whole); None: unmarked.
+        pinned_voices: voices whose models stay on the device whatever the memory pressure (also
+            ``load_voice(..., pinned=True)`` and ``pin_voice``); other idle models may be evicted to host memory,
+            least recently used first, and come back on their next request.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class Engine:
         lexicon: str | Path | None = None,
         frontend_workers: int | None = None,
         watermark: WatermarkConfig | None = None,
+        pinned_voices: Iterable[str] = (),
     ) -> None:
         from gsvd.engine.preparer import RequestPreparer
         from gsvd.engine.runtime import Runtime
@@ -148,19 +152,25 @@ class Engine:
         # one thread builds every caller's requests (see engine/preparer.py)
         self._preparer = RequestPreparer(self._analysis, self._runtime.submit_many)
         self._watermarker = Watermarker(watermark) if watermark is not None else None
+        self._pinned_voices = frozenset(pinned_voices)
 
     # ------------------------------------------------------------------ voices
 
-    def load_voice(self, path: str | Path, name: str | None = None) -> Voice:
-        """Load a voice bundle directory; models are shared by weight hash."""
+    def load_voice(self, path: str | Path, name: str | None = None, *, pinned: bool | None = None) -> Voice:
+        """Load a voice bundle directory; models are shared by weight hash. `pinned`: its model is never evicted
+        from the device (None: when the voice is one of the engine's `pinned_voices`); ResourceExhausted when the
+        memory budget cannot hold the model."""
         from gsvd.engine.bundle import load_bundle
 
         bundle = load_bundle(Path(path))
         voice_name = name or bundle.name
+        pin = pinned if pinned is not None else voice_name in self._pinned_voices
         with self._lock:
             model = self._models.get(bundle.model_id)
             if model is None:
-                model = self._build_model(bundle)
+                model = self._build_model(bundle, pin)
+            elif pin:
+                self._runtime.pin(model.model_id)
             ref = bundle.load_reference()
             state = self._voice_state(
                 voice_name,
@@ -199,13 +209,14 @@ class Engine:
         with self._lock:
             base = self._voice_state_of(base_voice)
             model = self._models[base.voice.model_id]
-        feats = prepare_reference(
-            np.asarray(audio, dtype=np.float32),
-            sample_rate,
-            sovits=model.sovits,
-            hubert=self._get_hubert(),
-            sv=self._get_sv() if model.version in ("v2Pro", "v2ProPlus") else None,
-        )
+        with self._runtime.using(model.model_id):  # its weights on the device meanwhile
+            feats = prepare_reference(
+                np.asarray(audio, dtype=np.float32),
+                sample_rate,
+                sovits=model.sovits,
+                hubert=self._get_hubert(),
+                sv=self._get_sv() if model.version in ("v2Pro", "v2ProPlus") else None,
+            )
         fe = self._frontend_for(base.symbols_version)
         ids, bert, _ = fe.features(_prompt_text(text, language), _frontend_lang(language))
         with self._lock:
@@ -238,6 +249,23 @@ class Engine:
             if not model.voices:
                 self._runtime.remove_model(model.model_id)
                 del self._models[model.model_id]
+
+    def pin_voice(self, name: str, pinned: bool = True) -> None:
+        """Keep the voice's model on the device whatever the memory pressure (or let it be evicted again)."""
+        with self._lock:
+            self._runtime.pin(self._voice_state_of(name).voice.model_id, pinned)
+
+    def evict_voice(self, name: str) -> bool:
+        """Move the voice's model to host memory now, if it is idle and not pinned -> whether it was; its next
+        request brings it back (one copy from pinned memory)."""
+        with self._lock:
+            model_id = self._voice_state_of(name).voice.model_id
+        return self._runtime.evict(model_id)
+
+    def ready(self, timeout: float | None = None) -> bool:
+        """Wait until the CUDA graphs queued for the loaded voices are captured (models serve before: from their
+        plain paths) -> True, or False after `timeout` seconds; True at once without graphs."""
+        return self._runtime.wait_graphs(timeout)
 
     def voices(self) -> list[Voice]:
         with self._lock:
@@ -313,7 +341,8 @@ class Engine:
         rt = self._runtime.info()
         with self._lock:
             models = [
-                {"model_id": m.model_id, "version": m.version, "voices": sorted(m.voices)}
+                {"model_id": m.model_id, "version": m.version, "voices": sorted(m.voices),
+                 "resident": self._runtime.resident(m.model_id)}
                 for m in self._models.values()
             ]
         return {
@@ -430,10 +459,10 @@ class Engine:
             cancel=cancel,
         )
 
-    def _build_model(self, bundle) -> _ModelState:
+    def _build_model(self, bundle, pinned: bool = False) -> _ModelState:
         gpt = bundle.build_gpt(device="cpu")
         sovits = bundle.build_sovits(device="cpu")
-        self._runtime.add_model(bundle.model_id, gpt, sovits, backend=self._step_backend(bundle.path))
+        self._runtime.add_model(bundle.model_id, gpt, sovits, backend=self._step_backend(bundle.path), pinned=pinned)
         model = _ModelState(bundle.model_id, bundle.version, gpt, sovits)
         self._models[bundle.model_id] = model
         return model
@@ -451,11 +480,11 @@ class Engine:
     def _voice_state(
         self, name, model: _ModelState, *, ref_phone_ids, ref_bert, prompt_tokens, spec, sv_emb, **meta
     ) -> _VoiceState:
-        with torch.inference_mode():
+        with torch.inference_mode(), self._runtime.using(model.model_id):  # its weights on the device meanwhile
             spec_t = torch.as_tensor(spec, dtype=torch.float32).unsqueeze(0)
             sv_t = None if sv_emb is None else torch.as_tensor(sv_emb, dtype=torch.float32).reshape(1, -1)
             sovits = model.sovits
-            param = next(sovits.parameters())
+            param = next(sovits.ref_enc.parameters())
             ge = sovits.compute_ge(spec_t.to(param.device, param.dtype), None if sv_t is None else sv_t.to(param.device, param.dtype))
         phoneme_vocab = model.gpt.ar_text_embedding.word_embeddings.weight.shape[0]
         voice = Voice(

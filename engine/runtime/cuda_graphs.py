@@ -96,13 +96,14 @@ class EagerGraph:
     of the capture, as a CUDA graph's replay rewrites its output tensors."""
 
     def __init__(self, fn: Callable, static: tuple) -> None:
-        self.fn, self.static = fn, static
+        self.fn, self.static, self.replays = fn, static, 0
         with torch.inference_mode():
             self.out = fn(*static)
 
     def replay(self) -> None:
         with torch.inference_mode():
             _copy_into(self.out, self.fn(*self.static))
+        self.replays += 1
 
 
 class EagerCapturer:
@@ -110,14 +111,18 @@ class EagerCapturer:
     untimed. `gate`: when given, each capture first waits for it (a test holds captures back this way)."""
 
     def __init__(self, gate: threading.Event | None = None) -> None:
-        self.gate, self.captured = gate, 0
+        self.gate, self.graphs = gate, []
 
     def capture(self, fn: Callable, static: tuple, pool: GraphPool):
         if self.gate is not None:
             self.gate.wait()
         graph = EagerGraph(fn, static)
-        self.captured += 1
+        self.graphs.append(graph)
         return graph, graph.out
+
+    @property
+    def replays(self) -> int:
+        return sum(g.replays for g in self.graphs)
 
     def time(self, graph, pool: GraphPool) -> float | None:
         return None

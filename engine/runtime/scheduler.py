@@ -296,25 +296,27 @@ class Scheduler:
 
     def _admit(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]],
                now: float) -> list[LiveStream]:
-        """Prefill admitted requests together (one padded pass) and set up their streams. If the pass
-        fails, each request is tried alone; one that still fails gets the error and its slot back."""
-        cache = entry.cache
+        """Prefill admitted requests together (one padded pass) and set up their streams. If that fails, each
+        request is tried alone; one that still fails gets the error and its slot back."""
         try:
-            with torch.inference_mode():
-                logits, lens = prefill(entry.gpt, cache, [(slot, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens)
-                                                          for r, _, slot in items], self.device, entry.prefill,
-                                       entry.gpt_weights)
+            return self._start(entry, items, now)
         except Exception as exc:
             if len(items) > 1:  # find the request at fault: the others start normally
                 log.warning("batched prefill failed (%s); prefilling its %d requests one by one", exc, len(items))
                 return [s for item in items for s in self._admit(entry, [item], now)]
             log.exception("prefill failed")
             _, handle, slot = items[0]
-            cache.free(slot)
+            entry.cache.free(slot)
             handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
             return []
-        if self.counts is not None:
-            self.counts.admission(len(items))
+
+    def _start(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]],
+               now: float) -> list[LiveStream]:
+        cache = entry.cache
+        with torch.inference_mode():
+            logits, lens = prefill(entry.gpt, cache, [(slot, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens)
+                                                      for r, _, slot in items], self.device, entry.prefill,
+                                   entry.gpt_weights)
         # every row's sampler state and timbre go up in a few copies, none waiting for the GPU; the target
         # phones stay on the host (each chunk pass uploads its rows' together)
         slots = [slot for _, _, slot in items]
@@ -324,7 +326,6 @@ class Scheduler:
         ges = torch.stack([r.ge.reshape(-1, 1) for r, _, _ in items]).to(sdt.device, sdt.dtype, non_blocking=True)
         streams = []
         for k, ((req, handle, slot), n) in enumerate(zip(items, lens)):
-            cache.lengths[slot] = n
             decoder = StreamDecoder(
                 sovits=entry.sovits,
                 phones=req.target_phone_ids.reshape(1, -1),
@@ -337,6 +338,10 @@ class Scheduler:
             cap = max(1, min(req.options.max_new_tokens, cache.max_len - n - 1))
             streams.append(LiveStream(req, handle, slot, len(prompts[k]), decoder, max_new_tokens=cap,
                                       admitted_at=now))
+        for s, n in zip(streams, lens):
+            cache.lengths[s.slot] = n
+        if self.counts is not None:
+            self.counts.admission(len(items))
         return streams
 
     # ------------------------------------------------------------- execution

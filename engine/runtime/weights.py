@@ -82,9 +82,10 @@ class FlatWeights:
         self.layout = tuple((dt, tuple(shape), stride, start) for _, dt, shape, stride, start in self.entries)
         pin = keep_host and self.device.type == "cuda"
         host = {dt: torch.empty(n, dtype=dt, pin_memory=pin) for dt, n in sizes.items()}
-        for (_, dt, shape, stride, start), (t, _) in zip(self.entries, found):
-            if t.device.type != "meta":
-                self._view(host[dt], shape, stride, start).copy_(t)
+        with torch.no_grad():
+            for (_, dt, shape, stride, start), (t, _) in zip(self.entries, found):
+                if t.device.type != "meta":
+                    self._view(host[dt], shape, stride, start).copy_(t)
         self.host: dict[torch.dtype, torch.Tensor] | None = host
         self.flat: dict[torch.dtype, torch.Tensor] | None = None
         self.holding: int | None = None  # a template's: the serial of the weights it holds (None: none yet)
@@ -107,6 +108,7 @@ class FlatWeights:
     def resident(self) -> bool:
         return self.flat is not None
 
+    @torch.no_grad()
     def load(self) -> None:
         """Copy the host buffers to the device (non-blocking from pinned memory, on the current stream) and point the
         modules at the device views."""
@@ -130,6 +132,7 @@ class FlatWeights:
         for owners, dt, shape, _, _ in self.entries:
             _assign(owners, torch.empty(shape, dtype=dt, device="meta"))
 
+    @torch.no_grad()
     def hold(self, other: FlatWeights) -> None:
         """A template's: make these weights `other`'s (same layout, both loaded), by a copy on the current stream
         unless they already are."""
