@@ -72,13 +72,16 @@ def resolve_device(device: str | torch.device, dtype: str) -> tuple[torch.device
 
 def use_triton_cache(folder: str) -> str | None:
     """Point Triton's kernel cache at `folder` (created) -> the folder, or None when Triton is absent or `folder` is
-    empty (Triton's own default stays)."""
+    empty (Triton's own default stays), or when this Triton (before 3.4) has no `knobs` to set it with."""
     if not folder or importlib.util.find_spec("triton") is None:
         return None
     import triton
 
+    knobs = getattr(triton, "knobs", None)
+    if knobs is None:
+        return None
     os.makedirs(folder, exist_ok=True)
-    triton.knobs.cache.dir = folder
+    knobs.cache.dir = folder
     return folder
 
 
