@@ -108,7 +108,7 @@ class GraphedVocoder:
         this vocoder's own)."""
         own = weights if weights is not None else self.parts
         frames, n = int(z_p.shape[-1]), int(z_p.shape[0])
-        if not graphable or self.pool is None or not any(f == frames for f, _ in self.graphs.graphs):
+        if not graphable or self.pool is None or not any(f == frames for f, _ in tuple(self.graphs.graphs)):
             return vocode(own, z_p, ge)
         parts = [self._replay(frames, b, z_p[lo:hi], ge[lo:hi], own) for lo, hi, b in self.pieces(frames, n)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -116,7 +116,8 @@ class GraphedVocoder:
     def pieces(self, frames: int, n: int) -> list[tuple[int, int, int]]:
         """n rows of one window length -> (lo, hi, bucket) per replay: the buckets of least summed replay time
         (`cuda_graphs.plan_rows`, times measured at capture); a piece whose graph is not captured yet runs eagerly."""
-        return plan_rows(n, BUCKETS, {b: ms for (f, b), ms in self.graphs.cost.items() if f == frames})
+        timed = list(self.graphs.cost.items())  # one call: the background builder may add to it meanwhile
+        return plan_rows(n, BUCKETS, {b: ms for (f, b), ms in timed if f == frames})
 
     def _replay(self, frames: int, bucket: int, z_p: torch.Tensor, ge: torch.Tensor, own: SovitsParts) -> torch.Tensor:
         """Rows (at most `bucket`) through the graph of (frames, bucket), or eagerly where it has none."""

@@ -190,7 +190,7 @@ class Runtime:
         cfg = self.config
         per_slot = slot_bytes(dims.n_layer, dims.hidden_dim, cfg.max_len, self.dtype, dims.vocab_size)
         kv_bytes = int(cfg.kv_cache_gib * 2**30) if cfg.kv_cache_gib > 0 else None
-        left = self.residency.left(self._scheduler.models.values())
+        left = self.residency.left(list(self._scheduler.models.values()))
         try:
             slots = kv_slots(per_slot, cfg.max_streams, kv_bytes, None if left is None else left - loading)
         except ValueError as exc:

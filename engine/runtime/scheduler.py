@@ -157,7 +157,8 @@ class Scheduler:
     def idle(self, entry: ModelEntry) -> bool:
         """No stream of this model is live, queued, stepping or decoding (under the lock)."""
         mid = entry.model_id
-        return (not self.live.get(mid) and entry.inflight is None and not any(p.model_id == mid for p in self.pending)
+        passes = list(self.pending)  # one call: the scheduler thread changes the list outside the lock
+        return (not self.live.get(mid) and entry.inflight is None and not any(p.model_id == mid for p in passes)
                 and not any(r.model_id == mid for r, _ in self.waiting))
 
     def fail_waiting(self, model_id: str, error: GsvdError) -> None:

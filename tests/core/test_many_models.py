@@ -21,8 +21,8 @@ from gsvd.engine.runtime.stream import LiveStream, StreamHandle
 from gsvd.engine.runtime.weights import FlatWeights
 from gsvd.engine.settings import RuntimeConfig
 from gsvd.engine.testing.gpt import write_tiny_gpt
+from gsvd.engine.testing.requests import synth_request
 from gsvd.engine.testing.sovits import write_tiny_sovits
-from gsvd.engine.types import SynthesisOptions
 
 MAX_LEN = 256
 GIB = 2**30
@@ -41,15 +41,8 @@ def tiny(tmp_path_factory):
     return build
 
 
-def _request(model_id: str, sovits, seed=0, n=10, **options) -> SynthRequest:
-    g = torch.Generator().manual_seed(seed)
-    phones = torch.randint(0, 732, (n,), generator=g)
-    with torch.no_grad():
-        ge = sovits.compute_ge(torch.rand(1, 1025, 50, generator=g))[0]
-    opts = SynthesisOptions(**{"top_k": 1, "noise_scale": 0.5, "seed": seed, "max_new_tokens": 30, **options})
-    return SynthRequest(model_id=model_id, gpt_phone_ids=phones, gpt_bert=torch.randn(1024, n, generator=g),
-                        prompt_tokens=torch.randint(0, 1024, (8,), generator=g), target_phone_ids=phones[4:], ge=ge,
-                        options=opts)
+def _request(model_id: str, sovits, seed=0, **options) -> SynthRequest:
+    return synth_request(sovits, model_id, seed, **{"noise_scale": 0.5, **options})
 
 
 def _wait_for(cond, timeout=30.0):

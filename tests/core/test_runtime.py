@@ -12,14 +12,15 @@ import torch
 from gsvd.engine.checkpoints.gpt import build_gpt, load_gpt
 from gsvd.engine.checkpoints.sovits import build_sovits, load_sovits
 from gsvd.engine.errors import Cancelled, ResourceExhausted
-from gsvd.engine.runtime import ChunkPolicy, Runtime, StreamDecoder, SynthRequest, join_quality
+from gsvd.engine.runtime import ChunkPolicy, Runtime, StreamDecoder, join_quality
 from gsvd.engine.runtime.chunk_decode import BatchChunkDecoder
 from gsvd.engine.runtime.chunking import stream_tokens
 from gsvd.engine.settings import RuntimeConfig
 from gsvd.engine.t2s_infer import generate_semantic
 from gsvd.engine.testing.gpt import write_tiny_gpt
+from gsvd.engine.testing.requests import synth_request
 from gsvd.engine.testing.sovits import write_tiny_sovits
-from gsvd.engine.types import SAMPLES_PER_TOKEN, SynthesisOptions
+from gsvd.engine.types import SAMPLES_PER_TOKEN
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +32,7 @@ def models(tmp_path_factory):
 
 
 def _request(sovits, seed=0, n=10, model_id="m", cancel=None, deadline=None, **options):
-    g = torch.Generator().manual_seed(seed)
-    phones = torch.randint(0, 732, (n,), generator=g)
-    with torch.no_grad():
-        ge = sovits.compute_ge(torch.rand(1, 1025, 50, generator=g))[0]
-    opts = SynthesisOptions(**{"top_k": 1, "noise_scale": 0.0, "seed": seed, "max_new_tokens": 30, **options})
-    return SynthRequest(model_id=model_id, gpt_phone_ids=phones, gpt_bert=torch.randn(1024, n, generator=g),
-                        prompt_tokens=torch.randint(0, 1024, (8,), generator=g), target_phone_ids=phones[4:], ge=ge,
-                        options=opts, cancel=cancel, deadline=deadline)
+    return synth_request(sovits, model_id, seed, n, cancel, deadline, **options)
 
 
 def _slots(rt) -> dict:
