@@ -258,7 +258,8 @@ class Runtime:
             for key in content.capture_order():
                 small = key[0] <= SMALL and key[1] <= 32
                 self._submit(lambda key=key, c=content: c.capture(key), 0 if small else 1, lane.index, "content")
-            frames = self._scheduler.policy.window_frames()
+            sched = self._scheduler  # the window lengths of the regular and the burst chunks
+            frames = sorted({*sched.policy.window_frames(), *sched.burst.window_frames()})
             for key in vocoder.capture_order(frames, dims.inter_channels, dims.gin_channels, self.device):
                 self._submit(lambda key=key, v=vocoder: v.capture(key), 0 if key[1] <= SMALL else 1, lane.index,
                              "vocoder")

@@ -99,6 +99,7 @@ class Scheduler:
         self.device = device
         self.queue_limit = queue_limit
         self.policy = policy
+        self.burst = pacing.burst_policy(policy)  # the chunks of a stream that starts in a burst
         self.gpt_lanes, self.audio_lanes = gpt_lanes, audio_lanes
         self.on_demand = on_demand  # called (under the lock) for a model with waiting requests and no weights
         self.clock = clock
@@ -276,14 +277,16 @@ class Scheduler:
             for model_id in wanted:
                 if self.on_demand is not None:
                     self.on_demand(model_id)
+            starting = sum(1 for v in self.live.values() for s in v if s.first_audio_at is None) if admitted else 0
             for model_id, items in admitted.items():
                 entry = self.models[model_id]
                 entry.last_used = now
                 with entry.lane.context():
                     self._wait_for_slots(entry, [slot for _, _, slot in items])
                     for i in range(0, len(items), MAX_PREFILL_BATCH):
-                        self.live.setdefault(model_id, []).extend(
-                            self._admit(entry, items[i : i + MAX_PREFILL_BATCH], now))
+                        batch = items[i : i + MAX_PREFILL_BATCH]
+                        self.live.setdefault(model_id, []).extend(self._admit(entry, batch, now, starting))
+                        starting += len(batch)
                     entry.lane.admitted = entry.lane.mark()
 
     # ------------------------------------------------------------- admission
@@ -296,24 +299,25 @@ class Scheduler:
             if event is not None and entry.lane.stream is not None:
                 entry.lane.stream.wait_event(event)
 
-    def _admit(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]],
-               now: float) -> list[LiveStream]:
-        """Prefill admitted requests together (one padded pass) and set up their streams. If that fails, each
-        request is tried alone; one that still fails gets the error and its slot back."""
+    def _admit(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]], now: float,
+               starting: int = 0) -> list[LiveStream]:
+        """Prefill admitted requests together (one padded pass) and set up their streams (`starting`: streams already
+        waiting for their first chunk, `pacing.chunk_policy`). If that fails, each request is tried alone; one that
+        still fails gets the error and its slot back."""
         try:
-            return self._start(entry, items, now)
+            return self._start(entry, items, now, starting)
         except Exception as exc:
             if len(items) > 1:  # find the request at fault: the others start normally
                 log.warning("batched prefill failed (%s); prefilling its %d requests one by one", exc, len(items))
-                return [s for item in items for s in self._admit(entry, [item], now)]
+                return [s for k, item in enumerate(items) for s in self._admit(entry, [item], now, starting + k)]
             log.exception("prefill failed")
             _, handle, slot = items[0]
             entry.cache.free(slot)
             handle.finish(Cancelled(f"internal error while starting the stream: {exc}"))
             return []
 
-    def _start(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]],
-               now: float) -> list[LiveStream]:
+    def _start(self, entry: ModelEntry, items: list[tuple[SynthRequest, StreamHandle, int]], now: float,
+               starting: int) -> list[LiveStream]:
         cache = entry.cache
         with torch.inference_mode():
             logits, lens = prefill(entry.gpt, cache, [(slot, r.gpt_phone_ids, r.gpt_bert, r.prompt_tokens)
@@ -335,7 +339,7 @@ class Scheduler:
                 noise_scale=req.options.noise_scale,
                 speed=req.options.speed,
                 seed=noise_seed(req.seed),
-                policy=self.policy,
+                policy=pacing.chunk_policy(self.policy, self.burst, starting + k),
             )
             cap = max(1, min(req.options.max_new_tokens, cache.max_len - n - 1))
             streams.append(LiveStream(req, handle, slot, len(prompts[k]), decoder, max_new_tokens=cap,
@@ -352,7 +356,8 @@ class Scheduler:
         """Tokens are made at most two chunks ahead of the audio decoded so far (the next chunk, the one
         after it, its lookahead): beyond that they are not needed yet, and the GPU time goes to the chunk
         decodes whose audio listeners are waiting for."""
-        d, p = s.decoder, self.policy
+        d = s.decoder
+        p = d.policy
         return max(s.step, s.launched) < d.emitted + p.size(d.chunks) + p.size(d.chunks + 1) + p.lookahead
 
     def execute(self, entry: ModelEntry, streams: list[LiveStream]) -> bool:

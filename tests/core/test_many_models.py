@@ -405,3 +405,31 @@ def test_a_burst_gets_every_first_chunk_before_any_later_chunk(tiny, monkeypatch
     laters = [i for i, (_, n) in enumerate(deliveries) if n > 0]
     assert len(firsts) == 12 and laters and max(firsts) < min(laters), deliveries
     assert all(len(p) == 60 * 1280 for p in pcm)
+
+
+def test_streams_that_start_in_a_burst_get_longer_first_chunks(tiny):
+    """Up to BURST_STARTS streams waiting for their first audio start with the regular first chunk (6 tokens); the
+    ones admitted beyond them with one twice as long (12 tokens: twice the time to their second chunk), then 24, 48.
+    70 at once: 64 regular, 6 longer; every stream gets all its audio."""
+    from gsvd.engine.runtime.chunking import ChunkPolicy
+
+    regular = ChunkPolicy()
+    burst = pacing.burst_policy(regular)
+    assert [burst.size(i) for i in range(3)] == [12, 24, 48] and burst.window_frames() == [24, 64, 112]
+    assert pacing.chunk_policy(regular, burst, pacing.BURST_STARTS - 1) is regular
+    assert pacing.chunk_policy(regular, burst, pacing.BURST_STARTS) is burst
+    assert pacing.burst_policy(ChunkPolicy(first=40, largest=48)).first == 48
+    rt = Runtime(RuntimeConfig(device="cpu", max_streams=70, max_len=MAX_LEN))
+    try:
+        gpt, sov = tiny(0)
+        rt.add_model("m", gpt, sov)
+        handles = [StreamHandle() for _ in range(70)]
+        assert rt.submit_many([(_request("m", sov, seed=k, top_k=20, max_new_tokens=20), h)
+                               for k, h in enumerate(handles)]) == [None] * 70
+        pieces = [list(h) for h in handles]
+    finally:
+        rt.close()
+    crossfade = regular.crossfade  # held back from a chunk until the next one
+    firsts = [len(p[0]) for p in pieces]
+    assert firsts[:64] == [6 * 1280 - crossfade] * 64 and firsts[64:] == [12 * 1280 - crossfade] * 6
+    assert all(sum(map(len, p)) == 20 * 1280 for p in pieces)
