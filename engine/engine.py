@@ -143,6 +143,7 @@ class Engine:
         self._voices: dict[str, _VoiceState] = {}
         self._models: dict[str, _ModelState] = {}
         self._lock = threading.RLock()
+        self._loads = threading.Lock()  # voice loads and unloads, one at a time (held while a model is built)
         self._limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
                         "max_text_chars": MAX_TEXT_CHARS}
         self._closed = False
@@ -165,8 +166,9 @@ class Engine:
         bundle = load_bundle(Path(path))
         voice_name = name or bundle.name
         pin = pinned if pinned is not None else voice_name in self._pinned_voices
-        with self._lock:
-            model = self._models.get(bundle.model_id)
+        with self._loads:  # one load at a time; streams of other voices go on meanwhile
+            with self._lock:
+                model = self._models.get(bundle.model_id)
             if model is None:
                 model = self._build_model(bundle, pin)
             elif pin:
@@ -187,7 +189,8 @@ class Engine:
                 defaults=bundle.defaults,
             )
             state.lexicon = _bundle_lexicon(Path(bundle.path))
-            self._replace_voice(voice_name, state)
+            with self._lock:
+                self._replace_voice(voice_name, state)
             return state.voice
 
     def add_voice_from_reference(
@@ -241,7 +244,7 @@ class Engine:
 
     def unload_voice(self, name: str) -> None:
         """Forget a voice; its model is freed when no voice uses it any more."""
-        with self._lock:
+        with self._loads, self._lock:
             state = self._voice_state_of(name)
             del self._voices[name]
             model = self._models[state.voice.model_id]
@@ -464,7 +467,8 @@ class Engine:
         sovits = bundle.build_sovits(device="cpu")
         self._runtime.add_model(bundle.model_id, gpt, sovits, backend=self._step_backend(bundle.path), pinned=pinned)
         model = _ModelState(bundle.model_id, bundle.version, gpt, sovits)
-        self._models[bundle.model_id] = model
+        with self._lock:
+            self._models[bundle.model_id] = model
         return model
 
     def _step_backend(self, bundle_path: str | Path) -> StepBackend | None:
@@ -497,7 +501,8 @@ class Engine:
             path=meta["path"],
             defaults=meta["defaults"],
         )
-        model.voices.add(name)
+        with self._lock:
+            model.voices.add(name)
         return _VoiceState(
             voice=voice,
             ref_phone_ids=torch.as_tensor(ref_phone_ids, dtype=torch.long).reshape(-1),
