@@ -3,8 +3,8 @@
 `FlatWeights` puts every parameter and buffer of some modules into one contiguous buffer per dtype (each tensor a
 view with its own shape and strides, channels-last weights included, at offsets aligned to 128 bytes) and points
 the modules at those views. The buffers live in host memory (pinned on CUDA) and, while the model is resident, on
-the device: `load()` is one host-to-device copy per dtype, `unload()` drops the device copy and points the modules
-at meta tensors (an evicted model cannot be run by mistake). Residency (`residency.Residency`) moves models this way.
+the device: `load()` is one host-to-device copy per dtype (off CUDA the host buffers serve as they are), `unload()`
+drops the device copy and points the modules at meta tensors (an evicted model cannot be run by mistake). Residency (`residency.Residency`) moves models this way.
 
 A template: modules of one architecture (built on the meta device from its dims: no initialization) whose flat
 weights live on the device only, and that CUDA graphs are captured against. Graphs read weights from fixed addresses,
@@ -116,8 +116,8 @@ class FlatWeights:
             return
         if self.host is None:
             raise RuntimeError("these weights have no host copy to load from")
-        if self.device.type == "cpu":
-            flat = {dt: h.clone() for dt, h in self.host.items()}
+        if self.device.type == "cpu":  # the host copy is the device copy (weights are never written)
+            flat = dict(self.host)
         else:
             flat = {dt: h.to(self.device, non_blocking=True) for dt, h in self.host.items()}
         self.flat = flat
