@@ -1,6 +1,7 @@
 """GPU check of the engine (run on the device machine): correctness across devices/dtypes and eager speed.
 
     PYTHONPATH=. python3 benchmarks/gpu_engine_check.py   # writes $OUT/gpu_engine_check.json if OUT is set
+    CHECKS=many_models PYTHONPATH=. python3 benchmarks/gpu_engine_check.py   # section 3 alone
 
 1. Real v2 sizes, random weights: GPT first-step logits CUDA fp32 / fp16 vs CPU fp32; SoVITS decode
    CUDA fp32 vs CPU fp32 (noise 0).
@@ -8,6 +9,12 @@
    ms per pass (`--bert-only`: this check alone).
 2. The runtime on CUDA fp16 (eager, graphs with torch ops, graphs with the Triton kernels: CHECK_MODES): GPT tokens/s per stream and
    aggregate at 1 and 8 concurrent streams, and time to first audio of one stream.
+3. Many models (`many_models`): graphs captured once against a template and replayed for two models in turn (each
+   model's weights swapped in) vs each model's own eager pass (prefill, content encoder, vocoder); the time of one
+   swap (GPT, content, vocoder weights); a model serving while its graphs are captured in the background (greedy
+   tokens equal to those after, time until every graph is captured); eviction to host memory and back (same tokens,
+   comeback time); Triton's kernel cache in the `triton_cache` folder across two fresh processes (files written by
+   the first, the second's first decode capture served from them: compile time of each).
 Last line: one JSON object.
 """
 
@@ -48,6 +55,7 @@ def random_runtime(max_streams: int = 16, models=None, **settings):
     gpt, sov = models if models is not None else _models()
     rt = Runtime(RuntimeConfig(device="cuda", max_streams=max_streams, **settings))
     rt.add_model("m", gpt, sov)
+    rt.wait_graphs()  # captured in the background: measure what serves once they are there
     with torch.no_grad():
         ge = rt._scheduler.models["m"].sovits.compute_ge(torch.rand(1, 1025, 200, device="cuda"))[0]
 
@@ -297,10 +305,179 @@ def bert_check(device: str = "cuda", reps: int = 20) -> dict:
     return out
 
 
+def _max_diff(a, b) -> float:
+    return (a.float() - b.float()).abs().max().item()
+
+
+def template_check(g) -> dict:
+    """Graphs of one architecture captured against templates, replayed for two real-size models in turn (A, B, A),
+    against each model's own eager pass; and the time of one weight swap per piece."""
+    from gsvd.engine.models.t2s import Text2SemanticDecoder
+    from gsvd.engine.runtime.chunk_decode import SovitsParts
+    from gsvd.engine.runtime.cuda_graphs import default_pool
+    from gsvd.engine.runtime.graph_content import GraphedContent
+    from gsvd.engine.runtime.graph_prefill import GraphedPrefill
+    from gsvd.engine.runtime.graph_vocoder import GraphedVocoder, vocode
+    from gsvd.engine.runtime.kv_cache import KVCache
+    from gsvd.engine.runtime.prefill import prefill
+    from gsvd.engine.runtime.weights import FlatWeights
+
+    dev = torch.device("cuda")
+    a, b = _models(), _models()
+    with torch.no_grad():  # model B: other weights
+        for p in (*b[0].parameters(), *b[1].parameters()):
+            p.mul_(0.9)
+    gpts = [m[0].to(dev, torch.float16) for m in (a, b)]
+    flats = [FlatWeights([m], dev) for m in gpts]
+    parts = [SovitsParts(m[1].to(dev), half=True) for m in (a, b)]
+    for p in parts:
+        p.flatten(dev)
+    pool = default_pool(dev)
+    out = {}
+    with torch.inference_mode():
+        with torch.device("meta"):
+            template = Text2SemanticDecoder(gpts[0].dims).half().eval()
+        tw = FlatWeights([template], dev, keep_host=False)
+        caches = [KVCache(24, 512, 2, 600, dev, torch.float16, preallocate=True) for _ in range(2)]
+        graphs = GraphedPrefill(template, caches[1], pool=pool, weights=tw)
+        for key in ((1, 192), (1, 256)):
+            graphs.capture(key)
+        row = (0, torch.randint(0, 732, (60,), generator=g), torch.randn(1024, 60, generator=g),
+               torch.randint(0, 1024, (150,), generator=g))
+        diffs = []
+        for k in (0, 1, 0):
+            got, _ = prefill(gpts[k], caches[1], [row], dev, graphs, flats[k])
+            ref, _ = prefill(gpts[k], caches[0], [row], dev)
+            diffs.append(_max_diff(got, ref))
+        out["template_prefill_vs_own_eager_logits_max_abs_diff"] = max(diffs)
+        out["template_prefill_swaps"] = tw.copies
+        tp = SovitsParts.template(parts[0].sovits.dims, True, dev)
+        content, voc = GraphedContent(tp, pool=pool), GraphedVocoder(tp, pool=pool)
+        for key in ((1, 16, 32), (1, 64, 32)):
+            content.capture(key)
+        for key in voc.capture_order([12, 36], 192, 512, dev)[:4]:
+            voc.capture(key)
+        ge = [p.sovits.compute_ge(torch.rand(1, 1025, 200, generator=g).to(dev)) for p in parts]
+        codes, phones = torch.randint(0, 1024, (1, 1, 40), generator=g), torch.randint(0, 732, (1, 30), generator=g)
+        z_diff, v_diff = [], []
+        for k in (0, 1, 0):
+            z = content(codes, phones, ge[k], [40], [30], [5], [0.0], weights=parts[k])[0]
+            hidden, mask = parts[k].sovits.content(codes.to(dev), phones.to(dev), ge[k])
+            m, _, _ = parts[k].sovits.prior(hidden, mask, 1.0)
+            z_diff.append(_max_diff(z, m))
+            w = torch.randn(1, 192, 36, generator=g).to(dev)
+            v_diff.append(_max_diff(voc(w, ge[k], weights=parts[k]), vocode(parts[k], w, ge[k])))
+        out["template_content_vs_own_eager_max_abs_diff"] = max(z_diff)
+        out["template_vocoder_vs_own_eager_max_abs_diff"] = max(v_diff)
+        za, zb = (content(codes, phones, ge[0], [40], [30], [5], [0.0], weights=p)[0] for p in parts)
+        out["template_outputs_differ_between_models"] = _max_diff(za, zb) > 1e-3  # the swap took place
+
+        def swap_ms(template_weights, models) -> float:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            template_weights.holding = None
+            start.record()
+            for k in range(10):
+                template_weights.holding = None
+                template_weights.hold(models[k % 2])
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 10
+
+        out["swap_ms"] = {"gpt": swap_ms(tw, flats), "content": swap_ms(tp.content, [p.content for p in parts]),
+                          "vocoder": swap_ms(tp.vocoder, [p.vocoder for p in parts])}
+        out["swap_mib"] = {"gpt": tw.nbytes / 2**20, "content": tp.content.nbytes / 2**20,
+                           "vocoder": tp.vocoder.nbytes / 2**20}
+    return out
+
+
+def serving_check() -> dict:
+    """A model serving while its graphs are captured in the background, then after; evicted and back."""
+    rt, req = random_runtime(16)
+    out = {}
+    try:
+        gpt, sov = _models()
+        t0 = time.perf_counter()
+        rt.add_model("n", gpt, sov)
+        out["second_model_add_s"] = time.perf_counter() - t0
+
+        def greedy(seed: int):
+            r = req(seed, 60, top_k=1)
+            r.model_id = "n"
+            h = rt.submit(r)
+            t = time.perf_counter()
+            first = None
+            for _ in h:
+                first = first if first is not None else time.perf_counter() - t
+            return h.tokens, first
+
+        early, first_early = greedy(3)
+        out["first_audio_while_capturing_ms"] = 1000 * first_early
+        t0 = time.perf_counter()
+        rt.wait_graphs()
+        out["graphs_ready_after_add_s"] = time.perf_counter() - t0 + out["second_model_add_s"]
+        late, first_late = greedy(3)
+        out["first_audio_graphed_ms"] = 1000 * first_late
+        out["greedy_tokens_equal_before_and_after_graphs"] = early == late
+        out["evicted"] = rt.evict("n")
+        back, first_back = greedy(3)
+        out["first_audio_after_eviction_ms"] = 1000 * first_back
+        out["comeback_ms"] = rt.stats()["last_comeback_ms"]
+        out["greedy_tokens_equal_after_comeback"] = back == late
+    finally:
+        rt.close()
+    return out
+
+
+_CACHE_CHILD = """
+import sys, time, torch
+sys.path.insert(0, {here!r})
+from gpu_engine_check import _models
+from gsvd.engine.runtime import Runtime
+from gsvd.engine.settings import RuntimeConfig
+rt = Runtime(RuntimeConfig(device="cuda", max_streams=4, triton_cache={folder!r}))
+rt._builder.close()  # no background capture: only the one below
+gpt, sov = _models()
+rt.add_model("m", gpt, sov)
+dec = rt._scheduler.models["m"].decoder
+t0 = time.perf_counter()
+with torch.inference_mode():
+    ok = dec.capture(1)
+print("CAPTURE", ok, dec.kernels, time.perf_counter() - t0, flush=True)
+rt.close()
+"""
+
+
+def triton_cache_check() -> dict:
+    """Two fresh processes with one empty `triton_cache` folder: the first compiles the decode kernels into it, the
+    second finds them there (its first decode capture: compile time of each)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="gsvd_triton_")
+    code = _CACHE_CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), folder=folder)
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("CAPTURE")), "CAPTURE ? ? nan")
+        _, ok, kernels, seconds = line.split()
+        files = sum(len(f) for _, _, f in os.walk(folder))
+        runs.append({"captured": ok == "True", "kernels": kernels == "True", "first_capture_s": float(seconds),
+                     "cache_files": files})
+    return {"folder": folder, "runs": runs}
+
+
 def main() -> None:
     info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     if sys.argv[1:] == ["--bert-only"]:  # the BERT features check alone
         info["bert"] = bert_check()
+        print(json.dumps(info))
+        return
+    checks = os.environ.get("CHECKS", "correctness,speed,many_models").split(",")
+    if "many_models" in checks:  # fresh models of its own (a runtime moves the modules it is given)
+        info["many_models"] = {**template_check(torch.Generator().manual_seed(7)), **serving_check(),
+                               "triton_cache": triton_cache_check()}
+    if "correctness" not in checks:
         print(json.dumps(info))
         return
     gpt, sov = _models()

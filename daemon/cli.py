@@ -39,6 +39,16 @@ def serve(
     frontend_workers: int | None = typer.Option(
         None, "--frontend-workers", help="Processes for the text analysis of concurrent requests (-1: half the "
         "cores up to 8 on a GPU, none on CPU)."),
+    gpu_memory_fraction: float | None = typer.Option(
+        None, "--gpu-memory-fraction", help="Share of the GPU's memory for model weights and the KV pool (default "
+        "0.9); loading past it moves idle models to host memory, least recently used first."),
+    gpu_memory_gib: float | None = typer.Option(
+        None, "--gpu-memory-gib", help="The same budget in GiB (overrides --gpu-memory-fraction)."),
+    kv_cache_gib: float | None = typer.Option(
+        None, "--kv-cache-gib", help="GiB of the KV pool all models share (default: --max-streams slots, within "
+        "3/4 of the budget)."),
+    pin: list[str] | None = typer.Option(
+        None, "--pin", metavar="VOICE", help="A voice whose model is never evicted from the GPU (repeatable; or comma-separated)."),
 ) -> None:
     """Serve voices over gRPC (gsvd.v1.Synthesizer, health, reflection)."""
     import asyncio
@@ -57,12 +67,15 @@ def serve(
                                 admin_token_file=admin_token_file, no_auth=no_auth or None, tls_cert=tls_cert,
                                 tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
                                 http_port=http_port, runs_dir=runs_dir, frontend_workers=frontend_workers,
-                                grace_s=grace)
+                                grace_s=grace, pin_voices=",".join(pin) if pin else None,
+                                gpu_memory_fraction=gpu_memory_fraction, gpu_memory_gib=gpu_memory_gib,
+                                kv_cache_gib=kv_cache_gib)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 
         engine = Engine(runtime=cfg.runtime(), bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
-                        sv_model=cfg.sv_model or None, frontend_workers=cfg.engine_frontend_workers())
+                        sv_model=cfg.sv_model or None, frontend_workers=cfg.engine_frontend_workers(),
+                        pinned_voices=cfg.pinned_voices())
 
         async def main() -> None:
             daemon = Daemon(engine, cfg)  # grpc.aio objects must be made inside the running loop

@@ -7,8 +7,9 @@ text limit (at most the engine's `MAX_TEXT_CHARS`, which is also the default), t
 a loopback bind, never with a token) and the TLS files (both of cert and key, readable, one pair).
 
 The engine's runtime settings (`gsvd.engine.settings.RuntimeConfig`, its own registry of GSVD_* variables) may
-stand in the same [serve] table; `runtime()` builds the engine's configuration from them, the environment and
-the daemon's device, dtype, max_streams and queue_limit.
+stand in the same [serve] table or come as flags (`--gpu-memory-fraction`, `--gpu-memory-gib`, `--kv-cache-gib`);
+`runtime()` builds the engine's configuration from them, the environment and the daemon's device, dtype, max_streams
+and queue_limit. `pin_voices` (`--pin`): voices whose models are never evicted from the GPU.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class DaemonConfig:
     hubert_folder: str = ""
     sv_model: str = ""
     frontend_workers: int = -1  # text-analysis worker processes; -1: the engine's default (half the cores on a GPU)
+    pin_voices: str = ""  # comma-separated voice names whose models stay on the GPU (never evicted)
     runtime_table: dict = field(default_factory=dict, repr=False)  # the TOML's runtime settings (RuntimeConfig)
+    runtime_flags: dict = field(default_factory=dict, repr=False)  # runtime settings given as flags
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None, **flags) -> DaemonConfig:
@@ -81,8 +84,12 @@ class DaemonConfig:
         env = os.environ if env is None else env
         cfg._env = env
         cfg._apply({f.name: env[f"GSVD_{f.name.upper()}"] for f in fields(cls)
-                    if f.name != "runtime_table" and f"GSVD_{f.name.upper()}" in env}, "environment")
-        cfg._apply({k: v for k, v in flags.items() if v is not None}, "flags")
+                    if f.name not in ("runtime_table", "runtime_flags") and f"GSVD_{f.name.upper()}" in env},
+                   "environment")
+        own = {f.name for f in fields(cls)}
+        given = {k: v for k, v in flags.items() if v is not None}
+        cfg.runtime_flags = {k: given.pop(k) for k in list(given) if k in RuntimeConfig.names() and k not in own}
+        cfg._apply(given, "flags")
         cfg._check()
         cfg._check_stream_limits()
         return cfg
@@ -98,9 +105,15 @@ class DaemonConfig:
 
     def runtime(self) -> RuntimeConfig:
         """The engine's configuration: the TOML's runtime settings < GSVD_* < the daemon's own device, dtype,
-        max_streams and queue_limit (flags included); a bad value is an InvalidInput naming it."""
+        max_streams and queue_limit (flags included) and the runtime settings given as flags; a bad value is an
+        InvalidInput naming it."""
         return RuntimeConfig.load(self.runtime_table, getattr(self, "_env", None), device=self.device,
-                                  dtype=self.dtype, max_streams=self.max_streams, queue_limit=self.queue_limit)
+                                  dtype=self.dtype, max_streams=self.max_streams, queue_limit=self.queue_limit,
+                                  **self.runtime_flags)
+
+    def pinned_voices(self) -> tuple[str, ...]:
+        """The `Engine(pinned_voices=...)` argument: the names in `pin_voices`."""
+        return tuple(n.strip() for n in self.pin_voices.split(",") if n.strip())
 
     def engine_frontend_workers(self) -> int | None:
         """The `Engine(frontend_workers=...)` argument: None for the engine's default."""

@@ -101,6 +101,9 @@ class Engine:
             None: half the CPU cores (up to 8) on a GPU, none on CPU.
         watermark: mark every stream's audio with this inaudible watermark as it is made
             (``gsvd.engine.provenance``; same samples chunked or whole); None: unmarked.
+        pinned_voices: voices whose models stay on the device whatever the memory pressure (also
+            ``load_voice(..., pinned=True)`` and ``pin_voice``); other idle models may be evicted to host memory,
+            least recently used first, and come back on their next request.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class Engine:
         lexicon: str | Path | None = None,
         frontend_workers: int | None = None,
         watermark: WatermarkConfig | None = None,
+        pinned_voices: Iterable[str] = (),
     ) -> None:
         from gsvd.engine.preparer import RequestPreparer
         from gsvd.engine.runtime import Runtime
@@ -145,7 +149,7 @@ class Engine:
         self._voices: dict[str, _VoiceState] = {}
         self._models: dict[str, _ModelState] = {}
         self._lock = threading.RLock()  # held briefly: the voice and model tables
-        self._load_lock = threading.Lock()  # one bundle load at a time (a model is built once)
+        self._loads = threading.Lock()  # voice loads and unloads, one at a time (held while a model is built)
         self._limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
                         "max_text_chars": MAX_TEXT_CHARS}
         self._closed = False
@@ -155,31 +159,38 @@ class Engine:
         # one thread builds every caller's requests (see engine/preparer.py)
         self._preparer = RequestPreparer(self._analysis, self._runtime.submit_many)
         self._watermarker = Watermarker(watermark) if watermark is not None else None
+        self._pinned_voices = frozenset(pinned_voices)
 
     # ------------------------------------------------------------------ voices
 
     def load_voice(
-        self, path: str | Path, name: str | None = None, *, progress: Callable[[str], None] | None = None
+        self, path: str | Path, name: str | None = None, *, pinned: bool | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> Voice:
         """Load a voice bundle directory; models are shared by weight hash.
 
         The slow steps (checksums, building the model and making it resident, which on a GPU captures
         its graphs) run without the engine's lock, so listing voices and streams of other voices go on
         meanwhile; loads run one at a time. `progress(stage)` is told "verified", "model" and
-        "reference" as each step ends; the voice is registered after the last one.
+        "reference" as each step ends; the voice is registered after the last one. `pinned`: its model is
+        never evicted from the device (None: when the voice is one of the engine's `pinned_voices`);
+        ResourceExhausted when the memory budget cannot hold the model.
         """
         from gsvd.engine.bundle import load_bundle
 
         report = progress or _no_progress
-        with self._load_lock:
+        with self._loads:
             bundle = load_bundle(Path(path).expanduser())  # "~/voices/alice" as in the README
             voice_name = name or bundle.name
+            pin = pinned if pinned is not None else voice_name in self._pinned_voices
             report("verified")
             with self._lock:
                 model = self._models.get(bundle.model_id)
             fresh = model is None
             if model is None:
-                model = self._build_model(bundle)
+                model = self._build_model(bundle, pin)
+            elif pin:
+                self._runtime.pin(model.model_id)
             try:
                 report("model")
                 state = self._bundle_state(voice_name, model, bundle)
@@ -215,13 +226,14 @@ class Engine:
         with self._lock:
             base = self._voice_state_of(base_voice)
             model = self._models[base.voice.model_id]
-        feats = prepare_reference(
-            np.asarray(audio, dtype=np.float32),
-            sample_rate,
-            sovits=model.sovits,
-            hubert=self._get_hubert(),
-            sv=self._get_sv() if model.version in ("v2Pro", "v2ProPlus") else None,
-        )
+        with self._runtime.using(model.model_id):  # its weights on the device meanwhile
+            feats = prepare_reference(
+                np.asarray(audio, dtype=np.float32),
+                sample_rate,
+                sovits=model.sovits,
+                hubert=self._get_hubert(),
+                sv=self._get_sv() if model.version in ("v2Pro", "v2ProPlus") else None,
+            )
         fe = self._frontend_for(base.symbols_version)
         ids, bert, _ = fe.features(_prompt_text(text, language), _frontend_lang(language))
         with self._lock:
@@ -246,7 +258,7 @@ class Engine:
 
     def unload_voice(self, name: str) -> None:
         """Forget a voice; its model is freed when no voice uses it any more."""
-        with self._lock:
+        with self._loads, self._lock:
             state = self._voice_state_of(name)
             del self._voices[name]
             model = self._models[state.voice.model_id]
@@ -254,6 +266,23 @@ class Engine:
             if not model.voices:
                 self._runtime.remove_model(model.model_id)
                 del self._models[model.model_id]
+
+    def pin_voice(self, name: str, pinned: bool = True) -> None:
+        """Keep the voice's model on the device whatever the memory pressure (or let it be evicted again)."""
+        with self._lock:
+            self._runtime.pin(self._voice_state_of(name).voice.model_id, pinned)
+
+    def evict_voice(self, name: str) -> bool:
+        """Move the voice's model to host memory now, if it is idle and not pinned -> whether it was; its next
+        request brings it back (one copy from pinned memory)."""
+        with self._lock:
+            model_id = self._voice_state_of(name).voice.model_id
+        return self._runtime.evict(model_id)
+
+    def ready(self, timeout: float | None = None) -> bool:
+        """Wait until the CUDA graphs queued for the loaded voices are captured (models serve before: from their
+        plain paths) -> True, or False after `timeout` seconds; True at once without graphs."""
+        return self._runtime.wait_graphs(timeout)
 
     def voices(self) -> list[Voice]:
         with self._lock:
@@ -329,7 +358,8 @@ class Engine:
         rt = self._runtime.info()
         with self._lock:
             models = [
-                {"model_id": m.model_id, "version": m.version, "voices": sorted(m.voices)}
+                {"model_id": m.model_id, "version": m.version, "voices": sorted(m.voices),
+                 "resident": self._runtime.resident(m.model_id)}
                 for m in self._models.values()
             ]
         return {
@@ -457,11 +487,11 @@ class Engine:
         state.lexicon = _bundle_lexicon(Path(bundle.path))
         return state
 
-    def _build_model(self, bundle) -> _ModelState:
+    def _build_model(self, bundle, pinned: bool = False) -> _ModelState:
         """Build a bundle's model and make it resident in the runtime (registered by the caller)."""
         gpt = bundle.build_gpt(device="cpu")
         sovits = bundle.build_sovits(device="cpu")
-        self._runtime.add_model(bundle.model_id, gpt, sovits, backend=self._step_backend(bundle.path))
+        self._runtime.add_model(bundle.model_id, gpt, sovits, backend=self._step_backend(bundle.path), pinned=pinned)
         return _ModelState(bundle.model_id, bundle.version, gpt, sovits)
 
     def _step_backend(self, bundle_path: str | Path) -> StepBackend | None:
@@ -477,11 +507,11 @@ class Engine:
     def _voice_state(
         self, name, model: _ModelState, *, ref_phone_ids, ref_bert, prompt_tokens, spec, sv_emb, **meta
     ) -> _VoiceState:
-        with torch.inference_mode():
+        with torch.inference_mode(), self._runtime.using(model.model_id):  # its weights on the device meanwhile
             spec_t = torch.as_tensor(spec, dtype=torch.float32).unsqueeze(0)
             sv_t = None if sv_emb is None else torch.as_tensor(sv_emb, dtype=torch.float32).reshape(1, -1)
             sovits = model.sovits
-            param = next(sovits.parameters())
+            param = next(sovits.ref_enc.parameters())
             ge = sovits.compute_ge(spec_t.to(param.device, param.dtype), None if sv_t is None else sv_t.to(param.device, param.dtype))
         phoneme_vocab = model.gpt.ar_text_embedding.word_embeddings.weight.shape[0]
         voice = Voice(
@@ -494,6 +524,8 @@ class Engine:
             path=meta["path"],
             defaults=meta["defaults"],
         )
+        with self._lock:
+            model.voices.add(name)
         return _VoiceState(
             voice=voice,
             ref_phone_ids=torch.as_tensor(ref_phone_ids, dtype=torch.long).reshape(-1),

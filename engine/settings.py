@@ -37,10 +37,11 @@ class RuntimeConfig:
 
     device: str = _setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     dtype: str = _setting("auto", "GPT weights: auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16")
-    max_streams: int = _setting(64, "streams decoded at once per model (KV-cache slots)")
+    max_streams: int = _setting(64, "streams decoded at once across all models (the slots of the KV pool that "
+                                    "models of one GPT shape share; fewer when the memory budget holds fewer)")
     queue_limit: int = _setting(256, "requests waiting for a slot before new ones are refused")
     max_len: int = _setting(2048, "KV-cache positions per stream (reference + text phones + prompt + generated "
-                                  "tokens); with max_streams it sets the cache's memory")
+                                  "tokens); with max_streams it sets the KV pool's memory")
     backend: str = _setting("auto", "GPT decode step on CUDA: auto (a fresh TensorRT engine in the bundle, else "
                                     "torch), torch, or tensorrt (an error when the engine cannot be used)")
     cuda_graphs: bool = _setting(True, "on CUDA: prefill, decode step, content encoder and vocoder replayed from "
@@ -52,12 +53,27 @@ class RuntimeConfig:
                                               "it as it is)")
     tick_stats: bool = _setting(False, "count per-tick scheduler statistics (Engine.tick_stats(), the daemon's "
                                        "metrics); off costs nothing")
+    gpu_memory_fraction: float = _setting(0.9, "on CUDA: share of the GPU's memory the runtime may hold (model "
+                                               "weights, KV pools, graph templates); a load past it evicts idle "
+                                               "models' weights to host memory, least recently used first")
+    gpu_memory_gib: float = _setting(0.0, "the same budget in GiB (0: gpu_memory_fraction on CUDA, none on CPU)")
+    kv_cache_gib: float = _setting(0.0, "GiB of a KV pool (0: max_streams slots, within 3/4 of the budget left "
+                                        "when the pool is made)")
+    lanes: int = _setting(2, "CUDA streams for the GPT work and for the chunk decodes each, so the work of different "
+                             "models overlaps (a second lane's graphs are captured once a second model is resident)")
+    graphs_at_load: bool = _setting(False, "on CUDA: capture every graph before a voice load returns (else in the "
+                                           "background while the model serves from its plain path)")
+    triton_cache: str = _setting("", "folder of Triton's compiled kernels, kept across restarts (gsvd serve and "
+                                     "Engine: $XDG_CACHE_HOME/gsvd/triton by default; empty: Triton's own default)")
 
     def __post_init__(self) -> None:
         _check(self.dtype in DTYPES, "dtype", f"one of {', '.join(DTYPES)}", self.dtype)
         _check(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)
-        for name in ("max_streams", "queue_limit", "max_len"):
+        for name in ("max_streams", "queue_limit", "max_len", "lanes"):
             _check(getattr(self, name) >= 1, name, "at least 1", getattr(self, name))
+        _check(0 < self.gpu_memory_fraction <= 1, "gpu_memory_fraction", "in (0, 1]", self.gpu_memory_fraction)
+        for name in ("gpu_memory_gib", "kv_cache_gib"):
+            _check(getattr(self, name) >= 0, name, "a number of GiB >= 0", getattr(self, name))
         _check(self.switch_interval >= 0, "switch_interval", "a number of seconds >= 0", self.switch_interval)
         self.policy()  # a bad chunk policy is an error now, not at voice load
 
@@ -84,6 +100,7 @@ class RuntimeConfig:
         values |= _parsed({f.name: env[variable(f.name)] for f in fields(cls) if variable(f.name) in env},
                           "environment")
         values |= _parsed({k: v for k, v in overrides.items() if v is not None}, "arguments")
+        values.setdefault("triton_cache", default_triton_cache(env))
         return cls(**values)
 
     @classmethod
@@ -95,6 +112,13 @@ class RuntimeConfig:
         """(variable, default, meaning) of every setting: the table the docs print."""
         return [(variable(f.name), f.default if f.default is not MISSING else None, f.metadata["meaning"])
                 for f in fields(cls)]
+
+
+def default_triton_cache(env: Mapping[str, str]) -> str:
+    """Where compiled Triton kernels are kept unless set: the gsvd cache folder ($XDG_CACHE_HOME/gsvd, else
+    ~/.cache/gsvd), `triton`."""
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gsvd", "triton")
 
 
 def variable(name: str) -> str:

@@ -11,11 +11,18 @@ the runtime has one). Other speeds run one stream at a time (re-timing interpola
 `BatchChunkDecoder.launch` (the model's `seams.ChunkDecoder`) queues all of that without waiting for the GPU
 (host inputs are copied up without a stream sync, the audio comes back into pinned memory behind an event);
 `PendingChunks.finish` commits the chunks once the audio is there, on a later tick while the GPT steps.
-`decode` is both in one call.
+`decode` is both in one call. In the runtime a pass runs on an audio lane (`lanes.AudioLane`): its stream and the
+content and vocoder graphs of the model's architecture there, which replay with the model's weights swapped in.
+
+`SovitsParts`: one SoVITS model as the chunk decodes run it -- the model (fp32) and, on CUDA, its generator in fp16
+(two layouts) -- and its weights in three flat groups (`weights.FlatWeights`): the content encoder and prior, the
+vocoder (reverse flow and the generator as it runs), the rest (reference encoder; the fp32 generator where the fp16
+one runs). The groups are what a template swaps in (content, vocoder) and what residency moves (all three).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -23,12 +30,14 @@ import numpy as np
 import torch
 
 from gsvd.engine.runtime.prior_noise import sample_prior
+from gsvd.engine.runtime.weights import FlatWeights
 
 if TYPE_CHECKING:
-    from gsvd.engine.models.sovits import SynthesizerTrn
+    from gsvd.engine.models.sovits import SovitsDims, SynthesizerTrn
     from gsvd.engine.runtime.chunking import StreamDecoder
     from gsvd.engine.runtime.graph_content import GraphedContent
     from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
+    from gsvd.engine.runtime.lanes import AudioLane
 
 Item = tuple["StreamDecoder", bool]  # a stream's decoder, and whether its tokens are all there
 
@@ -56,21 +65,75 @@ class PendingChunks:
         return [d.commit(end, a, finished) for (d, finished), (_, end, _), a in zip(self.items, self.plans, audio)]
 
 
-class BatchChunkDecoder:
-    """A model's chunk decoder: its SoVITS and, on CUDA with graphs, the content-encoder and vocoder graphs."""
+class SovitsParts:
+    """One SoVITS model as the chunk decodes run it (see the module doc). `half`: the generator runs from an fp16
+    copy (and its channels-last copy). `flatten` puts the weights into their flat groups."""
 
-    def __init__(self, sovits: SynthesizerTrn, content: GraphedContent | None = None,
+    def __init__(self, sovits: SynthesizerTrn, half: bool = False) -> None:
+        from gsvd.engine.runtime.graph_vocoder import channels_last
+
+        self.sovits, self.half = sovits, half
+        self.dec_half = copy.deepcopy(sovits.dec).half() if half else None
+        self.dec_nhwc = channels_last(self.dec_half) if half else None
+        self.content: FlatWeights | None = None
+        self.vocoder: FlatWeights | None = None
+        self.rest: FlatWeights | None = None
+
+    def content_modules(self) -> list[torch.nn.Module]:
+        s = self.sovits
+        return [s.enc_p, s.quantizer, *([s.ge_to512] if s.dims.is_v2pro else [])]
+
+    def vocoder_modules(self) -> list[torch.nn.Module]:
+        return [self.sovits.flow, *([self.dec_half, self.dec_nhwc] if self.half else [self.sovits.dec])]
+
+    def flatten(self, device: torch.device, keep_host: bool = True) -> list[FlatWeights]:
+        """The weights into their three flat groups on `device` -> the groups."""
+        content, vocoder = self.content_modules(), self.vocoder_modules()
+        self.content = FlatWeights(content, device, keep_host)
+        self.vocoder = FlatWeights(vocoder, device, keep_host)
+        self.rest = FlatWeights([self.sovits], device, keep_host, exclude=content + vocoder)
+        return [self.content, self.vocoder, self.rest]
+
+    @property
+    def groups(self) -> list[FlatWeights]:
+        return [g for g in (self.content, self.vocoder, self.rest) if g is not None]
+
+    @classmethod
+    def template(cls, dims: SovitsDims, half: bool, device: torch.device) -> SovitsParts:
+        """Parts of this architecture for graphs to be captured against (`weights` module doc): built on the meta
+        device (no initialization), content and vocoder groups on `device` only, the rest left on meta."""
+        from gsvd.engine.models.sovits import SynthesizerTrn
+
+        with torch.device("meta"):
+            parts = cls(SynthesizerTrn(dims).float().eval(), half)
+        parts.content = FlatWeights(parts.content_modules(), device, keep_host=False)
+        parts.vocoder = FlatWeights(parts.vocoder_modules(), device, keep_host=False)
+        return parts
+
+
+class BatchChunkDecoder:
+    """A model's chunk decoder: its SoVITS parts and, used on its own, content-encoder and vocoder graphs (in the
+    runtime those of the audio lane a pass runs on)."""
+
+    def __init__(self, sovits: SynthesizerTrn | SovitsParts, content: GraphedContent | None = None,
                  vocoder: GraphedVocoder | None = None) -> None:
-        self.sovits, self.content, self.vocoder = sovits, content, vocoder
+        self.parts = sovits if isinstance(sovits, SovitsParts) else SovitsParts(sovits)
+        self.sovits, self.content, self.vocoder = self.parts.sovits, content, vocoder
 
     def decode(self, items: list[Item]) -> list[np.ndarray]:
         """(StreamDecoder, finished) pairs, one per stream -> each stream's joined PCM (float32)."""
         return self.launch(items).finish()
 
     @torch.inference_mode()
-    def launch(self, items: list[Item]) -> PendingChunks:
+    def launch(self, items: list[Item], lane: AudioLane | None = None) -> PendingChunks:
         """(StreamDecoder, finished) pairs, one per stream -> their chunks, launched (on CUDA nothing here waits
-        for the GPU: host inputs go up without a sync, the audio comes back into pinned memory)."""
+        for the GPU: host inputs go up without a sync, the audio comes back into pinned memory). `lane`: the audio
+        lane whose graphs of this architecture the pass may replay (None: this decoder's own, if any)."""
+        content, vocoder = self.content, self.vocoder
+        if lane is not None:
+            graphs = lane.audio_graphs(self.parts)
+            if graphs is not None:
+                content, vocoder = graphs
         plans = [d.plan(finished) for d, finished in items]
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, ((d, _), (start, end, _)) in enumerate(zip(items, plans)):
@@ -78,7 +141,7 @@ class BatchChunkDecoder:
                 groups[("batch",) if d.speed == 1.0 else ("single", i)].append(i)
         parts, on_cuda = [], False
         for members in groups.values():
-            windows = self._windows([items[i][0] for i in members], [plans[i] for i in members])
+            windows = self._windows([items[i][0] for i in members], [plans[i] for i in members], content)
             by_len: dict[int, list[tuple[int, torch.Tensor, int]]] = defaultdict(list)
             for i, (z, skip) in zip(members, windows):
                 by_len[int(z.shape[-1])].append((i, z, skip))
@@ -86,10 +149,12 @@ class BatchChunkDecoder:
                 speed = items[rows[0][0]][0].speed
                 z = torch.cat([z for _, z, _ in rows])
                 ge = torch.cat([items[i][0].ge for i, _, _ in rows])
-                if self.vocoder is not None:
-                    wav = self.vocoder(z, ge, graphable=speed == 1.0)
+                if vocoder is not None:
+                    wav = vocoder(z, ge, graphable=speed == 1.0, weights=self.parts)
                 else:
-                    wav = self.sovits.vocode(z, torch.ones_like(z[:, :1]), ge)
+                    from gsvd.engine.runtime.graph_vocoder import vocode
+
+                    wav = vocode(self.parts, z, ge)
                 wav = wav[:, 0].float()
                 if wav.is_cuda:  # one device-to-host copy per group, into pinned memory, not waited for here
                     on_cuda = True
@@ -104,8 +169,8 @@ class BatchChunkDecoder:
             event.record()
         return PendingChunks(items, plans, parts, event)
 
-    def _windows(self, decoders: list[StreamDecoder], plans: list[tuple[int, int, int]]
-                 ) -> list[tuple[torch.Tensor, int]]:
+    def _windows(self, decoders: list[StreamDecoder], plans: list[tuple[int, int, int]],
+                 content: GraphedContent | None = None) -> list[tuple[torch.Tensor, int]]:
         """Content encoder + prior over each stream's known tokens (one padded batch, or on CUDA the content graphs
         of each row's own width: rows are taken in order of known tokens so equal widths sit together) -> per
         stream the vocoder window z_p [1, C, frames] and how many leading samples of its audio to drop. The rows'
@@ -128,8 +193,9 @@ class BatchChunkDecoder:
         ge = torch.cat([d.ge for d in decoders])
         seeds, scales = [d.seed for d in decoders], [d.noise_scale for d in decoders]
         z_rows = None
-        if self.content is not None and decoders[0].speed == 1.0:  # padded to graphs' shapes, replayed
-            z_rows = self.content(codes, phones, ge, known, n_ph, seeds, scales)
+        content = content if content is not None else self.content
+        if content is not None and decoders[0].speed == 1.0:  # padded to graphs' shapes, replayed
+            z_rows = content(codes, phones, ge, known, n_ph, seeds, scales, weights=self.parts)
         if z_rows is None:
             codes_t = torch.from_numpy(codes).to(dev, non_blocking=True)  # small: pageable memory is staged at once
             phones_t = torch.from_numpy(phones).to(dev, non_blocking=True)

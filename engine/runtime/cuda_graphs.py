@@ -1,45 +1,139 @@
-"""CUDA-graph plumbing shared by the graphed runtime pieces: capture one function call, a set of
-graphs of one function keyed by padded shape, running rows in groups of the largest bucket, and the
-cheapest set of batch buckets for a number of rows (each bucket's replay time measured at capture)."""
+"""CUDA-graph plumbing shared by the graphed runtime pieces: capture one function call without stalling the device,
+pools of graphs that replay one at a time, a set of graphs of one function keyed by padded shape, running rows in
+groups of the largest bucket, and the cheapest set of batch buckets for a number of rows (each bucket's replay time
+measured at capture).
+
+Capture (`CudaCapturer`) warms the function up and captures it on the pool's own capture stream with
+`capture_begin`/`capture_end` directly: `torch.cuda.graph`'s context synchronizes the device and empties the
+allocator caches (device and pinned host) before every capture, which a background capture must not do while the
+runtime serves (a capture per graph, hundreds per architecture). `thread_local` mode: the scheduler thread keeps
+launching work meanwhile. Graphs that replay one at a time on one stream share one memory pool (`GraphPool`: their
+intermediates alias; each output is copied out before the next replay of the pool, under the pool's lock), so a
+pool costs the largest graph's intermediates, not their sum. Off CUDA, `EagerCapturer` gives the same static-buffer
+semantics by running the function on replay, so the CPU tests drive the graphed paths (templates, late captures).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from gsvd.engine.runtime.seams import Capturer
 
 REPLAY_MS = 0.05  # host time of one replay (inputs copied in, output copied out), added to its measured time
 REPLAY_ROWS = 2  # before a graph set's replays are timed (or off CUDA): one replay's fixed cost, in rows
 
 
-def capture(fn, static: tuple, pool=None):
-    """Warm fn(*static) up twice on a side stream (kernels chosen, workspaces allocated), then capture
-    one call -> (graph, its output). `pool`: a graph memory pool handle to share with other graphs
-    that never replay at the same time. thread_local: other threads keep launching work meanwhile."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.inference_mode():
-        for _ in range(2):
-            fn(*static)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"), torch.inference_mode():
-        out = fn(*static)
-    return graph, out
+class GraphPool:
+    """Graphs replayed one at a time on one CUDA stream (`stream`, a lane's), sharing one memory pool, captured on
+    the pool's own capture stream. `lock` serializes every replay of the pool's graphs with its output's copy, and
+    the timing replays of a new capture. Off CUDA (`stream` None) the capturer decides what a graph is."""
+
+    def __init__(self, capturer: Capturer, stream: torch.cuda.Stream | None = None) -> None:
+        self.capturer, self.stream = capturer, stream
+        self.lock = threading.Lock()
+        self.capture_stream = torch.cuda.Stream(stream.device) if stream is not None else None
+        self._handle = None
+
+    @property
+    def handle(self):
+        if self._handle is None and self.stream is not None:
+            self._handle = torch.cuda.graph_pool_handle()
+        return self._handle
 
 
-def replay_ms(graph, reps: int = 3) -> float:
-    """A captured graph's replay time (ms, the best of `reps` after one warm replay)."""
-    graph.replay()
-    best = float("inf")
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        best = min(best, start.elapsed_time(end))
-    return best
+def default_pool(device: torch.device) -> GraphPool | None:
+    """A pool for a graphed piece used on its own (benchmarks, checks): on CUDA one on the current stream, captured
+    in the calling thread; off CUDA None (the piece runs eagerly)."""
+    if torch.device(device).type != "cuda":
+        return None
+    return GraphPool(CudaCapturer(), torch.cuda.current_stream(device))
+
+
+class CudaCapturer:
+    """`seams.Capturer` on CUDA (see the module doc)."""
+
+    def capture(self, fn: Callable, static: tuple, pool: GraphPool):
+        side = pool.capture_stream
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(2):  # kernels chosen, workspaces allocated (outside the pool)
+                fn(*static)
+            graph = torch.cuda.CUDAGraph()
+            graph.capture_begin(pool.handle, capture_error_mode="thread_local")
+            try:
+                out = fn(*static)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the capture's own error is the one to report
+                    graph.capture_end()
+                raise
+            graph.capture_end()
+        side.synchronize()  # warm-ups and static inputs written before the graph is published
+        return graph, out
+
+    def time(self, graph, pool: GraphPool, reps: int = 3) -> float | None:
+        """Replay time (ms, the best of `reps` after a warm replay) on the pool's serving stream, under its lock (the
+        replays share the pool's memory with the serving ones); the wait for the result is outside the lock."""
+        marks = []
+        with pool.lock, torch.cuda.stream(pool.stream):
+            graph.replay()
+            for _ in range(reps):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                graph.replay()
+                end.record()
+                marks.append((start, end))
+        marks[-1][1].synchronize()
+        return min(s.elapsed_time(e) for s, e in marks)
+
+
+class EagerGraph:
+    """A "graph" off CUDA: `replay()` runs the function on its static inputs and writes the result into the output
+    of the capture, as a CUDA graph's replay rewrites its output tensors."""
+
+    def __init__(self, fn: Callable, static: tuple) -> None:
+        self.fn, self.static, self.replays = fn, static, 0
+        with torch.inference_mode():
+            self.out = fn(*static)
+
+    def replay(self) -> None:
+        with torch.inference_mode():
+            _copy_into(self.out, self.fn(*self.static))
+        self.replays += 1
+
+
+class EagerCapturer:
+    """`seams.Capturer` off CUDA: graphs are `EagerGraph`s (the same static buffers and copy-in/copy-out as on CUDA),
+    untimed. `gate`: when given, each capture first waits for it (a test holds captures back this way)."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate, self.graphs = gate, []
+
+    def capture(self, fn: Callable, static: tuple, pool: GraphPool):
+        if self.gate is not None:
+            self.gate.wait()
+        graph = EagerGraph(fn, static)
+        self.graphs.append(graph)
+        return graph, graph.out
+
+    @property
+    def replays(self) -> int:
+        return sum(g.replays for g in self.graphs)
+
+    def time(self, graph, pool: GraphPool) -> float | None:
+        return None
+
+
+def _copy_into(dst, src) -> None:
+    if isinstance(dst, torch.Tensor):
+        dst.copy_(src)
+    else:
+        for d, s in zip(dst, src, strict=True):
+            _copy_into(d, s)
 
 
 def cheapest_split(n: int, costs: dict[int, float]) -> list[int]:
@@ -85,67 +179,75 @@ def split_rows(n: int, buckets: list[int]) -> list[tuple[int, int, int]]:
 
 
 class GraphSet:
-    """Graphs of one function over static inputs `make_static(key)`, one per key (a padded shape), captured up
-    front by `prepare` into one shared memory pool; the one CUDA-graph holder of the runtime (prefill, decode
-    step, content encoder, vocoder). A lock serializes replays, and the caller copies what it keeps out of the
-    output before the lock is released. Off CUDA the function runs eagerly on fresh static inputs (so the CPU
-    tests exercise the same padding). `forms`: several functions computing the same thing (e.g. two memory
-    layouts); each key keeps the one whose graph replays fastest (`chosen`), the first off CUDA. If a capture
-    fails, the set is given up (every call answers None and the caller runs its plain path), or with `strict`
-    the error is raised. `cost[key]`: each graph's replay time in ms, measured by `prepare(timed=True)`."""
+    """Graphs of one function over static inputs `make_static(key)`, one per key (a padded shape); the one CUDA-graph
+    holder of the runtime (prefill, decode step, content encoder, vocoder). `capture(key)` (at load, or by the
+    runtime's background `GraphBuilder`) adds one into `pool`; a caller replays it with `run`, which answers None for a
+    key not captured yet (the caller runs its plain path: nothing is captured on the hot path). Without a pool the
+    function runs eagerly on fresh static inputs (the CPU reference, same padding). `forms`: several functions
+    computing the same thing (e.g. two memory layouts); each key keeps the one whose graph replays fastest (`chosen`),
+    the first when replays are not timed. If a capture fails, the set is given up (`failed`: every call answers
+    None), or with `strict` the error is raised. `cost[key]`: each graph's replay time in ms when timed."""
 
-    def __init__(self, fn, make_static, forms: dict[str, object] | None = None) -> None:
+    def __init__(self, fn, make_static, forms: dict[str, object] | None = None, pool: GraphPool | None = None) -> None:
         self.forms = forms or {"": fn}
         self.fn, self.make_static = next(iter(self.forms.values())), make_static
+        self.pool = pool
         self.graphs: dict[object, tuple] = {}
         self.cost: dict[object, float] = {}
         self.chosen: dict[object, str] = {}
-        self.lock = threading.Lock()
-        self.pool = None
         self.failed = False
 
-    def prepare(self, keys, timed: bool = False, strict: bool = False) -> None:
-        with self.lock:
-            for key in keys:
-                if key in self.graphs or self.failed:
-                    continue
-                try:
-                    self._capture(key, timed or len(self.forms) > 1)
-                except Exception:  # something that cannot be captured here: stay eager
-                    if strict:
-                        raise
-                    self.failed = True
+    def prepare(self, keys: Iterable, timed: bool = False, strict: bool = False) -> None:
+        """Capture these keys now, in this thread."""
+        for key in keys:
+            self.capture(key, timed, strict)
+
+    def capture(self, key, timed: bool = False, strict: bool = False) -> bool:
+        """Capture the graph of `key` (unless it exists or the set gave up) -> whether it exists now."""
+        if self.pool is None or key in self.graphs or self.failed:
+            return key in self.graphs
+        try:
+            self._capture(key, timed or len(self.forms) > 1)
+        except Exception:  # something that cannot be captured here: stay eager
+            if strict:
+                raise
+            self.failed = True
+        return key in self.graphs
 
     def _capture(self, key, timed: bool) -> None:
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        static = self.make_static(key)
+        pool = self.pool
+        with torch.cuda.stream(pool.capture_stream) if pool.capture_stream is not None else contextlib.nullcontext():
+            static = self.make_static(key)
         best = None
         for name, fn in self.forms.items():
-            graph, out = capture(fn, static, self.pool)
-            ms = replay_ms(graph) if timed else 0.0
-            if best is None or ms < best[0]:
-                best = (ms, name, graph, out)
-        ms, name, graph, out = best
-        self.graphs[key], self.chosen[key] = (graph, out, static), name
-        if timed:
-            self.cost[key] = ms
+            graph, out = pool.capturer.capture(fn, static, pool)
+            ms = pool.capturer.time(graph, pool) if timed else None
+            if best is None or (ms is not None and ms < best[0]):
+                best = (ms if ms is not None else float("inf"), name, graph, out, ms)
+        _, name, graph, out, ms = best
+        with pool.lock:
+            self.graphs[key], self.chosen[key] = (graph, out, static), name
+            if ms is not None:
+                self.cost[key] = ms
 
-    def run(self, key, on_cuda: bool, fill, take):
-        """fill(*static) writes the inputs, the graph of `key` replays (off CUDA: fn runs), take(output)
-        copies out the result -> take's value; None on CUDA when `key` has no graph (no capture on the
-        hot path)."""
-        with self.lock:
-            if on_cuda:
-                if self.failed or key not in self.graphs:
-                    return None
-                graph, out, static = self.graphs[key]
-                fill(*static)
-                graph.replay()
-            else:
-                static = self.make_static(key)
-                fill(*static)
-                out = self.fn(*static)
+    def has(self, key) -> bool:
+        return key in self.graphs
+
+    def run(self, key, fill, take):
+        """fill(*static) writes the inputs, the graph of `key` replays, take(output) copies out the result -> take's
+        value; None when `key` has no graph (not captured yet, or the set gave up). Without a pool: fn runs eagerly on
+        fresh static inputs."""
+        if self.pool is None:
+            static = self.make_static(key)
+            fill(*static)
+            return take(self.fn(*static))
+        with self.pool.lock:
+            entry = None if self.failed else self.graphs.get(key)
+            if entry is None:
+                return None
+            graph, out, static = entry
+            fill(*static)
+            graph.replay()
             return take(out)
 
 

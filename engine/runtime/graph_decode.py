@@ -11,7 +11,10 @@ its layers with the Triton kernels of `decode_kernels` (same result within fp16 
   replays the graph and queues the sampled ids' copy into one of two pinned buffers; `collect` waits for it.
   The scheduler launches step n+1 before it reads step n (the sampled token never leaves the device between
   steps), so the host loop and the GPU overlap; a stream that stopped at step n has run one wasted step n+1.
-  Padding rows use the scratch slot.
+  Padding rows use the scratch slot. The graphs are the model's own (a step replays every tick, where a swap of
+  the model's 155 MB into a shared template would cost ~0.1 ms against a 0.4 ms step at one row), captured in the
+  background (`capture`, one bucket per job, small first) into its GPT lane's pool; until a bucket's graph exists
+  the same padded step runs eagerly, with torch ops until a capture has compiled and run the Triton kernels.
 - `StepDecoder`: the same pair of calls over any `seams.DecodeStep` (`TorchStep` eagerly: the CPU path and
   `cuda_graphs=false`; the TensorRT engine), sampling eagerly with the same sampler.
 """
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import GraphSet
+from gsvd.engine.runtime.cuda_graphs import GraphPool, GraphSet, default_pool
 
 if TYPE_CHECKING:
     from gsvd.engine.models.t2s import Text2SemanticDecoder
@@ -161,14 +164,18 @@ class GraphDecoder:
     INPUTS = ("slots", "lengths", "positions")
 
     def __init__(self, gpt: Text2SemanticDecoder, cache: KVCache, sampler: SamplerState, eos: int,
-                 min_steps: int, kernels: bool = False, buckets: tuple[int, ...] = BUCKETS) -> None:
+                 min_steps: int, kernels: bool = False, buckets: tuple[int, ...] = BUCKETS,
+                 pool: GraphPool | None = None) -> None:
         if cache.k_all is None:
             raise ValueError("CUDA-graph decoding needs a preallocated KV cache")
         self.gpt, self.cache, self.sampler, self.eos, self.min_steps = gpt, cache, sampler, eos, min_steps
         self.kernels = kernels  # Triton kernels in the graphs (else torch ops)
+        self.kernels_ready = False  # a capture compiled and ran them: the eager step may use them too
         self.buckets = tuple(sorted({*(b for b in buckets if b < cache.slots_total), cache.slots_total}))
         self.on_cuda = cache.k_all.is_cuda
-        self.graphs = GraphSet(self._run, self._static)
+        self.pool = pool if pool is not None else default_pool(cache.k_all.device)
+        self.graphs = GraphSet(self._run, self._static, pool=self.pool)
+        self._wanted: list[int] = []  # buckets asked for so far (captured again if the configuration changes)
         # per bucket two contiguous pinned buffers used in turn, for the inputs and for the ids coming back (a
         # step is launched before the previous one is read). Contiguous matters: copying a strided view goes
         # through a pageable temporary, which is synchronous and would wait for the step still running.
@@ -183,36 +190,56 @@ class GraphDecoder:
         packed[0] = self.cache.scratch_slot
         return (packed,)
 
-    def _run(self, packed: torch.Tensor) -> torch.Tensor:
+    def _run(self, packed: torch.Tensor, kernels: bool | None = None) -> torch.Tensor:
         return sample_and_step(self.gpt, self.cache, self.sampler, packed[0], packed[1], packed[2], self.eos,
-                               self.min_steps, self.kernels)
+                               self.min_steps, self.kernels if kernels is None else kernels)
 
-    def prepare(self) -> None:
-        """Capture every batch bucket now (at model load), so no stream waits for a capture later. A capture
-        that fails with the Triton kernels is tried again with plain launches (no PDL), then with torch ops."""
+    def capture_order(self) -> tuple[int, ...]:
+        """The batch buckets, in the order to capture them (smallest first)."""
+        return self.buckets
+
+    def capture(self, b: int) -> bool:
+        """Capture bucket b's graph (-> whether it exists). A capture that fails with the Triton kernels is tried again
+        with plain launches (no PDL), then with torch ops; the buckets captured before are captured again the new
+        way."""
         from gsvd.engine.runtime import decode_kernels as dk
 
+        if b not in self._wanted:
+            self._wanted.append(b)
         while True:
+            graphs = self.graphs
             try:
-                self.graphs.prepare(self.buckets, strict=True)
-                return
+                for key in self._wanted:
+                    graphs.capture(key, strict=True)
+                self.kernels_ready = self.kernels_ready or self.kernels
+                return graphs.has(b)
             except Exception as exc:
                 if not self.kernels:
-                    raise
-                if dk.pdl_on(self.cache.k_all):
+                    log.warning("decode graph capture failed (%s): eager steps", exc)
+                    graphs.failed = True
+                    return False
+                if self.on_cuda and dk.pdl_on(self.cache.k_all):
                     log.warning("decode graph capture with PDL launches failed (%s); plain launches", exc)
                     dk.disable_pdl(self.cache.k_all)
                 else:
                     log.warning("decode kernels failed at capture (%s); using torch ops", exc)
                     self.kernels = False
-                self.graphs = GraphSet(self._run, self._static)
+                self.graphs = GraphSet(self._run, self._static, pool=self.pool)
+
+    def prepare(self) -> None:
+        """Capture every batch bucket now, in this thread."""
+        for b in self.capture_order():
+            self.capture(b)
+
+    def reset(self) -> None:
+        """Forget the graphs (the model's weights moved: evicted and loaded again); capture them again with
+        `capture`."""
+        self.graphs, self._wanted = GraphSet(self._run, self._static, pool=self.pool), []
 
     def bucket(self, n: int) -> int:
         return next((b for b in self.buckets if b >= n), self.buckets[-1])
 
     def launch(self, slots: list[int], lengths: list[int], positions: list[int]):
-        if self.on_cuda and not self.graphs.graphs:
-            self.prepare()
         n, b = len(slots), self.bucket(len(slots))
         self.turn ^= 1
         staged, back, event = self.staging[b][self.turn], self.host[b][self.turn], self.events[self.turn]
@@ -227,7 +254,11 @@ class GraphDecoder:
                 event.record()
             return back[:, :n], event
 
-        return self.graphs.run(b, self.on_cuda, lambda packed: packed.copy_(staged, non_blocking=True), take)
+        ticket = self.graphs.run(b, lambda packed: packed.copy_(staged, non_blocking=True), take)
+        if ticket is None:  # no graph of this bucket (yet): the same padded step, eagerly
+            packed = staged.to(self.cache.k_all.device, non_blocking=True) if self.on_cuda else staged.clone()
+            ticket = take(self._run(packed, self.kernels and self.kernels_ready))
+        return ticket
 
     @staticmethod
     def collect(ticket) -> tuple[list[int], list[int]]:

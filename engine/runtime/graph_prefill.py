@@ -8,28 +8,42 @@ groups. The embeddings stay eager (`prefill.embed_packed`, a few launches for al
 straight into the graph's input), padding rows use the scratch slot, so each row equals its unpadded
 pass up to float rounding. A pass makes the same few torch calls whatever its rows (each call hands
 the GIL over to the callers' threads). Off CUDA the same padded pass runs eagerly.
+
+In the runtime the graphs belong to a GPT lane and an architecture, captured against a template GPT (`weights`
+module doc): a replay for a model first copies its weights (~155 MB at real v2 sizes, fp16) into the template's when
+the template holds another model's; prefills are a request's once, so the copy is small against the pass. They are
+captured in the background (`capture_order`: one row first), and a shape without a graph yet is prefilled eagerly.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 
-from gsvd.engine.runtime.cuda_graphs import GraphSet, in_groups
+from gsvd.engine.runtime.cuda_graphs import GraphPool, GraphSet, default_pool, in_groups
 from gsvd.engine.runtime.kv_cache import KVCache
 from gsvd.engine.runtime.prefill import Row, embed_packed, forward_padded, pack_rows, row_lengths
+
+if TYPE_CHECKING:
+    from gsvd.engine.runtime.weights import FlatWeights
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)  # up to scheduler.MAX_PREFILL_BATCH rows in one replay
 
 
 class GraphedPrefill:
+    """`gpt`: the module the graphs run (a template's, or the model's own used alone); `weights`: its flat weights when
+    it is a template (None: the graphs read the module's own weights)."""
+
     def __init__(self, gpt, cache: KVCache, step: int = 64, max_len: int = 512,
-                 batch_buckets: tuple[int, ...] = BATCH_BUCKETS) -> None:
-        self.gpt, self.cache = gpt, cache
+                 batch_buckets: tuple[int, ...] = BATCH_BUCKETS, pool: GraphPool | None = None,
+                 weights: FlatWeights | None = None) -> None:
+        self.gpt, self.cache, self.weights = gpt, cache, weights
         self.widths = tuple(range(step, min(max_len, cache.max_len) + 1, step))
         self.batch_buckets = batch_buckets
-        self.graphs = GraphSet(partial(forward_padded, gpt, cache), self._statics)
+        self.pool = pool if pool is not None else default_pool(cache.device)
+        self.graphs = GraphSet(partial(forward_padded, gpt, cache), self._statics, pool=self.pool)
 
     def _statics(self, key: tuple[int, int]):
         b, width = key
@@ -39,30 +53,42 @@ class GraphedPrefill:
         meta[0] = self.cache.scratch_slot
         return torch.zeros(b, width, ref.shape[-1], dtype=dtype, device=ref.device), meta
 
-    def prepare(self) -> None:
-        """Capture every (batch bucket, width) now (at model load)."""
-        if self.cache.k_all.is_cuda:
-            self.graphs.prepare([(b, w) for b in self.batch_buckets for w in self.widths])
+    def capture_order(self) -> list[tuple[int, int]]:
+        """Every (batch bucket, width), in the order to capture them: one row first."""
+        return [(b, w) for b in self.batch_buckets for w in self.widths]
 
-    def __call__(self, rows: list[Row]) -> torch.Tensor | None:
-        """Rows (slot, phone ids, bert, prompt tokens) -> next-token logits [B, vocab] fp32, each row's K/V
-        written at positions 0.. of its slot; None when no graph fits (longer than the widest graph, capture
-        failed): the caller prefills eagerly."""
+    def capture(self, key: tuple[int, int]) -> bool:
+        return self.graphs.capture(key)
+
+    def prepare(self) -> None:
+        """Capture every (batch bucket, width) now, in this thread."""
+        for key in self.capture_order():
+            self.capture(key)
+
+    def __call__(self, rows: list[Row], gpt=None, weights: FlatWeights | None = None) -> torch.Tensor | None:
+        """Rows (slot, phone ids, bert, prompt tokens) of the model `gpt` (None: this one's), whose flat `weights`
+        the template takes first -> next-token logits [B, vocab] fp32, each row's K/V written at positions 0.. of its
+        slot; None when no graph fits (longer than the widest graph, not captured yet, capture failed): the caller
+        prefills eagerly."""
         top = self.batch_buckets[-1]
         if len(rows) > top:
-            parts = in_groups(len(rows), top, lambda lo, hi: self(rows[lo:hi]))
+            parts = in_groups(len(rows), top, lambda lo, hi: self(rows[lo:hi], gpt, weights))
             return None if parts is None else torch.cat(parts)
         _, lens = row_lengths(rows)
         width = next((w for w in self.widths if w >= max(lens)), None)
         if width is None:
             return None
         b = next(b for b in self.batch_buckets if b >= len(rows))
-        on_cuda = self.cache.k_all.is_cuda
-        packed = pack_rows(rows, width, b, self.cache.scratch_slot, on_cuda)
-        device = self.cache.k_all.device
+        if self.pool is not None and not self.graphs.has((b, width)):
+            return None
+        model = gpt if gpt is not None else self.gpt
+        packed = pack_rows(rows, width, b, self.cache.scratch_slot, self.cache.device.type == "cuda")
+        device = self.cache.device
 
         def fill(xy, meta):
-            embed_packed(self.gpt, packed, device, out=xy)
+            if self.weights is not None and weights is not None:
+                self.weights.hold(weights)
+            embed_packed(model, packed, device, out=xy)
             meta.copy_(torch.from_numpy(packed.meta), non_blocking=True)
 
-        return self.graphs.run((b, width), on_cuda, fill, lambda out: out[: len(rows)].clone())
+        return self.graphs.run((b, width), fill, lambda out: out[: len(rows)].clone())

@@ -102,13 +102,15 @@ def forward_padded(gpt, cache: KVCache, xy: torch.Tensor, meta: torch.Tensor) ->
     return gpt.logits(h[torch.arange(xy.shape[0], device=xy.device), last]).float()
 
 
-def prefill(gpt, cache: KVCache, rows: list[Row], device: torch.device, graphs=None) -> tuple[torch.Tensor, list[int]]:
+def prefill(gpt, cache: KVCache, rows: list[Row], device: torch.device, graphs=None,
+            weights=None) -> tuple[torch.Tensor, list[int]]:
     """rows: (slot, phone_ids [Nx], bert [1024, Nx], prompt tokens [Ny]) -> (next-token logits [B, vocab]
     fp32, prefix length of each row). Writes every row's K/V at positions 0.. of its slot. `graphs`
-    (a `graph_prefill.GraphedPrefill`) takes the rows where it has graphs of their length."""
+    (a `graph_prefill.GraphedPrefill`) takes the rows where it has graphs of their length (a template's graphs take
+    the model's flat `weights` first)."""
     _, lens = row_lengths(rows)
     if graphs is not None:
-        logits = graphs(rows)
+        logits = graphs(rows, gpt, weights)
         if logits is not None:
             return logits, lens
     packed = pack_rows(rows, max(lens), len(rows), cache.scratch_slot, torch.device(device).type == "cuda")

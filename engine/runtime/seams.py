@@ -8,7 +8,9 @@ a backend (the TensorRT engine) plugs in. One call shape each, so the scheduler 
   over the KV cache) or whatever a `StepBackend` returns (`gsvd.trt_build.runtime_backend`, chosen by the
   engine and handed to `Runtime.add_model`: the runtime imports no backend).
 - `ChunkDecoder`: one chunk-decode pass over several streams (`chunk_decode.BatchChunkDecoder`), its audio on
-  the way back as a `PendingAudio`.
+  the way back as a `PendingAudio`, on an audio lane (`lanes.AudioLane`: its stream and graphs).
+- `Capturer`: how a graph of one function call is made and timed (`cuda_graphs.CudaCapturer` on CUDA;
+  `cuda_graphs.EagerCapturer` off CUDA runs the same static-buffer path, so the CPU tests drive the graphed pieces).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import torch
 
     from gsvd.engine.runtime.chunking import StreamDecoder
+    from gsvd.engine.runtime.cuda_graphs import GraphPool
     from gsvd.engine.runtime.kv_cache import KVCache
+    from gsvd.engine.runtime.lanes import AudioLane
 
 
 class Decoder(Protocol):
@@ -57,6 +63,21 @@ class PendingAudio(Protocol):
 
 
 class ChunkDecoder(Protocol):
-    def launch(self, items: list[tuple[StreamDecoder, bool]]) -> PendingAudio:
-        """(stream decoder, finished) pairs -> their next chunks, launched without waiting for the device."""
+    def launch(self, items: list[tuple[StreamDecoder, bool]], lane: AudioLane | None = None) -> PendingAudio:
+        """(stream decoder, finished) pairs -> their next chunks, launched without waiting for the device, replaying
+        the lane's graphs where it has them."""
+        ...
+
+
+class Replayable(Protocol):
+    def replay(self) -> None: ...
+
+
+class Capturer(Protocol):
+    def capture(self, fn: Callable, static: tuple, pool: GraphPool) -> tuple[Replayable, object]:
+        """A graph of fn(*static) in `pool`'s memory, and its output (rewritten by each replay)."""
+        ...
+
+    def time(self, graph: Replayable, pool: GraphPool) -> float | None:
+        """The graph's replay time in ms, measured on the pool's stream (None: not measured)."""
         ...

@@ -91,6 +91,7 @@ class LiveStream:
 
     first_audio_at: float | None = None  # time.monotonic() when the first PCM was handed on
     samples_sent: int = 0
+    admitted_at: float = 0.0  # time.monotonic() at admission (first chunks are ordered by it)
 
     def deliver(self, pcm: np.ndarray) -> bool:
         """Hand a decoded piece to the caller (nothing for an empty one, or once the handle has ended) and
@@ -111,6 +112,10 @@ class LiveStream:
         if self.first_audio_at is None:
             return float("-inf")
         return self.first_audio_at + self.samples_sent / SAMPLE_RATE
+
+    def needs_audio(self) -> bool:
+        """More audio is to come: tokens still to be made, or made and not decoded yet."""
+        return not self.finished or self.decoder.ready(True)
 
     def cancel_reason(self, now: float) -> Cancelled | None:
         return cancel_reason(self.request, self.handle, now)

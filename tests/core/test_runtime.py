@@ -12,14 +12,15 @@ import torch
 from gsvd.engine.checkpoints.gpt import build_gpt, load_gpt
 from gsvd.engine.checkpoints.sovits import build_sovits, load_sovits
 from gsvd.engine.errors import Cancelled, ResourceExhausted
-from gsvd.engine.runtime import ChunkPolicy, Runtime, StreamDecoder, SynthRequest, join_quality
+from gsvd.engine.runtime import ChunkPolicy, Runtime, StreamDecoder, join_quality
 from gsvd.engine.runtime.chunk_decode import BatchChunkDecoder
 from gsvd.engine.runtime.chunking import stream_tokens
 from gsvd.engine.settings import RuntimeConfig
 from gsvd.engine.t2s_infer import generate_semantic
 from gsvd.engine.testing.gpt import write_tiny_gpt
+from gsvd.engine.testing.requests import synth_request
 from gsvd.engine.testing.sovits import write_tiny_sovits
-from gsvd.engine.types import SAMPLES_PER_TOKEN, SynthesisOptions
+from gsvd.engine.types import SAMPLES_PER_TOKEN
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +32,12 @@ def models(tmp_path_factory):
 
 
 def _request(sovits, seed=0, n=10, model_id="m", cancel=None, deadline=None, **options):
-    g = torch.Generator().manual_seed(seed)
-    phones = torch.randint(0, 732, (n,), generator=g)
-    with torch.no_grad():
-        ge = sovits.compute_ge(torch.rand(1, 1025, 50, generator=g))[0]
-    opts = SynthesisOptions(**{"top_k": 1, "noise_scale": 0.0, "seed": seed, "max_new_tokens": 30, **options})
-    return SynthRequest(model_id=model_id, gpt_phone_ids=phones, gpt_bert=torch.randn(1024, n, generator=g),
-                        prompt_tokens=torch.randint(0, 1024, (8,), generator=g), target_phone_ids=phones[4:], ge=ge,
-                        options=opts, cancel=cancel, deadline=deadline)
+    return synth_request(sovits, model_id, seed, n, cancel, deadline, **options)
+
+
+def _slots(rt) -> dict:
+    """The runtime's stream and KV-slot counts."""
+    return {k: rt.stats()[k] for k in ("active_streams", "queued", "slots_total", "slots_free")}
 
 
 def _runtime(models, **kw):
@@ -139,7 +138,7 @@ def test_cancel_and_deadline_free_the_slot(models):
         deadline = time.monotonic() + 2
         while rt.stats()["slots_free"] != 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert rt.stats() == {"active_streams": 0, "queued": 0, "slots_total": 2, "slots_free": 2}
+        assert _slots(rt) == {"active_streams": 0, "queued": 0, "slots_total": 2, "slots_free": 2}
         # slots are reused: more streams than slots still all finish
         handles = [rt.submit(_request(models[1], seed=s, max_new_tokens=12)) for s in range(5)]
         assert all(len(np.concatenate(list(h))) == 12 * 1280 for h in handles)
@@ -204,8 +203,8 @@ class _GatedChunks:
     def __init__(self, inner, opened: threading.Event) -> None:
         self.inner, self.opened, self.launched = inner, opened, []
 
-    def launch(self, items):
-        pending = self.inner.launch(items)
+    def launch(self, items, lane=None):
+        pending = self.inner.launch(items, lane)
         pending.event = _Gate(self.opened)
         self.launched.append(len(items))
         return pending
@@ -268,7 +267,7 @@ def test_cancel_with_a_chunk_pass_in_flight(models):
         nxt = rt.submit(_request(models[1], seed=5, max_new_tokens=12))
         assert len(np.concatenate(list(nxt))) == 12 * 1280
         assert h._queue.empty()  # nothing was handed on after the end
-        assert rt.stats() == {"active_streams": 0, "queued": 0, "slots_total": 1, "slots_free": 1}
+        assert _slots(rt) == {"active_streams": 0, "queued": 0, "slots_total": 1, "slots_free": 1}
     finally:
         opened.set()
         rt.close()
@@ -636,26 +635,18 @@ def test_batched_prefill_inputs_equal_each_row_alone(models):
 
 
 def test_pipelined_fused_decoding_equals_eager_reference(models):
-    """Sampling inside the step, launched one step ahead of reading (as on CUDA; here the static step runs
-    eagerly): same tokens as the reference for streams of different lengths, a stream stopped by its
-    token cap, slot reuse after it."""
-    from gsvd.engine.runtime.device_sampling import SamplerState
+    """Sampling inside the step, launched one step ahead of reading (the graphed decoder, here with graphs made by
+    `EagerCapturer` while the streams run, eager steps before): same tokens as the reference for streams of
+    different lengths, a stream stopped by its token cap, slot reuse after it."""
+    from gsvd.engine.runtime.cuda_graphs import EagerCapturer
     from gsvd.engine.runtime.graph_decode import GraphDecoder
-    from gsvd.engine.runtime.kv_cache import KVCache
-    from gsvd.engine.runtime.scheduler import MIN_STEPS
 
     gpt, sovits = models
-    rt = _runtime(models, max_streams=2)
+    rt = Runtime(RuntimeConfig(device="cpu", max_streams=2), capturer=EagerCapturer())
+    rt.add_model("m", *models)
     try:
-        sched = rt._scheduler
-        entry = sched.models["m"]
-        dims = gpt.dims
-        cache = KVCache(dims.n_layer, dims.hidden_dim, 2, rt.max_len, torch.device("cpu"), torch.float32,
-                        preallocate=True)
-        sampler = SamplerState(2, dims.vocab_size, torch.device("cpu"))
-        with sched.cond:
-            entry.cache, entry.sampler = cache, sampler
-            entry.decoder = GraphDecoder(gpt, cache, sampler, dims.eos, MIN_STEPS)
+        entry = rt._scheduler.models["m"]
+        assert isinstance(entry.decoder, GraphDecoder) and entry.cache.k_all is not None
         reqs = [_request(sovits, seed=s, max_new_tokens=n) for s, n in ((0, 30), (1, 17), (2, 25))]
         handles = [rt.submit(r) for r in reqs]  # 3 requests, 2 slots: the third waits for a free slot
         for r, h in zip(reqs, handles):

@@ -56,3 +56,15 @@ def test_tick_stats_are_exposed_as_metrics():
     assert 'gsvd_scheduler_phase_seconds_total{phase="gpt"} 0.2' in text
     assert "gsvd_scheduler_gpt_rows_mean 4.5" in text
     assert "gsvd_scheduler" not in generate_latest(Metrics(tick_stats=lambda: None).registry).decode()
+
+
+def test_memory_budget_and_pinning_flags():
+    """--gpu-memory-fraction / --gpu-memory-gib / --kv-cache-gib reach the engine's RuntimeConfig over the table and
+    the environment; --pin names voices whose models are never evicted; a bad fraction names its variable."""
+    cfg = DaemonConfig.load(env={"GSVD_KV_CACHE_GIB": "3", "GSVD_PIN_VOICES": "x"}, gpu_memory_fraction=0.5,
+                            gpu_memory_gib=None, kv_cache_gib=None, pin_voices="alice, bob,")
+    rt = cfg.runtime()
+    assert (rt.gpu_memory_fraction, rt.gpu_memory_gib, rt.kv_cache_gib) == (0.5, 0.0, 3.0)
+    assert cfg.pinned_voices() == ("alice", "bob") and DaemonConfig.load(env={}).pinned_voices() == ()
+    with pytest.raises(InvalidInput, match="GSVD_GPU_MEMORY_FRACTION must be in"):
+        DaemonConfig.load(env={}, gpu_memory_fraction=2.0).runtime()

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from gsvd.engine.errors import InvalidInput
-from gsvd.engine.settings import RuntimeConfig, variable
+from gsvd.engine.settings import RuntimeConfig, default_triton_cache, variable
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_precedence_defaults_table_environment_arguments():
-    assert RuntimeConfig.load(env={}) == RuntimeConfig()
+    assert RuntimeConfig.load(env={}) == RuntimeConfig(triton_cache=default_triton_cache({}))
+    assert RuntimeConfig.load(env={"XDG_CACHE_HOME": "/c"}).triton_cache == "/c/gsvd/triton"
+    assert RuntimeConfig.load(env={"GSVD_TRITON_CACHE": "/k"}).triton_cache == "/k"
     cfg = RuntimeConfig.load({"max_streams": 8, "cuda_graphs": False, "chunk_policy": "8,1.5"},
                              env={"GSVD_MAX_STREAMS": "16", "GSVD_TICK_STATS": "yes", "GSVD_PORT": "7000"},
                              max_streams=32, device=None)
@@ -31,6 +33,9 @@ def test_precedence_defaults_table_environment_arguments():
     ({"GSVD_DTYPE": "int8"}, "GSVD_DTYPE must be one of"),
     ({"GSVD_SWITCH_INTERVAL": "-1"}, "GSVD_SWITCH_INTERVAL must be a number of seconds"),
     ({"GSVD_CHUNK_POLICY": "60,2,48"}, "GSVD_CHUNK_POLICY"),
+    ({"GSVD_GPU_MEMORY_FRACTION": "1.5"}, "GSVD_GPU_MEMORY_FRACTION must be in"),
+    ({"GSVD_KV_CACHE_GIB": "-2"}, "GSVD_KV_CACHE_GIB must be a number of GiB"),
+    ({"GSVD_LANES": "0"}, "GSVD_LANES must be at least 1"),
 ])
 def test_a_bad_value_is_an_error_naming_its_variable(env, why):
     with pytest.raises(InvalidInput, match=why):
