@@ -149,7 +149,7 @@ class Engine:
         self._voices: dict[str, _VoiceState] = {}
         self._models: dict[str, _ModelState] = {}
         self._lock = threading.RLock()  # held briefly: the voice and model tables
-        self._loads = threading.Lock()  # voice loads and unloads, one at a time (held while a model is built)
+        self._loads = threading.Lock()  # voice loads, one at a time (held while a model is built)
         self._limits = {"max_streams": self.config.max_streams, "queue_limit": self.config.queue_limit,
                         "max_text_chars": MAX_TEXT_CHARS}
         self._closed = False
@@ -257,8 +257,9 @@ class Engine:
             return state.voice
 
     def unload_voice(self, name: str) -> None:
-        """Forget a voice; its model is freed when no voice uses it any more."""
-        with self._loads, self._lock:
+        """Forget a voice; its model is freed when no voice uses it any more. It does not wait for a load in
+        progress (a load whose model was freed meanwhile fails with VoiceNotFound)."""
+        with self._lock:
             state = self._voice_state_of(name)
             del self._voices[name]
             model = self._models[state.voice.model_id]
@@ -524,8 +525,6 @@ class Engine:
             path=meta["path"],
             defaults=meta["defaults"],
         )
-        with self._lock:
-            model.voices.add(name)
         return _VoiceState(
             voice=voice,
             ref_phone_ids=torch.as_tensor(ref_phone_ids, dtype=torch.long).reshape(-1),

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from gsvd.engine.errors import MissingModel
-from gsvd.engine.runtime.cuda_graphs import GraphSet
+from gsvd.engine.runtime.cuda_graphs import CudaCapturer, GraphPool, GraphSet
 from gsvd.engine.text.bert_encoder import BertEncoder
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ class BertFeatures:
         if self._on_cuda:  # its own stream, favoured as the chunk decodes are (first audio waits on both)
             self._stream = torch.cuda.Stream(self.device, priority=-1)
             self._stream.wait_stream(torch.cuda.current_stream(self.device))  # the weights are there
-        self._graphs = GraphSet(self.encoder, self._static)
+        # graphs in a pool of their own, replayed on BERT's stream (off CUDA, or graphs off: the same padded pass eagerly)
+        pool = GraphPool(CudaCapturer(), self._stream) if self._on_cuda and graphs else None
+        self._graphs = GraphSet(self.encoder, self._static, pool=pool)
         self.capture_s = 0.0
         if self._on_cuda and graphs:
             t1 = time.perf_counter()
@@ -212,7 +214,7 @@ class BertFeatures:
         def take(hidden: torch.Tensor) -> torch.Tensor:
             return hidden[:n, :width].cpu()  # on this stream: waits for the pass only
 
-        got = self._graphs.run(key, self._on_cuda, fill, take)
+        got = self._graphs.run(key, fill, take)
         if got is None:  # no graph for this shape (or capture off or failed): the same pass, eagerly
             got = take(self.encoder(ids.to(self.device), mask.to(self.device)))
         return [got[r, : len(row)] for r, row in enumerate(rows)]
