@@ -39,6 +39,28 @@ def serve(
     frontend_workers: int | None = typer.Option(
         None, "--frontend-workers", help="Processes for the text analysis of concurrent requests (-1: half the "
         "cores up to 8 on a GPU, none on CPU)."),
+    allow_unconsented_voices: bool = typer.Option(
+        False, "--allow-unconsented-voices", help="Load voices that carry no consent record (logged as a warning)."),
+    audit_log: str | None = typer.Option(
+        None, "--audit-log", help="JSON-lines audit log of voice loads/unloads and admin calls (rotated)."),
+    audit_log_max_mb: int | None = typer.Option(None, "--audit-log-max-mb", help="Rotate the audit log at this size."),
+    audit_log_backups: int | None = typer.Option(None, "--audit-log-backups", help="Rotated audit logs kept."),
+    watermark: bool | None = typer.Option(
+        None, "--watermark/--no-watermark", help="Mark every stream with the inaudible watermark (and say so in "
+        "its label)."),
+    watermark_key_file: str | None = typer.Option(
+        None, "--watermark-key-file", help="The watermark's private key (default: the public key)."),
+    watermark_daemon_id: int | None = typer.Option(
+        None, "--watermark-daemon-id", help="0-255: this daemon's id in the watermark's payload."),
+    label_producer: str | None = typer.Option(
+        None, "--label-producer", help="Your service-provider code in every output's label (GB 45438)."),
+    sign_cert: str | None = typer.Option(
+        None, "--sign-cert", help="C2PA certificate chain (PEM): sign WAV answers of /v1/audio/speech."),
+    sign_key: str | None = typer.Option(None, "--sign-key", help="Private key of --sign-cert (PEM)."),
+    canary_interval_s: float | None = typer.Option(
+        None, "--canary-interval-s", help="Every resident voice speaks the canary sentences this often (0 off)."),
+    canary_below_streams: int | None = typer.Option(
+        None, "--canary-below-streams", help="The canary speaks only while fewer client streams are active."),
 ) -> None:
     """Serve voices over gRPC (gsvd.v1.Synthesizer, health, reflection)."""
     import asyncio
@@ -57,12 +79,18 @@ def serve(
                                 admin_token_file=admin_token_file, no_auth=no_auth or None, tls_cert=tls_cert,
                                 tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
                                 http_port=http_port, runs_dir=runs_dir, frontend_workers=frontend_workers,
-                                grace_s=grace)
+                                grace_s=grace, allow_unconsented_voices=allow_unconsented_voices or None,
+                                audit_log=audit_log, audit_log_max_mb=audit_log_max_mb,
+                                audit_log_backups=audit_log_backups, watermark=watermark,
+                                watermark_key_file=watermark_key_file, watermark_daemon_id=watermark_daemon_id,
+                                label_producer=label_producer, sign_cert=sign_cert, sign_key=sign_key,
+                                canary_interval_s=canary_interval_s, canary_below_streams=canary_below_streams)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 
         engine = Engine(runtime=cfg.runtime(), bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
-                        sv_model=cfg.sv_model or None, frontend_workers=cfg.engine_frontend_workers())
+                        sv_model=cfg.sv_model or None, frontend_workers=cfg.engine_frontend_workers(),
+                        watermark=cfg.watermark_config())
 
         async def main() -> None:
             daemon = Daemon(engine, cfg)  # grpc.aio objects must be made inside the running loop

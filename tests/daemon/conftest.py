@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# a zero-shot upload's consent record (all four fields are required)
+CONSENT = {"speaker": "Test Speaker", "use": "automated tests of gsvd", "date": "2026-01-01", "recorded_by": "gsvd tests"}
+
 
 def start_daemon(tmp_path, **settings):
     """A daemon on loopback (gsvd.daemon.background.Running) serving tiny voices alice and bob."""
