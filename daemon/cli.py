@@ -43,7 +43,7 @@ def serve(
         False, "--allow-unconsented-voices", help="Load voices that carry no consent record (logged as a warning)."),
     audit_log: str | None = typer.Option(
         None, "--audit-log", help="JSON-lines audit log of voice loads/unloads and admin calls (rotated)."),
-    audit_log_max_mb: int | None = typer.Option(None, "--audit-log-max-mb", help="Rotate the audit log at this size."),
+    audit_log_max_mb: float | None = typer.Option(None, "--audit-log-max-mb", help="Rotate the audit log at this size."),
     audit_log_backups: int | None = typer.Option(None, "--audit-log-backups", help="Rotated audit logs kept."),
     watermark: bool | None = typer.Option(
         None, "--watermark/--no-watermark", help="Mark every stream with the inaudible watermark (and say so in "

@@ -76,7 +76,7 @@ class DaemonConfig:
     # responsible use (see README): consent, audit, labels, watermark, content credentials, canary
     allow_unconsented_voices: bool = False  # load voices without a consent record (a warning at start)
     audit_log: str = ""  # JSON lines: voice loads/unloads and admin calls with the caller's identity; "" off
-    audit_log_max_mb: int = 10  # the audit log is rotated at this size ...
+    audit_log_max_mb: float = 10.0  # the audit log is rotated at this size ...
     audit_log_backups: int = 5  # ... keeping this many older files (PATH.1 newest)
     watermark: bool = False  # an inaudible watermark in every stream (gsvd.engine.provenance)
     watermark_key: str = field(default="", repr=False)  # the mark's private key; "" the public one
@@ -196,9 +196,10 @@ class DaemonConfig:
             folder = Path(self.audit_log).expanduser().parent
             if not folder.is_dir():
                 raise InvalidInput(f"audit_log: the folder {folder} does not exist", "audit_log")
-        for key in ("audit_log_max_mb", "audit_log_backups"):
-            if getattr(self, key) < 1:
-                raise InvalidInput(f"{key} must be >= 1; got {getattr(self, key)}", key)
+        if not self.audit_log_max_mb > 0:
+            raise InvalidInput(f"audit_log_max_mb must be > 0; got {self.audit_log_max_mb}", "audit_log_max_mb")
+        if self.audit_log_backups < 1:
+            raise InvalidInput(f"audit_log_backups must be >= 1; got {self.audit_log_backups}", "audit_log_backups")
         self.watermark_key = _token(self.watermark_key, self.watermark_key_file, "watermark_key")
         if self.watermark_key and not self.watermark:
             raise InvalidInput("watermark_key(_file) is set but watermark is off: turn it on or drop the key",

@@ -208,7 +208,7 @@ def _log_auth(config: DaemonConfig) -> None:
 
 def _open_audit(config: DaemonConfig) -> AuditLog:
     try:
-        return AuditLog(config.audit_log, config.audit_log_max_mb << 20, config.audit_log_backups)
+        return AuditLog(config.audit_log, max(1, int(config.audit_log_max_mb * (1 << 20))), config.audit_log_backups)
     except OSError as exc:
         raise StartupError(f"cannot open the audit log {config.audit_log}: {exc.strerror or exc}") from None
 
@@ -218,7 +218,7 @@ def _log_responsible_use(config: DaemonConfig, audit: AuditLog) -> None:
     if config.allow_unconsented_voices:
         log.warning("consent check is off (allow_unconsented_voices): voices without a consent record are loaded")
     if audit.enabled:
-        log.info("audit log: %s (rotated at %d MB, %d kept)", audit.path, config.audit_log_max_mb,
+        log.info("audit log: %s (rotated at %g MB, %d kept)", audit.path, config.audit_log_max_mb,
                  config.audit_log_backups)
     else:
         log.info("no audit log (set --audit-log to record voice loads, unloads and admin calls)")

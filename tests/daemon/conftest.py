@@ -26,7 +26,8 @@ def start_daemon(tmp_path, **settings):
         settings.setdefault("no_auth", True)  # tokenless test daemons manage voices too (loopback)
     cfg = DaemonConfig.load(None, env={}, port=0, voices_dir=str(voices), device="cpu",
                             **{"grace_s": 1.0, **settings})
-    engine = Engine(device="cpu", max_streams=cfg.max_streams, queue_limit=cfg.queue_limit, hubert_folder=hubert)
+    engine = Engine(device="cpu", max_streams=cfg.max_streams, queue_limit=cfg.queue_limit, hubert_folder=hubert,
+                    watermark=cfg.watermark_config())
     return dataclasses.replace(serve_in_thread(engine, cfg), voices_dir=voices)
 
 
