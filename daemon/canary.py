@@ -77,14 +77,15 @@ class Reading:
 
 @dataclass(frozen=True)
 class DriftBounds:
-    """How far a reading may move from the voice's first reading before it is logged."""
+    """How far a reading may move from the voice's first reading before it is logged: the duration and the token
+    count by a share of the first (|now / first - 1|; sampling varies a little across batches on a GPU), the
+    level in dB, the speaker similarity by a drop (a rise is no drift). A voice that reached EOS in every
+    sentence and now runs into the token cap has drifted, whatever the bounds."""
 
     duration_ratio: float = 0.3
-    """|duration / first duration - 1| above this drifts (sampling varies a little across batches on a GPU)."""
-    level_db: float = 6.0
     tokens_ratio: float = 0.3
+    level_db: float = 6.0
     similarity_drop: float = 0.15
-    """The similarity falling this much below the first reading's drifts (a rise does not)."""
 
 
 def drift(first: Reading, now: Reading, bounds: DriftBounds = DriftBounds()) -> list[str]:
