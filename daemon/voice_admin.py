@@ -91,9 +91,9 @@ class VoiceAdmin:
         entry.note(voice=name)
         consent = self._checked_consent(record, name)
         entry.note(consent=summary(consent) or "none (allow_unconsented_voices)")
+        load = partial(self.engine.load_voice, path, name, progress=partial(_log_load, path))
         with self._claim(name, replace):
-            voice = await own_thread(partial(self.engine.load_voice, path, name, progress=partial(_log_load, path)))
-        self._facts[voice.name] = VoiceFacts(consent, "bundle", reference)
+            voice = await own_thread(partial(self._registered, load, VoiceFacts(consent, "bundle", reference)))
         log.info("loaded voice %s (%s); consent: %s", voice.name, voice.version, summary(consent) or "none")
         return voice
 
@@ -108,9 +108,7 @@ class VoiceAdmin:
                 raise AlreadyExists(f"voice {name!r} is already loaded from another folder")
             consent = self._checked_consent(record, name)
             entry.note(consent=summary(consent) or "none (allow_unconsented_voices)")
-            voice = self.engine.load_voice(path)
-            self._facts[voice.name] = VoiceFacts(consent, "bundle", reference)
-            return voice
+            return self._registered(partial(self.engine.load_voice, path), VoiceFacts(consent, "bundle", reference))
 
     async def add_reference_voice(self, name: str, base_voice: str, audio: np.ndarray, sample_rate: int,
                                   transcript: str, language: str, consent: Mapping[str, Any], replace: bool = False,
@@ -127,10 +125,10 @@ class VoiceAdmin:
         audio = validate.reference_audio(audio)
         base = validate.voice_name(base_voice, "reference.base_voice")
         entry.note(base_voice=base)
+        add = partial(self.engine.add_voice_from_reference, name, base, audio, sample_rate, transcript, language or "auto")
+        facts = VoiceFacts(record, "upload", clip=(np.array(audio, np.float32), int(sample_rate)))
         with self._claim(name, replace):
-            voice = await own_thread(partial(self.engine.add_voice_from_reference, name, base, audio, sample_rate,
-                                              transcript, language or "auto"))
-        self._facts[voice.name] = VoiceFacts(record, "upload", clip=(np.array(audio, np.float32), int(sample_rate)))
+            voice = await own_thread(partial(self._registered, add, facts))
         log.info("added zero-shot voice %s on the model of %s; consent: %s", voice.name, base, summary(record))
         return voice
 
@@ -141,6 +139,13 @@ class VoiceAdmin:
         self.engine.unload_voice(name)
         self._facts.pop(name, None)
         log.info("unloaded voice %s", name)
+
+    def _registered(self, load: Callable[[], Voice], facts: VoiceFacts) -> Voice:
+        """Run a load (on its own thread) and record the voice's facts with it, so that a load whose caller went
+        away meanwhile still leaves the voice with its consent record."""
+        voice = load()
+        self._facts[voice.name] = facts
+        return voice
 
     def _checked_consent(self, record: Mapping[str, Any] | None, name: str) -> dict:
         """The bundle's consent record if valid; else ConsentRequired, or {} with a warning when the operator

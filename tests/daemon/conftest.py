@@ -8,6 +8,19 @@ import pytest
 CONSENT = {"speaker": "Test Speaker", "use": "automated tests of gsvd", "date": "2026-01-01", "recorded_by": "gsvd tests"}
 
 
+def unconsented(voices, name: str = "ghost"):
+    """A tiny voice bundle whose voice.toml has no [consent] table (the daemon refuses it unless allowed)."""
+    from gsvd.engine.testing.bundle import write_tiny_voice
+
+    path = write_tiny_voice(voices, name, seed=2)
+    manifest = path / "voice.toml"
+    text = manifest.read_text(encoding="utf-8")
+    stripped = text.replace('[consent]\nstatement = "synthetic test voice, no real person"\n\n', "")
+    assert stripped != text and "[consent]" not in stripped
+    manifest.write_text(stripped, encoding="utf-8")
+    return path
+
+
 def start_daemon(tmp_path, **settings):
     """A daemon on loopback (gsvd.daemon.background.Running) serving tiny voices alice and bob."""
     import dataclasses

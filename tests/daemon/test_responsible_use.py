@@ -24,27 +24,16 @@ from typer.testing import CliRunner
 from gsvd.clients import Client
 from gsvd.daemon.auth import token_fingerprint
 from gsvd.engine.provenance.label import AiLabel, read_label
-from gsvd.engine.testing.bundle import synthetic_clip, write_tiny_voice
+from gsvd.engine.testing.bundle import synthetic_clip
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 from gsvd.wavio import read_wav_metadata
 
 from .certs import make_certs
-from .conftest import CONSENT, start_daemon
+from .conftest import CONSENT, start_daemon, unconsented
 
 USER, ADMIN = "user-token", "admin-token"
 OPTS = {"seed": 3, "top_k": 5, "language": "en", "max_new_tokens": 30}
-
-
-def unconsented(voices: Path, name: str = "ghost") -> Path:
-    """A tiny voice bundle whose voice.toml has no [consent] table."""
-    path = write_tiny_voice(voices, name, seed=2)
-    manifest = path / "voice.toml"
-    text = manifest.read_text(encoding="utf-8")
-    stripped = text.replace('[consent]\nstatement = "synthetic test voice, no real person"\n\n', "")
-    assert stripped != text and "[consent]" not in stripped
-    manifest.write_text(stripped, encoding="utf-8")
-    return path
 
 
 def audit_lines(path: Path) -> list[dict]:
@@ -330,3 +319,13 @@ def test_say_prints_the_label_and_writes_it_into_the_file(guarded, tmp_path):
     assert f"AI-generated speech (voice bob, {label.generator}, id {label.produce_id})" in res.output
     meta = read_wav_metadata(out)
     assert meta.info["IART"] == "bob (synthetic voice)" and meta.aigc["AIGC"]["ProduceID"] == label.produce_id
+
+
+def test_voices_list_shows_each_voice_consent(guarded):
+    from gsvd.cli import app
+
+    running, _ = guarded
+    res = CliRunner().invoke(app, ["voices", "list", "--server", running.address, "--token", USER])
+    assert res.exit_code == 0, res.output
+    rows = {line.split("\t")[0]: line for line in res.output.splitlines()}
+    assert rows["alice"].endswith("\tconsent: synthetic test voice, no real person") and "ghost" not in rows
