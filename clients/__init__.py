@@ -1,7 +1,7 @@
-"""gsvd.clients: Python clients for the gsvd daemon (no torch). `Client`, `AsyncClient`, `AudioOut`
-load grpc on first use, so importing this package (as the CLI does) stays cheap."""
+"""gsvd.clients: Python clients for the gsvd daemon (no torch). `Client`, `AsyncClient`, `AudioOut`,
+`AudioStream` load grpc on first use, so importing this package (as the CLI does) stays cheap."""
 
-__all__ = ["AsyncClient", "AudioOut", "Client"]
+__all__ = ["AsyncClient", "AudioOut", "AudioStream", "Client"]
 
 
 def __getattr__(name: str):

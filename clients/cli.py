@@ -40,7 +40,8 @@ def say(
     seed: int | None = typer.Option(None, "--seed"),
     speed: float | None = typer.Option(None, "--speed"),
 ) -> None:
-    """Stream TEXT from the daemon; play it (--play) and/or write it (--out)."""
+    """Stream TEXT from the daemon; play it (--play) and/or write it (--out). Prints the server's label saying
+    the audio is AI-generated; a file written with --out carries it in its metadata (LIST/INFO + aigc chunk)."""
     import grpc
     import numpy as np
 
@@ -49,13 +50,18 @@ def say(
 
     if not play and out is None:
         _fail("nothing to do: give --play and/or --out FILE", 2)
+    label = None
     try:
         if play:
             check_output(device)
         player = None
         chunks = []
         with Client(server, token) as client:
-            for chunk in client.stream(text, voice, language=lang, seed=seed, speed=speed):
+            stream = client.stream(text, voice, language=lang, seed=seed, speed=speed)
+            for chunk in stream:
+                if label is None and stream.label is not None:
+                    label = stream.label
+                    typer.echo(_label_line(label))
                 if play and player is None:
                     player = Player(chunk.sample_rate, device)
                 if player is not None:
@@ -67,11 +73,19 @@ def say(
         _fail(str(exc), 1)
     except grpc.RpcError as exc:
         _rpc_error(exc)
+    if label is None:
+        typer.echo("warning: the server sent no AI-generated label (an older gsvd?)", err=True)
     if out is not None and chunks:
         from gsvd.wavio import write_wav
 
-        write_wav(out, np.concatenate([c.pcm for c in chunks]), chunks[0].sample_rate)
-        typer.echo(f"wrote {out}")
+        path = write_wav(out, np.concatenate([c.pcm for c in chunks]), chunks[0].sample_rate, label=label)
+        typer.echo(f"wrote {path}")
+
+
+def _label_line(label) -> str:
+    """The label, as `gsvd say` prints it."""
+    mark = f"; watermark: {label.watermark}" if label.watermark else ""
+    return f"AI-generated speech (voice {label.voice}, {label.generator}, id {label.produce_id}){mark}"
 
 
 def devices() -> None:
@@ -95,7 +109,8 @@ def voices_list(server: str = typer.Option("127.0.0.1:50051", "--server", envvar
     try:
         with Client(server, token) as c:
             for v in c.voices():
-                typer.echo(f"{v.name}\t{v.version}\t{','.join(v.languages)}\t{v.reference_text}")
+                consent = v.consent.speaker or v.consent.statement or "no consent record"
+                typer.echo(f"{v.name}\t{v.version}\t{','.join(v.languages)}\t{v.reference_text}\tconsent: {consent}")
     except grpc.RpcError as exc:
         _rpc_error(exc)
 

@@ -9,6 +9,12 @@
         async with c.stream("Hello.", voice="alice") as audio:   # leaving the block cancels the call
             async for chunk in audio: ...
 
+Every stream says it is AI-generated: `stream()` returns an `AudioStream` whose `label` (a
+`gsvd.engine.provenance.label.AiLabel`: voice, generator, produce id, watermark) is set once the first
+message has come; write files with it (`gsvd.wavio.write_wav(..., label=stream.label)`). Zero-shot
+uploads carry the speaker's consent record (`upload_voice(..., consent={"speaker", "use", "date",
+"recorded_by"})`).
+
 Only idempotent calls (ListVoices, GetVoice, GetServerInfo) are retried on UNAVAILABLE. Both clients
 take the same TLS options: `tls_ca` (root certificates, PEM; turns TLS on), `client_cert` and
 `client_key` (mutual TLS), `server_name` (the name the server's certificate is checked against, when
@@ -19,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -28,7 +35,11 @@ import numpy as np
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
+if TYPE_CHECKING:
+    from gsvd.engine.provenance.label import AiLabel
+
 _ENC = {"s16": pb.PCM_S16LE, "f32": pb.PCM_F32LE}
+_CONSENT_KEYS = ("speaker", "use", "date", "recorded_by", "statement")
 
 
 @dataclass
@@ -54,6 +65,27 @@ def _decode(chunk: pb.AudioChunk, fmt: pb.AudioFormat) -> AudioOut:
         pcm = np.frombuffer(chunk.audio, dtype="<i2").astype(np.float32) / 32767.0
     return AudioOut(pcm, fmt.sample_rate_hz, chunk.sequence, chunk.offset_samples, chunk.is_final, chunk.text,
                     list(chunk.envelope), [(t.text, t.start_s, t.end_s) for t in chunk.timings])
+
+
+def label_of(fmt: pb.AudioFormat) -> AiLabel | None:
+    """The stream's AI-generated label from its first message (None from a server that sends none)."""
+    if not fmt.HasField("label"):
+        return None
+    from gsvd.engine.provenance.label import AiLabel  # numpy and the stdlib only
+
+    lab = fmt.label
+    return AiLabel(voice=lab.voice, generator=lab.generator, created=lab.created, producer=lab.producer,
+                   produce_id=lab.produce_id, watermark=lab.watermark, statement=lab.statement)
+
+
+def consent_record(consent: Mapping[str, str] | pb.ConsentRecord) -> pb.ConsentRecord:
+    """A consent record for an upload: speaker, use, date (YYYY-MM-DD), recorded_by, optional statement."""
+    if isinstance(consent, pb.ConsentRecord):
+        return consent
+    unknown = set(consent) - set(_CONSENT_KEYS)
+    if unknown:
+        raise ValueError(f"unknown consent fields: {', '.join(sorted(unknown))} (use {', '.join(_CONSENT_KEYS)})")
+    return pb.ConsentRecord(**{k: str(v) for k, v in consent.items()})
 
 
 def _channel_args(max_mb: int) -> list[tuple[str, int | str]]:
@@ -116,14 +148,14 @@ class Client:
     # synthesis ---------------------------------------------------------------
 
     def stream(self, text: str, voice: str, *, encoding: str = "s16", sample_rate: int = 0, envelope: bool = False,
-               timeout: float | None = 120, **opts) -> Iterator[AudioOut]:
+               timeout: float | None = 120, **opts) -> AudioStream:
         req = pb.SynthesizeRequest(text=text, voice=voice, options=options(**opts),
                                    output=pb.OutputConfig(encoding=_ENC[encoding], sample_rate_hz=sample_rate,
                                                           mouth_envelope=envelope))
-        return _audio(self.stub.Synthesize(req, metadata=self.metadata, timeout=timeout))
+        return AudioStream(self.stub.Synthesize(req, metadata=self.metadata, timeout=timeout))
 
     def stream_text(self, pieces: Iterable[str], voice: str, *, encoding: str = "s16", sample_rate: int = 0,
-                    timeout: float | None = 300, **opts) -> Iterator[AudioOut]:
+                    timeout: float | None = 300, **opts) -> AudioStream:
         def requests():
             yield pb.StreamingSynthesizeRequest(config=pb.StreamingConfig(
                 voice=voice, options=options(**opts),
@@ -131,7 +163,7 @@ class Client:
             for piece in pieces:
                 yield pb.StreamingSynthesizeRequest(input=pb.TextInput(text=piece))
 
-        return _audio(self.stub.StreamingSynthesize(requests(), metadata=self.metadata, timeout=timeout))
+        return AudioStream(self.stub.StreamingSynthesize(requests(), metadata=self.metadata, timeout=timeout))
 
     def synthesize(self, text: str, voice: str, **kw) -> tuple[np.ndarray, int]:
         chunks = list(self.stream(text, voice, **kw))
@@ -155,9 +187,12 @@ class Client:
                                    metadata=self.metadata, timeout=timeout)
 
     def upload_voice(self, name: str, base_voice: str, audio: np.ndarray, sample_rate: int, transcript: str,
-                     language: str = "auto", timeout: float = 120, *, replace: bool = False) -> pb.Voice:
+                     language: str = "auto", timeout: float = 120, *,
+                     consent: Mapping[str, str] | pb.ConsentRecord, replace: bool = False) -> pb.Voice:
+        """A zero-shot voice from a 3-10 s clip; `consent`: the speaker's record (see `consent_record`)."""
         up = pb.ReferenceUpload(base_voice=base_voice, audio=np.asarray(audio, "<f4").tobytes(), encoding=pb.PCM_F32LE,
-                                sample_rate_hz=sample_rate, transcript=transcript, language=language)
+                                sample_rate_hz=sample_rate, transcript=transcript, language=language,
+                                consent=consent_record(consent))
         return self.stub.LoadVoice(pb.LoadVoiceRequest(name=name, reference=up, replace=replace),
                                    metadata=self.metadata, timeout=timeout)
 
@@ -165,13 +200,29 @@ class Client:
         self.stub.UnloadVoice(pb.UnloadVoiceRequest(name=name), metadata=self.metadata, timeout=timeout)
 
 
-def _audio(responses) -> Iterator[AudioOut]:
-    fmt = None
-    for resp in responses:
-        if resp.WhichOneof("event") == "start":
-            fmt = resp.start
-        elif fmt is not None:
-            yield _decode(resp.audio, fmt)
+class AudioStream:
+    """The audio of one call as `AudioOut` chunks (iterate it); `format` and `label` (the AI-generated label,
+    `label_of`) are set once the first message has come -- before the first chunk is handed out."""
+
+    def __init__(self, responses) -> None:
+        self._responses = responses  # grpc's response iterator (also the call: cancel())
+        self.format: pb.AudioFormat | None = None
+        self.label: AiLabel | None = None
+
+    def __iter__(self) -> AudioStream:
+        return self
+
+    def __next__(self) -> AudioOut:
+        while True:
+            resp = next(self._responses)  # StopIteration at the end of the call
+            if resp.WhichOneof("event") == "start":
+                self.format, self.label = resp.start, label_of(resp.start)
+            elif self.format is not None:
+                return _decode(resp.audio, self.format)
+
+    def cancel(self) -> None:
+        """Stop the call (the server frees its slot)."""
+        self._responses.cancel()
 
 
 class AsyncClient:
@@ -236,6 +287,7 @@ class AsyncAudioStream:
     def __init__(self, call) -> None:
         self._call = call  # grpc.aio UnaryStreamCall / StreamStreamCall
         self._fmt: pb.AudioFormat | None = None
+        self.label: AiLabel | None = None  # the AI-generated label, once the first message has come
         self._closed = False
 
     def __aiter__(self) -> AsyncAudioStream:
@@ -250,7 +302,7 @@ class AsyncAudioStream:
                 if resp is grpc.aio.EOF:
                     raise StopAsyncIteration
                 if resp.WhichOneof("event") == "start":
-                    self._fmt = resp.start
+                    self._fmt, self.label = resp.start, label_of(resp.start)
                 elif self._fmt is not None:
                     return _decode(resp.audio, self._fmt)
         except asyncio.CancelledError:

@@ -49,6 +49,28 @@ def serve(
         "3/4 of the budget)."),
     pin: list[str] | None = typer.Option(
         None, "--pin", metavar="VOICE", help="A voice whose model is never evicted from the GPU (repeatable; or comma-separated)."),
+    allow_unconsented_voices: bool = typer.Option(
+        False, "--allow-unconsented-voices", help="Load voices that carry no consent record (logged as a warning)."),
+    audit_log: str | None = typer.Option(
+        None, "--audit-log", help="JSON-lines audit log of voice loads/unloads and admin calls (rotated)."),
+    audit_log_max_mb: float | None = typer.Option(None, "--audit-log-max-mb", help="Rotate the audit log at this size."),
+    audit_log_backups: int | None = typer.Option(None, "--audit-log-backups", help="Rotated audit logs kept."),
+    watermark: bool | None = typer.Option(
+        None, "--watermark/--no-watermark", help="Mark every stream with the inaudible watermark (and say so in "
+        "its label)."),
+    watermark_key_file: str | None = typer.Option(
+        None, "--watermark-key-file", help="The watermark's private key (default: the public key)."),
+    watermark_daemon_id: int | None = typer.Option(
+        None, "--watermark-daemon-id", help="0-255: this daemon's id in the watermark's payload."),
+    label_producer: str | None = typer.Option(
+        None, "--label-producer", help="Your service-provider code in every output's label (GB 45438)."),
+    sign_cert: str | None = typer.Option(
+        None, "--sign-cert", help="C2PA certificate chain (PEM): sign WAV answers of /v1/audio/speech."),
+    sign_key: str | None = typer.Option(None, "--sign-key", help="Private key of --sign-cert (PEM)."),
+    canary_interval_s: float | None = typer.Option(
+        None, "--canary-interval-s", help="Every resident voice speaks the canary sentences this often (0 off)."),
+    canary_below_streams: int | None = typer.Option(
+        None, "--canary-below-streams", help="The canary speaks only while fewer client streams are active."),
 ) -> None:
     """Serve voices over gRPC (gsvd.v1.Synthesizer, health, reflection)."""
     import asyncio
@@ -69,13 +91,18 @@ def serve(
                                 http_port=http_port, runs_dir=runs_dir, frontend_workers=frontend_workers,
                                 grace_s=grace, pin_voices=",".join(pin) if pin else None,
                                 gpu_memory_fraction=gpu_memory_fraction, gpu_memory_gib=gpu_memory_gib,
-                                kv_cache_gib=kv_cache_gib)
+                                kv_cache_gib=kv_cache_gib, allow_unconsented_voices=allow_unconsented_voices or None,
+                                audit_log=audit_log, audit_log_max_mb=audit_log_max_mb,
+                                audit_log_backups=audit_log_backups, watermark=watermark,
+                                watermark_key_file=watermark_key_file, watermark_daemon_id=watermark_daemon_id,
+                                label_producer=label_producer, sign_cert=sign_cert, sign_key=sign_key,
+                                canary_interval_s=canary_interval_s, canary_below_streams=canary_below_streams)
         cfg.voices_dir = cfg.voices_dir or str(default_voices())
         from gsvd.daemon.server import Daemon
 
         engine = Engine(runtime=cfg.runtime(), bert_folder=cfg.bert_folder or None, hubert_folder=cfg.hubert_folder or None,
                         sv_model=cfg.sv_model or None, frontend_workers=cfg.engine_frontend_workers(),
-                        pinned_voices=cfg.pinned_voices())
+                        pinned_voices=cfg.pinned_voices(), watermark=cfg.watermark_config())
 
         async def main() -> None:
             daemon = Daemon(engine, cfg)  # grpc.aio objects must be made inside the running loop

@@ -6,6 +6,13 @@ text limit (at most the engine's `MAX_TEXT_CHARS`, which is also the default), t
 `ps`; GSVD_TOKEN / GSVD_ADMIN_TOKEN come through the environment layer), `no_auth` (only on
 a loopback bind, never with a token) and the TLS files (both of cert and key, readable, one pair).
 
+Responsible use: `allow_unconsented_voices` (off: voices need a consent record), the audit log (`audit_log`,
+its folder must exist; size and count of the rotated files), the watermark (`watermark`, a private key from
+`watermark_key`/`watermark_key_file` like the tokens, `watermark_daemon_id`; `watermark_config()` is the
+engine's `WatermarkConfig`), the label's producer code, C2PA signing (`sign_cert` + `sign_key`, read at start;
+`signing()`), and the canary (`canary_interval_s`, `canary_below_streams` < `max_streams`,
+`canary_max_tokens`).
+
 The engine's runtime settings (`gsvd.engine.settings.RuntimeConfig`, its own registry of GSVD_* variables) may
 stand in the same [serve] table or come as flags (`--gpu-memory-fraction`, `--gpu-memory-gib`, `--kv-cache-gib`);
 `runtime()` builds the engine's configuration from them, the environment and the daemon's device, dtype, max_streams
@@ -20,10 +27,15 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gsvd.engine.engine import MAX_TEXT_CHARS
 from gsvd.engine.errors import InvalidInput
 from gsvd.engine.settings import RuntimeConfig
+
+if TYPE_CHECKING:
+    from gsvd.engine.provenance.c2pa_sign import SigningConfig
+    from gsvd.engine.provenance.watermark import WatermarkConfig
 
 log = logging.getLogger("gsvd.daemon")
 _TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # visible ASCII: what an HTTP/2 header value carries as is
@@ -63,6 +75,22 @@ class DaemonConfig:
     sv_model: str = ""
     frontend_workers: int = -1  # text-analysis worker processes; -1: the engine's default (half the cores on a GPU)
     pin_voices: str = ""  # comma-separated voice names whose models stay on the GPU (never evicted)
+    # responsible use (see README): consent, audit, labels, watermark, content credentials, canary
+    allow_unconsented_voices: bool = False  # load voices without a consent record (a warning at start)
+    audit_log: str = ""  # JSON lines: voice loads/unloads and admin calls with the caller's identity; "" off
+    audit_log_max_mb: float = 10.0  # the audit log is rotated at this size ...
+    audit_log_backups: int = 5  # ... keeping this many older files (PATH.1 newest)
+    watermark: bool = False  # an inaudible watermark in every stream (gsvd.engine.provenance)
+    watermark_key: str = field(default="", repr=False)  # the mark's private key; "" the public one
+    watermark_key_file: str = ""  # read the key from this file
+    watermark_daemon_id: int = 0  # 0-255, carried in the mark's payload (with the voice's hash and the day)
+    label_producer: str = ""  # the operator's service-provider code in every label (GB 45438 ContentProducer)
+    sign_cert: str = ""  # C2PA certificate chain (PEM): WAV answers of /v1/audio/speech carry signed credentials
+    sign_key: str = ""  # its private key (PEM)
+    sign_alg: str = "es256"
+    canary_interval_s: float = 0.0  # every resident voice speaks the canary sentences this often; 0 off
+    canary_below_streams: int = 1  # ... only while fewer client streams than this are active (1: idle only)
+    canary_max_tokens: int = 250  # cap per canary sentence (25 tokens = 1 s): a voice that never stops shows
     runtime_table: dict = field(default_factory=dict, repr=False)  # the TOML's runtime settings (RuntimeConfig)
     runtime_flags: dict = field(default_factory=dict, repr=False)  # runtime settings given as flags
 
@@ -119,6 +147,22 @@ class DaemonConfig:
         """The `Engine(frontend_workers=...)` argument: None for the engine's default."""
         return None if self.frontend_workers < 0 else self.frontend_workers
 
+    def watermark_config(self) -> WatermarkConfig | None:
+        """The engine's watermark (`Engine(watermark=...)`), or None when it is off."""
+        from gsvd.engine.provenance.watermark import PUBLIC_KEY, WatermarkConfig
+
+        if not self.watermark:
+            return None
+        return WatermarkConfig(key=self.watermark_key or PUBLIC_KEY, daemon_id=self.watermark_daemon_id)
+
+    def signing(self) -> SigningConfig | None:
+        """Where the C2PA signing material is, or None when HTTP answers are not signed."""
+        from gsvd.engine.provenance.c2pa_sign import SigningConfig
+
+        if not self.sign_cert:
+            return None
+        return SigningConfig(Path(self.sign_cert).expanduser(), Path(self.sign_key).expanduser(), self.sign_alg.lower())
+
     def tls(self):
         """The TLS files (gsvd.daemon.tls.TlsFiles) for both listeners, or None when TLS is off."""
         from gsvd.daemon.tls import TlsFiles
@@ -157,6 +201,41 @@ class DaemonConfig:
                 raise InvalidInput(f"no_auth is accepted only on a loopback bind (127.0.0.1, ::1, localhost); "
                                    f"host is {self.host!r}: set --admin-token instead", "no_auth")
         self.tls()
+        self._check_responsible_use()
+
+    def _check_responsible_use(self) -> None:
+        """Audit log, watermark, signing and canary settings (each a clear InvalidInput naming the setting)."""
+        if self.audit_log:
+            folder = Path(self.audit_log).expanduser().parent
+            if not folder.is_dir():
+                raise InvalidInput(f"audit_log: the folder {folder} does not exist", "audit_log")
+        if not self.audit_log_max_mb > 0:
+            raise InvalidInput(f"audit_log_max_mb must be > 0; got {self.audit_log_max_mb}", "audit_log_max_mb")
+        if self.audit_log_backups < 1:
+            raise InvalidInput(f"audit_log_backups must be >= 1; got {self.audit_log_backups}", "audit_log_backups")
+        self.watermark_key = _token(self.watermark_key, self.watermark_key_file, "watermark_key")
+        if self.watermark_key and not self.watermark:
+            raise InvalidInput("watermark_key(_file) is set but watermark is off: turn it on or drop the key",
+                               "watermark_key")
+        if not 0 <= self.watermark_daemon_id <= 255:
+            raise InvalidInput(f"watermark_daemon_id must be in [0, 255]; got {self.watermark_daemon_id}",
+                               "watermark_daemon_id")
+        if bool(self.sign_cert) != bool(self.sign_key):
+            raise InvalidInput("give both sign_cert and sign_key to sign HTTP answers (C2PA)",
+                               "sign_key" if self.sign_cert else "sign_cert")
+        signing = self.signing()
+        if signing is not None:
+            signing.load()  # unreadable files and unknown algorithms fail at start
+        if self.canary_interval_s < 0:
+            raise InvalidInput(f"canary_interval_s must be >= 0 (0 turns the canary off); got {self.canary_interval_s}",
+                               "canary_interval_s")
+        if self.canary_interval_s and not 1 <= self.canary_below_streams < self.max_streams:
+            raise InvalidInput(f"canary_below_streams must be in [1, max_streams - 1] = [1, {self.max_streams - 1}] "
+                               "so that the canary never holds a slot a client needs; got "
+                               f"{self.canary_below_streams}", "canary_below_streams")
+        if not 1 <= self.canary_max_tokens <= 1500:
+            raise InvalidInput(f"canary_max_tokens must be in [1, 1500]; got {self.canary_max_tokens}",
+                               "canary_max_tokens")
 
 
 def _bool(value: object) -> bool:

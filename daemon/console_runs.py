@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gsvd.daemon.http_api import guard, json_error, json_object
+from gsvd.daemon.audit import Entry
+from gsvd.daemon.http_api import guard, http_caller, json_error, json_object
 from gsvd.engine.errors import GsvdError, InvalidInput
 
 if TYPE_CHECKING:
@@ -90,6 +91,15 @@ class RunsApi:
         return web.FileResponse(path, headers={"Content-Type": _TYPES[path.suffix], "Cache-Control": "no-cache"})
 
     async def package(self, request: web.Request) -> web.Response:
+        """Package a run and load its voice: an admin call, written to the audit log as `package_run`."""
+        with self.service.audit.event("package_run", http_caller(self.gateway, request), self.service.hide,
+                                      call="POST /v1/runs/package", run=request.match_info["name"]) as entry:
+            resp = await self._package(request, entry)
+            if resp.status >= 400 and not entry.result:
+                entry.result = _error_code(resp)
+            return resp
+
+    async def _package(self, request: web.Request, entry: Entry) -> web.Response:
         folder = self._open(request, admin=True)
         if isinstance(folder, web.Response):
             return folder
@@ -112,10 +122,11 @@ class RunsApi:
             return json_error(400 if code == 2 else 500, "FAILED_PRECONDITION" if code == 2 else "INTERNAL", out)
         try:
             bundle = json.loads((folder / "package" / "package.json").read_text(encoding="utf-8"))["bundle"]
-            voice = await self.service.admin.load_bundle(bundle, replace=True)  # a new epoch of the same voice
+            voice = await self.service.admin.load_bundle(bundle, replace=True, entry=entry)  # a new epoch
         except (OSError, ValueError, KeyError) as exc:
             return json_error(500, "INTERNAL", f"packaged, but the result could not be read: {exc}")
         except GsvdError as exc:
+            entry.fail(exc, self.service.hide)
             return self.gateway._error(exc)
         return web.json_response({"voice": voice.name, "version": voice.version, "bundle": bundle,
                                   "sovits_epoch": epochs[0], "gpt_epoch": epochs[1], "log": out}, status=201)
@@ -137,6 +148,14 @@ class RunsApi:
         if not name or name.startswith(".") or "/" in name or "\\" in name or not (root / name / "run.json").is_file():
             return json_error(404, "NOT_FOUND", f"no run {name!r} under {root}")
         return root / name
+
+
+def _error_code(resp: web.Response) -> str:
+    """The `code` of a JSON error answer (for the audit log)."""
+    try:
+        return str(json.loads(resp.body)["error"]["code"])
+    except (TypeError, ValueError, KeyError):
+        return f"HTTP {resp.status}"
 
 
 def _list_runs(root: Path) -> list[dict]:

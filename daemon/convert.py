@@ -1,12 +1,19 @@
-"""Proto <-> engine conversions: options (validated), output encoding, resampling, envelope."""
+"""Proto <-> engine conversions: options (validated), output encoding, resampling, envelope, voices with their
+consent records, labels."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gsvd.engine.errors import InvalidInput
 from gsvd.engine.types import SynthesisOptions
 from gsvd.v1 import gsvd_pb2 as pb
+
+if TYPE_CHECKING:
+    from gsvd.engine.provenance.label import AiLabel
 
 NATIVE_RATE = 32000
 ENVELOPE_MS = 20
@@ -71,10 +78,26 @@ def envelope(pcm: np.ndarray, rate: int) -> list[float]:
     return np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)).astype(np.float32).tolist()
 
 
-def voice(v) -> pb.Voice:
+_CONSENT_FIELDS = ("speaker", "use", "date", "recorded_by", "statement", "recorded_at", "source")
+
+
+def voice(v, consent: Mapping[str, object] | None = None) -> pb.Voice:
+    """A loaded voice with its consent record (VoiceAdmin.consent)."""
+    record = pb.ConsentRecord(**{k: str(consent[k]) for k in _CONSENT_FIELDS if consent and consent.get(k)})
     return pb.Voice(name=v.name, version=v.version, model_id=v.model_id, languages=list(v.languages),
                     reference_text=v.reference_text, reference_language=v.reference_language,
-                    sample_rate_hz=v.sample_rate)
+                    sample_rate_hz=v.sample_rate, consent=record)
+
+
+def consent_values(msg: pb.ConsentRecord) -> dict[str, str]:
+    """The fields a client sent (the server sets recorded_at and source itself)."""
+    return {k: getattr(msg, k) for k in ("speaker", "use", "date", "recorded_by", "statement")}
+
+
+def label(lab: AiLabel) -> pb.AiLabel:
+    return pb.AiLabel(ai_generated=True, voice=lab.voice, generator=lab.generator, created=lab.created,
+                      producer=lab.producer, produce_id=lab.produce_id, watermark=lab.watermark,
+                      statement=lab.statement)
 
 
 def upload_audio(up: pb.ReferenceUpload) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Errors -> gRPC status codes and HTTP statuses, in one place (every abort carries a message).
 
 The engine's typed errors cover bad input; the daemon adds the refusals only a server makes (no
-credentials, wrong credentials, a name already taken, a stream past its deadline or stalled, a
-daemon shutting down). Messages sent to a client never name the server's own folders: `message_for`
+credentials, wrong credentials, a voice without a consent record, a name already taken, a stream past
+its deadline or stalled, a daemon shutting down). Messages sent to a client never name the server's own folders: `message_for`
 replaces them with a placeholder.
 """
 
@@ -45,6 +45,10 @@ class AlreadyExists(GsvdError):
     """A voice of that name is loaded and the request did not ask to replace it (ALREADY_EXISTS / 409)."""
 
 
+class ConsentRequired(GsvdError):
+    """A voice without a valid consent record, on a daemon that requires one (FAILED_PRECONDITION / HTTP 400)."""
+
+
 class StartupError(GsvdError):
     """The daemon cannot start as configured (a busy port, unreadable TLS files); the CLI exits 2."""
 
@@ -67,7 +71,7 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, Cancelled):
         return grpc.StatusCode.DEADLINE_EXCEEDED if "deadline" in str(exc) else grpc.StatusCode.CANCELLED
-    if isinstance(exc, LanguageNotAvailable | MissingModel):
+    if isinstance(exc, LanguageNotAvailable | MissingModel | ConsentRequired):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, Unauthenticated):
         return grpc.StatusCode.UNAUTHENTICATED

@@ -2,12 +2,15 @@
 
 - `POST /v1/audio/speech` (OpenAI-compatible): {"model", "input", "voice", "response_format":
   "wav"|"pcm", "speed", "stream"} -> WAV (or raw s16le PCM at 32 kHz); with "stream": true the
-  body is chunked as audio is produced (WAV header first, declaring an unknown length).
+  body is chunked as audio is produced (WAV header first, declaring an unknown length). Every answer
+  says it is AI-generated: headers `X-AI-Generated: true` and `X-AI-Label` (JSON), and WAV answers
+  carry the label in their LIST/INFO and `aigc` chunks; whole WAV answers are signed (C2PA) when the
+  operator configured a signing certificate (daemon/labels.py).
 - `GET /v1/ws`: WebSocket. Client sends {"voice", "options", "sample_rate", "encoding":
   "pcm_s16le"|"pcm_f32le"} first, then {"text": "..."} messages, then {"end": true}. Server sends
-  {"type": "start", ...}, then per chunk a JSON {"type": "chunk", sequence, offset, is_final, text,
-  envelope} followed by one binary frame of audio, then {"type": "end"}; errors arrive as
-  {"type": "error", "code", "message"}.
+  {"type": "start", ..., "label": {the AI-generated label}}, then per chunk a JSON {"type": "chunk",
+  sequence, offset, is_final, text, envelope} followed by one binary frame of audio, then
+  {"type": "end"}; errors arrive as {"type": "error", "code", "message"}.
   Browsers, which cannot set the Authorization header on a WebSocket, offer the subprotocols
   `gsvd.v1` and `gsvd.bearer.<base64url token>` instead (http_api.request_bearer).
 - `GET /healthz`; `GET /` the web console, with its JSON API (`/v1/server`, `/v1/voices`,
@@ -25,9 +28,9 @@ import contextlib
 import logging
 import socket
 import ssl
-import struct
 import uuid
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -35,20 +38,18 @@ from aiohttp import WSMsgType, web
 from gsvd.daemon import console, convert, validate
 from gsvd.daemon.errors import Unavailable, http_status_for, message_for, status_for
 from gsvd.daemon.http_api import WS_PROTOCOL, request_bearer
+from gsvd.daemon.labels import Labeler
 from gsvd.daemon.streaming import OutChunk, TextFeed, first_message
 from gsvd.engine.errors import Cancelled, GsvdError, InvalidInput
 from gsvd.engine.types import SynthesisOptions
+
+if TYPE_CHECKING:
+    from gsvd.engine.provenance.label import AiLabel
 
 log = logging.getLogger("gsvd.daemon")
 _FAREWELL_S = 2.0  # time a WebSocket gets for an error message and the close handshake before it is aborted
 _OPTION_KEYS = ("top_k", "top_p", "temperature", "repetition_penalty", "noise_scale", "speed", "seed", "language",
                 "split_method", "max_new_tokens")
-
-
-def wav_header(rate: int, n_samples: int | None = None) -> bytes:
-    data = 0xFFFFFFFF - 36 if n_samples is None else n_samples * 2
-    return (b"RIFF" + struct.pack("<I", min(36 + data, 0xFFFFFFFF)) + b"WAVEfmt " +
-            struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data))
 
 
 class Gateway:
@@ -157,8 +158,9 @@ class Gateway:
             return self.service.engine.stream(text, voice, opts, cancel=cancel, deadline=deadline)
 
         rid = uuid.uuid4().hex[:12]
+        label = self.service.labels.label(voice)
         if body.get("stream"):
-            return await self._stream_http(request, start, fmt, rid)
+            return await self._stream_http(request, start, fmt, rid, label)
         parts: list[np.ndarray] = []
 
         async def keep(c: OutChunk) -> None:
@@ -167,25 +169,29 @@ class Gateway:
         try:
             async with self.service.runner.session(rid) as session:
                 await session.run(start, convert.NATIVE_RATE, keep)
+            pcm = np.concatenate(parts or [np.zeros(0, np.float32)])
+            if fmt == "wav":  # labelled, and signed when signing is configured (off the event loop)
+                data = await asyncio.to_thread(self.service.labels.wav, pcm, convert.NATIVE_RATE, label)
+            else:
+                data = convert.encode(pcm, 1)
         except GsvdError as exc:
             return self._error(exc)
-        pcm = np.concatenate(parts or [np.zeros(0, np.float32)])
-        data = convert.encode(pcm, 1)
-        if fmt == "wav":
-            data = wav_header(convert.NATIVE_RATE, len(pcm)) + data
-        return web.Response(body=data, content_type="audio/wav" if fmt == "wav" else "audio/pcm")
+        return web.Response(body=data, content_type="audio/wav" if fmt == "wav" else "audio/pcm",
+                            headers=Labeler.headers(label))
 
-    async def _stream_http(self, request: web.Request, start, fmt: str, rid: str) -> web.StreamResponse:
+    async def _stream_http(self, request: web.Request, start, fmt: str, rid: str, label: AiLabel
+                           ) -> web.StreamResponse:
         """Chunked audio as it is made; errors before the first chunk are JSON, later ones cut the connection."""
         resp = web.StreamResponse(headers={"Content-Type": "audio/wav" if fmt == "wav" else "audio/pcm",
-                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                           **Labeler.headers(label)})
         resp.enable_chunked_encoding()
 
         async def send(c: OutChunk) -> None:
             if not resp.prepared:
                 await resp.prepare(request)
                 if fmt == "wav":
-                    await resp.write(wav_header(convert.NATIVE_RATE))
+                    await resp.write(Labeler.stream_header(convert.NATIVE_RATE, label))
             await resp.write(convert.encode(c.pcm, 1))
 
         try:
@@ -254,7 +260,8 @@ class Gateway:
         async with self.service.runner.session(uuid.uuid4().hex[:12]) as session:
             _bound_send_buffer(request, settings.send_buffer_kb)
             await session.write(ws.send_json({"type": "start", "sample_rate": rate, "channels": 1,
-                                              "encoding": "pcm_s16le" if enc == 1 else "pcm_f32le"}))
+                                              "encoding": "pcm_s16le" if enc == 1 else "pcm_f32le",
+                                              "label": self.service.labels.label(voice).to_dict()}))
             await session.run(start, rate, send, partial(self._ws_read, ws, feed))
             await session.write(ws.send_json({"type": "end"}))
 

@@ -10,11 +10,19 @@ The web console (console.py) uses only this public API, the same any other clien
   version, languages, reference text, consent record; `defaults` holds the synthesis options a
   request gets when it sets none (`SynthesisOptions()`), `languages` the accepted language codes.
 - `POST /v1/voices` (admin token): a JSON body `{"bundle_path": "alice", "name": optional}` loads a
-  bundle from the voices folder (`LoadVoice`); a multipart form with `name`, `base_voice` (a loaded
-  voice whose model it uses), `transcript`, `language`, optional `consent`, and the 3-10 s clip in
-  `audio` (a WAV/FLAC/OGG file, or raw PCM with `encoding` pcm_f32le|pcm_s16le and `sample_rate`)
-  makes a zero-shot voice (`LoadVoice` with a reference).
+  bundle from the voices folder (`LoadVoice`; refused without a consent record unless the operator
+  allows that); a multipart form with `name`, `base_voice` (a loaded voice whose model it uses),
+  `transcript`, `language`, the speaker's consent record, and the 3-10 s clip in `audio` (a
+  WAV/FLAC/OGG file, or raw PCM with `encoding` pcm_f32le|pcm_s16le and `sample_rate`) makes a
+  zero-shot voice (`LoadVoice` with a reference). The consent record is required: the fields
+  `consent_speaker`, `consent_use`, `consent_date` (YYYY-MM-DD), `consent_by` and optionally
+  `consent_statement`, or `consent` as `speaker=...; use=...; date=...; by=...` (a `consent` without
+  `=` is taken as the statement).
 - `DELETE /v1/voices/{name}` (admin token): `UnloadVoice`.
+
+Every admin call (these two, and the console's package) is written to the audit log with the caller's
+identity -- the token's fingerprint and, under mutual TLS, the client certificate's subject
+(`http_caller`) -- refused calls included.
 
 Voice management goes through `voice_admin`, the functions the gRPC servicer calls, so both
 transports share their checks and limits (the request size is the gateway's `max_message_mb`).
@@ -44,6 +52,8 @@ import numpy as np
 from aiohttp import web
 
 from gsvd.daemon import convert, voice_admin
+from gsvd.daemon.audit import Caller, Entry, subject_from_peercert
+from gsvd.engine.consent import parse_pairs, structured, upload_record
 from gsvd.engine.errors import BundleError, GsvdError, InvalidInput
 from gsvd.engine.types import LANGUAGES, SynthesisOptions
 from gsvd.v1 import gsvd_pb2 as pb
@@ -77,11 +87,23 @@ def json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"message": message, "type": code.lower(), "code": code}}, status=status)
 
 
-def guard(gateway: Gateway, request: web.Request, admin: bool = False) -> web.Response | None:
+def guard(gateway: Gateway, request: web.Request, admin: bool = False, entry: Entry | None = None
+          ) -> web.Response | None:
     """None when the request may make the call, else the 401/403 answer (the daemon's one auth policy,
-    `daemon/auth.py`, through `Gateway._refusal`)."""
+    `daemon/auth.py`, through `Gateway._refusal`); a refused admin call's audit `entry` records it."""
     refused = gateway._refusal(request, admin=admin)
-    return None if refused is None else gateway._error(refused)
+    if refused is None:
+        return None
+    if entry is not None:
+        entry.fail(refused)
+    return gateway._error(refused)
+
+
+def http_caller(gateway: Gateway, request: web.Request) -> Caller:
+    """Who is calling (the audit log): the token's identity, the peer address, the client certificate's subject."""
+    cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    return Caller(gateway.service.auth.identify(request_bearer(request) or None), "http", request.remote or "",
+                  subject_from_peercert(cert))
 
 
 @web.middleware
@@ -102,7 +124,6 @@ class VoicesApi:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.service = gateway.service
-        self.uploads: dict[str, dict] = {}  # zero-shot voice name -> consent record given with the upload
         self._manifests: dict[Path, tuple[int, dict]] = {}  # bundle dir -> (voice.toml mtime, facts)
 
     def routes(self) -> list[web.RouteDef]:
@@ -130,50 +151,54 @@ class VoicesApi:
         return web.json_response({"voices": voices, "defaults": defaults, "languages": list(LANGUAGES)})
 
     async def load_voice(self, request: web.Request) -> web.Response:
-        if (denied := guard(self.gateway, request, admin=True)) is not None:
-            return denied
-        try:
-            if request.content_type == "multipart/form-data":
-                voice, consent = await self._upload(request)
-                self.uploads[voice.name] = consent
-            else:
-                body = await json_object(request)
-                raw, name, replace = body.get("bundle_path", ""), body.get("name", ""), body.get("replace", False)
-                if not isinstance(raw, str) or not raw or not isinstance(name, str) or not isinstance(replace, bool):
-                    raise InvalidInput("give bundle_path (a folder in the voices directory) and optionally name",
-                                       "bundle_path")
-                voice = await self.service.admin.load_bundle(raw, name, replace)
-                self.uploads.pop(voice.name, None)
-        except GsvdError as exc:
-            return self.gateway._error(exc)
-        return web.json_response({"voice": self._row(voice)}, status=201)
+        upload = request.content_type == "multipart/form-data"
+        with self.service.audit.event("upload_voice" if upload else "load_voice", http_caller(self.gateway, request),
+                                      self.service.hide, call="POST /v1/voices") as entry:
+            if (denied := guard(self.gateway, request, admin=True, entry=entry)) is not None:
+                return denied
+            try:
+                if upload:
+                    voice = await self._upload(request, entry)
+                else:
+                    body = await json_object(request)
+                    raw, name, replace = body.get("bundle_path", ""), body.get("name", ""), body.get("replace", False)
+                    if not isinstance(raw, str) or not raw or not isinstance(name, str) or not isinstance(replace, bool):
+                        raise InvalidInput("give bundle_path (a folder in the voices directory) and optionally name",
+                                           "bundle_path")
+                    voice = await self.service.admin.load_bundle(raw, name, replace, entry)
+            except GsvdError as exc:
+                entry.fail(exc, self.service.hide)
+                return self.gateway._error(exc)
+            return web.json_response({"voice": self._row(voice)}, status=201)
 
     async def unload_voice(self, request: web.Request) -> web.Response:
-        if (denied := guard(self.gateway, request, admin=True)) is not None:
-            return denied
-        try:
-            name = request.match_info["name"]
-            self.service.admin.unload_voice(name)
-        except GsvdError as exc:
-            return self.gateway._error(exc)
-        self.uploads.pop(name, None)
-        return web.json_response({"unloaded": name})
+        name = request.match_info["name"]
+        with self.service.audit.event("unload_voice", http_caller(self.gateway, request), self.service.hide,
+                                      call="DELETE /v1/voices", voice=name) as entry:
+            if (denied := guard(self.gateway, request, admin=True, entry=entry)) is not None:
+                return denied
+            try:
+                self.service.admin.unload_voice(name, entry)
+            except GsvdError as exc:
+                entry.fail(exc, self.service.hide)
+                return self.gateway._error(exc)
+            return web.json_response({"unloaded": name})
 
     # ----------------------------------------------------------------- helpers
 
-    async def _upload(self, request: web.Request):
+    async def _upload(self, request: web.Request, entry: Entry):
         form = await request.post()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        entry.note(voice=fields.get("name", ""))
+        consent = upload_record(_consent_fields(fields), "zero-shot upload (HTTP)", "consent")
         clip = form.get("audio")
         if not isinstance(clip, web.FileField):
             raise InvalidInput("the form needs the clip as a file field `audio`", "audio")
         data = clip.file.read()
         audio, rate = _decode_clip(data, fields.get("encoding", "wav"), fields.get("sample_rate", ""))
-        voice = await self.service.admin.add_reference_voice(
+        return await self.service.admin.add_reference_voice(
             fields.get("name", ""), fields.get("base_voice", ""), audio, rate, fields.get("transcript", ""),
-            fields.get("language", "auto"), fields.get("replace", "") in ("1", "true"))
-        statement = fields.get("consent", "").strip()
-        return voice, ({"statement": statement, "source": "zero-shot upload"} if statement else {})
+            fields.get("language", "auto"), consent, fields.get("replace", "") in ("1", "true"), entry)
 
     def _catalog(self) -> list[dict]:
         from gsvd.engine.bundle import list_bundles
@@ -194,16 +219,13 @@ class VoicesApi:
         return sorted(rows, key=lambda r: (not r["loaded"], r["name"]))
 
     def _row(self, v) -> dict:
+        """A loaded voice, with the consent record it was loaded with (VoiceAdmin)."""
         row = {"name": v.name, "version": v.version, "model_id": v.model_id, "languages": list(v.languages),
                "reference_text": v.reference_text, "reference_language": v.reference_language,
-               "sample_rate_hz": v.sample_rate, "loaded": True}
+               "sample_rate_hz": v.sample_rate, "loaded": True, "consent": self.service.admin.consent(v.name)}
         if not v.path:
-            return {**row, "source": "upload", "bundle_path": None, "consent": self.uploads.get(v.name, {})}
-        try:
-            consent = self._manifest(Path(v.path))["consent"]
-        except GsvdError:  # the folder changed under a loaded voice: it still serves
-            consent = {}
-        return {**row, "source": "bundle", "bundle_path": self._relative(Path(v.path)), "consent": consent}
+            return {**row, "source": "upload", "bundle_path": None}
+        return {**row, "source": "bundle", "bundle_path": self._relative(Path(v.path))}
 
     def _manifest(self, path: Path) -> dict:
         """What the console shows of a bundle, from its voice.toml (no hashing), cached by mtime."""
@@ -245,6 +267,18 @@ class VoicesApi:
                     weights = None
             rows.append({**m, "weights_bytes": weights})
         return rows
+
+
+_CONSENT_FORM = {"consent_speaker": "speaker", "consent_use": "use", "consent_date": "date", "consent_by": "recorded_by",
+                 "consent_recorded_by": "recorded_by", "consent_statement": "statement"}
+
+
+def _consent_fields(form: dict[str, str]) -> dict[str, str]:
+    """An upload form's consent record fields (see the module docstring); never read as a file path."""
+    text = form.get("consent", "").strip()
+    values = parse_pairs(text) if structured(text) else ({"statement": text} if text else {})
+    values.update({name: form[key].strip() for key, name in _CONSENT_FORM.items() if form.get(key, "").strip()})
+    return values
 
 
 async def json_object(request: web.Request) -> dict:

@@ -1,8 +1,10 @@
 """Prometheus metrics of the daemon (served on --metrics-port when set, summed up by `GET /v1/server`); with
-the engine's `tick_stats` setting on, the scheduler's per-tick statistics too (read when scraped)."""
+the engine's `tick_stats` setting on, the scheduler's per-tick statistics too (read when scraped); with the
+canary on, each resident voice's canary readings (`CanaryGauges`, labelled by voice and language)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 
@@ -60,6 +62,7 @@ class Metrics:
         self.requests = Counter("gsvd_requests_total", "Synthesis requests started", registry=r)
         self.underruns = Counter("gsvd_underruns", "Streams with a chunk handed on after the audio before it had "
                                  "played out (a listener starting at the first audio hears a gap)", registry=r)
+        self.canary = CanaryGauges(r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)
@@ -82,6 +85,48 @@ class Metrics:
 
     def underrun(self) -> None:
         self.underruns.inc()
+
+
+class CanaryGauges:
+    """The canary monitor's last reading of each resident voice per language (daemon/canary.py)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        by = ["voice", "language"]
+        self.duration = Gauge("gsvd_canary_duration_seconds", "Length of the canary sentences' audio", by, registry=r)
+        self.level = Gauge("gsvd_canary_level_dbfs", "RMS level of the canary sentences' audio (dBFS)", by, registry=r)
+        self.tokens = Gauge("gsvd_canary_tokens", "Semantic tokens the canary sentences took", by, registry=r)
+        self.eos = Gauge("gsvd_canary_eos_reached", "1 when every canary sentence ended by EOS, 0 when one ran into "
+                         "the token cap", by, registry=r)
+        self.similarity = Gauge("gsvd_canary_speaker_similarity", "Cosine similarity of the canary audio's speaker "
+                                "embedding to the voice's reference (absent without resemblyzer)", by, registry=r)
+        self.drift = Gauge("gsvd_canary_drift", "Measures of the last reading beyond their bound from the voice's "
+                           "first reading", by, registry=r)
+        self.rounds = Counter("gsvd_canary_rounds", "Canary rounds by outcome (done; skipped: clients held the "
+                              "slots; cancelled: a client came; failed)", ["result"], registry=r)
+        self._gauges = (self.duration, self.level, self.tokens, self.eos, self.similarity, self.drift)
+
+    def set(self, voice: str, language: str, duration_s: float, level_dbfs: float, tokens: int, eos: bool,
+            similarity: float | None, drift: int) -> None:
+        key = (voice, language)
+        self.duration.labels(*key).set(duration_s)
+        self.level.labels(*key).set(level_dbfs)
+        self.tokens.labels(*key).set(tokens)
+        self.eos.labels(*key).set(1.0 if eos else 0.0)
+        if similarity is None:
+            self._remove(self.similarity, key)
+        else:
+            self.similarity.labels(*key).set(similarity)
+        self.drift.labels(*key).set(drift)
+
+    def forget(self, voice: str, language: str) -> None:
+        """Drop a voice's series (it was unloaded)."""
+        for gauge in self._gauges:
+            self._remove(gauge, (voice, language))
+
+    @staticmethod
+    def _remove(gauge: Gauge, key: tuple[str, str]) -> None:
+        with contextlib.suppress(KeyError):  # never set
+            gauge.remove(*key)
 
 
 class PlayClock:

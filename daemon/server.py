@@ -19,8 +19,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gsvd.daemon.audit import AuditLog, Caller
 from gsvd.daemon.config import DaemonConfig
-from gsvd.daemon.errors import AlreadyExists, StartupError
+from gsvd.daemon.errors import StartupError
 from gsvd.daemon.metrics import Metrics
 from gsvd.daemon.service import Malformed, SynthesizerService
 from gsvd.v1 import gsvd_pb2 as pb
@@ -41,12 +42,19 @@ class Daemon:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.so_reuseport", 0),  # a second daemon on a busy port must fail, not share it at random
         ])
-        self.service = SynthesizerService(engine, config, self.metrics)
+        self.audit = _open_audit(config)
+        self.service = SynthesizerService(engine, config, self.metrics, self.audit)
+        self.canary = None
+        self._canary_task: asyncio.Task | None = None
         self.server.add_generic_rpc_handlers((_handlers(self.service),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.tls = config.tls()  # TlsFiles or None: the same files for gRPC and the gateway
-        self.port = self._bind()
+        try:
+            self.port = self._bind()
+        except StartupError:
+            self.audit.close()
+            raise
         self.gateway = None
         self.http_port = 0
 
@@ -70,14 +78,32 @@ class Daemon:
             await self._start_rest()
         except BaseException:
             await self.server.stop(None)  # before the loop closes: no "Event loop is closed" at exit
+            self.audit.close()
             raise
         for name in ("", SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s:%d with %d voice(s)", self.config.host, self.port, len(self.engine.voices()))
+        self.audit.write("daemon_start", Caller.daemon(), address=f"{self.config.host}:{self.port}",
+                         http_port=self.http_port or None, voices=[v.name for v in self.engine.voices()],
+                         tokens=self.service.auth.identities() or None,
+                         consent_required=not self.config.allow_unconsented_voices,
+                         watermark=self.config.watermark)
+        self._start_canary()
+
+    def _start_canary(self) -> None:
+        if not self.config.canary_interval_s:
+            return
+        from gsvd.daemon.canary import CanaryMonitor
+
+        self.canary = CanaryMonitor(self.engine, self.service.admin, self.service.runner, self.metrics, self.config)
+        self._canary_task = asyncio.get_running_loop().create_task(self.canary.run_forever())
+        log.info("canary: every %g s each voice speaks its canary sentences while fewer than %d client stream(s) "
+                 "are active", self.config.canary_interval_s, self.config.canary_below_streams)
 
     async def _start_rest(self) -> None:
         """Metrics, the voices folder and the gateway; a busy port is a StartupError naming it."""
         _log_auth(self.config)
+        _log_responsible_use(self.config, self.audit)
         if self.config.metrics_port:
             _listen("metrics_port", self.config.host, self.config.metrics_port,
                     lambda: self.metrics.serve(self.config.metrics_port, self.config.host))
@@ -97,10 +123,10 @@ class Daemon:
                      self.http_port)
 
     def _load_voices(self) -> None:
-        """Every bundle folder of the voices folder, under the rule LoadVoice applies (inside it once
-        symlinks are followed); a missing folder is a warning, one bad bundle never keeps the others out."""
-        from gsvd.daemon.validate import bundle_path
-        from gsvd.engine.bundle import list_bundles, load_bundle
+        """Every bundle folder of the voices folder, under the rules LoadVoice applies (inside it once
+        symlinks are followed, a consent record); a missing folder is a warning, one bad bundle never keeps the
+        others out."""
+        from gsvd.engine.bundle import list_bundles
 
         folder = self.config.voices_dir
         if not folder:
@@ -111,11 +137,7 @@ class Daemon:
             return
         for listed in list_bundles(Path(folder).expanduser()):
             try:
-                path = bundle_path(folder, listed.name)
-                name = load_bundle(path, verify=False).name
-                if any(v.name == name for v in self.engine.voices()):
-                    raise AlreadyExists(f"voice {name!r} is already loaded from another folder")
-                self.engine.load_voice(path)
+                self.service.admin.load_at_start(folder, listed)
             except Exception as exc:  # one bad bundle must not keep the others out
                 log.error("skipping voice bundle %s: %s", listed, exc)
         if not self.engine.voices():
@@ -131,6 +153,10 @@ class Daemon:
     async def stop(self) -> None:
         """Refuse new work now, give streams in flight `grace_s`, then cancel what is left."""
         self.service.runner.drain()
+        if self._canary_task is not None:
+            self.canary.stop()
+            self._canary_task.cancel()
+            await asyncio.wait([self._canary_task])
         await self.health.enter_graceful_shutdown()
         stops = [self.server.stop(self.config.grace_s)]
         if self.gateway is not None:
@@ -139,6 +165,8 @@ class Daemon:
         left = self.service.runner.cancel_all()
         if left:
             log.warning("cancelled %d stream(s) still running after the grace", left)
+        self.audit.write("daemon_stop", Caller.daemon(), cancelled_streams=left or None)
+        self.audit.close()
 
     async def run_forever(self) -> None:
         await self.start()
@@ -176,6 +204,29 @@ def _log_auth(config: DaemonConfig) -> None:
         if not is_loopback(config.host):
             log.warning("listening on %s without a token: anyone on the network may synthesize (set --token)",
                         config.host)
+
+
+def _open_audit(config: DaemonConfig) -> AuditLog:
+    try:
+        return AuditLog(config.audit_log, max(1, int(config.audit_log_max_mb * (1 << 20))), config.audit_log_backups)
+    except OSError as exc:
+        raise StartupError(f"cannot open the audit log {config.audit_log}: {exc.strerror or exc}") from None
+
+
+def _log_responsible_use(config: DaemonConfig, audit: AuditLog) -> None:
+    """Say at start how this daemon treats consent, labels, the watermark and content credentials."""
+    if config.allow_unconsented_voices:
+        log.warning("consent check is off (allow_unconsented_voices): voices without a consent record are loaded")
+    if audit.enabled:
+        log.info("audit log: %s (rotated at %g MB, %d kept)", audit.path, config.audit_log_max_mb,
+                 config.audit_log_backups)
+    else:
+        log.info("no audit log (set --audit-log to record voice loads, unloads and admin calls)")
+    if config.watermark:
+        log.info("watermark: every stream is marked (daemon id %d, %s key)", config.watermark_daemon_id,
+                 "private" if config.watermark_key else "public")
+    if config.sign_cert:
+        log.info("content credentials: WAV answers of /v1/audio/speech are signed with %s", config.sign_cert)
 
 
 _METHODS = {  # name: (kind, request type)

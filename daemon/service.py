@@ -2,7 +2,9 @@
 
 Streaming, admission, slow-reader and cancellation handling live in
 `streaming.StreamRunner` (shared with the HTTP gateway); this module validates
-requests, checks tokens and maps engine errors to status codes.
+requests, checks tokens and maps engine errors to status codes. Every stream's first message
+carries its AI-generated label (`labels.Labeler`); every admin call (LoadVoice, UnloadVoice) is
+written to the audit log with the caller's identity, refused ones included (`audit.AuditLog`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import uuid
 from functools import partial
 from pathlib import Path
 
-import grpc
-
 from gsvd.daemon import convert, validate
+from gsvd.daemon.audit import AuditLog, Caller, Entry, subject_from_auth_context
 from gsvd.daemon.auth import Auth
 from gsvd.daemon.config import DaemonConfig
 from gsvd.daemon.errors import message_for, status_for
+from gsvd.daemon.labels import Labeler
 from gsvd.daemon.metrics import Metrics
 from gsvd.daemon.streaming import OutChunk, Reader, Start, StreamRunner, TextFeed, first_message
 from gsvd.daemon.voice_admin import VoiceAdmin, server_info
+from gsvd.engine.consent import upload_record
 from gsvd.engine.errors import GsvdError, InvalidInput
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
@@ -37,24 +40,37 @@ class Malformed:
 
 
 class SynthesizerService(pbg.SynthesizerServicer):
-    def __init__(self, engine, config: DaemonConfig, metrics: Metrics | None = None) -> None:
+    def __init__(self, engine, config: DaemonConfig, metrics: Metrics | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.engine = engine
         self.config = config
         self.metrics = metrics or Metrics()
         self.runner = StreamRunner(config, self.metrics)
         self.auth = Auth(config.token, config.admin_token, config.no_auth)
         self.hide = _server_paths(config)  # folders that never appear in a client's message
-        self.admin = VoiceAdmin(engine, config)  # voice management, shared with the HTTP API
+        self.audit = audit or AuditLog()
+        self.admin = VoiceAdmin(engine, config, self.audit)  # voice management, shared with the HTTP API
+        self.labels = Labeler(config)  # every output's AI-generated label, shared with the gateway
 
     # ----------------------------------------------------------------- auth
 
-    async def _authorize(self, context, admin: bool = False, request=None) -> None:
+    async def _authorize(self, context, admin: bool = False, request=None, entry: Entry | None = None) -> None:
+        """Abort the call unless its token may make it and its request parsed; an admin call's refusal goes
+        into its audit `entry` first."""
         try:
             self.auth.check(dict(context.invocation_metadata()).get("authorization"), admin=admin)
+            if isinstance(request, Malformed):
+                raise InvalidInput(f"malformed request: {request.reason}")
         except GsvdError as exc:
+            if entry is not None:
+                entry.fail(exc)
             await context.abort(status_for(exc), message_for(exc))
-        if isinstance(request, Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
+
+    def _caller(self, context) -> Caller:
+        """Who is calling (the audit log): the token's identity, the peer, the client certificate's subject."""
+        header = dict(context.invocation_metadata()).get("authorization")
+        return Caller(self.auth.identify(header), "grpc", context.peer() or "",
+                      subject_from_auth_context(context.auth_context()))
 
     async def _fail(self, context, exc: BaseException, method: str):
         code = status_for(exc)
@@ -132,7 +148,8 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
         try:
             async with self.runner.session(rid, context.time_remaining()) as session:
-                fmt = pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1)
+                fmt = pb.AudioFormat(encoding=enc, sample_rate_hz=rate, channels=1,
+                                     label=convert.label(self.labels.label(voice)))
                 await session.write(context.write(pb.SynthesizeResponse(start=fmt, request_id=rid)))
                 await session.run(start, rate, send, reader)
         except GsvdError as exc:
@@ -143,38 +160,48 @@ class SynthesizerService(pbg.SynthesizerServicer):
     async def ListVoices(self, request, context):
         await self._authorize(context, request=request)
         voices = await asyncio.to_thread(self.engine.voices)
-        return pb.ListVoicesResponse(voices=[convert.voice(v) for v in voices])
+        return pb.ListVoicesResponse(voices=[convert.voice(v, self.admin.consent(v.name)) for v in voices])
 
     async def GetVoice(self, request, context):
         await self._authorize(context, request=request)
         try:
-            return convert.voice(await asyncio.to_thread(self.engine.voice, validate.voice_name(request.name, "name")))
+            v = await asyncio.to_thread(self.engine.voice, validate.voice_name(request.name, "name"))
+            return convert.voice(v, self.admin.consent(v.name))
         except GsvdError as exc:
             await self._fail(context, exc, "GetVoice")
 
     async def LoadVoice(self, request, context):
-        await self._authorize(context, admin=True, request=request)
-        try:
-            if request.WhichOneof("source") == "bundle_path":
-                v = await self.admin.load_bundle(request.bundle_path, request.name, request.replace)
-            elif request.WhichOneof("source") == "reference":
-                up = request.reference
-                v = await self.admin.add_reference_voice(request.name, up.base_voice, convert.upload_audio(up),
-                                                         up.sample_rate_hz, up.transcript, up.language,
-                                                         request.replace)
-            else:
-                raise InvalidInput("give bundle_path or reference", "source")
-            return convert.voice(v)
-        except GsvdError as exc:
-            await self._fail(context, exc, "LoadVoice")
+        upload = not isinstance(request, Malformed) and request.WhichOneof("source") == "reference"
+        with self.audit.event("upload_voice" if upload else "load_voice", self._caller(context), self.hide,
+                              call="LoadVoice", voice=getattr(request, "name", "")) as entry:
+            await self._authorize(context, admin=True, request=request, entry=entry)
+            try:
+                if request.WhichOneof("source") == "bundle_path":
+                    v = await self.admin.load_bundle(request.bundle_path, request.name, request.replace, entry)
+                elif upload:
+                    up = request.reference
+                    consent = upload_record(convert.consent_values(up.consent), "zero-shot upload (gRPC LoadVoice)",
+                                            "reference.consent")
+                    v = await self.admin.add_reference_voice(request.name, up.base_voice, convert.upload_audio(up),
+                                                             up.sample_rate_hz, up.transcript, up.language, consent,
+                                                             request.replace, entry)
+                else:
+                    raise InvalidInput("give bundle_path or reference", "source")
+                return convert.voice(v, self.admin.consent(v.name))
+            except GsvdError as exc:
+                entry.fail(exc, self.hide)
+                await self._fail(context, exc, "LoadVoice")
 
     async def UnloadVoice(self, request, context):
-        await self._authorize(context, admin=True, request=request)
-        try:
-            await asyncio.to_thread(self.admin.unload_voice, request.name)
-            return pb.UnloadVoiceResponse()
-        except GsvdError as exc:
-            await self._fail(context, exc, "UnloadVoice")
+        with self.audit.event("unload_voice", self._caller(context), self.hide, call="UnloadVoice",
+                              voice=getattr(request, "name", "")) as entry:
+            await self._authorize(context, admin=True, request=request, entry=entry)
+            try:
+                await asyncio.to_thread(self.admin.unload_voice, request.name, entry)
+                return pb.UnloadVoiceResponse()
+            except GsvdError as exc:
+                entry.fail(exc, self.hide)
+                await self._fail(context, exc, "UnloadVoice")
 
     async def GetServerInfo(self, request, context):
         await self._authorize(context, request=request)

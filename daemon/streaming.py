@@ -66,6 +66,12 @@ class StreamRunner:
         self.config, self.metrics = config, metrics
         self.draining = False
         self._sessions: set[Session] = set()
+        self._on_admit: list[Callable[[int], None]] = []
+
+    def on_admit(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(active streams)` as each stream is admitted, before it starts (the canary steps
+        aside here: daemon/canary.py)."""
+        self._on_admit.append(listener)
 
     @property
     def active(self) -> int:
@@ -85,6 +91,8 @@ class StreamRunner:
         session = Session(self.config, self.metrics, rid, time.monotonic() + budget)
         self._sessions.add(session)
         self.metrics.stream_started()
+        for listener in self._on_admit:
+            listener(len(self._sessions))
         try:
             yield session
         finally:

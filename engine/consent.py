@@ -2,9 +2,11 @@
 
 Every voice bundle carries one (``voice.toml``'s ``[consent]`` table). ``gsvd import`` requires one with all
 four fields (``--consent "speaker=...; use=...; date=...; by=..."`` or a TOML/JSON file of them);
-``gsvd train`` records the operator's statement (``statement`` + ``source``). A zero-shot voice made from an
-uploaded clip will carry the record sent with the upload. The daemon refuses voices without one (next phase),
-so the check lives here, in one place: ``check_record``.
+``gsvd train`` records the operator's ``--consent``: the same four fields when it is written in that form,
+else their words as ``statement`` with who recorded it and when (``train_record``). A zero-shot voice made
+from an uploaded clip carries the record sent with the upload (all four fields; text from a client is parsed
+with ``files=False``: a remote caller never makes the server read a file). The daemon refuses voices without
+a record unless its operator allows them, so the check lives here, in one place: ``check_record``.
 """
 
 from __future__ import annotations
@@ -59,25 +61,49 @@ class ConsentRecord:
         return {k: v for k, v in asdict(self).items() if v}
 
 
-def parse_consent(text: str, source: str = "") -> ConsentRecord:
-    """``key=value; ...`` (keys: speaker/who, use, date/when, by/recorded_by, statement) or a .toml/.json path."""
+def parse_consent(text: str, source: str = "", *, files: bool = True) -> ConsentRecord:
+    """``key=value; ...`` (keys: speaker/who, use, date/when, by/recorded_by, statement) or, with ``files``
+    (the local CLI's option, never a remote caller's text), a .toml/.json path."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput(f"a consent record is required: {FORMAT_HELP}", "consent")
     path = Path(text.strip()).expanduser()
-    if path.suffix.lower() in (".toml", ".json") and path.is_file():
-        values = _load_file(path)
-    else:
-        values = {}
-        for part in text.split(";"):
-            if not part.strip():
-                continue
-            key, sep, value = part.partition("=")
-            name = _ALIASES.get(key.strip().lower())
-            if not sep or name is None:
-                raise InvalidInput(f"cannot read consent part {part.strip()!r}: {FORMAT_HELP}", "consent")
-            values[name] = value.strip()
+    values = _load_file(path) if files and path.suffix.lower() in (".toml", ".json") and path.is_file() else parse_pairs(text)
     fields = {k: "" for k in FIELDS} | {k: str(v) for k, v in values.items()}
     return ConsentRecord(**fields, source=source)
+
+
+def parse_pairs(text: str, field_name: str = "consent") -> dict[str, str]:
+    """The ``key=value; ...`` form's fields by their canonical names (no check that all are there)."""
+    values = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        name = _ALIASES.get(key.strip().lower())
+        if not sep or name is None:
+            raise InvalidInput(f"cannot read consent part {part.strip()!r}: {FORMAT_HELP}", field_name)
+        values[name] = value.strip()
+    return values
+
+
+def structured(text: str) -> bool:
+    """True when every ``;`` part of ``text`` is ``key=value`` with a known key (the four-field form)."""
+    parts = [p for p in text.split(";") if p.strip()]
+    return bool(parts) and all(p.partition("=")[1] and p.partition("=")[0].strip().lower() in _ALIASES
+                               for p in parts)
+
+
+def train_record(text: str, recorded_by: str, source: str = "gsvd train --consent") -> dict:
+    """The record ``gsvd train`` stores for its ``--consent``: written as the four fields (or a .toml/.json
+    file of them), the full record (InvalidInput when one is missing); otherwise the operator's words as
+    ``statement``, with ``recorded_by`` (who ran the command) and ``recorded_at``."""
+    text = (text or "").strip()
+    path = Path(text).expanduser()
+    if structured(text) or (path.suffix.lower() in (".toml", ".json") and path.is_file()):
+        return parse_consent(text, source).to_dict()
+    if not text:
+        raise InvalidInput(f"a consent record is required: {FORMAT_HELP}", "consent")
+    return {"statement": text, "recorded_by": recorded_by, "recorded_at": _now(), "source": source}
 
 
 def _load_file(path: Path) -> dict[str, Any]:
@@ -104,3 +130,27 @@ def check_record(record: Mapping[str, Any] | None) -> dict:
     if isinstance(data.get("statement"), str) and data["statement"].strip():
         return data
     raise InvalidInput(f"a consent record is required: {FORMAT_HELP}", "consent")
+
+
+def upload_record(values: Mapping[str, Any], source: str, field_name: str = "consent") -> dict:
+    """The record sent with a zero-shot upload (a remote caller's fields: speaker, use, date, recorded_by,
+    optional statement); all four are required. InvalidInput names what is missing, in the caller's terms."""
+    data = {k: str(values.get(k) or "").strip() for k in (*FIELDS, "statement")}
+    missing = [k for k in FIELDS if not data[k]]
+    if missing:
+        raise InvalidInput(f"a zero-shot voice needs the speaker's consent record (speaker: who agreed; use: to "
+                           f"what; date: when, YYYY-MM-DD; recorded_by: who recorded it); missing: "
+                           f"{', '.join(missing)}", field_name)
+    try:
+        return ConsentRecord(**data, source=source).to_dict()
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc), field_name) from None
+
+
+def summary(record: Mapping[str, Any] | None) -> str:
+    """A short line naming whose consent a record holds (logs, the audit log); "" for no record."""
+    data = dict(record or {})
+    if data.get("speaker"):
+        return f"{data['speaker']} ({data.get('use', '')}, {data.get('date', '')}, recorded by {data.get('recorded_by', '')})"
+    statement = str(data.get("statement", "")).strip()
+    return statement if len(statement) <= 80 else statement[:77] + "..."

@@ -43,10 +43,25 @@ class Label(Protocol):
 
 def write_wav(path: str | Path, pcm: np.ndarray, rate: int, *, label: Label | WavMetadata | None = None) -> Path:
     """Write ``pcm`` (float, clipped to [-1, 1]) as 16-bit mono; a label's metadata before the audio."""
-    dest = Path(path).expanduser()
+    return atomic_write_bytes(Path(path).expanduser(), wav_bytes(pcm, rate, label=label))
+
+
+def wav_bytes(pcm: np.ndarray, rate: int, *, label: Label | WavMetadata | None = None) -> bytes:
+    """The bytes ``write_wav`` writes (for a file sent over the network)."""
     data = (np.clip(np.asarray(pcm, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
-    meta = label if isinstance(label, WavMetadata) or label is None else WavMetadata(label.info_tags(), label.to_dict())
-    return atomic_write_bytes(dest, _riff(data, int(rate), meta))
+    return _riff(data, int(rate), _meta(label))
+
+
+def wav_stream_header(rate: int, *, label: Label | WavMetadata | None = None) -> bytes:
+    """The start of a 16-bit mono WAV whose length is not known yet (a stream): the format and the label's
+    chunks, then a ``data`` chunk header declaring the largest size (players read to the end of the stream)."""
+    head = _riff(b"", int(rate), _meta(label))[:-8]  # everything before the data chunk's header
+    size = 0xFFFFFFFF - len(head)  # RIFF size counts from byte 8; the data header adds 8 more
+    return b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + head[8:] + b"data" + struct.pack("<I", size)
+
+
+def _meta(label: Label | WavMetadata | None) -> WavMetadata | None:
+    return label if isinstance(label, WavMetadata) or label is None else WavMetadata(label.info_tags(), label.to_dict())
 
 
 def _chunk(cid: bytes, body: bytes) -> bytes:

@@ -92,13 +92,17 @@ def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path
     """The bundle at `voices_root/name` (atomic); `reference` is the Utterance used as prompt."""
     from safetensors import SafetensorError
 
+    from gsvd.engine.consent import train_record
     from gsvd.engine.errors import GsvdError
     from gsvd.engine.voice_import import import_voice
 
     if not consent or not consent.strip():
         raise TrainError("a consent record is required: pass --consent \"who agreed to what, when\"")
     check_not_foreign(Path(voices_root) / name, ws)
-    consent_record = {"statement": consent.strip(), "source": "gsvd train --consent"}
+    try:
+        consent_record = train_record(consent, recorded_by=_operator())
+    except GsvdError as exc:
+        raise TrainError(f"--consent: {exc}") from None
     try:
         bundle = import_voice(voices_root, name, gpt_path=gpt_ckpt, sovits_path=sovits_ckpt,
                               ref_audio=ws.path(reference.wav32), ref_text=reference.text,
@@ -113,6 +117,16 @@ def package_voice(ws: Workspace, *, name: str, voices_root: Path, gpt_ckpt: Path
     write_json(ws.stage_dir("package") / "package.json",
                {"bundle": str(bundle.path), "gpt": str(gpt_ckpt), "sovits": str(sovits_ckpt)})
     return Path(bundle.path)
+
+
+def _operator() -> str:
+    """Who records the consent: the account running `gsvd train` (the consent record's `recorded_by`)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return "unknown account"
 
 
 def check_not_foreign(dest: Path, ws: Workspace) -> None:

@@ -114,6 +114,7 @@ def preflight(ws: Workspace, s: RunSettings, to_package: bool = True) -> None:
     the run will write the bundle (a whole run, or the package stage), so a voice of that name made
     elsewhere refuses it now; a single earlier stage leaves that to `package`."""
     from gsvd.engine.bundle import validate_voice_name
+    from gsvd.engine.consent import train_record
     from gsvd.engine.errors import GsvdError
 
     try:
@@ -128,6 +129,10 @@ def preflight(ws: Workspace, s: RunSettings, to_package: bool = True) -> None:
     if len(consent.split()) < MIN_CONSENT_WORDS:
         raise TrainError(f"--consent {consent!r} does not say who agreed to what: write a sentence such as "
                          '"Alice agreed on 2026-11-20 to a cloned voice for her stream"')
+    try:
+        train_record(consent, recorded_by="")  # the four-field form must be complete before hours of work
+    except GsvdError as exc:
+        raise TrainError(f"--consent: {exc}") from None
     if to_package:
         from gsvd.trainer.package import check_not_foreign
 

@@ -64,7 +64,7 @@ function base64url(text) {
 // Stream one text through /v1/ws as float32 PCM at `rate`. Calls onChunk(meta) for each chunk's JSON
 // and onAudio(Float32Array, meta) for its audio; resolves at {"type": "end"}, rejects on an error
 // message or a lost connection. `stop()` on the returned handle closes the socket.
-export function speak({ text, voice, options, rate, onChunk, onAudio }) {
+export function speak({ text, voice, options, rate, onStart, onChunk, onAudio }) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   const token = bearer(false);
   const ws = new WebSocket(url, token ? ["gsvd.v1", `gsvd.bearer.${base64url(token)}`] : ["gsvd.v1"]);
@@ -83,7 +83,9 @@ export function speak({ text, voice, options, rate, onChunk, onAudio }) {
         return;
       }
       const msg = JSON.parse(event.data);
-      if (msg.type === "chunk") {
+      if (msg.type === "start") {
+        onStart?.(msg); // carries the AI-generated label
+      } else if (msg.type === "chunk") {
         meta = msg;
         onChunk(msg);
       } else if (msg.type === "end") {

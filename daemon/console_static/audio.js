@@ -38,22 +38,49 @@ export async function getPlayer() {
   return shared;
 }
 
-export function wavBlob(chunks, rate) {
+// A RIFF chunk: id, little-endian size, body, a pad byte to an even length.
+function riffChunk(id, body) {
+  const out = new Uint8Array(8 + body.length + (body.length % 2));
+  const view = new DataView(out.buffer);
+  [...id].forEach((ch, i) => view.setUint8(i, ch.charCodeAt(0)));
+  view.setUint32(4, body.length, true);
+  out.set(body, 8);
+  return out;
+}
+
+// The label's metadata chunks, as gsvd.wavio writes them: LIST/INFO (a comment players show) and the
+// label's JSON in an `aigc` chunk (the server's label from the stream's start message, unchanged).
+function labelChunks(label) {
+  if (!label) return [];
+  const utf8 = (s) => new TextEncoder().encode(s);
+  const tag = (id, value) => riffChunk(id, new Uint8Array([...utf8(value), 0]));
+  const info = [tag("ICMT", `${label.statement}. Voice: ${label.voice}. Generator: ${label.generator}.`),
+    tag("ISFT", label.generator), tag("ICRD", label.created), tag("IART", `${label.voice} (synthetic voice)`),
+    tag("IGNR", "AI-generated speech")];
+  const list = new Uint8Array([...utf8("INFO"), ...info.flatMap((c) => [...c])]);
+  return [riffChunk("LIST", list), riffChunk("aigc", utf8(JSON.stringify(label)))];
+}
+
+export function wavBlob(chunks, rate, label = null) {
   const total = chunks.reduce((n, c) => n + c.length, 0);
-  const view = new DataView(new ArrayBuffer(44 + total * 2));
-  const text = (offset, s) => [...s].forEach((ch, i) => view.setUint8(offset + i, ch.charCodeAt(0)));
-  text(0, "RIFF"); view.setUint32(4, 36 + total * 2, true); text(8, "WAVEfmt ");
-  view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
-  view.setUint32(24, rate, true); view.setUint32(28, rate * 2, true); view.setUint16(32, 2, true);
-  view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, total * 2, true);
-  let offset = 44;
+  const fmt = new DataView(new ArrayBuffer(16));
+  fmt.setUint16(0, 1, true); fmt.setUint16(2, 1, true); fmt.setUint32(4, rate, true);
+  fmt.setUint32(8, rate * 2, true); fmt.setUint16(12, 2, true); fmt.setUint16(14, 16, true);
+  const pcm = new DataView(new ArrayBuffer(total * 2));
+  let offset = 0;
   for (const chunk of chunks) {
     for (const x of chunk) {
-      view.setInt16(offset, Math.round(Math.max(-1, Math.min(1, x)) * 32767), true);
+      pcm.setInt16(offset, Math.round(Math.max(-1, Math.min(1, x)) * 32767), true);
       offset += 2;
     }
   }
-  return new Blob([view.buffer], { type: "audio/wav" });
+  const parts = [riffChunk("fmt ", new Uint8Array(fmt.buffer)), ...labelChunks(label),
+    riffChunk("data", new Uint8Array(pcm.buffer))];
+  const head = new DataView(new ArrayBuffer(12));
+  [..."RIFF"].forEach((ch, i) => head.setUint8(i, ch.charCodeAt(0)));
+  head.setUint32(4, 4 + parts.reduce((n, p) => n + p.length, 0), true);
+  [..."WAVE"].forEach((ch, i) => head.setUint8(8 + i, ch.charCodeAt(0)));
+  return new Blob([head.buffer, ...parts], { type: "audio/wav" });
 }
 
 function fitCanvas(canvas) {
@@ -158,8 +185,13 @@ export class Take {
     if (player) this.follow(player);
     const t0 = performance.now();
     let frame = 0;
+    this.label = null;
     this.handle = speak({
       text, voice, options, rate: this.rate,
+      onStart: (start) => {
+        this.label = start.label || null;
+        if (this.label) this.status.textContent = `Speaking with ${voice} … (${this.labelText()})`;
+      },
       onChunk: (meta) => { this.envelope.push(...meta.envelope); },
       onAudio: (samples) => {
         if (!samples.length) return;
@@ -176,7 +208,8 @@ export class Take {
     });
     try {
       await this.handle.done;
-      this.status.textContent = `Done: ${(this.samples / this.rate).toFixed(2)} s of audio.${this.note ? ` (${this.note})` : ""}`;
+      const said = this.label ? ` ${this.labelText()}.` : "";
+      this.status.textContent = `Done: ${(this.samples / this.rate).toFixed(2)} s of audio.${said}${this.note ? ` (${this.note})` : ""}`;
     } finally {
       player?.end();
       this.handle = null;
@@ -215,10 +248,16 @@ export class Take {
     drawEnvelope(this.mouth, this.envelope, 0.02, seconds);
   }
 
+  // The stream's label as people read it (the server's words).
+  labelText() {
+    const mark = this.label.watermark ? ", watermarked" : "";
+    return `AI-generated speech: voice ${this.label.voice}, ${this.label.generator}${mark}`;
+  }
+
   offerDownload(voice) {
     if (!this.samples) return;
     if (this.download.href) URL.revokeObjectURL(this.download.href);
-    this.download.href = URL.createObjectURL(wavBlob(this.chunks, this.rate));
+    this.download.href = URL.createObjectURL(wavBlob(this.chunks, this.rate, this.label));
     this.download.download = `${voice}-${new Date().toISOString().replaceAll(":", "-").slice(0, 19)}.wav`;
     this.download.hidden = false;
     this.play.hidden = false;

@@ -16,10 +16,17 @@ export async function loadVoices() {
   return data;
 }
 
+// A consent record: who agreed, to what, when, recorded by whom (gsvd import, uploads) and/or the statement
+// (gsvd train); where it came from and when it was recorded in small print.
 function consentText(consent) {
-  if (!consent || !consent.statement) return h("span", { class: "missing" }, "none recorded");
-  const extra = [consent.source, consent.recorded_at].filter(Boolean).join(", ");
-  return h("span", {}, consent.statement, extra ? h("small", {}, ` (${extra})`) : null);
+  if (!consent || !(consent.speaker || consent.statement)) return h("span", { class: "missing" }, "none recorded");
+  const who = consent.speaker
+    ? `${consent.speaker} agreed to ${consent.use} on ${consent.date}; recorded by ${consent.recorded_by}`
+    : consent.statement;
+  const said = consent.speaker && consent.statement ? ` "${consent.statement}"` : "";
+  const extra = [consent.speaker ? "" : consent.recorded_by && `recorded by ${consent.recorded_by}`, consent.source,
+    consent.recorded_at].filter(Boolean).join(", ");
+  return h("span", {}, who + said, extra ? h("small", {}, ` (${extra})`) : null);
 }
 
 function renderTable(voices) {
@@ -90,7 +97,8 @@ export function setupVoices() {
       }
       if (clip.seconds < 3 || clip.seconds > 10) throw new Error(`the clip is ${clip.seconds.toFixed(2)} s long; it must be 3-10 s`);
       const body = new FormData();
-      for (const key of ["name", "base_voice", "language", "transcript", "consent"]) body.append(key, form.elements[key].value.trim());
+      for (const key of ["name", "base_voice", "language", "transcript", "consent_speaker", "consent_use", "consent_date",
+        "consent_by", "consent_statement"]) body.append(key, form.elements[key].value.trim());
       body.set("name", name);
       body.append("encoding", "pcm_f32le");
       body.append("sample_rate", String(clip.rate));

@@ -64,24 +64,28 @@ def manifest_for(label: AiLabel, title: str) -> dict:
 
 def sign_file(path: str | Path, label: AiLabel, config: SigningConfig) -> Path:
     """Embed a signed manifest in ``path`` (replaced atomically). InvalidInput for a bad key/chain/format."""
-    import c2pa
-
     src = Path(path)
     mime = _MIME.get(src.suffix.lower())
     if mime is None:
         raise InvalidInput(f"cannot sign {src.name}: content credentials are written into .wav or .mp3 files", "out")
+    atomic_write_bytes(src, sign_bytes(src.read_bytes(), mime, label, config, src.name))
+    return src
+
+
+def sign_bytes(data: bytes, mime: str, label: AiLabel, config: SigningConfig, title: str) -> bytes:
+    """``data`` (a whole WAV or MP3 file) with a signed manifest embedded (e.g. an HTTP response's body)."""
+    import c2pa
+
     chain, key = config.load()
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(config.algorithm, chain, key, config.timestamp_url))
-        builder = c2pa.Builder.from_json(json.dumps(manifest_for(label, src.name)))
+        builder = c2pa.Builder.from_json(json.dumps(manifest_for(label, title)))
         out = io.BytesIO()
-        with open(src, "rb") as source:
-            builder.sign(signer, mime, source, out)
+        builder.sign(signer, mime, io.BytesIO(data), out)
     except c2pa.C2paError as exc:
         raise InvalidInput(f"content credentials: signing failed ({exc}); check the certificate chain and key",
                            "sign") from None
-    atomic_write_bytes(src, out.getvalue())
-    return src
+    return out.getvalue()
 
 
 @dataclass(frozen=True)

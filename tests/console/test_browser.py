@@ -97,6 +97,7 @@ def test_page_loads_lists_the_voice_and_speaks_through_the_worklet(page):
     p.page.fill("#speak-text", "Hello there. This is a test.")
     p.page.click("#speak-go")
     expect(p.page.locator("#speak-take-status")).to_have_text(re.compile(r"^Done: \d+\.\d+ s of audio"), timeout=TIMEOUT_MS)
+    expect(p.page.locator("#speak-take-status")).to_contain_text("AI-generated speech: voice alice, gsvd ")  # the label
     ttfa = p.number("#speak-take-ttfa")
     assert 0 < ttfa < 60_000 and re.fullmatch(r"\d+\.\d", p.page.inner_text("#speak-take-ttfa"))
     assert p.number("#speak-take-seconds") > 0.5 and p.number("#speak-take-rtf") > 0
@@ -114,6 +115,12 @@ def test_page_loads_lists_the_voice_and_speaks_through_the_worklet(page):
         assert w.getframerate() == rate and w.getsampwidth() == 2
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     assert abs(pcm.size / rate - p.number("#speak-take-seconds")) < 0.01 and np.abs(pcm).max() > 0
+    from gsvd.engine.provenance.label import read_label
+    from gsvd.wavio import read_wav_metadata
+
+    label = read_label(wav_path)  # the download carries the stream's label, as gsvd's own files do
+    assert label is not None and label.voice == "alice" and label.generator.startswith("gsvd ")
+    assert "AI-generated" in read_wav_metadata(wav_path).info["ICMT"]
     assert p.page.evaluate("() => document.querySelector('#speak-take-wave').toDataURL().length") > 1000
     p.shot("speak")
     _no_errors(p)
@@ -149,15 +156,21 @@ def test_upload_makes_a_zero_shot_voice(page):
     p.page.select_option("#upload-base", "alice")
     p.page.select_option("#upload-language", "en")
     p.page.fill("#upload-transcript", "Hello, this is my voice.")
-    p.page.fill("#upload-consent", "the test's own synthetic clip")
+    p.page.fill("#upload-consent-speaker", "Synthetic Speaker")
+    p.page.fill("#upload-consent-use", "browser tests")
+    p.page.fill("#upload-consent-date", "2026-01-02")
+    p.page.fill("#upload-consent-by", "the console test")
+    p.page.fill("#upload-consent-statement", "the test's own synthetic clip")
     p.page.set_input_files("#upload-clip", str(clip))
     p.page.click("#upload-submit")
     expect(p.page.locator("#upload-status")).to_have_text("Voice from-browser is ready.", timeout=TIMEOUT_MS)
     row = p.page.locator('#voices-table tr[data-voice="from-browser"]')
     expect(row).to_contain_text("loaded (zero-shot)")
+    expect(row).to_contain_text("Synthetic Speaker agreed to browser tests on 2026-01-02; recorded by the console test")
     expect(row).to_contain_text("the test's own synthetic clip")
     voices = {v["name"]: v for v in call(p.running, "GET", "/v1/voices")[1]["voices"]}
     assert voices["from-browser"]["source"] == "upload" and voices["from-browser"]["reference_text"] == "Hello, this is my voice."
+    assert voices["from-browser"]["consent"]["speaker"] == "Synthetic Speaker"
     p.shot("upload")
     p.page.click("#tab-speak")  # the new voice is offered for speaking
     expect(p.page.locator('#speak-voice option[value="from-browser"]')).to_have_count(1)

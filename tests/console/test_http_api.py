@@ -107,10 +107,12 @@ def test_unload_unknown_or_bad_name(console_daemon):
 
 def test_zero_shot_upload_from_a_wav_and_from_raw_pcm(console_daemon):
     fields = {"name": "zs-wav", "base_voice": "alice", "transcript": "Hello there.", "language": "en",
-              "consent": "recorded by the test"}
+              "consent": "speaker=Test Speaker; use=tests; date=2026-01-03; by=the test",
+              "consent_statement": "recorded by the test"}
     status, data, _ = _upload(console_daemon, fields, _wav(4.0))
     assert status == 201, data
     assert data["voice"]["source"] == "upload" and data["voice"]["consent"]["statement"] == "recorded by the test"
+    assert data["voice"]["consent"]["speaker"] == "Test Speaker" and data["voice"]["consent"]["recorded_by"] == "the test"
     assert data["voice"]["model_id"] == console_daemon.engine.voice("alice").model_id  # alice's model
     from gsvd.engine.testing.bundle import synthetic_clip
 
@@ -140,9 +142,13 @@ def _opts():
     ({"encoding": "mp3"}, _wav(4.0), 400, "encoding"),
     ({"encoding": "pcm_s16le", "sample_rate": "fast"}, b"\0\0" * 64000, 400, "sample_rate"),
     ({"encoding": "pcm_s16le", "sample_rate": "16000"}, b"\0" * 3, 400, "odd number of bytes"),
+    ({"consent": ""}, _wav(4.0), 400, "consent record"),
+    ({"consent": "the speaker said yes"}, _wav(4.0), 400, "missing: speaker, use, date, recorded_by"),
+    ({"consent": "speaker=A; use=b; date=soon; by=c"}, _wav(4.0), 400, "ISO date"),
 ])
 def test_upload_errors_are_json(console_daemon, change, audio, code, needle):
-    fields = {"name": "zs-bad", "base_voice": "alice", "transcript": "Hello.", "language": "en", **change}
+    fields = {"name": "zs-bad", "base_voice": "alice", "transcript": "Hello.", "language": "en",
+              "consent": "speaker=A; use=b; date=2026-01-01; by=c", **change}
     status, data, _ = _upload(console_daemon, fields, audio)
     assert status == code and needle in data["error"]["message"], data
     assert "zs-bad" not in {v.name for v in console_daemon.engine.voices()}
@@ -152,7 +158,9 @@ def test_upload_needs_the_admin_token_and_a_file(console_daemon):
     fields = {"name": "zs-user", "base_voice": "alice", "transcript": "Hello.", "language": "en"}
     assert _upload(console_daemon, fields, _wav(4.0), token=USER)[0] == 403
     boundary = uuid.uuid4().hex
-    body = f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--{boundary}--\r\n'.encode()
+    body = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in
+                   (("name", "x"), ("consent", "speaker=A; use=b; date=2026-01-01; by=c")))
+    body = (body + f"--{boundary}--\r\n").encode()
     status, data, _ = call(console_daemon, "POST", "/v1/voices", body, token=ADMIN,
                            content_type=f"multipart/form-data; boundary={boundary}")
     assert status == 400 and "audio" in data["error"]["message"]

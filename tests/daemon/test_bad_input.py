@@ -19,7 +19,7 @@ from gsvd.engine.errors import InvalidInput
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
-from .conftest import start_daemon
+from .conftest import CONSENT, start_daemon
 
 LIMIT = 40  # the text limit of the `small` daemon
 OPTIONS = pb.SynthesisOptions(seed=1, max_new_tokens=10, language="en")
@@ -126,7 +126,7 @@ def test_upload_out_of_range_or_non_finite_is_refused(small, scale, nan, needle)
         clip[100] = np.nan
         clip[200] = np.inf
     with Client(small.address) as c:
-        err = _rpc_error(lambda: c.upload_voice("carol", "alice", clip, 16000, "Hello there.", "en"))
+        err = _rpc_error(lambda: c.upload_voice("carol", "alice", clip, 16000, "Hello there.", "en", consent=CONSENT))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and needle in err.details()
         assert err.details().startswith("reference.audio")
         assert "carol" not in {v.name for v in c.voices()}
@@ -140,7 +140,8 @@ def test_load_voice_name_is_validated(small):
         for bad in ("bad name!", "../x", "a" * 65, ".hidden"):
             err = _rpc_error(lambda bad=bad: c.load_voice("alice", name=bad))
             assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "invalid voice name" in err.details()
-            err = _rpc_error(lambda bad=bad: c.upload_voice(bad, "alice", np.zeros(64000, np.float32), 16000, "Hi.", "en"))
+            err = _rpc_error(lambda bad=bad: c.upload_voice(bad, "alice", np.zeros(64000, np.float32), 16000, "Hi.", "en",
+                                                                         consent=CONSENT))
             assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert {v.name for v in c.voices()} == {"alice", "bob"}
 
@@ -149,7 +150,8 @@ def test_replacing_a_voice_must_be_explicit(small):
     with Client(small.address) as c:
         alice, bob = c.voice("alice"), c.voice("bob")
         for load in (lambda: c.load_voice("alice"), lambda: c.load_voice("bob", name="alice"),
-                     lambda: c.upload_voice("alice", "bob", np.zeros(64000, np.float32), 16000, "Hi.", "en")):
+                     lambda: c.upload_voice("alice", "bob", np.zeros(64000, np.float32), 16000, "Hi.", "en",
+                                             consent=CONSENT)):
             err = _rpc_error(load)
             assert err.code() == grpc.StatusCode.ALREADY_EXISTS and "replace" in err.details()
         assert c.voice("alice").model_id == alice.model_id

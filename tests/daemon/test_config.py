@@ -68,3 +68,44 @@ def test_memory_budget_and_pinning_flags():
     assert cfg.pinned_voices() == ("alice", "bob") and DaemonConfig.load(env={}).pinned_voices() == ()
     with pytest.raises(InvalidInput, match="GSVD_GPU_MEMORY_FRACTION must be in"):
         DaemonConfig.load(env={}, gpu_memory_fraction=2.0).runtime()
+
+
+def test_responsible_use_settings_are_checked_at_start(tmp_path):
+    from gsvd.engine.provenance.watermark import PUBLIC_KEY
+
+    assert DaemonConfig.load(env={}).watermark_config() is None and DaemonConfig.load(env={}).signing() is None
+    key = tmp_path / "wm.key"
+    key.write_text("a-private-watermark-key\n", encoding="utf-8")
+    key.chmod(0o600)
+    cfg = DaemonConfig.load(env={"GSVD_WATERMARK": "1"}, watermark_key_file=str(key), watermark_daemon_id=9)
+    mark = cfg.watermark_config()
+    assert (mark.key, mark.daemon_id) == ("a-private-watermark-key", 9) and "a-private" not in repr(cfg)
+    assert DaemonConfig.load(env={}, watermark=True).watermark_config().key == PUBLIC_KEY
+    with pytest.raises(InvalidInput, match="watermark is off"):
+        DaemonConfig.load(env={}, watermark_key_file=str(key))
+    with pytest.raises(InvalidInput, match="watermark_daemon_id must be in"):
+        DaemonConfig.load(env={}, watermark=True, watermark_daemon_id=256)
+    with pytest.raises(InvalidInput, match="audit_log: the folder"):
+        DaemonConfig.load(env={}, audit_log=str(tmp_path / "nowhere" / "audit.jsonl"))
+    with pytest.raises(InvalidInput, match="audit_log_max_mb must be > 0"):
+        DaemonConfig.load(env={}, audit_log_max_mb=0)
+    with pytest.raises(InvalidInput, match="canary_below_streams must be in"):
+        DaemonConfig.load(env={}, max_streams=4, canary_interval_s=60, canary_below_streams=4)
+    with pytest.raises(InvalidInput, match="canary_interval_s must be >= 0"):
+        DaemonConfig.load(env={}, canary_interval_s=-1)
+    toml = tmp_path / "gsvd.toml"
+    toml.write_text("[serve]\nallow_unconsented_voices = true\ncanary_interval_s = 600\n", encoding="utf-8")
+    cfg = DaemonConfig.load(toml, env={})
+    assert cfg.allow_unconsented_voices and cfg.canary_interval_s == 600 and cfg.canary_below_streams == 1
+
+
+def test_token_identities_are_fingerprints():
+    from gsvd.daemon.auth import Auth, token_fingerprint
+
+    auth = Auth("user-secret", "admin-secret")
+    fp = token_fingerprint("admin-secret")
+    assert len(fp) == 8 and fp != token_fingerprint("user-secret") and "secret" not in fp
+    assert auth.identify("Bearer admin-secret") == f"admin#{fp}"
+    assert auth.identify("bearer user-secret") == f"user#{token_fingerprint('user-secret')}"
+    assert auth.identify("Bearer other") == f"unknown#{token_fingerprint('other')}"
+    assert auth.identify(None) == "anonymous" and Auth(no_auth=True).identify("") == "anonymous/no-auth"

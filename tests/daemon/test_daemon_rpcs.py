@@ -13,6 +13,8 @@ from gsvd.clients import Client
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
+from .conftest import CONSENT
+
 OPTS = {"seed": 3, "top_k": 5, "language": "en", "max_new_tokens": 40}
 
 
@@ -70,7 +72,8 @@ def test_voice_management_and_info(daemon):
         v = c.load_voice(str(daemon.voices_dir / "alice"), name="alice_copy")
         assert v.model_id == c.voice("alice").model_id
         rng = np.random.default_rng(0)
-        up = c.upload_voice("carol", "alice", rng.standard_normal(16000 * 4).astype(np.float32) * 0.1, 16000, "你好，世界。", "zh")
+        up = c.upload_voice("carol", "alice", rng.standard_normal(16000 * 4).astype(np.float32) * 0.1, 16000, "你好，世界。", "zh",
+                            consent=CONSENT)
         assert up.model_id == v.model_id
         pcm, _ = c.synthesize("Hi there.", "carol", **OPTS)
         assert len(pcm) > 0

@@ -88,7 +88,9 @@ def test_websocket_stream(secured):
                 return events, audio
 
     events, audio = asyncio.run(run())
+    label = events[0].pop("label")
     assert events[0] == {"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1}
+    assert label["ai_generated"] is True and label["voice"] == "alice"
     assert events[-1]["type"] == "end" and audio > 0
     chunks = [e for e in events if e["type"] == "chunk"]
     assert chunks[-1]["is_final"] and [c["sequence"] for c in chunks] == list(range(len(chunks)))

@@ -32,7 +32,7 @@ from gsvd.clients import AsyncClient, Client
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
-from .conftest import start_daemon
+from .conftest import CONSENT, start_daemon
 
 LONG_TEXT = "It keeps talking for a long while. " * 30  # minutes of audio, however early each sentence ends
 LONG = {"max_new_tokens": 1500}  # up to 60 s of audio per sentence
@@ -117,7 +117,7 @@ def test_oversized_and_malformed_requests(busy):
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     odd = pb.LoadVoiceRequest(name="odd", reference=pb.ReferenceUpload(base_voice="alice", audio=b"\0" * 3,
                                                                        encoding=pb.PCM_S16LE, sample_rate_hz=16000,
-                                                                       transcript="hi"))
+                                                                       transcript="hi", consent=pb.ConsentRecord(**CONSENT)))
     with pytest.raises(grpc.RpcError) as info:
         stub.LoadVoice(odd, timeout=30)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "odd number" in info.value.details()

@@ -131,6 +131,50 @@ def test_synth_writes_labelled_signed_watermarked_wav(tmp_path, tiny_voice) -> N
     assert res.exit_code == 2 and "both --sign-cert and --sign-key" in res.output
 
 
+def _speech(running, body: dict) -> tuple[bytes, dict]:
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{running.daemon.http_port}/v1/audio/speech",
+                                 data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return resp.read(), dict(resp.headers)
+
+
+@pytest.mark.slow
+def test_daemon_signs_whole_wav_answers(tmp_path, tiny_voice) -> None:
+    """`gsvd serve --sign-cert/--sign-key`: a whole WAV answer of /v1/audio/speech carries content credentials
+    whose label is the one in its headers; a streamed answer carries the label but no manifest."""
+    from gsvd.daemon.background import serve_in_thread
+    from gsvd.daemon.config import DaemonConfig
+    from gsvd.engine import Engine
+    from gsvd.engine.errors import InvalidInput
+    from gsvd.engine.provenance.c2pa_sign import read_credentials
+
+    cert, key, root = make_chain(tmp_path)
+    settings = dict(env={}, port=0, http_port=0, voices_dir=str(tiny_voice.parent), device="cpu", grace_s=1.0,
+                    no_auth=True)
+    with pytest.raises(InvalidInput, match="cannot read the signing private key"):
+        DaemonConfig.load(None, **settings, sign_cert=str(cert), sign_key=str(tmp_path / "missing.pem"))
+    with pytest.raises(InvalidInput, match="both sign_cert and sign_key"):
+        DaemonConfig.load(None, **settings, sign_cert=str(cert))
+    cfg = DaemonConfig.load(None, **settings, sign_cert=str(cert), sign_key=str(key))
+    running = serve_in_thread(Engine(device="cpu", max_streams=2), cfg)
+    try:
+        body = {"input": "你好。", "voice": "alice"}
+        whole, headers = _speech(running, body)
+        streamed, stream_headers = _speech(running, {**body, "stream": True})
+    finally:
+        running.stop()
+    label = AiLabel.from_dict(json.loads(headers["X-AI-Label"]))
+    (tmp_path / "whole.wav").write_bytes(whole)
+    creds = read_credentials(tmp_path / "whole.wav", trust_anchors=root)
+    assert creds is not None and creds.state == "Trusted" and creds.label == label
+    assert read_label(tmp_path / "whole.wav") == label
+    (tmp_path / "streamed.wav").write_bytes(streamed)
+    assert read_credentials(tmp_path / "streamed.wav") is None
+    assert read_label(tmp_path / "streamed.wav").voice == "alice" and stream_headers["X-AI-Generated"] == "true"
+
+
 def test_engine_marks_chunks_as_a_whole_call_would(tiny_voice) -> None:
     from gsvd.engine import Engine, SynthesisOptions
     from gsvd.engine.provenance import WatermarkConfig, Watermarker

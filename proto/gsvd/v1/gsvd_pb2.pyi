@@ -91,14 +91,36 @@ class StreamingSynthesizeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., input: _Optional[_Union[TextInput, _Mapping]] = ...) -> None: ...
 
 class AudioFormat(_message.Message):
-    __slots__ = ("encoding", "sample_rate_hz", "channels")
+    __slots__ = ("encoding", "sample_rate_hz", "channels", "label")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     encoding: AudioEncoding
     sample_rate_hz: int
     channels: int
-    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+    label: AiLabel
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ..., label: _Optional[_Union[AiLabel, _Mapping]] = ...) -> None: ...
+
+class AiLabel(_message.Message):
+    __slots__ = ("ai_generated", "voice", "generator", "created", "producer", "produce_id", "watermark", "statement")
+    AI_GENERATED_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_FIELD_NUMBER: _ClassVar[int]
+    PRODUCE_ID_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    ai_generated: bool
+    voice: str
+    generator: str
+    created: str
+    producer: str
+    produce_id: str
+    watermark: str
+    statement: str
+    def __init__(self, ai_generated: _Optional[bool] = ..., voice: _Optional[str] = ..., generator: _Optional[str] = ..., created: _Optional[str] = ..., producer: _Optional[str] = ..., produce_id: _Optional[str] = ..., watermark: _Optional[str] = ..., statement: _Optional[str] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("audio", "sequence", "offset_samples", "is_final", "segment", "text", "envelope", "envelope_hop_ms", "timings")
@@ -143,7 +165,7 @@ class SynthesizeResponse(_message.Message):
     def __init__(self, start: _Optional[_Union[AudioFormat, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Voice(_message.Message):
-    __slots__ = ("name", "version", "model_id", "languages", "reference_text", "reference_language", "sample_rate_hz")
+    __slots__ = ("name", "version", "model_id", "languages", "reference_text", "reference_language", "sample_rate_hz", "consent")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +173,7 @@ class Voice(_message.Message):
     REFERENCE_TEXT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     model_id: str
@@ -158,7 +181,26 @@ class Voice(_message.Message):
     reference_text: str
     reference_language: str
     sample_rate_hz: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., model_id: _Optional[str] = ..., languages: _Optional[_Iterable[str]] = ..., reference_text: _Optional[str] = ..., reference_language: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ...) -> None: ...
+    consent: ConsentRecord
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., model_id: _Optional[str] = ..., languages: _Optional[_Iterable[str]] = ..., reference_text: _Optional[str] = ..., reference_language: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., consent: _Optional[_Union[ConsentRecord, _Mapping]] = ...) -> None: ...
+
+class ConsentRecord(_message.Message):
+    __slots__ = ("speaker", "use", "date", "recorded_by", "statement", "recorded_at", "source")
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    USE_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
+    STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    speaker: str
+    use: str
+    date: str
+    recorded_by: str
+    statement: str
+    recorded_at: str
+    source: str
+    def __init__(self, speaker: _Optional[str] = ..., use: _Optional[str] = ..., date: _Optional[str] = ..., recorded_by: _Optional[str] = ..., statement: _Optional[str] = ..., recorded_at: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ListVoicesRequest(_message.Message):
     __slots__ = ()
@@ -177,20 +219,22 @@ class GetVoiceRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ReferenceUpload(_message.Message):
-    __slots__ = ("base_voice", "audio", "encoding", "sample_rate_hz", "transcript", "language")
+    __slots__ = ("base_voice", "audio", "encoding", "sample_rate_hz", "transcript", "language", "consent")
     BASE_VOICE_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
     base_voice: str
     audio: bytes
     encoding: AudioEncoding
     sample_rate_hz: int
     transcript: str
     language: str
-    def __init__(self, base_voice: _Optional[str] = ..., audio: _Optional[bytes] = ..., encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., transcript: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
+    consent: ConsentRecord
+    def __init__(self, base_voice: _Optional[str] = ..., audio: _Optional[bytes] = ..., encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., transcript: _Optional[str] = ..., language: _Optional[str] = ..., consent: _Optional[_Union[ConsentRecord, _Mapping]] = ...) -> None: ...
 
 class LoadVoiceRequest(_message.Message):
     __slots__ = ("name", "bundle_path", "reference", "replace")
