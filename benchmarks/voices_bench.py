@@ -142,9 +142,12 @@ def measure_tree(args) -> dict:
     from gsvd.engine import Engine
 
     bundles = sorted(Path(args.voices).iterdir())[: args.models]
-    from gsvd.engine.settings import RuntimeConfig
+    try:  # trees from before issue 23 have no RuntimeConfig (and no kernel-cache setting)
+        from gsvd.engine.settings import RuntimeConfig
 
-    kernels = RuntimeConfig.load().triton_cache if "triton_cache" in RuntimeConfig.names() else ""
+        kernels = RuntimeConfig.load().triton_cache if "triton_cache" in RuntimeConfig.names() else ""
+    except ImportError:
+        kernels = ""
     files_before = _triton_files(kernels)
     out: dict = {"tree": str(Path(sys.modules["gsvd"].__file__).resolve().parent.parent), "models": len(bundles)}
     engine = Engine(device=args.device, max_streams=args.streams, queue_limit=1024)
