@@ -124,7 +124,7 @@ def test_synth_writes_labelled_signed_watermarked_wav(tmp_path, tiny_voice) -> N
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     label = read_label(out)
-    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-ss1 key=public daemon=0")
+    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-qim1 key=public daemon=0")
     creds = read_credentials(out, trust_anchors=root)
     assert creds.state == "Trusted" and creds.label == label
     res = runner.invoke(app, [*args[:-4], "--sign-cert", str(cert)])
@@ -144,7 +144,12 @@ def test_engine_marks_chunks_as_a_whole_call_would(tiny_voice) -> None:
     with Engine(device="cpu", max_streams=2, watermark=config) as marked:
         marked.load_voice(tiny_voice)
         chunks = list(marked.stream(text, "alice", opts))
+        fast = list(marked.stream(text, "alice", SynthesisOptions(seed=7, speed=1.3)))
     assert len([c for c in chunks if len(c.pcm)]) > 1  # really chunked
+    # the marker's contract: chunks end on its 10 ms frame grid (320 samples), so no frame is split (and left
+    # unmarked), at any speed
+    for stream in (chunks, fast):
+        assert all(c.offset % 320 == 0 and len(c.pcm) % 320 == 0 for c in stream), [(c.offset, len(c.pcm)) for c in stream]
     got = np.concatenate([c.pcm for c in chunks])
     assert np.array_equal(got, Watermarker(config).mark(unmarked, rate, "alice"))
     assert not np.array_equal(got, unmarked)
