@@ -51,7 +51,7 @@ MIN_DATA_Z = 8.5
 """A decoded payload counts only if its code word agrees with the frames at least this well (``Detection.confidence``;
 unmarked audio's best code word reaches it about once in a hundred tries, marked audio that decodes scores 9.5-30)."""
 MIN_EXCERPT_S = 3.0
-_OFFSET_BLOCK = 20
+_OFFSET_BLOCK = 40
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,31 @@ def _spectra(x: np.ndarray, offset: int, frames: int) -> np.ndarray:
     return np.fft.rfft(view * hann(FRAME), axis=1)[:, BAND_BINS[0] : BAND_BINS[1]]
 
 
+def decode_keys(prepared: Prepared, detectors: list[Detector]) -> list[Detection]:
+    """Read one prepared excerpt under several keys (the frames' spectra are computed once for all)."""
+    frames = prepared.frames
+    if frames < 4:
+        return [Detection(False, None, 0.0, 0.0, SYMBOLS) for _ in detectors]
+    found: list[list[tuple[float, int, int, int]]] = [[] for _ in detectors]
+    block = max(1, min(_OFFSET_BLOCK, 400_000 // (frames * (BAND_BINS[1] - BAND_BINS[0]))))
+    # every 10 ms frame at every integer offset: windows starting at o + FRAME * f, as a [F, FRAME, FRAME] view
+    grid = np.lib.stride_tricks.sliding_window_view(prepared.audio, FRAME)
+    grid = grid[: frames * FRAME].reshape(frames, FRAME, FRAME)
+    window = hann(FRAME)
+    for first in range(0, FRAME, block):
+        offsets = range(first, min(FRAME, first + block))
+        cut = grid[:, first : first + len(offsets)] * window  # [F, B, FRAME]
+        band = np.fft.rfft(cut, axis=2)[:, :, BAND_BINS[0] : BAND_BINS[1]].transpose(1, 0, 2)  # [B, F, K]
+        energy = np.sum(band.real**2 + band.imag**2, axis=2)
+        for det, out in zip(detectors, found):
+            z = det._score(band, energy, prepared.noise)
+            for flat in np.argpartition(z.ravel(), -CANDIDATES)[-CANDIDATES:]:
+                b, lag, s = np.unravel_index(flat, z.shape)
+                # corr[lag] = sum_r folded[r] conj(ref[r - lag]): the excerpt's frame 0 is slot -lag
+                out.append((float(z[b, lag, s]), offsets[b], int(s), int(-lag % SLOTS)))
+    return [det._finish(prepared, out) for det, out in zip(detectors, found)]
+
+
 def _a1inv(r: np.ndarray) -> np.ndarray:
     """The von Mises concentration whose mean resultant length is ``r`` (Best and Fisher's approximation)."""
     r = np.clip(r, 0.0, 0.995)
@@ -127,20 +152,28 @@ class Detector:
         bins = np.arange(*BAND_BINS)
         shifts = (np.arange(SUB) - SUB // 2) / SUB
         # Re(Y . conj(u) . exp(2 pi i k s / FRAME)): the measurement of the frame shifted by s samples
-        self._ramps = np.conj(self.pattern.direction)[:, None] * np.exp(2j * np.pi * np.outer(bins, shifts) / FRAME)
+        ramps = np.conj(self.pattern.direction)[:, None] * np.exp(2j * np.pi * np.outer(bins, shifts) / FRAME)
+        self._ramps = ramps
         self._sync_ref = np.conj(np.fft.fft(np.exp(4j * np.pi * self.pattern.dither)))
-        self._order = np.argsort(self.pattern.symbol, kind="stable")
 
     def detect(self, audio: np.ndarray, rate: int) -> Detection:
         """Read one excerpt (mono float; >= 3 s is reliable, less may do)."""
         return self.decode(prepare(audio, rate))
 
     def decode(self, prepared: Prepared) -> Detection:
-        frames = prepared.frames
-        if frames < 4:
-            return Detection(False, None, 0.0, 0.0, SYMBOLS)
+        return decode_keys(prepared, [self])[0]
+
+    def _finish(self, prepared: Prepared, found: list[tuple[float, int, int, int]]) -> Detection:
+        """Decode the best positions found by the sync search; the first that yields a payload wins."""
+        found.sort(reverse=True)
+        picked: list[tuple[float, int, int, int]] = []
+        for cand in found:  # neighbouring sub-sample shifts of one position are one candidate
+            if all(cand[3] != c[3] or abs((cand[1] * SUB + cand[2]) - (c[1] * SUB + c[2])) > 2 for c in picked):
+                picked.append(cand)
+            if len(picked) == CANDIDATES:
+                break
         best: Detection | None = None
-        for score, offset, shift, slot in self._sync(prepared):
+        for score, offset, shift, slot in picked:
             got = self._read(prepared, offset, shift, slot, score)
             if got.found:
                 return got
@@ -150,37 +183,21 @@ class Detector:
 
     # ---------------------------------------------------------------- sync
 
-    def _sync(self, prepared: Prepared) -> list[tuple[float, int, int, int]]:
-        """The CANDIDATES best (score, integer offset, sub-sample shift index, slot of the first frame)."""
-        frames = prepared.frames
-        found: list[tuple[float, int, int, int]] = []
-        for block in range(0, FRAME, _OFFSET_BLOCK):
-            offsets = range(block, min(FRAME, block + _OFFSET_BLOCK))
-            band = np.stack([_spectra(prepared.audio, o, frames) for o in offsets])  # [B, F, K]
-            energy = np.sum(band.real**2 + band.imag**2, axis=2)
-            p = (band.reshape(-1, band.shape[2]) @ self._ramps).real.reshape(len(offsets), frames, SUB)
-            p /= np.sqrt(np.maximum(energy, 1e-30))[:, :, None]
-            weight = np.exp(-2.0 * self._phase_var(energy, prepared.noise, SIGMA_REL))  # E[cos 2 phi] if marked
-            phasors = weight[:, :, None] * np.exp(4j * np.pi * p / DELTA)
-            folded = np.zeros((len(offsets), SLOTS, SUB), dtype=np.complex128)
-            for start in range(0, frames, SLOTS):
-                stop = min(frames, start + SLOTS)
-                folded[:, : stop - start] += phasors[:, start:stop]
-            corr = np.fft.ifft(np.fft.fft(folded, axis=1) * self._sync_ref[None, :, None], axis=1).real
-            z = corr / np.sqrt(np.maximum(np.sum(weight**2, axis=1), 1e-30) / 2.0)[:, None, None]
-            top = np.argpartition(z.ravel(), -CANDIDATES)[-CANDIDATES:]
-            for flat in top:
-                b, lag, s = np.unravel_index(flat, z.shape)
-                # corr[lag] = sum_r folded[r] conj(ref[r - lag]): the excerpt's frame 0 is slot -lag
-                found.append((float(z[b, lag, s]), offsets[b], int(s), int(-lag % SLOTS)))
-        found.sort(reverse=True)
-        picked: list[tuple[float, int, int, int]] = []
-        for cand in found:  # neighbouring sub-sample shifts of one position are one candidate
-            if all(cand[3] != c[3] or abs((cand[1] * SUB + cand[2]) - (c[1] * SUB + c[2])) > 2 for c in picked):
-                picked.append(cand)
-            if len(picked) == CANDIDATES:
-                break
-        return picked
+    def _score(self, band: np.ndarray, energy: np.ndarray, noise: float) -> np.ndarray:
+        """Sync z values ``[B, SLOTS, SUB]`` of a block of B integer offsets: for each sub-sample shift and
+        each lag, the weighted phasors of the frames folded onto the slots, against the dithers."""
+        blocks, frames, k = band.shape
+        p = (band.reshape(-1, k) @ self._ramps).real.reshape(blocks, frames, SUB)
+        p /= np.sqrt(np.maximum(energy, 1e-30))[:, :, None]
+        weight = np.exp(-2.0 * self._phase_var(energy, noise, SIGMA_REL))  # E[cos 2 phi] if marked
+        phase = (4.0 * np.pi / DELTA) * p
+        phasors = weight[:, :, None] * (np.cos(phase) + 1j * np.sin(phase))
+        folded = np.zeros((blocks, SLOTS, SUB), dtype=phasors.dtype)
+        for start in range(0, frames, SLOTS):
+            stop = min(frames, start + SLOTS)
+            folded[:, : stop - start] += phasors[:, start:stop]
+        corr = np.fft.ifft(np.fft.fft(folded, axis=1) * self._sync_ref[None, :, None], axis=1).real
+        return corr / np.sqrt(np.maximum(np.sum(weight**2, axis=1), 1e-30) / 2.0)[:, None, None]
 
     @staticmethod
     def _phase_var(energy: np.ndarray, noise: float, sigma_rel: float) -> np.ndarray:
