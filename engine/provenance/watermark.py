@@ -13,9 +13,10 @@ for the detector to overcome.
   (bins of 100 Hz at any rate, so 32 kHz marking and 16 kHz reading see the same numbers), ``u`` a keyed
   unit vector of random phases. ``p`` does not change with gain and survives resampling; codecs and
   noise only perturb it.
-- Frame ``f`` carries coded symbol ``slot -> symbol`` of slot ``f mod SLOTS`` (a 1.5 s period; any 3 s
-  holds every slot twice): ``p`` is moved to the nearest point of ``DELTA * (Z + dither + bit/2)``. The
-  dither is keyed per slot: it is what lets the detector find where in the period an excerpt starts.
+- Frame ``f`` carries the coded symbol of slot ``f mod SLOTS`` (a 1.08 s period, one slot per coded
+  symbol in a keyed order; any 3 s hold every symbol 2-3 times): ``p`` is moved to the nearest point of
+  ``DELTA * (Z + dither + bit/2)``. The dither is keyed per slot: it is what lets the detector find where
+  in the period an excerpt starts.
 - The move is made along ``u``, shaped by the frame's own spectrum to the power ``SHAPE`` (the mark sits
   under the speech, where it is masked) and windowed like the frame, so the mark has no edges. Its
   level follows from ``DELTA``: about 36 dB under each frame's band energy; silence gets none.
@@ -48,8 +49,8 @@ FRAME_S = 0.01
 BIN_HZ = 1.0 / FRAME_S
 BAND_BINS = (3, 71)
 """DFT bins (of ``BIN_HZ``) the measurement reads: 300-7000 Hz."""
-SLOTS = 150
-"""Frames per period (1.5 s)."""
+SLOTS = 108
+"""Frames per period (1.08 s): one per coded symbol."""
 DELTA = 0.049
 """QIM step of the normalized measurement: sets the mark's level (about -36 dB of each frame's band)."""
 SHAPE = 0.25
@@ -141,7 +142,7 @@ class KeyPattern:
     dither: np.ndarray
     """Per slot, the lattice offset in units of DELTA ([0, 1))."""
     symbol: np.ndarray
-    """Per slot, the coded symbol it carries (a keyed order: the spare slots repeat symbols)."""
+    """Per slot, the coded symbol it carries (a keyed order, so a pause does not erase neighbouring symbols)."""
 
     @classmethod
     def build(cls, key: str) -> KeyPattern:
@@ -150,7 +151,7 @@ class KeyPattern:
         k = BAND_BINS[1] - BAND_BINS[0]
         direction = np.exp(2j * np.pi * _rng(key, "direction").random(k)) / np.sqrt(k)
         dither = _rng(key, "dither").random(SLOTS)
-        symbol = _rng(key, "slots").permutation(SLOTS) % SYMBOLS
+        symbol = _rng(key, "slots").permutation(SLOTS) % SYMBOLS  # SLOTS == SYMBOLS: each symbol once
         return cls(direction, dither, symbol)
 
     def slot_bits(self, payload: Payload) -> np.ndarray:

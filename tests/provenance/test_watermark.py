@@ -192,3 +192,19 @@ def test_code_corrects_errors_and_crc_catches_the_rest() -> None:
     corrupt = ecc.with_crc(msg)
     corrupt[5] ^= 1
     assert ecc.check_crc(corrupt) is None
+
+
+def test_list_viterbi_starts_with_the_best_path_and_rescues_payloads_it_misses() -> None:
+    rng = np.random.default_rng(4)
+    single = listed = 0
+    for _ in range(120):
+        msg = rng.integers(0, 2, 32).astype(np.uint8)
+        soft = 1.0 - 2.0 * ecc.conv_encode(ecc.with_crc(msg)) + rng.normal(0, 1.0, 108)
+        paths = ecc.viterbi_list(soft, 48, 8)
+        assert len(paths) == 8 and np.array_equal(paths[0], ecc.viterbi_decode(soft, 48))
+        assert len({p.tobytes() for p in paths}) == 8  # distinct messages
+        best = ecc.check_crc(paths[0])
+        single += best is not None and np.array_equal(best, msg)
+        first = next((m for m in map(ecc.check_crc, paths) if m is not None), None)
+        listed += first is not None and np.array_equal(first, msg)
+    assert listed >= single + 10  # at one symbol-energy-to-noise ratio of 0 dB the list finds many more
