@@ -14,6 +14,8 @@ from gsvd.cli import app
 from gsvd.engine.provenance.label import AiLabel, read_label
 from gsvd.wavio import write_wav
 
+from .conftest import encode_file
+
 runner = CliRunner()
 c2pa = pytest.importorskip("c2pa")
 
@@ -155,19 +157,6 @@ def test_engine_marks_chunks_as_a_whole_call_would(tiny_voice) -> None:
     assert not np.array_equal(got, unmarked)
 
 
-def _encode(pcm: np.ndarray, rate: int, path, codec: str) -> None:
-    av = pytest.importorskip("av")
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate)
-        stream.bit_rate = 64000
-        frame = av.AudioFrame.from_ndarray((pcm * 32767).astype(np.int16)[None], format="s16", layout="mono")
-        frame.rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-
-
 def test_detect_cli_exit_codes_and_formats(tmp_path, shared_speech) -> None:
     from gsvd.engine.audio import load_audio
     from gsvd.engine.provenance import Watermarker
@@ -176,7 +165,7 @@ def test_detect_cli_exit_codes_and_formats(tmp_path, shared_speech) -> None:
     y = Watermarker().mark(x, 32000, "alice")
     marked = write_wav(tmp_path / "m.wav", y, 32000)
     unmarked = write_wav(tmp_path / "u.wav", x, 32000)
-    _encode(y, 32000, tmp_path / "m.mp3", "libmp3lame")
+    encode_file(y, 32000, tmp_path / "m.mp3", "libmp3lame")
     res = runner.invoke(app, ["watermark", "detect", str(marked), str(tmp_path / "m.mp3"), "--voice", "alice", "--json"])
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.output.splitlines()]

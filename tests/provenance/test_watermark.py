@@ -20,6 +20,8 @@ from gsvd.engine.provenance.watermark import (
     voice_hash,
 )
 
+from .conftest import round_trip
+
 RATE = 32000
 FRAME = 320  # 10 ms at 32 kHz
 
@@ -50,32 +52,6 @@ def _speech(shared_speech, name: str, seconds: float) -> np.ndarray:
     from gsvd.engine.audio import load_audio
 
     return load_audio(shared_speech / name, RATE)[: int(seconds * RATE)]
-
-
-def _codec(pcm: np.ndarray, codec: str) -> tuple[np.ndarray, int]:
-    """Encode at 64 kb/s with PyAV and decode back."""
-    import io
-
-    av = pytest.importorskip("av")
-    import soxr
-
-    rate = 48000 if codec == "libopus" else RATE
-    x = soxr.resample(pcm, RATE, rate) if rate != RATE else pcm
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="ogg" if codec == "libopus" else "mp3") as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.bit_rate = 64000
-        frame = av.AudioFrame.from_ndarray((np.clip(x, -1, 1) * 32767).astype(np.int16)[None], format="s16", layout="mono")
-        frame.rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    buf.seek(0)
-    with av.open(buf) as inp:
-        res = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        pieces = [f.to_ndarray().reshape(-1) for fr in inp.decode(audio=0) for f in res.resample(fr)]
-    return np.concatenate(pieces), rate
 
 
 def test_chunks_on_the_frame_grid_mark_bit_identically_to_whole(marker: Watermarker) -> None:
@@ -152,12 +128,12 @@ def test_detects_after_resampling_gain_and_a_sub_sample_cut(shared_speech, marke
         assert not detector.detect(soxr.resample(x, RATE, rate)[2 * rate : 5 * rate], rate).found
 
 
-def test_detects_after_mp3_and_20_db_noise_with_a_margin(shared_speech, marker: Watermarker,
+def test_detects_after_mp3_and_20_db_noise_with_a_margin(shared_speech, tmp_path, marker: Watermarker,
                                                          detector: Detector) -> None:
     x = _speech(shared_speech, "en/moonshine_two_cities_librivox.wav", 12.0)
     y = marker.mark(x, RATE, "carol")
     excerpt = y[2 * RATE : 6 * RATE]
-    coded, rate = _codec(excerpt, "libmp3lame")
+    coded, rate = round_trip(excerpt, RATE, "libmp3lame", tmp_path)
     got = detector.detect(coded, rate)
     assert got.found and got.payload == marker.payload("carol")
     assert got.confidence > MIN_DATA_Z * 1.5 and got.symbol_errors <= 10
