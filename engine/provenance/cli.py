@@ -28,8 +28,9 @@ def detect(
     from rich.console import Console
 
     from gsvd.engine.errors import GsvdError
+    from gsvd.engine.provenance.detector import Detector
     from gsvd.engine.provenance.scan import scan_file
-    from gsvd.engine.provenance.watermark import PUBLIC_KEY, Detector, voice_hash
+    from gsvd.engine.provenance.watermark import PUBLIC_KEY, SYMBOLS, voice_hash
 
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     detector = Detector(key or PUBLIC_KEY)
@@ -56,7 +57,7 @@ def detect(
         elif best.found:
             who = f" ({row['voice']})" if row["voice"] else ""
             out.print(f"{path}: watermark found: daemon {p.daemon_id}, voice {row['voice_hash']}{who}, day {row['day']}; "
-                      f"confidence {best.confidence:.2f} (sync z {best.sync_z:.1f}, {best.symbol_errors} of 108 "
+                      f"confidence z {best.confidence:.1f} (sync z {best.sync_z:.1f}, {best.symbol_errors} of {SYMBOLS} "
                       f"symbols off)" + (f"; {len(result.payloads)} different payloads" if len(result.payloads) > 1 else ""),
                       soft_wrap=True)
         else:

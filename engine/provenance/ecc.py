@@ -116,3 +116,33 @@ def viterbi_decode(soft: np.ndarray, message_bits: int) -> np.ndarray:
         bits[t] = _PREV_BIT[state]
         state = _PREV[state, choice[t, state]]
     return bits[:message_bits]
+
+
+def viterbi_list(soft: np.ndarray, message_bits: int, size: int) -> list[np.ndarray]:
+    """The ``size`` most likely messages, best first (a list Viterbi: each state keeps its ``size`` best
+    paths). With a CRC on the message, trying them in order finds a payload the single best path misses
+    when a few symbols are wrong (each extra path is one more 1-in-65,536 chance for noise to pass)."""
+    soft = np.asarray(soft, dtype=np.float64).reshape(-1, 2)
+    steps = message_bits + CONSTRAINT - 1
+    if soft.shape[0] != steps:
+        raise ValueError(f"expected {2 * steps} soft symbols, got {soft.size}")
+    metric = np.full((_STATES, size), -np.inf)
+    metric[0, 0] = 0.0
+    choice = np.zeros((steps, _STATES, size), dtype=np.int32)
+    for t in range(steps):
+        branch = _BRANCH @ soft[t]  # [S, 2]
+        cand = (metric[_PREV] + branch[:, :, None]).reshape(_STATES, 2 * size)  # [S, 2 * size]
+        pick = np.argsort(-cand, axis=1, kind="stable")[:, :size]
+        choice[t] = pick
+        metric = np.take_along_axis(cand, pick, axis=1)
+    out = []
+    for rank in range(size):
+        if not np.isfinite(metric[0, rank]):
+            break
+        state, bits = 0, np.zeros(steps, dtype=np.uint8)
+        for t in range(steps - 1, -1, -1):
+            pick = choice[t, state, rank]
+            bits[t] = _PREV_BIT[state]
+            state, rank = _PREV[state, pick // size], pick % size
+        out.append(bits[:message_bits])
+    return out

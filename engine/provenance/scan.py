@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from gsvd.engine.errors import InvalidInput
-from gsvd.engine.provenance.watermark import MIN_EXCERPT_S, Detection, Detector, prepare
+from gsvd.engine.provenance.detector import MIN_EXCERPT_S, Detection, Detector, prepare
 
 WINDOW_S = 6.0
 HOP_S = 3.0

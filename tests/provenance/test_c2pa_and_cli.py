@@ -14,6 +14,8 @@ from gsvd.cli import app
 from gsvd.engine.provenance.label import AiLabel, read_label
 from gsvd.wavio import write_wav
 
+from .conftest import encode_file
+
 runner = CliRunner()
 c2pa = pytest.importorskip("c2pa")
 
@@ -124,7 +126,7 @@ def test_synth_writes_labelled_signed_watermarked_wav(tmp_path, tiny_voice) -> N
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     label = read_label(out)
-    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-ss1 key=public daemon=0")
+    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-qim1 key=public daemon=0")
     creds = read_credentials(out, trust_anchors=root)
     assert creds.state == "Trusted" and creds.label == label
     res = runner.invoke(app, [*args[:-4], "--sign-cert", str(cert)])
@@ -188,23 +190,15 @@ def test_engine_marks_chunks_as_a_whole_call_would(tiny_voice) -> None:
     with Engine(device="cpu", max_streams=2, watermark=config) as marked:
         marked.load_voice(tiny_voice)
         chunks = list(marked.stream(text, "alice", opts))
+        fast = list(marked.stream(text, "alice", SynthesisOptions(seed=7, speed=1.3)))
     assert len([c for c in chunks if len(c.pcm)]) > 1  # really chunked
+    # the marker's contract: chunks end on its 10 ms frame grid (320 samples), so no frame is split (and left
+    # unmarked), at any speed
+    for stream in (chunks, fast):
+        assert all(c.offset % 320 == 0 and len(c.pcm) % 320 == 0 for c in stream), [(c.offset, len(c.pcm)) for c in stream]
     got = np.concatenate([c.pcm for c in chunks])
     assert np.array_equal(got, Watermarker(config).mark(unmarked, rate, "alice"))
     assert not np.array_equal(got, unmarked)
-
-
-def _encode(pcm: np.ndarray, rate: int, path, codec: str) -> None:
-    av = pytest.importorskip("av")
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate)
-        stream.bit_rate = 64000
-        frame = av.AudioFrame.from_ndarray((pcm * 32767).astype(np.int16)[None], format="s16", layout="mono")
-        frame.rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
 
 
 def test_detect_cli_exit_codes_and_formats(tmp_path, shared_speech) -> None:
@@ -215,7 +209,7 @@ def test_detect_cli_exit_codes_and_formats(tmp_path, shared_speech) -> None:
     y = Watermarker().mark(x, 32000, "alice")
     marked = write_wav(tmp_path / "m.wav", y, 32000)
     unmarked = write_wav(tmp_path / "u.wav", x, 32000)
-    _encode(y, 32000, tmp_path / "m.mp3", "libmp3lame")
+    encode_file(y, 32000, tmp_path / "m.mp3", "libmp3lame")
     res = runner.invoke(app, ["watermark", "detect", str(marked), str(tmp_path / "m.mp3"), "--voice", "alice", "--json"])
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.output.splitlines()]
