@@ -138,9 +138,11 @@ def test_the_kv_pool_is_shared_across_models_and_bounded_by_its_budget(tiny):
             rt.add_model(mid, gpt, sov)
         assert rt.stats()["slots_total"] == 2 and len(rt._scheduler.pools) == 1
         assert rt._scheduler.models["a"].pool is rt._scheduler.models["b"].pool
-        long = [rt.submit(_request(mid, models[mid][1], seed=k, top_k=50, max_new_tokens=200))
-                for k, mid in enumerate("ab")]
-        _wait_for(lambda: rt.stats()["slots_free"] == 0 and rt.stats()["queued"] == 0)  # both admitted and running
+        long = []
+        for k, mid in enumerate("ab"):  # one at a time: the queue holds one request (queue_limit=1)
+            long.append(rt.submit(_request(mid, models[mid][1], seed=k, top_k=50, max_new_tokens=200)))
+            _wait_for(lambda: rt.stats()["queued"] == 0)
+        _wait_for(lambda: rt.stats()["slots_free"] == 0)  # both admitted and running
         waiting = rt.submit(_request("a", models["a"][1], seed=5, max_new_tokens=12))
         time.sleep(0.1)
         assert rt.stats()["queued"] == 1 and rt.stats()["active_streams"] == 2
