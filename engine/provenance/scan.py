@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gsvd.engine.audio_io import decode_audio, to_mono
 from gsvd.engine.errors import InvalidInput
 from gsvd.engine.provenance.detector import MIN_EXCERPT_S, Detection, Detector, prepare
 
@@ -28,41 +29,9 @@ class FileResult:
 
 
 def decode_mono(path: str | Path) -> tuple[np.ndarray, int]:
-    """A file's audio as mono float32 and its rate; InvalidInput if it cannot be read."""
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInput(f"no such file: {p}", "file")
-    try:
-        import soundfile as sf
-
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
-        audio = data.mean(axis=1)
-    except Exception:
-        audio, rate = _decode_av(p)
-    if audio.size == 0:
-        raise InvalidInput(f"{p} contains no audio samples", "file")
-    return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
-
-
-def _decode_av(path: Path) -> tuple[np.ndarray, int]:
-    try:
-        import av
-    except ImportError:
-        raise InvalidInput(f"cannot decode {path}: install PyAV (the 'train' extra) for this format", "file") from None
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise InvalidInput(f"{path} has no audio stream", "file")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
-            pieces = [f.to_ndarray().reshape(-1) for frame in container.decode(stream) for f in resampler.resample(frame)]
-            pieces += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-            rate = stream.rate
-    except InvalidInput:
-        raise
-    except Exception as exc:
-        raise InvalidInput(f"cannot decode {path}: {exc}", "file") from None
-    return (np.concatenate(pieces) if pieces else np.zeros(0, np.float32)), int(rate)
+    """A file's audio as mono float32 and its rate; InvalidInput if it cannot be read (`engine.audio_io`)."""
+    audio, rate = decode_audio(path)
+    return to_mono(audio), rate
 
 
 def scan(audio: np.ndarray, rate: int, detector: Detector) -> tuple[Detection, tuple[Detection, ...]]:

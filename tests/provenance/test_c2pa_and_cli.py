@@ -218,4 +218,4 @@ def test_detect_cli_exit_codes_and_formats(tmp_path, shared_speech) -> None:
     assert res.exit_code == 1 and "no watermark found" in res.output
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
     res = runner.invoke(app, ["watermark", "detect", str(tmp_path / "bad.wav"), str(tmp_path / "none.wav")])
-    assert res.exit_code == 2 and "no such file" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "not found" in res.output and "Traceback" not in res.output
