@@ -24,6 +24,8 @@ from importlib import metadata, util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gsvd.atomic import atomic_write_bytes
+
 if TYPE_CHECKING:
     import marisa_trie
 
@@ -159,12 +161,7 @@ def _open(name: str) -> marisa_trie.BytesTrie:
                 pass  # a damaged file: rebuild it below
         built = built or marisa_trie.BytesTrie(items())
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-", suffix=".tmp")
-            os.close(fd)
-            built.save(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+            atomic_write_bytes(path, built.tobytes())  # a concurrent reader sees the old file or the whole new one
             return marisa_trie.BytesTrie().mmap(str(path))
         except OSError:
             continue
