@@ -46,7 +46,8 @@ def test_serve_flags_for_responsible_use(tmp_path):
 
     import numpy as np
 
-    from gsvd.engine.provenance.watermark import Detector, voice_hash
+    from gsvd.engine.provenance.detector import Detector
+    from gsvd.engine.provenance.watermark import voice_hash
 
     from .conftest import unconsented
 
