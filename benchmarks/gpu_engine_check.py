@@ -15,6 +15,7 @@
    tokens equal to those after, time until every graph is captured); eviction to host memory and back (same tokens,
    comeback time); Triton's kernel cache in the `triton_cache` folder across two fresh processes (files written by
    the first, the second's first decode capture served from them: compile time of each).
+4. The watermark (`watermark`): a stream marked on the GPU vs the reference marker; device time of a marked pass.
 Last line: one JSON object.
 """
 
@@ -467,13 +468,72 @@ def triton_cache_check() -> dict:
     return {"folder": folder, "runs": runs}
 
 
+def watermark_check(reps: int = 50) -> dict:
+    """The watermark added where the audio is made (`chunking.join_rows`, on the GPU): one seeded stream with and
+    without the mark; their difference vs the reference marker (float64, CPU) on the unmarked audio; the device
+    time of marking a 64-row pass of 0.3 s chunks, per 20 ms of audio."""
+    import dataclasses
+
+    import numpy as np
+
+    from gsvd.engine.provenance import Watermarker
+    from gsvd.engine.provenance.embed import device_pattern, frame_marks
+    from gsvd.engine.runtime.chunking import StreamDecoder, join_rows
+
+    marker = Watermarker()
+    rt, request = random_runtime(4)
+    try:
+        plain = np.concatenate(list(rt.submit(request(3, 150))))
+        marked = np.concatenate(list(rt.submit(dataclasses.replace(request(3, 150), mark=marker.stream_mark("m")))))
+    finally:
+        rt.close()
+    want = marker.mark(plain, 32000, "m").astype(np.float64) - plain
+    got = marked.astype(np.float64) - plain
+    out = {"samples": len(plain), "same_length": len(plain) == len(marked),
+           "mark_rms_rel": float(np.sqrt(np.mean(want**2) / np.mean(plain.astype(np.float64) ** 2))),
+           "max_diff_vs_reference_rel": float(np.abs(got - want).max() / np.abs(want).max())}
+    rows, width = 64, 9600 + 320
+    wav = torch.randn(rows, width, device="cuda") * 0.1
+    decs = []
+    for r in range(rows):
+        d = StreamDecoder(None, torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 1, 1), 0.0, 1.0, 0,
+                          mark=marker.stream_mark(f"v{r}").at(32000 * r))
+        decs.append((d, 0, False, wav[r, :320].clone()))
+    for marked_rows in (False, True):
+        use = decs if marked_rows else [(dataclasses.replace(d, mark=None), *rest) for d, *rest in decs]
+        join_rows(wav, use)
+        torch.cuda.synchronize()
+        t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0.record()
+        for _ in range(reps):
+            join_rows(wav, use)
+        t1.record()
+        t1.synchronize()
+        out[f"pass_64x0.3s_ms_{'marked' if marked_rows else 'plain'}"] = t0.elapsed_time(t1) / reps
+    per_20ms = (out["pass_64x0.3s_ms_marked"] - out["pass_64x0.3s_ms_plain"]) / (rows * 9600 / 640)
+    out["mark_ms_per_20ms_audio"] = per_20ms
+    dp = device_pattern(marker.pattern, 320, torch.device("cuda"), torch.float32)
+    frames = torch.randn(rows * 30, 320, device="cuda")
+    offs = torch.rand(rows * 30, device="cuda")
+    frame_marks(frames, offs, None, dp)
+    t0.record()
+    for _ in range(reps):
+        frame_marks(frames, offs, None, dp)
+    t1.record()
+    t1.synchronize()
+    out["frame_marks_64x30_frames_ms"] = t0.elapsed_time(t1) / reps
+    return out
+
+
 def main() -> None:
     info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     if sys.argv[1:] == ["--bert-only"]:  # the BERT features check alone
         info["bert"] = bert_check()
         print(json.dumps(info))
         return
-    checks = os.environ.get("CHECKS", "correctness,speed,many_models").split(",")
+    checks = os.environ.get("CHECKS", "correctness,speed,many_models,watermark").split(",")
+    if "watermark" in checks:
+        info["watermark"] = watermark_check()
     if "many_models" in checks:  # fresh models of its own (a runtime moves the modules it is given)
         info["many_models"] = {**template_check(torch.Generator().manual_seed(7)), **serving_check(),
                                "triton_cache": triton_cache_check()}

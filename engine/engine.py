@@ -26,7 +26,7 @@ import torch
 
 from gsvd.engine.errors import Cancelled, InvalidInput, VoiceNotFound
 from gsvd.engine.preparer import Job
-from gsvd.engine.provenance.watermark import WatermarkConfig, Watermarker
+from gsvd.engine.provenance.watermark import StreamMark, WatermarkConfig, Watermarker
 from gsvd.engine.settings import RuntimeConfig
 from gsvd.engine.types import SAMPLE_RATE, AudioChunk, PhoneTiming, SynthesisOptions
 
@@ -426,13 +426,13 @@ class Engine:
         lang = _frontend_lang(opts.language)
         sequence = 0
         offset = 0
-        marker = self._watermarker.stream(state.voice.name, SAMPLE_RATE) if self._watermarker else None
+        mark = self._watermarker.stream_mark(state.voice.name) if self._watermarker else None
         closer: AudioChunk | None = None  # a segment's zero-length last chunk (word timings), held until we
         for index, piece in enumerate(pieces):  # know whether it ends the request; audio is never held back
             _check_cancel(cancel, deadline)
             handle = StreamHandle()
             build = partial(self._request, state, opts=replace(opts, seed=seed + index), deadline=deadline,
-                            cancel=cancel)
+                            cancel=cancel, mark=mark.at(offset) if mark is not None else None)
             job = Job(piece, lang, fe, fe.lexicon_for(state.lexicon), build, handle, cancel, deadline,
                       first=index == 0)
             self._preparer.put(job)  # analysis, BERT and the runtime request in the preparer's thread
@@ -442,7 +442,7 @@ class Engine:
                     if closer is not None:
                         yield closer
                         closer = None
-                    pcm = np.asarray(pcm, dtype=np.float32) if marker is None else marker.apply(pcm, offset)
+                    pcm = np.asarray(pcm, dtype=np.float32)  # marked by the runtime (`SynthRequest.mark`)
                     yield AudioChunk(pcm=pcm, sample_rate=SAMPLE_RATE, sequence=sequence,
                                      offset=offset, segment=index, text=piece if first else "")
                     first = False
@@ -463,7 +463,8 @@ class Engine:
         yield replace(closer, is_final=True)
 
     def _request(self, state: _VoiceState, ids: torch.Tensor, bert: torch.Tensor, opts: SynthesisOptions,
-                 deadline: float | None, cancel: threading.Event | None = None) -> SynthRequest:
+                 deadline: float | None, cancel: threading.Event | None = None,
+                 mark: StreamMark | None = None) -> SynthRequest:
         from gsvd.engine.runtime import SynthRequest
 
         return SynthRequest(
@@ -476,6 +477,7 @@ class Engine:
             options=opts,
             deadline=deadline,
             cancel=cancel,
+            mark=mark,
         )
 
     def _bundle_state(self, name: str, model: _ModelState, bundle) -> _VoiceState:

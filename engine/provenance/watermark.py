@@ -1,4 +1,6 @@
-"""An inaudible, keyed, streaming audio watermark (numpy only); the detector is in ``detector``.
+"""An inaudible, keyed, streaming audio watermark: the scheme, its keys and payloads, and the stream marker. The
+embedding's arithmetic is in ``embed`` (torch: the runtime marks a chunk pass's rows on their device, see
+``runtime.chunking.join_rows``); the detector, in ``detector``, is numpy only and does not import it.
 
 Why our own: the offline watermarking libraries that work well (AudioSeal, WavMark) download their
 weights at run time, which this project cannot do. Why this design (informed embedding, not plain spread
@@ -37,7 +39,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -202,6 +204,21 @@ def describe(config: WatermarkConfig, voice: str, when: _dt.datetime | None = No
     return f"{SCHEME} key={key} daemon={p.daemon_id} voice=0x{p.voice_hash:03x} day={p.day().isoformat()}"
 
 
+@dataclass(frozen=True, eq=False)
+class StreamMark:
+    """What marking one request's audio where it is made needs (`runtime.chunking.join_rows`): the key's
+    pattern, each slot's lattice offset for the stream's payload, and the stream position of the request's first
+    sample (a stream of several sentences is one stream: its frames sit on one 10 ms grid)."""
+
+    pattern: KeyPattern
+    offsets: np.ndarray
+    """Per slot, where the lattice of the slot's bit sits (dither + bit/2, in units of DELTA, in [0, 1))."""
+    start: int = 0
+
+    def at(self, start: int) -> StreamMark:
+        return replace(self, start=start)
+
+
 class Watermarker:
     """Marks streams under one configuration; thread-safe (the key's pattern is built once)."""
 
@@ -217,6 +234,10 @@ class Watermarker:
     def stream(self, voice: str, rate: int, when: _dt.datetime | None = None) -> StreamMarker:
         """A marker for one stream of ``voice`` at ``rate``, starting at sample 0."""
         return StreamMarker(self.pattern, self.slot_bits(self.payload(voice, when)), rate)
+
+    def stream_mark(self, voice: str, when: _dt.datetime | None = None) -> StreamMark:
+        """The mark of one stream of ``voice``, starting at sample 0, for the runtime to add."""
+        return StreamMark(self.pattern, lattice_offsets(self.pattern, self.slot_bits(self.payload(voice, when))))
 
     def slot_bits(self, payload: Payload) -> np.ndarray:
         with self._lock:
@@ -243,9 +264,7 @@ class StreamMarker:
     def __init__(self, pattern: KeyPattern, slot_bits: np.ndarray, rate: int) -> None:
         self._n = frame_length(rate)
         self._pattern = pattern
-        self._offsets = (pattern.dither + 0.5 * np.asarray(slot_bits, dtype=np.float64)) % 1.0
-        self._window = hann(self._n)
-        self._lo, self._hi = BAND_BINS
+        self._offsets = lattice_offsets(pattern, slot_bits)
         self._skip = 0  # samples of a split frame still to pass through
         self.position = 0
 
@@ -268,50 +287,18 @@ class StreamMarker:
         return out
 
     def _marks(self, frames: np.ndarray, first: int) -> np.ndarray:
-        """The mark of each frame ``[F, n]`` (float32), frame ``first`` being the stream's frame number."""
-        lo, hi, u = self._lo, self._hi, self._pattern.direction
-        x = frames.astype(np.float64)
-        spec = np.fft.rfft(x * self._window, axis=1)
-        band = spec[:, lo:hi]
-        p = measure(band, u)
-        offs = self._offsets[(first + np.arange(len(frames))) % SLOTS]
-        target = DELTA * (np.round(p / DELTA - offs) + offs)
-        power = band.real**2 + band.imag**2
-        shape = _smooth(power) ** (SHAPE / 2)
-        shape /= np.maximum(shape.mean(axis=1, keepdims=True), 1e-30)
-        carrier = np.zeros_like(spec)
-        carrier[:, lo:hi] = u * shape
-        # the windowed spectrum of (window * irfft(carrier)): the carrier smoothed by the spectrum of window**2
-        seen = _window_squared(carrier)[:, lo:hi]
-        norm = np.sqrt(power.sum(axis=1))
-        gain = np.sum(u.real * seen.real + u.imag * seen.imag, axis=1) / np.maximum(norm, 1e-30)
-        live = (norm > MIN_FRAME_RMS * np.sqrt(np.sum(self._window**2) * self._n)) & (gain > 0)
-        gain = np.where(live, gain, 1.0)
-        beta = np.where(live, (target - p) / gain, 0.0)
-        beta += np.where(live, (target - measure(band + beta[:, None] * seen, u)) / gain, 0.0)  # one Newton step
-        return (beta[:, None] * self._window * np.fft.irfft(carrier, n=self._n, axis=1)).astype(np.float32)
+        """The mark of each frame ``[F, n]`` (float32), frame ``first`` being the stream's frame number
+        (`embed.frame_marks`, in float64 on the CPU)."""
+        import torch
+
+        from gsvd.engine.provenance.embed import device_pattern, frame_marks
+
+        offsets = self._offsets[(first + np.arange(len(frames))) % SLOTS]
+        pattern = device_pattern(self._pattern, self._n, torch.device("cpu"), torch.float64)
+        marks = frame_marks(torch.from_numpy(frames.astype(np.float64)), torch.from_numpy(offsets), None, pattern)
+        return marks.numpy().astype(np.float32)
 
 
-def _smooth(power: np.ndarray, radius: int = 2) -> np.ndarray:
-    """Mean over +-radius bins (edges: over the bins that exist)."""
-    total = power.copy()
-    count = np.ones(power.shape[1])
-    for s in range(1, radius + 1):
-        total[:, s:] += power[:, :-s]
-        total[:, :-s] += power[:, s:]
-        count[s:] += 1
-        count[:-s] += 1
-    return total / count
-
-
-_W2 = (0.0625, -0.25, 0.375, -0.25, 0.0625)
-"""The spectrum of hann(n)**2 at bins -2..2."""
-
-
-def _window_squared(spec: np.ndarray) -> np.ndarray:
-    """rfft(hann**2 * irfft(spec)) for spectra that are zero near DC and Nyquist (true of the band)."""
-    out = _W2[2] * spec
-    for d, c in ((1, _W2[1]), (2, _W2[0])):
-        out[:, d:] += c * spec[:, :-d]
-        out[:, :-d] += c * spec[:, d:]
-    return out
+def lattice_offsets(pattern: KeyPattern, slot_bits: np.ndarray) -> np.ndarray:
+    """Per slot, the offset of the lattice that encodes its bit (units of DELTA, in [0, 1))."""
+    return (pattern.dither + 0.5 * np.asarray(slot_bits, dtype=np.float64)) % 1.0

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from gsvd.engine.runtime.chunking import join_rows
 from gsvd.engine.runtime.prior_noise import sample_prior
 from gsvd.engine.runtime.weights import FlatWeights
 
@@ -40,6 +41,14 @@ if TYPE_CHECKING:
     from gsvd.engine.runtime.lanes import AudioLane
 
 Item = tuple["StreamDecoder", bool]  # a stream's decoder, and whether its tokens are all there
+Part = tuple[torch.Tensor, list[tuple[int, int, "torch.Tensor | None"]]]
+"""A group's joined audio (on the host, or on its way there) and per row: the item, its length, its new tail."""
+
+
+def _ends_stream(item: Item, plan: tuple[int, int, int]) -> bool:
+    """Whether the planned chunk is the stream's last: its tokens are all there and it takes the last of them."""
+    decoder, finished = item
+    return finished and plan[1] == len(decoder.tokens)
 
 
 class PendingChunks:
@@ -47,8 +56,7 @@ class PendingChunks:
     `finish()` waits if it must, then commits each stream's chunk (its decoder moves on) and returns
     each stream's joined PCM. The decoders must not be planned again until then."""
 
-    def __init__(self, items: list[Item], plans: list[tuple[int, int, int]],
-                 parts: list[tuple[torch.Tensor, list[tuple[int, int]]]], event) -> None:
+    def __init__(self, items: list[Item], plans: list[tuple[int, int, int]], parts: list[Part], event) -> None:
         self.items, self.plans, self.parts, self.event = items, plans, parts, event
 
     def done(self) -> bool:
@@ -58,11 +66,12 @@ class PendingChunks:
         if self.event is not None:
             self.event.synchronize()  # releases the GIL while it waits
         audio: list[np.ndarray] = [np.zeros(0, np.float32)] * len(self.items)
+        tails: list[torch.Tensor | None] = [d._tail for d, _ in self.items]
         for host, rows in self.parts:
             pcm = host.numpy()
-            for k, (i, skip) in enumerate(rows):
-                audio[i] = pcm[k, skip:]
-        return [d.commit(end, a, finished) for (d, finished), (_, end, _), a in zip(self.items, self.plans, audio)]
+            for k, (i, length, tail) in enumerate(rows):
+                audio[i], tails[i] = pcm[k, :length], tail
+        return [d.commit(end, a, t) for (d, _), (_, end, _), a, t in zip(self.items, self.plans, audio, tails)]
 
 
 class SovitsParts:
@@ -139,7 +148,8 @@ class BatchChunkDecoder:
         for i, ((d, _), (start, end, _)) in enumerate(zip(items, plans)):
             if end > start:
                 groups[("batch",) if d.speed == 1.0 else ("single", i)].append(i)
-        parts, on_cuda = [], False
+        parts: list[Part] = []
+        on_cuda = False
         for members in groups.values():
             windows = self._windows([items[i][0] for i in members], [plans[i] for i in members], content)
             by_len: dict[int, list[tuple[int, torch.Tensor, int]]] = defaultdict(list)
@@ -155,19 +165,34 @@ class BatchChunkDecoder:
                     from gsvd.engine.runtime.graph_vocoder import vocode
 
                     wav = vocode(self.parts, z, ge)
-                wav = wav[:, 0].float()
-                if wav.is_cuda:  # one device-to-host copy per group, into pinned memory, not waited for here
-                    on_cuda = True
-                    host = torch.empty(wav.shape, dtype=torch.float32, pin_memory=True)
-                    host.copy_(wav, non_blocking=True)
-                else:
-                    host = wav
-                parts.append((host, [(i, skip) for i, _, skip in rows]))
+                ends = [(i, skip, _ends_stream(items[i], plans[i])) for i, _, skip in rows]
+                on_cuda |= self._finish_rows(wav[:, 0].float(), ends, items, parts)
+        flush = [i for i, ((d, finished), (start, end, _)) in enumerate(zip(items, plans))
+                 if end == start and d._tail is not None]  # the stream ended where its last chunk did
+        if flush:
+            wav = torch.stack([items[i][0]._tail for i in flush])
+            on_cuda |= self._finish_rows(wav, [(i, 0, True) for i in flush], items, parts, tails=False)
         event = None
         if on_cuda:
             event = torch.cuda.Event()
             event.record()
         return PendingChunks(items, plans, parts, event)
+
+    @staticmethod
+    def _finish_rows(wav: torch.Tensor, rows: list[tuple[int, int, bool]], items: list[Item], parts: list[Part],
+                     tails: bool = True) -> bool:
+        """Join and mark a group's audio (`chunking.join_rows`; `tails` False: the rows are held-back tails played
+        alone) and start its copy to the host (on CUDA one device-to-host copy into pinned memory, not waited for
+        here) -> whether it is on CUDA."""
+        audio, lengths, new_tails = join_rows(
+            wav, [(items[i][0], skip, last, items[i][0]._tail if tails else None) for i, skip, last in rows])
+        if audio.is_cuda:
+            host = torch.empty(audio.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(audio, non_blocking=True)
+        else:
+            host = audio
+        parts.append((host, [(i, n, t) for (i, _, _), n, t in zip(rows, lengths, new_tails)]))
+        return audio.is_cuda
 
     def _windows(self, decoders: list[StreamDecoder], plans: list[tuple[int, int, int]],
                  content: GraphedContent | None = None) -> list[tuple[torch.Tensor, int]]:

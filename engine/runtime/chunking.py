@@ -9,16 +9,28 @@ field as a whole-utterance decode.
 
 `StreamDecoder` keeps one stream's tokens, its prior-noise seed (the noise is a
 function of seed and frame, `prior_noise.py`, so re-decodes agree) and the tail of
-the previous chunk, and cross-fades chunks over `crossfade` samples.
+the previous chunk (on the device the audio is made on).
+
+`join_rows` finishes a chunk pass's audio on its device, all rows at once: each row's chunk is cross-faded
+with its stream's held-back tail over `crossfade` samples, the last `crossfade` samples are held back again
+(unless the chunk ends the stream), and where the request carries a watermark (`SynthRequest.mark`) the
+frames that are now final get it (`provenance.embed`). Only then does the audio go to the host: the mark is
+a few kernels per pass instead of host work per stream.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from gsvd.engine.types import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from gsvd.engine.provenance.watermark import StreamMark
 
 WINDOW_CHUNKS = 32  # chunks whose window lengths are the regular ones (graphs captured at load)
 
@@ -82,10 +94,12 @@ class StreamDecoder:
     speed: float
     seed: int  # the prior noise's seed (`prior_noise.noise_seed` of the request's seed)
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
+    mark: StreamMark | None = None  # the watermark of the request's audio (None: unmarked)
     tokens: list[int] = field(default_factory=list)
     emitted: int = 0  # tokens already turned into audio
     chunks: int = 0
-    _tail: np.ndarray | None = None
+    samples_out: int = 0  # samples handed on so far (the watermark's frames sit on the stream's 10 ms grid)
+    _tail: torch.Tensor | None = None  # the previous chunk's last `crossfade` samples, not played yet
     _phone_ids: np.ndarray | None = None
 
     def ready(self, finished: bool) -> bool:
@@ -115,12 +129,14 @@ class StreamDecoder:
         """Samples of the held-back tail, decoded again at the start of the next chunk."""
         return len(self._tail) if self._tail is not None else 0
 
-    def commit(self, end: int, audio: np.ndarray, finished: bool) -> np.ndarray:
-        """Record the chunk that ended at token `end` (audio from its start, tail overlap included) and
-        return the joined PCM to play."""
+    def commit(self, end: int, audio: np.ndarray, tail: torch.Tensor | None) -> np.ndarray:
+        """Record the chunk that ended at token `end`: `audio` (joined, to play) and the tail now held back
+        (`join_rows`) -> `audio`."""
         if end > self.emitted:
             self.emitted, self.chunks = end, self.chunks + 1
-        return self._join(audio, finished and end == len(self.tokens))
+        self._tail = tail
+        self.samples_out += len(audio)
+        return audio
 
     def next_chunk(self, finished: bool) -> np.ndarray:
         """Decode the next chunk alone, eagerly; returns float32 PCM (see `chunk_decode.BatchChunkDecoder`)."""
@@ -135,22 +151,6 @@ class StreamDecoder:
             self._phone_ids = self.phones.reshape(-1).long().cpu().numpy()
         return self._phone_ids
 
-    def _join(self, audio: np.ndarray, finished: bool) -> np.ndarray:
-        """Cross-fade the held-back tail with the start of `audio` (both cover the same span)."""
-        tail, self._tail = self._tail, None
-        if tail is not None:
-            k = len(tail)
-            if len(audio) >= k:
-                fade = np.linspace(0.0, 1.0, k, dtype=np.float32)
-                audio = np.concatenate([tail * (1 - fade) + audio[:k] * fade, audio[k:]])
-            else:
-                audio = tail
-        n = self.policy.crossfade
-        if not finished and len(audio) > n:
-            audio, self._tail = audio[:-n], audio[-n:].copy()
-        return audio.astype(np.float32, copy=False)
-
-
 @functools.cache
 def _window_frames(policy: ChunkPolicy, chunks: int) -> tuple[int, ...]:
     frames, start = [], 0
@@ -160,6 +160,109 @@ def _window_frames(policy: ChunkPolicy, chunks: int) -> tuple[int, ...]:
             frames.append(f)
         start += policy.size(i)
     return tuple(frames)
+
+
+JoinRow = tuple[StreamDecoder, int, bool, "torch.Tensor | None"]
+"""A row of a chunk pass to join: its stream's decoder, the samples of its audio to drop (history decoded again),
+whether the chunk ends the stream, and the tail to cross-fade its start with (None: none)."""
+
+
+def join_rows(wav: torch.Tensor, rows: list[JoinRow]) -> tuple[torch.Tensor, list[int], list[torch.Tensor | None]]:
+    """A chunk pass's audio ``wav`` [R, T] (one row per stream, on its device) -> (the joined audio [R, L], each
+    row's length to play, each row's new tail or None), on the same device, without waiting for it.
+
+    Row r plays ``wav[r, skip:]`` whose first `crossfade` samples are faded in over its tail (a chunk shorter than
+    the tail plays the tail alone); unless the chunk ends the stream, its last `crossfade` samples are held back as
+    the new tail. The frames of each row's audio to play that carry a watermark get it (`_mark_rows`)."""
+    n_rows, width = wav.shape
+    dev = wav.device
+    n = rows[0][0].policy.crossfade
+    skips = np.array([skip for _, skip, _, _ in rows], np.int64)
+    avail = width - skips
+    length = int(max(avail.max(), n))
+    audio = wav.gather(1, _positions(skips, length, width, dev))
+    mode = np.zeros(n_rows, np.int64)  # 0: no tail; 1: cross-fade; 2: the chunk is shorter than the tail
+    for r, (_, _, _, tail) in enumerate(rows):
+        if tail is not None:
+            mode[r] = 1 if avail[r] >= n else 2
+    if mode.any():
+        zero = wav.new_zeros(n)
+        tails = torch.stack([t if t is not None else zero for _, _, _, t in rows])
+        head = audio[:, :n]
+        mixed = tails * (1 - _fade(n, dev, wav.dtype)) + head * _fade(n, dev, wav.dtype)
+        m = torch.from_numpy(mode).to(dev, non_blocking=True)[:, None]
+        audio[:, :n] = torch.where(m == 1, mixed, torch.where(m == 2, tails, head))
+    joined = np.where(mode == 2, n, avail)
+    keep = np.array([not last for _, _, last, _ in rows]) & (joined > n)
+    lengths = np.where(keep, joined - n, joined)
+    new_tails: list[torch.Tensor | None] = [None] * n_rows
+    if keep.any():
+        held = audio.gather(1, _positions(lengths, n, length, dev))
+        new_tails = [held[r] if keep[r] else None for r in range(n_rows)]
+    _mark_rows(audio, [d for d, _, _, _ in rows], lengths)
+    return audio, [int(x) for x in lengths], new_tails
+
+
+def _positions(starts: np.ndarray, count: int, limit: int, device: torch.device) -> torch.Tensor:
+    """Per row, the sample indices starts[r] + (0..count-1) (clamped to limit - 1) as a [R, count] index."""
+    first = torch.from_numpy(starts).to(device, non_blocking=True)
+    return (first[:, None] + torch.arange(count, device=device)).clamp_(max=limit - 1)
+
+
+@functools.cache
+def _fade_host(n: int) -> np.ndarray:
+    return np.linspace(0.0, 1.0, n, dtype=np.float32)
+
+
+_fades: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
+
+
+def _fade(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    key = (n, str(device), dtype)
+    fade = _fades.get(key)
+    if fade is None:
+        fade = _fades[key] = torch.from_numpy(_fade_host(n)).to(device, dtype)
+    return fade
+
+
+def _mark_rows(audio: torch.Tensor, decoders: list[StreamDecoder], lengths: np.ndarray) -> None:
+    """Add each marked row's watermark to the whole 10 ms frames (of the stream's grid) of its first lengths[r]
+    samples, in place. Rows of one key are marked in one batch."""
+    from gsvd.engine.provenance.watermark import SLOTS, frame_length
+
+    keys = {id(d.mark.pattern): d.mark.pattern for d in decoders if d.mark is not None}
+    if not keys:
+        return
+    from gsvd.engine.provenance.embed import device_pattern, frame_marks
+
+    fl = frame_length(SAMPLE_RATE)
+    n_rows = len(decoders)
+    starts = np.zeros(n_rows, np.int64)
+    counts = np.zeros(n_rows, np.int64)
+    for r, d in enumerate(decoders):
+        if d.mark is not None:
+            position = d.mark.start + d.samples_out
+            starts[r] = -position % fl
+            counts[r] = max(0, (int(lengths[r]) - starts[r]) // fl)
+    frames = int(counts.max())
+    if frames == 0:
+        return
+    idx = _positions(starts, frames * fl, audio.shape[1], audio.device)
+    framed = audio.gather(1, idx).view(n_rows * frames, fl)
+    marks = torch.zeros_like(framed)
+    for pattern in keys.values():
+        offsets = np.zeros((n_rows, frames))
+        live = np.zeros((n_rows, frames), bool)
+        for r, d in enumerate(decoders):
+            if d.mark is not None and d.mark.pattern is pattern and counts[r]:
+                first = (d.mark.start + d.samples_out + starts[r]) // fl
+                offsets[r, : counts[r]] = d.mark.offsets[(first + np.arange(counts[r])) % SLOTS]
+                live[r, : counts[r]] = True
+        dp = device_pattern(pattern, fl, audio.device, audio.dtype)
+        offs = torch.from_numpy(offsets.reshape(-1)).to(audio.device, audio.dtype, non_blocking=True)
+        ok = torch.from_numpy(live.reshape(-1)).to(audio.device, non_blocking=True)
+        marks += frame_marks(framed, offs, ok, dp)
+    audio.scatter_add_(1, idx, marks.view(n_rows, frames * fl))
 
 
 def stream_tokens(decoder: StreamDecoder, tokens: list[int]) -> tuple[np.ndarray, list[int]]:

@@ -340,6 +340,7 @@ class Scheduler:
                 speed=req.options.speed,
                 seed=noise_seed(req.seed),
                 policy=pacing.chunk_policy(self.policy, self.burst, starting + k),
+                mark=req.mark,
             )
             cap = max(1, min(req.options.max_new_tokens, cache.max_len - n - 1))
             streams.append(LiveStream(req, handle, slot, len(prompts[k]), decoder, max_new_tokens=cap,

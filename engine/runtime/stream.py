@@ -16,6 +16,7 @@ from gsvd.engine.errors import Cancelled, GsvdError
 from gsvd.engine.types import SAMPLE_RATE, SynthesisOptions
 
 if TYPE_CHECKING:
+    from gsvd.engine.provenance.watermark import StreamMark
     from gsvd.engine.runtime.chunking import StreamDecoder
 
 _END = object()
@@ -36,6 +37,7 @@ class SynthRequest:
     options: SynthesisOptions = field(default_factory=SynthesisOptions)
     deadline: float | None = None
     cancel: threading.Event | None = None  # the caller's own cancel flag, checked every tick (no watcher thread)
+    mark: StreamMark | None = None  # the watermark to add as the audio is made (`chunking.join_rows`)
 
     @property
     def seed(self) -> int:

@@ -196,9 +196,11 @@ def test_engine_marks_chunks_as_a_whole_call_would(tiny_voice) -> None:
     # unmarked), at any speed
     for stream in (chunks, fast):
         assert all(c.offset % 320 == 0 and len(c.pcm) % 320 == 0 for c in stream), [(c.offset, len(c.pcm)) for c in stream]
-    got = np.concatenate([c.pcm for c in chunks])
-    assert np.array_equal(got, Watermarker(config).mark(unmarked, rate, "alice"))
-    assert not np.array_equal(got, unmarked)
+    got = np.concatenate([c.pcm for c in chunks]).astype(np.float64) - unmarked
+    want = Watermarker(config).mark(unmarked, rate, "alice").astype(np.float64) - unmarked
+    # the runtime marks on the audio's device in float32, the reference marker in float64: same mark, to rounding
+    assert np.sqrt(np.mean(want**2)) > 1e-4 * np.sqrt(np.mean(unmarked.astype(np.float64) ** 2))  # a real mark
+    assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()
 
 
 def test_detect_cli_exit_codes_and_formats(tmp_path, shared_speech) -> None:
