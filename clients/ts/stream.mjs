@@ -1,4 +1,6 @@
 // Stream one sentence from a gsvd daemon and write raw PCM; proves the contract works outside Python.
+// The stream's first message carries its AI-generated label: it is printed with the result (and written to
+// OUT.pcm.label.json beside the audio), and a stream without one is an error.
 // usage: node stream.mjs ADDRESS VOICE TEXT [OUT.pcm] [TOKEN]
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -41,7 +43,10 @@ call.on("error", (err) => {
 });
 call.on("end", () => {
   const pcm = Buffer.concat(pieces);
+  const label = format?.label?.ai_generated ? format.label : null;
   writeFileSync(out, pcm);
-  console.log(JSON.stringify({ sample_rate_hz: format?.sample_rate_hz, encoding: format?.encoding, chunks: pieces.length, bytes: pcm.length, final: finalSeen }));
-  process.exit(format && finalSeen && pcm.length > 0 ? 0 : 1);
+  if (label) writeFileSync(`${out}.label.json`, JSON.stringify(label, null, 1));
+  else console.error("error: the stream carried no AI-generated label");
+  console.log(JSON.stringify({ sample_rate_hz: format?.sample_rate_hz, encoding: format?.encoding, chunks: pieces.length, bytes: pcm.length, final: finalSeen, label }));
+  process.exit(format && label && finalSeen && pcm.length > 0 ? 0 : 1);
 });

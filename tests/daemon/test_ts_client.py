@@ -26,3 +26,6 @@ def test_node_client_streams_a_sentence(daemon, tmp_path):
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["sample_rate_hz"] == 32000 and report["encoding"] == "PCM_S16LE" and report["final"]
     assert report["bytes"] == out.stat().st_size > 0 and report["bytes"] % 2 == 0
+    label = report["label"]  # the stream's explicit label reaches a client in another language too
+    assert label["ai_generated"] is True and label["voice"] == "alice" and label["generator"].startswith("gsvd")
+    assert json.loads((tmp_path / "out.pcm.label.json").read_text()) == label
