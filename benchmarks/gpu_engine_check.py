@@ -46,15 +46,15 @@ def _models():
     return gpt.eval(), sov.eval()
 
 
-def random_runtime(max_streams: int = 16, models=None, **settings):
+def random_runtime(max_streams: int = 16, models=None, watermark=None, **settings):
     """A CUDA Runtime holding one random real-size model "m" (or `models`) -> (runtime, request(seed, tokens,
-    top_k)); `settings`: RuntimeConfig fields."""
+    top_k)); `settings`: RuntimeConfig fields; `watermark`: the runtime's watermark key pattern."""
     from gsvd.engine.runtime import Runtime, SynthRequest
     from gsvd.engine.settings import RuntimeConfig
     from gsvd.engine.types import SynthesisOptions
 
     gpt, sov = models if models is not None else _models()
-    rt = Runtime(RuntimeConfig(device="cuda", max_streams=max_streams, **settings))
+    rt = Runtime(RuntimeConfig(device="cuda", max_streams=max_streams, **settings), watermark=watermark)
     rt.add_model("m", gpt, sov)
     rt.wait_graphs()  # captured in the background: measure what serves once they are there
     with torch.no_grad():
@@ -470,58 +470,55 @@ def triton_cache_check() -> dict:
 
 def watermark_check(reps: int = 50) -> dict:
     """The watermark added where the audio is made (`chunking.join_rows`, on the GPU): one seeded stream with and
-    without the mark; their difference vs the reference marker (float64, CPU) on the unmarked audio; the device
-    time of marking a 64-row pass of 0.3 s chunks, per 20 ms of audio."""
+    without the mark (the runtime's lane replays the marks from its graphs); their difference vs the reference marker
+    (float64, CPU) on the unmarked audio; the time of a 64-row join of 0.3 s chunks, plain / marked eagerly / marked
+    from graphs (CUDA events: with the launches, as the scheduler's thread pays them)."""
     import dataclasses
 
     import numpy as np
 
     from gsvd.engine.provenance import Watermarker
-    from gsvd.engine.provenance.embed import device_pattern, frame_marks
+    from gsvd.engine.provenance.embed import GraphedMarks
     from gsvd.engine.runtime.chunking import StreamDecoder, join_rows
+    from gsvd.engine.runtime.cuda_graphs import default_pool
 
     marker = Watermarker()
-    rt, request = random_runtime(4)
+    rt, request = random_runtime(4, watermark=marker.pattern)
     try:
         plain = np.concatenate(list(rt.submit(request(3, 150))))
         marked = np.concatenate(list(rt.submit(dataclasses.replace(request(3, 150), mark=marker.stream_mark("m")))))
+        lane_marks = rt.audio_lanes[0].marks
+        captured = [k for k in lane_marks.capture_order() if lane_marks.graphs.has(k)] if lane_marks else []
     finally:
         rt.close()
     want = marker.mark(plain, 32000, "m").astype(np.float64) - plain
     got = marked.astype(np.float64) - plain
-    out = {"samples": len(plain), "same_length": len(plain) == len(marked),
+    out = {"samples": len(plain), "same_length": len(plain) == len(marked), "lane_mark_graphs": captured,
            "mark_rms_rel": float(np.sqrt(np.mean(want**2) / np.mean(plain.astype(np.float64) ** 2))),
            "max_diff_vs_reference_rel": float(np.abs(got - want).max() / np.abs(want).max())}
     rows, width = 64, 9600 + 320
     wav = torch.randn(rows, width, device="cuda") * 0.1
-    decs = []
-    for r in range(rows):
-        d = StreamDecoder(None, torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 1, 1), 0.0, 1.0, 0,
-                          mark=marker.stream_mark(f"v{r}").at(32000 * r))
-        decs.append((d, 0, False, wav[r, :320].clone()))
-    for marked_rows in (False, True):
-        use = decs if marked_rows else [(dataclasses.replace(d, mark=None), *rest) for d, *rest in decs]
-        join_rows(wav, use)
+    graphed = GraphedMarks(marker.pattern, 320, torch.device("cuda"), default_pool("cuda"))
+    for key in graphed.capture_order():
+        graphed.capture(key)
+    decs = [(StreamDecoder(None, torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 1, 1), 0.0, 1.0, 0,
+                           mark=marker.stream_mark(f"v{r}").at(32000 * r)), 0, False, wav[r, :320].clone())
+            for r in range(rows)]
+    plain_rows = [(dataclasses.replace(d, mark=None), *rest) for d, *rest in decs]
+    t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    results = {}
+    for name, use, marks in (("plain", plain_rows, None), ("eager", decs, None), ("graphs", decs, graphed)):
+        results[name] = join_rows(wav, use, marks)[0]
         torch.cuda.synchronize()
-        t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         t0.record()
         for _ in range(reps):
-            join_rows(wav, use)
+            join_rows(wav, use, marks)
         t1.record()
         t1.synchronize()
-        out[f"pass_64x0.3s_ms_{'marked' if marked_rows else 'plain'}"] = t0.elapsed_time(t1) / reps
-    per_20ms = (out["pass_64x0.3s_ms_marked"] - out["pass_64x0.3s_ms_plain"]) / (rows * 9600 / 640)
-    out["mark_ms_per_20ms_audio"] = per_20ms
-    dp = device_pattern(marker.pattern, 320, torch.device("cuda"), torch.float32)
-    frames = torch.randn(rows * 30, 320, device="cuda")
-    offs = torch.rand(rows * 30, device="cuda")
-    frame_marks(frames, offs, None, dp)
-    t0.record()
-    for _ in range(reps):
-        frame_marks(frames, offs, None, dp)
-    t1.record()
-    t1.synchronize()
-    out["frame_marks_64x30_frames_ms"] = t0.elapsed_time(t1) / reps
+        out[f"join_64x0.3s_ms_{name}"] = t0.elapsed_time(t1) / reps
+    out["graphs_vs_eager_max_diff"] = float((results["graphs"] - results["eager"]).abs().max())
+    frames_per_20ms = rows * 9600 / 640
+    out["mark_ms_per_20ms_audio_graphs"] = (out["join_64x0.3s_ms_graphs"] - out["join_64x0.3s_ms_plain"]) / frames_per_20ms
     return out
 
 

@@ -132,7 +132,8 @@ class Engine:
             self.config = RuntimeConfig.load(env=os.environ, **given)
         else:
             self.config = runtime.with_overrides(**{k: v for k, v in given.items() if v is not None})
-        self._runtime = Runtime(self.config)
+        self._watermarker = Watermarker(watermark) if watermark is not None else None
+        self._runtime = Runtime(self.config, watermark=self._watermarker.pattern if self._watermarker else None)
         rt_info = self._runtime.info()
         self.device = torch.device(str(rt_info["device"]))
         bert_folder, hubert_folder, sv_model, lexicon = map(_user_path, (bert_folder, hubert_folder, sv_model, lexicon))
@@ -158,7 +159,6 @@ class Engine:
         self._analysis = AnalysisPool(workers)  # concurrent requests' G2P in worker processes
         # one thread builds every caller's requests (see engine/preparer.py)
         self._preparer = RequestPreparer(self._analysis, self._runtime.submit_many)
-        self._watermarker = Watermarker(watermark) if watermark is not None else None
         self._pinned_voices = frozenset(pinned_voices)
 
     # ------------------------------------------------------------------ voices

@@ -11,11 +11,16 @@ so the mark has one implementation; the detector (numpy) does not import this mo
 from __future__ import annotations
 
 import threading
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gsvd.engine.provenance.watermark import BAND_BINS, DELTA, MIN_FRAME_RMS, SHAPE, KeyPattern, hann
+
+if TYPE_CHECKING:
+    from gsvd.engine.runtime.cuda_graphs import GraphPool
 
 _W2 = (0.0625, -0.25, 0.375, -0.25, 0.0625)
 """The spectrum of hann(n)**2 at bins -2..2: windowing a frame twice smooths its spectrum with these taps."""
@@ -124,3 +129,63 @@ def _window_squared(band: torch.Tensor) -> torch.Tensor:
     k = band.shape[-1]
     padded = torch.nn.functional.pad(band, (2, 2))
     return sum(c * padded[:, d : d + k] for d, c in enumerate(_W2))
+
+
+FRAME_BUCKETS = (64, 256, 1024, 4096)
+"""Frame counts the marks are captured for (a pass's frames are padded up to one; more go in slices of the last)."""
+
+
+class GraphedMarks:
+    """`frame_marks` of one key, replayed from CUDA graphs of `FRAME_BUCKETS` frames (a few launches a pass instead of
+    ~85) on one audio lane's graph pool; a bucket not captured yet runs eagerly. Off CUDA (no pool) always eager."""
+
+    def __init__(self, pattern: KeyPattern, n: int, device: torch.device, pool: GraphPool | None) -> None:
+        from gsvd.engine.runtime.cuda_graphs import GraphSet
+
+        self.pattern = pattern
+        self.device_pattern = device_pattern(pattern, n, device, torch.float32)
+        self.device, self.n = device, n
+        self.graphs = GraphSet(self._marks, self._static, pool=pool)
+
+    def capture_order(self) -> tuple[int, ...]:
+        return FRAME_BUCKETS
+
+    def capture(self, key: int) -> bool:
+        return self.graphs.capture(key)
+
+    def add(self, audio: torch.Tensor, idx: torch.Tensor, offsets: torch.Tensor, live: torch.Tensor) -> None:
+        """Add the marks of the frames ``audio.gather(1, idx)`` (``idx`` [R, F * n]: each row's F frames) in place;
+        ``offsets``/``live`` [R * F] as `frame_marks` takes them. Rows go in blocks of at most the largest bucket."""
+        n_rows, frames = idx.shape[0], idx.shape[1] // self.n
+        per = max(1, FRAME_BUCKETS[-1] // frames)
+        for r0 in range(0, n_rows, per):
+            r1 = min(n_rows, r0 + per)
+            rows_idx = idx[r0:r1]
+            part = (audio[r0:r1].gather(1, rows_idx).view(-1, self.n), offsets[r0 * frames : r1 * frames],
+                    live[r0 * frames : r1 * frames])
+            count = part[0].shape[0]
+
+            def take(out: torch.Tensor, r0: int = r0, r1: int = r1, rows_idx: torch.Tensor = rows_idx,
+                     count: int = count) -> bool:
+                audio[r0:r1].scatter_add_(1, rows_idx, out[:count].view(r1 - r0, -1))
+                return True
+
+            key = next((b for b in FRAME_BUCKETS if b >= count), None)
+            if key is None or self.graphs.pool is None or self.graphs.run(key, partial(_fill, part), take) is None:
+                take(frame_marks(*part, self.device_pattern))
+
+    def _static(self, key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (torch.zeros(key, self.n, device=self.device), torch.zeros(key, device=self.device),
+                torch.zeros(key, dtype=torch.bool, device=self.device))
+
+    def _marks(self, frames: torch.Tensor, offsets: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        return frame_marks(frames, offsets, live, self.device_pattern)
+
+
+def _fill(part: tuple[torch.Tensor, torch.Tensor, torch.Tensor], frames: torch.Tensor, offsets: torch.Tensor,
+          live: torch.Tensor) -> None:
+    count = part[0].shape[0]
+    frames[:count].copy_(part[0])
+    offsets[:count].copy_(part[1])
+    live[:count].copy_(part[2])
+    live[count:].fill_(False)

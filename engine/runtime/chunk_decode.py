@@ -35,6 +35,7 @@ from gsvd.engine.runtime.weights import FlatWeights
 
 if TYPE_CHECKING:
     from gsvd.engine.models.sovits import SovitsDims, SynthesizerTrn
+    from gsvd.engine.provenance.embed import GraphedMarks
     from gsvd.engine.runtime.chunking import StreamDecoder
     from gsvd.engine.runtime.graph_content import GraphedContent
     from gsvd.engine.runtime.graph_vocoder import GraphedVocoder
@@ -150,6 +151,7 @@ class BatchChunkDecoder:
                 groups[("batch",) if d.speed == 1.0 else ("single", i)].append(i)
         parts: list[Part] = []
         on_cuda = False
+        marks = lane.marks if lane is not None else None
         for members in groups.values():
             windows = self._windows([items[i][0] for i in members], [plans[i] for i in members], content)
             by_len: dict[int, list[tuple[int, torch.Tensor, int]]] = defaultdict(list)
@@ -166,12 +168,12 @@ class BatchChunkDecoder:
 
                     wav = vocode(self.parts, z, ge)
                 ends = [(i, skip, _ends_stream(items[i], plans[i])) for i, _, skip in rows]
-                on_cuda |= self._finish_rows(wav[:, 0].float(), ends, items, parts)
+                on_cuda |= self._finish_rows(wav[:, 0].float(), ends, items, parts, marks)
         flush = [i for i, ((d, finished), (start, end, _)) in enumerate(zip(items, plans))
                  if end == start and d._tail is not None]  # the stream ended where its last chunk did
         if flush:
             wav = torch.stack([items[i][0]._tail for i in flush])
-            on_cuda |= self._finish_rows(wav, [(i, 0, True) for i in flush], items, parts, tails=False)
+            on_cuda |= self._finish_rows(wav, [(i, 0, True) for i in flush], items, parts, marks, tails=False)
         event = None
         if on_cuda:
             event = torch.cuda.Event()
@@ -180,12 +182,12 @@ class BatchChunkDecoder:
 
     @staticmethod
     def _finish_rows(wav: torch.Tensor, rows: list[tuple[int, int, bool]], items: list[Item], parts: list[Part],
-                     tails: bool = True) -> bool:
+                     marks: GraphedMarks | None, tails: bool = True) -> bool:
         """Join and mark a group's audio (`chunking.join_rows`; `tails` False: the rows are held-back tails played
         alone) and start its copy to the host (on CUDA one device-to-host copy into pinned memory, not waited for
         here) -> whether it is on CUDA."""
         audio, lengths, new_tails = join_rows(
-            wav, [(items[i][0], skip, last, items[i][0]._tail if tails else None) for i, skip, last in rows])
+            wav, [(items[i][0], skip, last, items[i][0]._tail if tails else None) for i, skip, last in rows], marks)
         if audio.is_cuda:
             host = torch.empty(audio.shape, dtype=torch.float32, pin_memory=True)
             host.copy_(audio, non_blocking=True)

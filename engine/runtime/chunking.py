@@ -30,6 +30,7 @@ import torch
 from gsvd.engine.types import SAMPLE_RATE
 
 if TYPE_CHECKING:
+    from gsvd.engine.provenance.embed import GraphedMarks
     from gsvd.engine.provenance.watermark import StreamMark
 
 WINDOW_CHUNKS = 32  # chunks whose window lengths are the regular ones (graphs captured at load)
@@ -167,13 +168,15 @@ JoinRow = tuple[StreamDecoder, int, bool, "torch.Tensor | None"]
 whether the chunk ends the stream, and the tail to cross-fade its start with (None: none)."""
 
 
-def join_rows(wav: torch.Tensor, rows: list[JoinRow]) -> tuple[torch.Tensor, list[int], list[torch.Tensor | None]]:
+def join_rows(wav: torch.Tensor, rows: list[JoinRow], marks: GraphedMarks | None = None
+              ) -> tuple[torch.Tensor, list[int], list[torch.Tensor | None]]:
     """A chunk pass's audio ``wav`` [R, T] (one row per stream, on its device) -> (the joined audio [R, L], each
     row's length to play, each row's new tail or None), on the same device, without waiting for it.
 
     Row r plays ``wav[r, skip:]`` whose first `crossfade` samples are faded in over its tail (a chunk shorter than
     the tail plays the tail alone); unless the chunk ends the stream, its last `crossfade` samples are held back as
-    the new tail. The frames of each row's audio to play that carry a watermark get it (`_mark_rows`)."""
+    the new tail. The frames of each row's audio to play that carry a watermark get it (`_mark_rows`; `marks`: the
+    audio lane's graphs of the marks, None: eager)."""
     n_rows, width = wav.shape
     dev = wav.device
     n = rows[0][0].policy.crossfade
@@ -199,7 +202,7 @@ def join_rows(wav: torch.Tensor, rows: list[JoinRow]) -> tuple[torch.Tensor, lis
     if keep.any():
         held = audio.gather(1, _positions(lengths, n, length, dev))
         new_tails = [held[r] if keep[r] else None for r in range(n_rows)]
-    _mark_rows(audio, [d for d, _, _, _ in rows], lengths)
+    _mark_rows(audio, [d for d, _, _, _ in rows], lengths, marks)
     return audio, [int(x) for x in lengths], new_tails
 
 
@@ -225,44 +228,41 @@ def _fade(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return fade
 
 
-def _mark_rows(audio: torch.Tensor, decoders: list[StreamDecoder], lengths: np.ndarray) -> None:
+def _mark_rows(audio: torch.Tensor, decoders: list[StreamDecoder], lengths: np.ndarray,
+               graphed: GraphedMarks | None) -> None:
     """Add each marked row's watermark to the whole 10 ms frames (of the stream's grid) of its first lengths[r]
-    samples, in place. Rows of one key are marked in one batch."""
+    samples, in place: rows of one key in one batch (`graphed`: the audio lane's graphs of the runtime's key)."""
     from gsvd.engine.provenance.watermark import SLOTS, frame_length
 
-    keys = {id(d.mark.pattern): d.mark.pattern for d in decoders if d.mark is not None}
-    if not keys:
+    marked = [r for r, d in enumerate(decoders) if d.mark is not None]
+    if not marked:
         return
-    from gsvd.engine.provenance.embed import device_pattern, frame_marks
+    from gsvd.engine.provenance.embed import GraphedMarks
 
     fl = frame_length(SAMPLE_RATE)
-    n_rows = len(decoders)
-    starts = np.zeros(n_rows, np.int64)
-    counts = np.zeros(n_rows, np.int64)
-    for r, d in enumerate(decoders):
-        if d.mark is not None:
-            position = d.mark.start + d.samples_out
-            starts[r] = -position % fl
-            counts[r] = max(0, (int(lengths[r]) - starts[r]) // fl)
+    position = np.array([d.mark.start + d.samples_out if d.mark is not None else 0 for d in decoders], np.int64)
+    starts = -position % fl  # the first frame boundary of the stream's grid in each row
+    counts = np.maximum(0, (np.asarray(lengths, np.int64) - starts) // fl)
+    unmarked = np.ones(len(decoders), bool)
+    unmarked[marked] = False
+    counts[unmarked] = 0
     frames = int(counts.max())
     if frames == 0:
         return
     idx = _positions(starts, frames * fl, audio.shape[1], audio.device)
-    framed = audio.gather(1, idx).view(n_rows * frames, fl)
-    marks = torch.zeros_like(framed)
-    for pattern in keys.values():
-        offsets = np.zeros((n_rows, frames))
-        live = np.zeros((n_rows, frames), bool)
-        for r, d in enumerate(decoders):
-            if d.mark is not None and d.mark.pattern is pattern and counts[r]:
-                first = (d.mark.start + d.samples_out + starts[r]) // fl
-                offsets[r, : counts[r]] = d.mark.offsets[(first + np.arange(counts[r])) % SLOTS]
-                live[r, : counts[r]] = True
-        dp = device_pattern(pattern, fl, audio.device, audio.dtype)
-        offs = torch.from_numpy(offsets.reshape(-1)).to(audio.device, audio.dtype, non_blocking=True)
-        ok = torch.from_numpy(live.reshape(-1)).to(audio.device, non_blocking=True)
-        marks += frame_marks(framed, offs, ok, dp)
-    audio.scatter_add_(1, idx, marks.view(n_rows, frames * fl))
+    slot = ((position + starts) // fl)[:, None] + np.arange(frames)
+    live = np.arange(frames) < counts[:, None]
+    for pattern in {id(decoders[r].mark.pattern): decoders[r].mark.pattern for r in marked}.values():
+        table = np.zeros((len(decoders), SLOTS))
+        mine = np.zeros(len(decoders), bool)
+        for r in marked:
+            if decoders[r].mark.pattern is pattern:
+                table[r], mine[r] = decoders[r].mark.offsets, True
+        host = np.stack([np.take_along_axis(table, slot % SLOTS, axis=1), live & mine[:, None]]).astype(np.float32)
+        both = torch.from_numpy(host.reshape(2, -1)).to(audio.device, non_blocking=True)
+        use = graphed if graphed is not None and graphed.pattern is pattern else GraphedMarks(
+            pattern, fl, audio.device, None)
+        use.add(audio, idx, both[0], both[1] > 0.5)
 
 
 def stream_tokens(decoder: StreamDecoder, tokens: list[int]) -> tuple[np.ndarray, list[int]]:

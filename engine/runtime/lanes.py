@@ -26,6 +26,7 @@ import torch
 from gsvd.engine.runtime.cuda_graphs import GraphPool
 
 if TYPE_CHECKING:
+    from gsvd.engine.provenance.embed import GraphedMarks
     from gsvd.engine.runtime.chunk_decode import SovitsParts
     from gsvd.engine.runtime.graph_content import GraphedContent
     from gsvd.engine.runtime.graph_prefill import GraphedPrefill
@@ -74,6 +75,7 @@ class AudioLane(_Lane):
     def __init__(self, index: int, device: torch.device, capturer: Capturer | None) -> None:
         super().__init__(index, device, capturer, priority=-1)
         self.graphs: dict[tuple, tuple[GraphedContent, GraphedVocoder]] = {}  # SoVITS architecture -> graphs
+        self.marks: GraphedMarks | None = None  # the watermark's marks (the runtime's key), when it has one
         self.busy = False  # a pass in flight here
 
     def audio_graphs(self, parts: SovitsParts) -> tuple[GraphedContent, GraphedVocoder] | None:

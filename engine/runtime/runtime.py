@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from gsvd.engine.models.sovits import SynthesizerTrn
     from gsvd.engine.models.t2s import Text2SemanticDecoder
+    from gsvd.engine.provenance.watermark import KeyPattern
     from gsvd.engine.runtime.seams import Capturer, Decoder, StepBackend
     from gsvd.engine.settings import RuntimeConfig
 
@@ -83,9 +84,11 @@ def use_triton_cache(folder: str) -> str | None:
 
 class Runtime:
     """`capturer`: how graphs are captured (None: CUDA graphs on CUDA with the `cuda_graphs` setting, else none);
-    off CUDA a `cuda_graphs.EagerCapturer` runs the graphed paths with the same static buffers (tests)."""
+    off CUDA a `cuda_graphs.EagerCapturer` runs the graphed paths with the same static buffers (tests). `watermark`:
+    the key requests' marks (`SynthRequest.mark`) are made with: each audio lane gets graphs of its marks."""
 
-    def __init__(self, config: RuntimeConfig | None = None, capturer: Capturer | None = None) -> None:
+    def __init__(self, config: RuntimeConfig | None = None, capturer: Capturer | None = None,
+                 watermark: KeyPattern | None = None) -> None:
         if config is None:
             from gsvd.engine.settings import RuntimeConfig
 
@@ -112,6 +115,7 @@ class Runtime:
         self.audio_lanes = [AudioLane(i, self.device, capturer) for i in range(lanes)]
         self.residency = Residency(budget_bytes(config, self.device))
         self._builder = GraphBuilder() if self.graphs else None
+        self.watermark = watermark
         self._backends: dict[str, str] = {}  # model id -> "tensorrt" where a backend's step runs the GPT
         self._pools: dict[tuple, KVPool] = {}
         self._load = threading.RLock()  # loads, comebacks, evictions and removals: one at a time
@@ -232,6 +236,17 @@ class Runtime:
                 self._submit(lambda key=key: graphs.capture(key), 0 if key[0] == 1 else 1, lane.index, "prefill")
         return graphs
 
+    def _mark_graphs(self, lane: AudioLane) -> None:
+        """The lane's graphs of the watermark's marks (`provenance.embed.GraphedMarks`), queued for capture."""
+        from gsvd.engine.provenance.embed import GraphedMarks
+        from gsvd.engine.provenance.watermark import frame_length
+        from gsvd.engine.types import SAMPLE_RATE
+
+        marks = GraphedMarks(self.watermark, frame_length(SAMPLE_RATE), self.device, lane.pool)
+        lane.marks = marks
+        for i, key in enumerate(marks.capture_order()):
+            self._submit(lambda key=key: marks.capture(key), 0 if i < 2 else 1, lane.index, "marks")
+
     def _audio_graphs(self, parts: SovitsParts) -> None:
         """Content and vocoder graphs of this SoVITS architecture on as many audio lanes as it has resident models:
         for each lane without them, a template and its capture jobs."""
@@ -241,6 +256,8 @@ class Runtime:
         with self._scheduler.cond:
             models = sum(1 for e in self._scheduler.models.values() if e.resident and sovits_arch(e.parts) == arch)
         for lane in self.audio_lanes[: max(1, models)]:
+            if self.watermark is not None and lane.marks is None:
+                self._mark_graphs(lane)
             if lane.audio_graphs(parts) is not None:
                 continue
             from gsvd.engine.runtime.graph_content import GraphedContent

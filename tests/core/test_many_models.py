@@ -435,3 +435,37 @@ def test_streams_that_start_in_a_burst_get_longer_first_chunks(tiny):
     firsts = [len(p[0]) for p in pieces]
     assert firsts[:64] == [6 * 1280 - crossfade] * 64 and firsts[64:] == [12 * 1280 - crossfade] * 6
     assert all(sum(map(len, p)) == 20 * 1280 for p in pieces)
+
+
+def test_marks_from_the_lanes_graphs_equal_the_eager_marks(tiny):
+    """A runtime with a watermark key captures its marks per audio lane (`GraphedMarks`, here `EagerGraph`s with the
+    same static buffers and padding); a marked stream replayed from them equals the plain runtime's eager marks."""
+    import dataclasses
+
+    from gsvd.engine.provenance import Watermarker
+
+    marker = Watermarker()
+    plain = Runtime(RuntimeConfig(device="cpu", max_len=MAX_LEN))
+    capturer = EagerCapturer()
+    rt = Runtime(RuntimeConfig(device="cpu", max_len=MAX_LEN), capturer=capturer, watermark=marker.pattern)
+    try:
+        plain.add_model("a", *tiny(0))
+        a = tiny(0)
+        rt.add_model("a", *a)
+        rt.wait_graphs()
+        lane = rt.audio_lanes[0]
+        assert lane.marks is not None and all(lane.marks.graphs.has(k) for k in lane.marks.capture_order())
+        request = dataclasses.replace(_request("a", a[1], seed=7, top_k=20, max_new_tokens=60),
+                                      mark=marker.stream_mark("a").at(640))
+        before = sum(g.replays for g in capturer.graphs if g.fn == lane.marks._marks)
+        tokens, got = _audio(rt, request)
+        ref_tokens, ref = _audio(plain, request)
+        _, unmarked = _audio(plain, dataclasses.replace(request, mark=None))
+        assert sum(g.replays for g in capturer.graphs if g.fn == lane.marks._marks) > before  # served by the graphs
+        assert tokens == ref_tokens and len(got) == len(ref) == len(unmarked)
+        mark = ref.astype(np.float64) - unmarked
+        assert np.abs(mark).max() > 0
+        assert np.abs(got.astype(np.float64) - ref).max() <= 1e-3 * np.abs(mark).max() + 1e-6
+    finally:
+        rt.close()
+        plain.close()
