@@ -9,8 +9,10 @@ ran out before their second chunks came, and 486 of 512 underran, although the s
 did. So:
 
 - Urgency (`chunk_key`): a later chunk's is its stream's audio left (the time until what it has been sent finishes
-  playing) less a lead of two passes (the one in flight, its own), counted in passes (`quantum`: the measured pass
-  time); a first chunk's is zero (its listener is waiting now). Ties go to first chunks, then to the earlier
+  playing) less a lead of `LEAD_PASSES` passes, counted in passes (`quantum`: the measured pass time; the lead
+  covers the pass in flight, its own, and the jitter of a burst's passes: with two, 512 requests at once on an H100
+  underran in 6 of 8 runs, 1-104 streams each at their second chunk, by 21-88 ms; with four, in none of 6, first
+  audio p95 ~150 ms later: benchmarks/HISTORY.md); a first chunk's is zero (its listener is waiting now). Ties go to first chunks, then to the earlier
   deadline (first chunks: the longer wait). A later chunk that could wait one more pass without running out
   (class 0) goes after the first chunks; one that could not (class < 0) goes before them; one with more audio left
   goes after them, so first chunks are not held back by streams that have plenty.
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from gsvd.engine.runtime.stream import LiveStream
 
 MAX_ADMIT_PER_TICK = 64  # requests admitted per tick (two 32-row prefill passes)
+LEAD_PASSES = 4  # a later chunk is due this many passes before its stream's audio runs out
 BURST_STARTS = 64  # streams waiting for their first chunk beyond which new ones start with a longer one
 QUANTUM_S = 0.03  # a chunk pass's time before one is measured
 QUANTUM_RANGE = (0.002, 0.25)  # the measured pass time is kept within these bounds
@@ -58,7 +61,7 @@ def chunk_key(s: LiveStream, now: float, quantum: float) -> tuple[int, int, floa
     if s.first_audio_at is None:
         return 0, 0, s.admitted_at
     deadline = s.audio_deadline()
-    return math.floor((deadline - now - 2 * quantum) / quantum), 1, deadline
+    return math.floor((deadline - now - LEAD_PASSES * quantum) / quantum), 1, deadline
 
 
 def at_risk(s: LiveStream, now: float, quantum: float) -> bool:

@@ -283,12 +283,13 @@ def _live(first_at: float | None, sent_s: float = 0.0, admitted_at: float = 0.0,
 
 
 def test_first_chunks_go_before_later_chunks_of_the_same_urgency_and_after_those_about_to_run_out():
-    """Urgency counts a later chunk's audio left in passes beyond two (the pass in flight and its own); a first chunk's
-    is zero. A later chunk that would run out unless it goes now precedes every first chunk; one that can wait a pass
-    ties with first chunks and follows them; first chunks go oldest first; later ones by deadline."""
+    """Urgency counts a later chunk's audio left in passes beyond the lead (`LEAD_PASSES`); a first chunk's is zero. A
+    later chunk that would run out unless it goes now precedes every first chunk; one that can wait a pass ties with
+    first chunks and follows them; first chunks go oldest first; later ones by deadline."""
     now, q = 100.0, 0.05
-    due = _live(first_at=99.0, sent_s=1.08)  # 80 ms left: under two passes
-    tie = _live(first_at=99.0, sent_s=1.12)  # 120 ms left: two passes and a bit
+    lead = pacing.LEAD_PASSES * q
+    due = _live(first_at=99.0, sent_s=1.0 + lead - 0.02)  # under the lead left
+    tie = _live(first_at=99.0, sent_s=1.0 + lead + 0.02)  # the lead and a bit
     plenty = _live(first_at=99.0, sent_s=3.0)
     first_old, first_new = _live(None, admitted_at=99.5), _live(None, admitted_at=99.9)
     keys = {id(s): pacing.chunk_key(s, now, q) for s in (due, tie, plenty, first_old, first_new)}
@@ -298,13 +299,13 @@ def test_first_chunks_go_before_later_chunks_of_the_same_urgency_and_after_those
 
 
 def test_admission_pauses_while_a_playing_stream_is_at_risk():
-    """New streams are admitted up to the per-tick cap, none while a playing stream's audio runs out within two
-    passes and no pass is in flight for it; streams without audio yet, in flight, or with nothing left to play do not
-    hold admission back."""
+    """New streams are admitted up to the per-tick cap, none while a playing stream's audio runs out within the lead
+    and no pass is in flight for it; streams without audio yet, in flight, or with nothing left to play do not hold
+    admission back."""
     now, q = 100.0, 0.05
-    fine, waiting = _live(first_at=99.0, sent_s=2.0), _live(None)
+    fine, waiting = _live(first_at=99.0, sent_s=2.0 + pacing.LEAD_PASSES * q), _live(None)
     assert pacing.admission_budget([fine, waiting], now, q) == pacing.MAX_ADMIT_PER_TICK
-    low = _live(first_at=99.0, sent_s=1.05)
+    low = _live(first_at=99.0, sent_s=1.0 + pacing.LEAD_PASSES * q - 0.05)
     low.decoder = type("D", (), {"ready": lambda self, finished: True})()
     assert pacing.admission_budget([fine, low], now, q) == 0
     low.decoding = True  # its next chunk is on the way
