@@ -128,9 +128,9 @@ def test_missing_hubert_names_the_command(tmp_path: Path, upstream) -> None:
         ({"ref_audio": "nope.wav"}, InvalidInput, "--ref: no such file"),
         ({"ref_text": " "}, InvalidInput, "--ref-text is empty"),
         ({"ref_lang": "xx"}, InvalidInput, "--ref-lang must be one of"),
-        ({"gpt_path": "SOVITS"}, CheckpointError, ""),
-        ({"sovits_path": "GPT"}, CheckpointError, ""),
-        ({"ref_audio": "SHORT"}, InvalidInput, ""),
+        ({"gpt_path": "SOVITS"}, CheckpointError, r"is a SoVITS \(\.pth\) checkpoint, not a GPT"),
+        ({"sovits_path": "GPT"}, CheckpointError, r"is a GPT \(\.ckpt\) checkpoint, not a SoVITS"),
+        ({"ref_audio": "SHORT"}, InvalidInput, "reference audio must be 3-10 s long; got 1.00 s"),
     ],
 )
 def test_bad_input(tmp_path: Path, upstream, change: dict, error: type, match: str) -> None:
