@@ -181,7 +181,7 @@ def join_rows(wav: torch.Tensor, rows: list[JoinRow], marks: GraphedMarks | None
     dev = wav.device
     n = rows[0][0].policy.crossfade
     skips = np.array([skip for _, skip, _, _ in rows], np.int64)
-    avail = width - skips
+    avail = np.maximum(width - skips, 0)  # a window shorter than its history (re-timed at a high speed): no audio
     length = int(max(avail.max(), n))
     audio = wav.gather(1, _positions(skips, length, width, dev))
     mode = np.zeros(n_rows, np.int64)  # 0: no tail; 1: cross-fade; 2: the chunk is shorter than the tail

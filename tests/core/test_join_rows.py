@@ -94,3 +94,12 @@ def test_a_stream_that_ends_on_a_chunk_boundary_plays_its_held_back_tail(tmp_pat
     assert joins == [6 * SAMPLES_PER_TOKEN - N]  # the chunk, then its tail on its own
     assert len(audio) == 6 * SAMPLES_PER_TOKEN and dec.samples_out == len(audio) and dec.overlap == 0
     assert np.abs(audio[-N:]).max() > 0  # the tail is audio, not silence
+
+
+def test_a_row_whose_skip_passes_its_window_plays_nothing_or_its_tail() -> None:
+    """A re-timed window can be shorter than the history it drops: no audio from it (the tail alone, if any)."""
+    wav = torch.ones(2, 640)
+    tail = torch.full((N,), 0.5)
+    audio, lengths, tails = join_rows(wav, [(_decoder(), 1280, False, None), (_decoder(), 1280, True, tail)])
+    assert lengths == [0, N] and tails == [None, None]
+    assert torch.equal(audio[1, :N], tail)
