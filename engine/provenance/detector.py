@@ -56,6 +56,8 @@ MIN_SCORE = 9.6
 noise, music, tones, gsvd's tiny-model output) the best path's score stayed under it in 900 tries, and 95%
 of the payloads decoded from excerpts after MP3, Opus or 20 dB noise score above it."""
 MIN_EXCERPT_S = 3.0
+CONTROLS = (-2, -1, 1, 2)
+GRID_WEIGHT = 1.0
 _OFFSET_BLOCK = 40
 
 
@@ -194,15 +196,38 @@ class Detector:
         blocks, frames, k = band.shape
         p = (band.reshape(-1, k) @ self._ramps).real.reshape(blocks, frames, SUB)
         p /= np.sqrt(np.maximum(energy, 1e-30))[:, :, None]
-        weight = np.exp(-2.0 * self._phase_var(energy, noise, SIGMA_REL))  # E[cos 2 phi] if marked
-        phase = (4.0 * np.pi / DELTA) * p
-        phasors = weight[:, :, None] * (np.cos(phase) + 1j * np.sin(phase))
-        folded = np.zeros((blocks, SLOTS, SUB), dtype=phasors.dtype)
-        for start in range(0, frames, SLOTS):
-            stop = min(frames, start + SLOTS)
-            folded[:, : stop - start] += phasors[:, start:stop]
+        rho = np.exp(-0.5 * self._phase_var(energy, noise, SIGMA_REL))  # E[cos phi] if marked, [B, F]
+        phase = (2.0 * np.pi / DELTA) * p
+        z = np.cos(phase) + 1j * np.sin(phase)
+        # terms whose phase is 4 pi (dither + noise) whatever the bit: each frame squared, and the products of
+        # the copies of one slot a period apart (their bits are equal); weighted by their expected cosines
+        terms = [(rho**4)[:, :, None] * z * z]
+        weight2 = np.sum(rho**8, axis=1)
+        # the copies' phases also agree with each other (whatever the dither): a score of the grid alone, less
+        # the same at neighbouring distances (audio that repeats, like a tone, agrees at every distance)
+        grid = np.zeros((blocks, SUB))
+        grid2 = np.zeros(blocks)
+        for lag in range(SLOTS, frames, SLOTS):
+            pair = rho[:, :-lag] * rho[:, lag:]
+            terms.append(pair[:, :, None] * z[:, :-lag] * z[:, lag:])
+            weight2 += np.sum(pair**2, axis=1)
+            grid += np.sum(pair[:, :, None] * (z[:, :-lag] * np.conj(z[:, lag:])).real, axis=1)
+            grid2 += np.sum(pair**2, axis=1)
+            for d in CONTROLS:
+                if lag + d < frames:
+                    pd = rho[:, : frames - lag - d] * rho[:, lag + d :]
+                    ctrl = (z[:, : frames - lag - d] * np.conj(z[:, lag + d :])).real
+                    grid -= np.sum(pd[:, :, None] * ctrl, axis=1) / len(CONTROLS)
+        folded = np.zeros((blocks, SLOTS, SUB), dtype=z.dtype)
+        for phasors in terms:
+            n = phasors.shape[1]
+            for start in range(0, n, SLOTS):
+                stop = min(n, start + SLOTS)
+                folded[:, : stop - start] += phasors[:, start:stop]
         corr = np.fft.ifft(np.fft.fft(folded, axis=1) * self._sync_ref[None, :, None], axis=1).real
-        return corr / np.sqrt(np.maximum(np.sum(weight**2, axis=1), 1e-30) / 2.0)[:, None, None]
+        corr += GRID_WEIGHT * grid[:, None, :]
+        var = weight2 + GRID_WEIGHT**2 * grid2 * (1.0 + 1.0 / len(CONTROLS))
+        return corr / np.sqrt(np.maximum(var, 1e-30) / 2.0)[:, None, None]
 
     @staticmethod
     def _phase_var(energy: np.ndarray, noise: float, sigma_rel: float) -> np.ndarray:
