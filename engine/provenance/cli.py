@@ -49,7 +49,8 @@ def detect(
         if best.found:
             p = best.payload
             row.update(daemon_id=p.daemon_id, voice_hash=f"0x{p.voice_hash:03x}", voice=names.get(p.voice_hash),
-                       day=p.day().isoformat(), at_s=best.start_s, payloads=len(result.payloads))
+                       day=p.day().isoformat(), at_s=best.start_s, speed=round(best.speed, 4),
+                       payloads=len(result.payloads))
         else:
             code = max(code, 1)
         if as_json:
@@ -58,7 +59,8 @@ def detect(
             who = f" ({row['voice']})" if row["voice"] else ""
             out.print(f"{path}: watermark found: daemon {p.daemon_id}, voice {row['voice_hash']}{who}, day {row['day']}; "
                       f"confidence z {best.confidence:.1f} (sync z {best.sync_z:.1f}, {best.symbol_errors} of {SYMBOLS} "
-                      f"symbols off)" + (f"; {len(result.payloads)} different payloads" if len(result.payloads) > 1 else ""),
+                      f"symbols off)" + (f"; read at {best.speed:.3g}x speed" if best.speed != 1.0 else "")
+                      + (f"; {len(result.payloads)} different payloads" if len(result.payloads) > 1 else ""),
                       soft_wrap=True)
         else:
             out.print(f"{path}: no watermark found (sync z {best.sync_z:.1f}, {result.seconds:.1f} s read)", soft_wrap=True)

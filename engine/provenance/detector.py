@@ -24,7 +24,7 @@ The benchmark measures the rate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -56,6 +56,17 @@ MIN_SCORE = 9.6
 noise, music, tones, gsvd's tiny-model output) the best path's score stayed under it in 900 tries, and 95%
 of the payloads decoded from excerpts after MP3, Opus or 20 dB noise score above it."""
 MIN_EXCERPT_S = 3.0
+SPEEDS = (1.1, 0.9, 1.05, 0.95, 48000 / 44100, 44100 / 48000)
+"""Playback speed changes (by resampling: tempo and pitch together) tried after none when nothing is found:
+10% and 5% faster and slower, and 44.1 kHz audio played at 48 kHz and back. Each is undone by resampling the
+excerpt; the frame grid must then line up to a small fraction of a sample, so a speed reads only within
+about 1e-5 of one of these (the benchmark measures it)."""
+SPEED_MIN_Z = 7.5
+"""At a tried speed only sync positions of at least this z are decoded: unmarked audio's best was 4.8 in
+the median and 7.5 at most in 1,050 searches; a marked excerpt at its speed scored 8.4-30 (median 25-28), so
+trying six speeds adds few candidates, each still needing the CRC and MIN_SCORE."""
+CONTROLS = (-2, -1, 1, 2)
+GRID_WEIGHT = 1.0
 _OFFSET_BLOCK = 40
 
 
@@ -75,6 +86,8 @@ class Detection:
     """Coded symbols whose summed soft value disagrees with the decoded code word (of SYMBOLS)."""
     start_s: float = 0.0
     """Where in the audio the excerpt that gave this result starts."""
+    speed: float = 1.0
+    """The playback speed change the mark was read at (1: none)."""
 
 
 @dataclass(frozen=True)
@@ -84,19 +97,22 @@ class Prepared:
     audio: np.ndarray
     noise: float
     """Per band bin: the excerpt's noise power (a low percentile of the bins' power over frames)."""
+    speed: float = 1.0
+    """The speed change undone when resampling (the excerpt played ``speed`` times faster than made)."""
     frames: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "frames", max(0, (len(self.audio) - (FRAME - 1)) // FRAME))
 
 
-def prepare(audio: np.ndarray, rate: int) -> Prepared:
-    """Resample to DETECT_RATE (soxr HQ) and estimate the noise floor; key-independent."""
+def prepare(audio: np.ndarray, rate: int, speed: float = 1.0) -> Prepared:
+    """Resample to DETECT_RATE (soxr HQ), undoing a playback ``speed`` change, and estimate the noise floor;
+    key-independent."""
     x = np.asarray(audio, dtype=np.float64).reshape(-1)
-    if rate != DETECT_RATE:
+    if rate != DETECT_RATE or speed != 1.0:
         import soxr
 
-        x = soxr.resample(x, rate, DETECT_RATE, quality="HQ")
+        x = soxr.resample(x, rate / speed, DETECT_RATE, quality="HQ")
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     noise = 0.0
     frames = len(x) // FRAME
@@ -105,13 +121,28 @@ def prepare(audio: np.ndarray, rate: int) -> Prepared:
         power = band.real**2 + band.imag**2
         # the 5th percentile of an exponential (one complex bin of noise) is 0.0513 of its mean
         noise = float(np.median(np.percentile(power, 5, axis=0))) / 0.0513
-    return Prepared(x, noise)
+    return Prepared(x, noise, speed)
 
 
 def _spectra(x: np.ndarray, offset: int, frames: int) -> np.ndarray:
     """Band spectra ``[frames, K]`` of the Hann-windowed 10 ms frames starting at ``offset``."""
     view = np.lib.stride_tricks.sliding_window_view(x[offset : offset + frames * FRAME], FRAME)[::FRAME]
     return np.fft.rfft(view * hann(FRAME), axis=1)[:, BAND_BINS[0] : BAND_BINS[1]]
+
+
+def detect_keys(audio: np.ndarray, rate: int, detectors: list[Detector],
+                speeds: tuple[float, ...] = SPEEDS) -> list[Detection]:
+    """Read one excerpt under several keys: as it is, then at each of ``speeds`` for the keys not found yet."""
+    got = decode_keys(prepare(audio, rate), detectors)
+    for speed in speeds:
+        todo = [i for i, d in enumerate(got) if not d.found]
+        if not todo:
+            break
+        again = decode_keys(prepare(audio, rate, speed), [detectors[i] for i in todo])
+        for i, d in zip(todo, again):
+            if d.found:
+                got[i] = d
+    return got
 
 
 def decode_keys(prepared: Prepared, detectors: list[Detector]) -> list[Detection]:
@@ -161,9 +192,9 @@ class Detector:
         self._ramps = ramps
         self._sync_ref = np.conj(np.fft.fft(np.exp(4j * np.pi * self.pattern.dither)))
 
-    def detect(self, audio: np.ndarray, rate: int) -> Detection:
-        """Read one excerpt (mono float; >= 3 s is reliable, less may do)."""
-        return self.decode(prepare(audio, rate))
+    def detect(self, audio: np.ndarray, rate: int, speeds: tuple[float, ...] = SPEEDS) -> Detection:
+        """Read one excerpt (mono float; >= 3 s is reliable, less may do), also at ``speeds`` if need be."""
+        return detect_keys(audio, rate, [self], speeds)[0]
 
     def decode(self, prepared: Prepared) -> Detection:
         return decode_keys(prepared, [self])[0]
@@ -172,19 +203,21 @@ class Detector:
         """Decode the best positions found by the sync search; the first that yields a payload wins."""
         found.sort(reverse=True)
         picked: list[tuple[float, int, int, int]] = []
-        for cand in found:  # neighbouring sub-sample shifts of one position are one candidate
+        min_z = -np.inf if prepared.speed == 1.0 else SPEED_MIN_Z
+        for cand in (c for c in found if c[0] >= min_z):  # neighbouring sub-sample shifts: one candidate
             if all(cand[3] != c[3] or abs((cand[1] * SUB + cand[2]) - (c[1] * SUB + c[2])) > 2 for c in picked):
                 picked.append(cand)
             if len(picked) == CANDIDATES:
                 break
         best: Detection | None = None
         for score, offset, shift, slot in picked:
-            got = self._read(prepared, offset, shift, slot, score)
+            got = replace(self._read(prepared, offset, shift, slot, score), speed=prepared.speed)
             if got.found:
                 return got
             if best is None or got.confidence > best.confidence:
                 best = got
-        return best or Detection(False, None, 0.0, 0.0, SYMBOLS)
+        top = found[0][0] if found else 0.0
+        return best or Detection(False, None, 0.0, top, SYMBOLS, speed=prepared.speed)
 
     # ---------------------------------------------------------------- sync
 
@@ -194,15 +227,38 @@ class Detector:
         blocks, frames, k = band.shape
         p = (band.reshape(-1, k) @ self._ramps).real.reshape(blocks, frames, SUB)
         p /= np.sqrt(np.maximum(energy, 1e-30))[:, :, None]
-        weight = np.exp(-2.0 * self._phase_var(energy, noise, SIGMA_REL))  # E[cos 2 phi] if marked
-        phase = (4.0 * np.pi / DELTA) * p
-        phasors = weight[:, :, None] * (np.cos(phase) + 1j * np.sin(phase))
-        folded = np.zeros((blocks, SLOTS, SUB), dtype=phasors.dtype)
-        for start in range(0, frames, SLOTS):
-            stop = min(frames, start + SLOTS)
-            folded[:, : stop - start] += phasors[:, start:stop]
+        rho = np.exp(-0.5 * self._phase_var(energy, noise, SIGMA_REL))  # E[cos phi] if marked, [B, F]
+        phase = (2.0 * np.pi / DELTA) * p
+        z = np.cos(phase) + 1j * np.sin(phase)
+        # terms whose phase is 4 pi (dither + noise) whatever the bit: each frame squared, and the products of
+        # the copies of one slot a period apart (their bits are equal); weighted by their expected cosines
+        terms = [(rho**4)[:, :, None] * z * z]
+        weight2 = np.sum(rho**8, axis=1)
+        # the copies' phases also agree with each other (whatever the dither): a score of the grid alone, less
+        # the same at neighbouring distances (audio that repeats, like a tone, agrees at every distance)
+        grid = np.zeros((blocks, SUB))
+        grid2 = np.zeros(blocks)
+        for lag in range(SLOTS, frames, SLOTS):
+            pair = rho[:, :-lag] * rho[:, lag:]
+            terms.append(pair[:, :, None] * z[:, :-lag] * z[:, lag:])
+            weight2 += np.sum(pair**2, axis=1)
+            grid += np.sum(pair[:, :, None] * (z[:, :-lag] * np.conj(z[:, lag:])).real, axis=1)
+            grid2 += np.sum(pair**2, axis=1)
+            for d in CONTROLS:
+                if lag + d < frames:
+                    pd = rho[:, : frames - lag - d] * rho[:, lag + d :]
+                    ctrl = (z[:, : frames - lag - d] * np.conj(z[:, lag + d :])).real
+                    grid -= np.sum(pd[:, :, None] * ctrl, axis=1) / len(CONTROLS)
+        folded = np.zeros((blocks, SLOTS, SUB), dtype=z.dtype)
+        for phasors in terms:
+            n = phasors.shape[1]
+            for start in range(0, n, SLOTS):
+                stop = min(n, start + SLOTS)
+                folded[:, : stop - start] += phasors[:, start:stop]
         corr = np.fft.ifft(np.fft.fft(folded, axis=1) * self._sync_ref[None, :, None], axis=1).real
-        return corr / np.sqrt(np.maximum(np.sum(weight**2, axis=1), 1e-30) / 2.0)[:, None, None]
+        corr += GRID_WEIGHT * grid[:, None, :]
+        var = weight2 + GRID_WEIGHT**2 * grid2 * (1.0 + 1.0 / len(CONTROLS))
+        return corr / np.sqrt(np.maximum(var, 1e-30) / 2.0)[:, None, None]
 
     @staticmethod
     def _phase_var(energy: np.ndarray, noise: float, sigma_rel: float) -> np.ndarray:

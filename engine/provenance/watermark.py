@@ -46,15 +46,19 @@ import numpy as np
 from gsvd.engine.provenance import ecc
 
 PUBLIC_KEY = "gsvd-public-watermark-v1"
-SCHEME = "gsvd-qim1"
+SCHEME = "gsvd-qim2"
 FRAME_S = 0.01
 BIN_HZ = 1.0 / FRAME_S
 BAND_BINS = (3, 71)
 """DFT bins (of ``BIN_HZ``) the measurement reads: 300-7000 Hz."""
 SLOTS = 108
 """Frames per period (1.08 s): one per coded symbol."""
-DELTA = 0.049
+DELTA = 0.052
 """QIM step of the normalized measurement: sets the mark's level (about -36 dB of each frame's band)."""
+TILT_HZ, TILT_POWER = 1000.0, 0.5
+"""``u``'s magnitude falls as ``(TILT_HZ / f) ** TILT_POWER`` above TILT_HZ: the mark leans to the bins that
+codecs and noise leave it most of (measured: 20 dB noise and MP3 64 kb/s found 5-10% more often at the same
+PESQ and SNR as a flat ``u``)."""
 SHAPE = 0.25
 """The mark's amplitude in each bin follows the host's (smoothed) power there to this power."""
 MIN_FRAME_RMS = 1e-6
@@ -151,7 +155,7 @@ class KeyPattern:
         if not isinstance(key, str) or not key:
             raise ValueError("watermark key must be a non-empty string")
         k = BAND_BINS[1] - BAND_BINS[0]
-        direction = np.exp(2j * np.pi * _rng(key, "direction").random(k)) / np.sqrt(k)
+        direction = np.exp(2j * np.pi * _rng(key, "direction").random(k)) * _tilt()
         dither = _rng(key, "dither").random(SLOTS)
         symbol = _rng(key, "slots").permutation(SLOTS) % SYMBOLS  # SLOTS == SYMBOLS: each symbol once
         return cls(direction, dither, symbol)
@@ -159,6 +163,13 @@ class KeyPattern:
     def slot_bits(self, payload: Payload) -> np.ndarray:
         """The bit each slot carries for ``payload`` (0/1, one per slot)."""
         return payload.code()[self.symbol]
+
+
+def _tilt() -> np.ndarray:
+    """The magnitudes of ``u`` over the band bins (unit norm)."""
+    hz = np.arange(*BAND_BINS) * BIN_HZ
+    tilt = np.minimum(1.0, (TILT_HZ / hz) ** TILT_POWER)
+    return tilt / np.sqrt(np.sum(tilt**2))
 
 
 def hann(n: int) -> np.ndarray:

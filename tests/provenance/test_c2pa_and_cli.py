@@ -126,7 +126,7 @@ def test_synth_writes_labelled_signed_watermarked_wav(tmp_path, tiny_voice) -> N
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     label = read_label(out)
-    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-qim1 key=public daemon=0")
+    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-qim2 key=public daemon=0")
     creds = read_credentials(out, trust_anchors=root)
     assert creds.state == "Trusted" and creds.label == label
     res = runner.invoke(app, [*args[:-4], "--sign-cert", str(cert)])
@@ -216,6 +216,15 @@ def test_detect_cli_exit_codes_and_formats(tmp_path, shared_speech) -> None:
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.output.splitlines()]
     assert all(r["found"] and r["voice"] == "alice" and r["daemon_id"] == 0 for r in rows), rows
+    import soxr
+
+    fast = write_wav(tmp_path / "fast.wav", soxr.resample(y, 32000, 29091), 32000)  # played 10% faster
+    res = runner.invoke(app, ["watermark", "detect", str(fast), "--json"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output)
+    assert row["found"] and row["daemon_id"] == 0 and row["speed"] == pytest.approx(1.1, abs=1e-3)
+    res = runner.invoke(app, ["watermark", "detect", str(fast)])
+    assert res.exit_code == 0 and "read at 1.1x speed" in res.output
     res = runner.invoke(app, ["watermark", "detect", str(unmarked)])
     assert res.exit_code == 1 and "no watermark found" in res.output
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")

@@ -144,6 +144,28 @@ def test_detects_after_mp3_and_20_db_noise_with_a_margin(shared_speech, tmp_path
     assert got.confidence + got.sync_z / 2 > MIN_SCORE + 2
 
 
+def test_detects_speed_changes_by_resampling_and_says_which(shared_speech, marker: Watermarker,
+                                                           detector: Detector) -> None:
+    """Played 10% faster (tempo and pitch up, as a resampler does) or 44.1 kHz audio played at 48 kHz: the
+    detector undoes each of its speed changes in turn and reports the one it read the mark at."""
+    import soxr
+
+    x = _speech(shared_speech, "en/moonshine_two_cities_librivox.wav", 8.0)
+    y = marker.mark(x, RATE, "dave")
+    fast = soxr.resample(y, RATE, round(RATE / 1.1))[RATE : 4 * RATE]  # played at RATE: 3 s, 10% faster
+    assert not detector.detect(fast, RATE, speeds=()).found  # the frame grid no longer lines up
+    got = detector.detect(fast, RATE)
+    assert got.found and got.payload == marker.payload("dave") and got.speed == pytest.approx(1.1)
+    slow = soxr.resample(y, RATE, round(RATE / 0.95))[RATE : 4 * RATE]
+    got = detector.detect(slow, RATE)
+    assert got.found and got.payload == marker.payload("dave") and got.speed == pytest.approx(0.95)
+    z = soxr.resample(x, RATE, 44100)
+    mislabelled = marker.mark(z, 44100, "dave")[: 4 * 44100]  # made at 44.1 kHz, read as 48 kHz
+    got = detector.detect(mislabelled, 48000)
+    assert got.found and got.payload == marker.payload("dave") and got.speed == pytest.approx(48000 / 44100)
+    assert not detector.detect(soxr.resample(x, RATE, round(RATE / 1.1))[RATE : 4 * RATE], RATE).found
+
+
 def test_audio_whose_frames_repeat_does_not_look_marked() -> None:
     """Tones repeat exactly every 10 ms frame: every frame then agrees with every other, which once let the
     detector's agreement statistic (per frame, assuming independent frames) pass its threshold; the score
