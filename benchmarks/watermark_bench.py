@@ -1,12 +1,17 @@
 """Watermark benchmark: detection from random 3 s excerpts under attacks, false positives on unmarked
 audio, inaudibility (PESQ wide band, SNR) per language, and cost (CPU, one thread).
 
-    .venv/bin/python benchmarks/watermark_bench.py [--excerpts 100] [--fp-excerpts 2500 --fp-keys 4] [--quick]
+    .venv/bin/python benchmarks/watermark_bench.py [--excerpts 100] [--fp-excerpts 2500 --fp-keys 4]
+        [--fp-speed-excerpts 250] [--quick]
 
 Sources: the real speech in ../shared/data/speech (en/zh/ja), upsampled to 32 kHz and marked, and gsvd's
 own output from a tiny random model (a noise-like "voice": it checks the engine path, not how speech
 sounds). Attacks: resampling to 16 and 48 kHz, MP3 and Opus at 64 kb/s (PyAV), gain -10/+6 dB, white
 noise at 20 dB SNR (of the excerpt), 10% faster playback (resampled). Excerpts start at random samples.
+Detection is ``Detector.detect``: as recorded, then (if nothing is found) at the detector's speed changes.
+False positives: ``--fp-excerpts`` unmarked excerpts read as recorded under ``--fp-keys`` keys, and
+``--fp-speed-excerpts`` more read with the whole search (every speed change: what ``detect`` does to audio
+without a mark), whose best sync z at the tried speeds is reported against ``SPEED_MIN_Z``.
 PESQ: the `pesq` package (ITU-T P.862.2 wide band) at 16 kHz, on each file's first 20 s. Cost: marking
 on one thread, in the engine's chunk sizes (its default chunk policy) and in 20 ms chunks. Last line: JSON.
 """
@@ -29,7 +34,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import soxr  # noqa: E402
 
-from gsvd.engine.provenance.detector import Detector, decode_keys, prepare  # noqa: E402
+from gsvd.engine.provenance import detector as _detector  # noqa: E402
+from gsvd.engine.provenance.detector import Detector, decode_keys, detect_keys, prepare  # noqa: E402
 from gsvd.engine.provenance.watermark import WatermarkConfig, Watermarker  # noqa: E402
 
 RATE = 32000
@@ -145,7 +151,7 @@ def detection(marked: dict[str, np.ndarray], payload, excerpts: int, rng) -> tup
     return rates, voiced, scores
 
 
-def false_positives(unmarked: list[np.ndarray], excerpts: int, keys: int, rng) -> dict:
+def false_positives(unmarked: list[np.ndarray], excerpts: int, keys: int, rng, speed_excerpts: int = 0) -> dict:
     detectors = [Detector(f"bench-key-{k}") for k in range(keys)]
     hits, trials, sync, conf = 0, 0, [], []
     for i in range(excerpts):
@@ -158,9 +164,36 @@ def false_positives(unmarked: list[np.ndarray], excerpts: int, keys: int, rng) -
             conf.append(got.confidence)
         if (i + 1) % 250 == 0:
             print(f"  false positives: {hits} in {trials}", file=sys.stderr, flush=True)
-    return {"trials": trials, "false_positives": hits, "rate": hits / trials,
-            "upper95": (3.0 if hits == 0 else hits * 2) / trials, "sync_z_p99": float(np.percentile(sync, 99)),
-            "confidence_p99": float(np.percentile(conf, 99)), "confidence_max": float(np.max(conf))}
+    out = {"trials": trials, "false_positives": hits, "rate": hits / trials,
+           "upper95": (3.0 if hits == 0 else hits * 2) / trials, "sync_z_p99": float(np.percentile(sync, 99)),
+           "confidence_p99": float(np.percentile(conf, 99)), "confidence_max": float(np.max(conf))}
+    # the whole search (every speed change) on more unmarked excerpts: its extra candidates are the sync
+    # peaks of z >= SPEED_MIN_Z at a changed speed, so record how high unmarked audio's peaks get there
+    peaks: list[float] = []
+    finish = Detector._finish
+
+    def spy(self: Detector, prepared, found):
+        if prepared.speed != 1.0 and found:
+            peaks.append(max(c[0] for c in found))
+        return finish(self, prepared, found)
+
+    Detector._finish = spy
+    s_hits, s_trials, t0 = 0, 0, time.process_time()
+    try:
+        for i in range(speed_excerpts):
+            src = unmarked[(i * 7 + 3) % len(unmarked)]
+            start = int(rng.integers(0, len(src) - EXCERPT))
+            for got in detect_keys(src[start : start + EXCERPT], RATE, detectors):
+                s_hits += got.found
+                s_trials += 1
+    finally:
+        Detector._finish = finish
+    if speed_excerpts:
+        out["speed_search"] = {"trials": s_trials, "false_positives": s_hits, "sync_z_max": float(np.max(peaks)),
+                               "sync_z_p99": float(np.percentile(peaks, 99)), "searches": len(peaks),
+                               "min_z": _detector.SPEED_MIN_Z,
+                               "cpu_s_per_excerpt_and_key": (time.process_time() - t0) / max(s_trials, 1)}
+    return out
 
 
 def quality(sources: dict[str, list[np.ndarray]], marker: Watermarker) -> dict[str, dict[str, float]]:
@@ -214,11 +247,15 @@ def cost(x: np.ndarray, marker: Watermarker) -> dict[str, float]:
                 pos += n
             best = min(best, time.process_time() - t)
         out[f"us_per_20ms_{label}"] = best / (len(x) / 640) * 1e6
-    det = Detector()
+    det, y = Detector(), marker.mark(x, RATE, "bench")
     t = time.process_time()
     for i in range(10):
-        det.detect(x[i * RATE : i * RATE + EXCERPT], RATE)
+        det.detect(y[i * RATE : i * RATE + EXCERPT], RATE)
     out["detect_s_per_3s"] = (time.process_time() - t) / 10
+    t = time.process_time()
+    for i in range(10):  # unmarked: nothing is found, so every speed change is tried
+        Detector(f"cost-{i}").detect(x[i * RATE : i * RATE + EXCERPT], RATE)
+    out["detect_s_per_3s_unmarked"] = (time.process_time() - t) / 10
     return out
 
 
@@ -227,11 +264,13 @@ def main() -> None:
     ap.add_argument("--excerpts", type=int, default=100, help="3 s excerpts per language and attack")
     ap.add_argument("--fp-excerpts", type=int, default=2500)
     ap.add_argument("--fp-keys", type=int, default=4)
+    ap.add_argument("--fp-speed-excerpts", type=int, default=250, help="unmarked excerpts read with every speed")
     ap.add_argument("--gsvd-seconds", type=float, default=30.0)
     ap.add_argument("--quick", action="store_true", help="a smoke run: 4 excerpts, 50 x 4 for false positives")
     args = ap.parse_args()
     if args.quick:
         args.excerpts, args.fp_excerpts, args.fp_keys, args.gsvd_seconds = 4, 50, 4, 8.0
+        args.fp_speed_excerpts = 10
     if not SPEECH.is_dir():
         sys.exit(f"shared speech not found at {SPEECH}")
     from gsvd.engine.audio import load_audio
@@ -251,7 +290,7 @@ def main() -> None:
     c = cost(np.concatenate(sources["en"])[: 60 * RATE], marker)
     q = quality({k: v for k, v in sources.items() if k != "gsvd_tiny_random"}, marker)
     det, voiced, conf = detection(marked, payload, args.excerpts, rng)
-    fp = false_positives(unmarked, args.fp_excerpts, args.fp_keys, rng)
+    fp = false_positives(unmarked, args.fp_excerpts, args.fp_keys, rng, args.fp_speed_excerpts)
 
     print(f"detection rate from random 3 s excerpts ({args.excerpts} per cell; target >= {TARGET:.0%}, speed: >= 95%)")
     print(f"{'attack':<12}" + "".join(f"{lang:>18}" for lang in det))
@@ -262,12 +301,18 @@ def main() -> None:
         print(f"{name:<12}" + "".join(f"{voiced[lang][name][0]:>12d}/{voiced[lang][name][1]:<5d}" for lang in det))
     print(f"false positives: {fp['false_positives']} in {fp['trials']} trials ({args.fp_excerpts} unmarked excerpts of "
           f"speech, music/noise mixes, white noise and silence x {args.fp_keys} keys); 95% upper bound {fp['upper95']:.1e}")
+    if "speed_search" in fp:
+        sp = fp["speed_search"]
+        print(f"  with every speed change tried: {sp['false_positives']} in {sp['trials']} trials; unmarked sync peaks at "
+              f"changed speeds: p99 {sp['sync_z_p99']:.2f}, max {sp['sync_z_max']:.2f} in {sp['searches']} searches "
+              f"(decoded only from {sp['min_z']:g})")
     for lang, v in q.items():
         print(f"quality {lang}: PESQ-WB min {v['pesq_wb_min']:.2f} mean {v['pesq_wb_mean']:.2f}, "
               f"SNR min {v['snr_db_min']:.1f} dB (all files {v['snr_db_all']:.1f} dB)")
     print(f"cost (CPU, one thread): {c['us_per_20ms_engine_chunks']:.1f} us per 20 ms in the engine's chunks, "
           f"{c['us_per_20ms_chunk15360']:.1f} in 480 ms chunks, {c['us_per_20ms_chunk640']:.1f} in 20 ms chunks; "
-          f"detection {c['detect_s_per_3s']:.2f} s per 3 s excerpt")
+          f"detection {c['detect_s_per_3s']:.2f} s per marked 3 s excerpt, {c['detect_s_per_3s_unmarked']:.2f} s per unmarked "
+          f"one (every speed tried)")
     print(f"wall time {time.time() - wall:.0f} s")
     print(json.dumps({"detection": det, "detection_active_1s": voiced, "confidence_median": conf, "false_positives": fp, "quality": q, "cost": c,
                       "excerpts": args.excerpts, "wall_s": round(time.time() - wall)}))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gsvd.engine.provenance import ecc
-from gsvd.engine.provenance.detector import MIN_SCORE, Detector
+from gsvd.engine.provenance.detector import MIN_SCORE, SPEED_MIN_Z, Detector
 from gsvd.engine.provenance.watermark import (
     PUBLIC_KEY,
     SCHEME,
@@ -169,13 +169,20 @@ def test_detects_speed_changes_by_resampling_and_says_which(shared_speech, marke
 def test_audio_whose_frames_repeat_does_not_look_marked() -> None:
     """Tones repeat exactly every 10 ms frame: every frame then agrees with every other, which once let the
     detector's agreement statistic (per frame, assuming independent frames) pass its threshold; the score
-    is now per coded symbol and scale-free, and stays clearly under the acceptance line."""
+    is now per coded symbol and scale-free, and stays clearly under the acceptance line. A buzz of constant
+    pitch under a syllable envelope (a vocoder's, mains hum's harmonics) repeats every 1.08 s period too: a
+    sync term that scored agreement a period apart without the dithers once put its peaks over z 8; the sync
+    peaks stay under the line speed changes are decoded from."""
     t = np.arange(3 * RATE) / RATE
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
+    buzz = envelope * sum(np.sin(2 * np.pi * 125 * k * t) / k for k in range(1, 30)) / 10
     for key in ("k0", "k1", "k2"):
         det = Detector(key)
         for x in (0.3 * np.sin(2 * np.pi * 1000 * t), 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 2000 * t)):
             got = det.detect(x, RATE)
             assert not got.found and got.confidence + got.sync_z / 2 < MIN_SCORE - 0.5
+        got = det.detect(buzz, RATE, speeds=())
+        assert not got.found and got.sync_z < SPEED_MIN_Z
 
 
 def test_payload_fields_and_ranges() -> None:
