@@ -36,7 +36,7 @@ class AiLabel:
     produce_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     """An id of this output (``ProduceID``)."""
     watermark: str = ""
-    """A description of the inaudible mark in the audio, e.g. ``gsvd-qim2 key=public daemon=0 voice=0x3a1 day=...``."""
+    """A description of the inaudible mark in the audio, e.g. ``gsvd-qim1 key=public daemon=0 voice=0x3a1 day=...``."""
     statement: str = STATEMENT
 
     def to_dict(self) -> dict:

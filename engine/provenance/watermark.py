@@ -13,16 +13,15 @@ for the detector to overcome.
 - Audio is cut into 10 ms frames on a grid of absolute stream positions (``FRAME_S``). Each frame's
   measurement is ``p = Re<u, Y> / |Y|``: ``Y`` is the frame's Hann-windowed spectrum in 300-7000 Hz
   (bins of 100 Hz at any rate, so 32 kHz marking and 16 kHz reading see the same numbers), ``u`` a keyed
-  unit vector of random phases whose magnitude falls above 1 kHz (``TILT_HZ``: codecs and noise leave a
-  mark there less of itself). ``p`` does not change with gain and survives resampling; codecs and noise
-  only perturb it.
+  unit vector of random phases. ``p`` does not change with gain and survives resampling; codecs and
+  noise only perturb it.
 - Frame ``f`` carries the coded symbol of slot ``f mod SLOTS`` (a 1.08 s period, one slot per coded
   symbol in a keyed order; any 3 s hold every symbol 2-3 times): ``p`` is moved to the nearest point of
   ``DELTA * (Z + dither + bit/2)``. The dither is keyed per slot: it is what lets the detector find where
   in the period an excerpt starts.
 - The move is made along ``u``, shaped by the frame's own spectrum to the power ``SHAPE`` (the mark sits
   under the speech, where it is masked) and windowed like the frame, so the mark has no edges. Its
-  level follows from ``DELTA``: about 35.5 dB under each frame's band energy; silence gets none.
+  level follows from ``DELTA``: about 36 dB under each frame's band energy; silence gets none.
 - Each frame is marked from its own samples only, so marking is a function of the absolute position,
   the payload and the frame: bit-identical whether a stream is marked in chunks or whole, as long as
   chunks end on the 10 ms grid (the engine's always do: it emits multiples of 320 samples at 32 kHz, a
@@ -47,20 +46,15 @@ import numpy as np
 from gsvd.engine.provenance import ecc
 
 PUBLIC_KEY = "gsvd-public-watermark-v1"
-SCHEME = "gsvd-qim2"
+SCHEME = "gsvd-qim1"
 FRAME_S = 0.01
 BIN_HZ = 1.0 / FRAME_S
 BAND_BINS = (3, 71)
 """DFT bins (of ``BIN_HZ``) the measurement reads: 300-7000 Hz."""
 SLOTS = 108
 """Frames per period (1.08 s): one per coded symbol."""
-DELTA = 0.052
-"""QIM step of the normalized measurement: sets the mark's level (about -35.5 dB of each frame's band; with
-SHAPE and the tilt, PESQ-WB >= 4.34 and SNR >= 35.4 dB per language in the benchmark)."""
-TILT_HZ, TILT_POWER = 1000.0, 0.5
-"""``u``'s magnitude falls as ``(TILT_HZ / f) ** TILT_POWER`` above TILT_HZ: the mark leans to the bins that
-codecs and noise leave it most of (measured: 20 dB noise and MP3 64 kb/s found 5-10% more often at the same
-PESQ and SNR as a flat ``u``)."""
+DELTA = 0.049
+"""QIM step of the normalized measurement: sets the mark's level (about -36 dB of each frame's band)."""
 SHAPE = 0.25
 """The mark's amplitude in each bin follows the host's (smoothed) power there to this power."""
 MIN_FRAME_RMS = 1e-6
@@ -157,7 +151,7 @@ class KeyPattern:
         if not isinstance(key, str) or not key:
             raise ValueError("watermark key must be a non-empty string")
         k = BAND_BINS[1] - BAND_BINS[0]
-        direction = np.exp(2j * np.pi * _rng(key, "direction").random(k)) * _tilt()
+        direction = np.exp(2j * np.pi * _rng(key, "direction").random(k)) / np.sqrt(k)
         dither = _rng(key, "dither").random(SLOTS)
         symbol = _rng(key, "slots").permutation(SLOTS) % SYMBOLS  # SLOTS == SYMBOLS: each symbol once
         return cls(direction, dither, symbol)
@@ -165,13 +159,6 @@ class KeyPattern:
     def slot_bits(self, payload: Payload) -> np.ndarray:
         """The bit each slot carries for ``payload`` (0/1, one per slot)."""
         return payload.code()[self.symbol]
-
-
-def _tilt() -> np.ndarray:
-    """The magnitudes of ``u`` over the band bins (unit norm)."""
-    hz = np.arange(*BAND_BINS) * BIN_HZ
-    tilt = np.minimum(1.0, (TILT_HZ / hz) ** TILT_POWER)
-    return tilt / np.sqrt(np.sum(tilt**2))
 
 
 def hann(n: int) -> np.ndarray:

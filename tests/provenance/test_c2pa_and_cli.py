@@ -126,7 +126,7 @@ def test_synth_writes_labelled_signed_watermarked_wav(tmp_path, tiny_voice) -> N
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     label = read_label(out)
-    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-qim2 key=public daemon=0")
+    assert label is not None and label.voice == "alice" and label.watermark.startswith("gsvd-qim1 key=public daemon=0")
     creds = read_credentials(out, trust_anchors=root)
     assert creds.state == "Trusted" and creds.label == label
     res = runner.invoke(app, [*args[:-4], "--sign-cert", str(cert)])
