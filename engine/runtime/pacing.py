@@ -28,11 +28,15 @@ did. So:
   64 at once unchanged. (The model's first audio is ~1.5x lower than the H200's for the former order: its times
   are estimates, the GPU's are the measure.)
 - Admission (`admission_budget`): at most `MAX_ADMIT_PER_TICK` requests a tick (two prefill passes, ~10-20 ms, so
-  the live streams' steps and passes go on between a burst's admissions), and none while any live stream with audio
-  is at risk (class < 0 and no pass in flight for it): the GPU time a new stream's prefill and first chunk would take
-  is what that stream needs. A burst then starts as fast as the streams already playing allow; when the load is more
-  than the GPU can play in real time, requests wait in the queue (first audio grows) instead of every stream
-  underrunning.
+  the live streams' steps and passes go on between a burst's admissions), none while any live stream with audio
+  is at risk (class < 0 and no pass in flight for it), and no more than leave every playing stream's next chunk a
+  pass before its lead runs out when passes go earliest deadline first, `rows_per_pass` rows each, the first
+  chunks of the new streams and of those still starting ahead of them. The GPU time a new stream's prefill and
+  first chunk would take is what the playing streams need; when the load is more than the GPU can play in real
+  time, requests wait in the queue (first audio grows) instead of every stream underrunning. With the at-risk rule
+  alone, 1,000 listeners of 3 s sentences on an H100 (more than it plays in real time) saw 1,291 of 2,940 requests
+  underrun; with the deadline check 86, 399 and 307 of ~3,000 (three runs), 512 at once and 512 listeners still
+  without underruns (benchmarks/HISTORY.md).
 """
 
 from __future__ import annotations
@@ -64,17 +68,23 @@ def chunk_key(s: LiveStream, now: float, quantum: float) -> tuple[int, int, floa
     return math.floor((deadline - now - LEAD_PASSES * quantum) / quantum), 1, deadline
 
 
-def at_risk(s: LiveStream, now: float, quantum: float) -> bool:
-    """A playing stream whose audio runs out before a pass launched after the next one could land, with no pass in
-    flight for it."""
-    return s.first_audio_at is not None and not s.decoding and chunk_key(s, now, quantum)[0] < 0
-
-
-def admission_budget(live: Iterable[LiveStream], now: float, quantum: float) -> int:
-    """How many waiting requests may be admitted this tick."""
-    if any(at_risk(s, now, quantum) and s.needs_audio() for s in live):
-        return 0
-    return MAX_ADMIT_PER_TICK
+def admission_budget(live: Iterable[LiveStream], now: float, quantum: float, rows_per_pass: int) -> int:
+    """How many waiting requests may be admitted this tick: none while a playing stream is at risk; else as many as
+    leave every playing stream's next chunk a pass before its lead runs out: the k-th playing stream by deadline goes
+    in pass (k + first chunks ahead of it) // `rows_per_pass`, the first chunks of the new streams and of those
+    still starting ahead of every later chunk."""
+    slack, starting = [], 0
+    for s in live:
+        if s.first_audio_at is None:
+            starting += 1
+        elif not s.decoding and s.needs_audio():
+            slack.append((s.audio_deadline() - now) / quantum - LEAD_PASSES)
+    budget = MAX_ADMIT_PER_TICK
+    for k, passes in enumerate(sorted(slack)):
+        if passes < 0:
+            return 0
+        budget = min(budget, (math.floor(passes) + 1) * rows_per_pass - 1 - k - starting)
+    return max(budget, 0)
 
 
 def next_quantum(quantum: float, measured: float) -> float:

@@ -244,7 +244,8 @@ class Scheduler:
                     reason = s.cancel_reason(now)
                     if reason is not None:
                         self._retire(self.models[model_id], s, reason)
-            budget = pacing.admission_budget((s for v in self.live.values() for s in v), now, self.quantum) \
+            budget = pacing.admission_budget((s for v in self.live.values() for s in v), now, self.quantum,
+                                             MAX_CHUNK_BATCH) \
                 if self.waiting else 0
             still = deque()
             admitted: dict[str, list[tuple[SynthRequest, StreamHandle, int]]] = {}

@@ -300,20 +300,38 @@ def test_first_chunks_go_before_later_chunks_of_the_same_urgency_and_after_those
 
 def test_admission_pauses_while_a_playing_stream_is_at_risk():
     """New streams are admitted up to the per-tick cap, none while a playing stream's audio runs out within the lead
-    and no pass is in flight for it; streams without audio yet, in flight, or with nothing left to play do not hold
-    admission back."""
-    now, q = 100.0, 0.05
-    fine, waiting = _live(first_at=99.0, sent_s=2.0 + pacing.LEAD_PASSES * q), _live(None)
-    assert pacing.admission_budget([fine, waiting], now, q) == pacing.MAX_ADMIT_PER_TICK
+    and no pass is in flight for it; streams in flight, or with nothing left to play do not hold admission back."""
+    now, q, rows = 100.0, 0.05, 64
+    fine = _live(first_at=99.0, sent_s=30.0)
+    assert pacing.admission_budget([fine, _live(None)], now, q, rows) == pacing.MAX_ADMIT_PER_TICK
     low = _live(first_at=99.0, sent_s=1.0 + pacing.LEAD_PASSES * q - 0.05)
     low.decoder = type("D", (), {"ready": lambda self, finished: True})()
-    assert pacing.admission_budget([fine, low], now, q) == 0
+    assert pacing.admission_budget([fine, low], now, q, rows) == 0
     low.decoding = True  # its next chunk is on the way
-    assert pacing.admission_budget([fine, low], now, q) == pacing.MAX_ADMIT_PER_TICK
+    assert pacing.admission_budget([fine, low], now, q, rows) == pacing.MAX_ADMIT_PER_TICK
     low.decoding, low.finished = False, True
     low.decoder = type("D", (), {"ready": lambda self, finished: False})()  # all its audio went out
-    assert pacing.admission_budget([fine, low], now, q) == pacing.MAX_ADMIT_PER_TICK
+    assert pacing.admission_budget([fine, low], now, q, rows) == pacing.MAX_ADMIT_PER_TICK
     assert pacing.next_quantum(0.2, 5.0) == pacing.QUANTUM_RANGE[1] and pacing.next_quantum(0.03, 0.0) < 0.03
+
+
+def test_admission_leaves_every_playing_stream_a_pass_before_its_lead_runs_out():
+    """Earliest deadline first: the k-th playing stream (by deadline) is served in pass (k + first chunks ahead) //
+    rows, so admission stops where one more first chunk would push a stream's chunk past its lead; streams still
+    waiting for their first audio count as ahead."""
+    now, q, rows = 100.0, 0.05, 4
+    lead = pacing.LEAD_PASSES * q
+    # 2.5 passes of slack each: passes 0, 1 and 2 may go before them (12 rows), less the 5 playing ones ahead
+    playing = [_live(first_at=99.0, sent_s=1.0 + lead + 2.5 * q) for _ in range(5)]
+    assert pacing.admission_budget(playing, now, q, rows) == 3 * rows - 5
+    assert pacing.admission_budget([*playing, _live(None), _live(None)], now, q, rows) == 3 * rows - 7
+    # a stream with half a pass of slack must go in the first pass: 3 new first chunks still fit before it
+    tight = _live(first_at=99.0, sent_s=1.0 + lead + 0.5 * q)
+    assert pacing.admission_budget([*playing, tight], now, q, rows) == rows - 1
+    assert pacing.admission_budget([*playing, tight, *[_live(None)] * 4], now, q, rows) == 0
+    # long queues of playing streams with little slack admit nothing, though none is at risk yet
+    crowd = [_live(first_at=99.0, sent_s=1.0 + lead + 1.2 * q) for _ in range(2 * rows)]
+    assert pacing.admission_budget(crowd, now, q, rows) == 0
 
 
 class _Lane:
