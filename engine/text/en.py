@@ -30,7 +30,7 @@ _PUNCT = {",": ",", ".": ".", "!": "!", "?": "?", ";": ",", ":": ",", "â€¦": "â€
 _WORD_ACRONYMS = {"NASA", "NATO", "UNESCO", "UNICEF", "LASER", "RADAR", "SCUBA", "COVID", "AIDS", "OPEC", "FIFA",
                   "IKEA", "PIN", "RAM", "ROM", "SIM", "LAN", "WAN", "SWAT", "ASAP", "GIF", "JPEG", "NAFTA", "SARS",
                   "LOL", "YOLO", "FOMO", "NIMBY", "OK", "TOEFL", "NASDAQ", "ISIS", "DARPA", "WASP", "POTUS",
-                  "SCOTUS", "SONAR", "CAPTCHA", "EMOJI", "PDF"}
+                  "SCOTUS", "SONAR", "CAPTCHA", "EMOJI", "PDF", "JSON"}
 _SPELL_ALWAYS = {"OK", "PDF"}
 
 
@@ -63,7 +63,7 @@ HOT_WORDS = {
     "xiaomi": "SH AW1 M IY2", "baidu": "B AY1 D UW2", "deepseek": "D IY1 P S IY2 K", "selfie": "S EH1 L F IY0",
     "podcast": "P AA1 D K AE2 S T", "podcasts": "P AA1 D K AE2 S T S", "blog": "B L AA1 G", "vlog": "V L AA1 G",
     "livestream": "L AY1 V S T R IY2 M", "app": "AE1 P", "apps": "AE1 P S", "wifi": "W AY1 F AY2",
-    "phd": "P IY1 EY1 CH D IY1",
+    "phd": "P IY1 EY1 CH D IY1", "json": "JH EY1 S AH0 N",
 }
 
 
@@ -124,7 +124,16 @@ _ATE_PAIRS = {"estimate", "separate", "graduate", "moderate", "associate", "alte
 _SE_PAIRS = {"use", "close", "excuse", "abuse", "house", "uses", "excuses", "abuses", "closer", "refuse", "diffuse",
              "mouth", "misuse"}
 _SPECIAL = {"read", "live", "lead", "wind", "tear", "tears", "wound", "bass", "bow", "row", "sow", "dove",
-            "polish", "does", "lives", "winds", "leads", "rows", "bows"}
+            "polish", "does", "lives", "winds", "leads", "rows", "bows", "used", "resume", "perfect"}
+_PRONOUNS = {"i", "you", "we", "they", "he", "she", "it"}
+_COUNTS = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "many", "several", "few", "some",
+           "the", "these", "those", "all"}
+_PERFORMED = {"played", "play", "plays", "playing", "performed", "perform", "performs", "performing", "sang", "sing",
+              "sings", "singing", "broadcast", "broadcasts", "streamed", "streams", "streaming", "aired", "recorded",
+              "shown", "showed", "appeared", "appear", "appears", "airs", "televised"}
+_FISHING = {"caught", "catch", "catching", "fishing", "fish", "fisherman", "lake", "river", "pond", "bait", "largemouth",
+            "smallmouth", "striped", "sea", "trout", "fried", "grilled"}
+_BOW_KNOT = {"tie", "ties", "and", "arrow", "arrows", "string", "strings", "hunting", "hunter"}
 HETERONYMS = _STRESS_PAIRS | _ATE_PAIRS | _SE_PAIRS | _SPECIAL
 
 
@@ -172,14 +181,15 @@ def heteronym(tokens: list[str], i: int) -> tuple[tuple[str, ...], str] | None:
             past = bool(context & _PAST_CUES) and not (context & _PRESENT_CUES)
         return (("R", "EH1", "D") if past else ("R", "IY1", "D")), "read: past by auxiliary/subject/tense cue"
     if word in ("live", "lives"):
-        adj = prev in _DET or prev in _BE or nxt in _LIVE_ADJ_NEXT or prev in ("go", "goes", "went", "gone", "going")
+        adj = prev in _DET or prev in _BE or nxt in _LIVE_ADJ_NEXT or prev in ("go", "goes", "went", "gone", "going") \
+            or prev in _PERFORMED
         if word == "lives":
             adj = prev in _DET or prev in _PREP or prev.endswith("'s")  # their lives (noun) vs she lives (verb)
         return ((("L", "AY1", "V", "Z") if word == "lives" else ("L", "AY1", "V")) if adj else
                 (("L", "IH1", "V", "Z") if word == "lives" else ("L", "IH1", "V"))), "live: adjective/verb by context"
     if word in ("lead", "leads"):
         metal = nxt in ("poisoning", "pipe", "pipes", "paint", "pencil", "pencils", "levels", "exposure", "content",
-                        "weight", "weights", "acid", "shot")
+                        "weight", "weights", "acid", "shot") or prev in ("of", "unleaded", "molten")
         phones = ("L", "EH1", "D") if metal else ("L", "IY1", "D")
         return phones + (("Z",) if word == "leads" else ()), "lead: metal before a material noun, else verb/noun"
     if word in ("wind", "winds"):
@@ -191,17 +201,18 @@ def heteronym(tokens: list[str], i: int) -> tuple[tuple[str, ...], str] | None:
         base = ("T", "EH1", "R") if rip else ("T", "IH1", "R")
         return base + (("Z",) if word == "tears" else ()), "tear: verb (rip) by context, else noun (drop)"
     if word == "wound":
-        turned = nxt in ("up", "down", "around", "back") or prev in ("was", "had", "have", "has", "clock")
+        turned = nxt in ("up", "down", "around", "back") or prev in ("was", "had", "have", "has", "clock") \
+            or prev in _PRONOUNS and nxt in _OBJ
         return (("W", "AW1", "N", "D") if turned else ("W", "UW1", "N", "D")), "wound: past of wind by context"
     if word == "polish":
         proper = tokens[i][0].isupper() and not at_start
         return ((("P", "OW1", "L", "IH0", "SH")) if proper else ("P", "AA1", "L", "IH0", "SH")), "Polish/polish by case"
-    if word == "does":
-        return ("D", "AH1", "Z"), "does: verb"
     if word in ("bass",):
-        fish = nxt in ("fishing", "fish", "boat") or prev in ("caught", "catch", "sea", "striped")
-        return (("B", "AE1", "S") if fish else ("B", "EY1", "S")), "bass: music unless fishing"
-    if word in ("bow", "bows", "row", "rows", "sow", "dove"):
+        fish = bool({t.lower() for t in tokens} & _FISHING) or nxt == "boat"
+        return (("B", "AE1", "S") if fish else ("B", "EY1", "S")), "bass: music unless the sentence is about fishing"
+    if word in ("does", "dove", "bow", "sow", "used", "resume", "perfect", "refuse"):
+        return _by_neighbours(word, prev, nxt, verbal, at_start)
+    if word in ("bows", "row", "rows"):
         return None  # both readings common; CMUdict's first
     if word == "minute":
         tiny = prev in _BE or nxt in ("details", "detail", "amounts", "amount", "changes", "particles", "traces")
@@ -226,6 +237,37 @@ def heteronym(tokens: list[str], i: int) -> tuple[tuple[str, ...], str] | None:
         return (v, f"{word}: {'verb -ate' if verbal else 'adjective/noun -ate'} by context") if v else None
     v = _pick(word, lambda v: not _first_stressed(v)) if verbal else _pick(word, _first_stressed)
     return (v, f"{word}: {'verb' if verbal else 'noun'} stress by context") if v else None
+
+
+def _by_neighbours(word: str, prev: str, nxt: str, verbal: bool | None, at_start: bool) -> tuple[tuple[str, ...], str]:
+    """Heteronyms decided by the word right before or after them."""
+    if word == "does":  # two does (deer) vs he does
+        deer = prev in _COUNTS or prev in _DET and prev not in ("that", "what", "which")
+        return (("D", "OW1", "Z") if deer else ("D", "AH1", "Z")), "does: deer after a number or determiner, else verb"
+    if word == "dove":  # he dove (dived) vs a dove
+        dived = prev in _PRONOUNS or verbal is True
+        return (("D", "OW1", "V") if dived else ("D", "AH1", "V")), "dove: past of dive after a subject, else the bird"
+    if word == "bow":  # a bow tie, bow and arrow (knot/weapon) vs take a bow
+        knot = nxt in _BOW_KNOT or prev in ("violin", "cello", "crossbow", "ribbon", "hair")
+        return (("B", "OW1") if knot else ("B", "AW1")), "bow: knot/weapon before tie/arrow, else bend"
+    if word == "sow":  # sow the seeds (verb) vs the sow (pig)
+        plant = verbal is True or at_start or prev in _MODAL
+        return (("S", "OW1") if plant else ("S", "AW1")), "sow: plant (verb) by context, else the pig"
+    if word == "used":  # used to (habit) vs it is used to cut (passive)
+        habit = nxt == "to" and prev not in _BE
+        return (("Y", "UW1", "S", "T") if habit else ("Y", "UW1", "Z", "D")), "used: 'used to' habit /st/, else /zd/"
+    if word == "resume":  # your resume (CV) vs resume the game
+        cv = verbal is False or prev in _DET
+        v = _pick(word, lambda v: v[-1] == "EY2") if cv else _pick(word, lambda v: not _first_stressed(v))
+        return (v or variants(word)[0]), f"resume: {'noun (CV)' if cv else 'verb'} by context"
+    if word == "perfect":  # to perfect it (verb) vs a perfect day (adjective, the common reading)
+        verb = prev in _MODAL and prev not in ("and", "or", "not", "just", "really", "also") and nxt in _OBJ
+        v = _pick(word, lambda v: not _first_stressed(v)) if verb else _pick(word, _first_stressed)
+        return (v or variants(word)[0]), f"perfect: {'verb' if verb else 'adjective'} by context"
+    noun = verbal is False or prev in _DET or prev in _PREP  # refuse: the refuse (rubbish, /s/) vs refuse to go
+    v = _pick(word, _first_stressed) if noun else _pick(word, lambda v: not _first_stressed(v))
+    v = v or variants(word)[0]
+    return (v[:-1] + ("S",) if noun and v[-1] == "Z" else v), f"refuse: {'noun /s/' if noun else 'verb'} by context"
 
 
 # -- words --------------------------------------------------------------------
@@ -261,6 +303,8 @@ def word_reading(word: str, shouting: bool = False) -> tuple[list[str], str]:
         spelled = _spell(letters)
         listed = next((v for v in variants(key) if [p.rstrip("012") for p in v] == [p.rstrip("012") for p in spelled]), None)
         return (list(listed), "acronym, CMUdict's spelled entry") if listed else (spelled, "acronym spelled (all capitals)")
+    if re.fullmatch(r"[a-z][A-Z]{2,}", word):  # iOS, eID: a letter and an acronym
+        return _spell(word[0]) + word_reading(word[1:])[0], "letter + acronym"
     if variants(key):
         return list(variants(key)[0]), "CMUdict"
     if key.endswith("'s") and variants(key[:-2]):
@@ -307,9 +351,23 @@ def analyze(norm: str, lookup=None) -> list[tuple[str, list[str], str]]:
         if het is not None:
             out.append((tok, list(het[0]), "heteronym rule: " + het[1]))
             continue
+        if tok == "A" and _article(toks, i):
+            out.append((tok, ["AH0"], "article (sentence-initial A before a word)"))
+            continue
         phones, source = _cached_reading(tok, shouting)
         out.append((tok, list(phones), source))
     return out
+
+
+_NOT_AFTER_ARTICLE = {"and", "or", "to", "is", "was", "are", "were", "has", "had", "will", "can", "plus", "minus",
+                      "through", "thru", "versus", "vs", "grade", "student"}
+
+
+def _article(toks: list[str], i: int) -> bool:
+    """A capital A at the start of a sentence is the article when a lower-case word follows (A cat sat),
+    a letter otherwise (A and B, A B C, A is for apple)."""
+    nxt = toks[i + 1] if i + 1 < len(toks) else ""
+    return (i == 0 or toks[i - 1] in _PUNCT) and nxt[:1].islower() and nxt not in _NOT_AFTER_ARTICLE
 
 
 def g2p(norm: str) -> list[str]:
