@@ -499,7 +499,7 @@ RULES: list[rules.Rule] = [
     ("fraction", re.compile(r"(?<![\d/.])(\d{1,3})/(\d{1,3})(?![\d/])"), _fraction),
     ("arithmetic", re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:\s+[+\-−×*x÷/=<>]\s+\d+(?:\.\d+)?)+(?![\w.])"), _math),
     ("letters and digits", re.compile(r"\b([A-Z])2([A-Z])\b"), lambda m: f"{m.group(1)} to {m.group(2)}"),
-    ("letters and digits", re.compile(r"(?<![\w.])(\d{3,4})p\b"), lambda m: _paired(m.group(1)) + " p"),
+    ("letters and digits", re.compile(r"(?<![\w.])(\d{3,4})([pP])\b"), lambda m: _paired(m.group(1)) + " " + m.group(2)),
     ("letters and digits", re.compile(r"(?<![\w.])(\d)x(\d)(?![\w.])"),
      lambda m: f"{_ONES[int(m.group(1))]} by {_ONES[int(m.group(2))]}"),
     ("letters and digits", re.compile(r"(?<=[A-Za-z])-?(?=\d)|(?<=\d)-?(?=[A-Za-z])"), lambda m: " "),

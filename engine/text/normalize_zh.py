@@ -21,7 +21,7 @@ from gsvd.engine.text.rules import Notes
 
 _NUM = r"\d+(?:\.\d+)?"
 _LEFT = r"(?<![A-Za-z\d.])(?<![A-Za-z]-)"  # not glued to Latin letters or another number
-_RIGHT = r"(?![A-Za-z\d])"
+_RIGHT = r"(?![A-Za-z\d]|\.\d)"  # nor the whole part of a decimal glued to letters (3.0T)
 _UNITS = [
     ("km/h", "千米每小时"), ("m/s", "米每秒"), ("km²", "平方千米"), ("m²", "平方米"), ("cm²", "平方厘米"),
     ("m³", "立方米"), ("km", "千米"), ("kg", "千克"), ("cm", "厘米"), ("mm", "毫米"), ("mg", "毫克"), ("ml", "毫升"),
@@ -234,6 +234,9 @@ _RULES: list[rules.Rule] = [
     ("money", re.compile(rf"({_CUR_ALT})\s*({_NUM})(万|亿)?"), _money),
     ("money", re.compile(rf"(?<![\d.])({_NUM})\s*([€£₩])"), _money_after),
     ("per unit", re.compile(rf"{_LEFT}({_NUM})\s*({_PER_UNITS})\s*/\s*({_PER_UNITS})(?![A-Za-z])"), _per_unit),
+    ("scale", re.compile(rf"{_LEFT}({_NUM})([kw])(?![A-Za-z])"),
+     lambda m: decimal(m.group(1)) + {"k": "千", "w": "万"}[m.group(2)]),  # 3.5k人, 10w+: 三点五千, 十万
+    ("resolution", re.compile(r"(?<![\w.])(\d{3,4})[pP](?![A-Za-z])"), lambda m: digits(m.group(1)) + "P"),
     ("discount", re.compile(r"(?<![\d.])(\d)(?:\.?(\d))?(?=折)"), _discount),
     ("percent range", re.compile(rf"({_NUM})\s*([%％‰])\s*[-~～至到]\s*({_NUM})\s*[%％‰]"), _percent_range),
     ("percent", re.compile(rf"(-)?({_NUM})(?:\s*[-~～]\s*({_NUM}))?\s*([%％‰])"), _percent),
