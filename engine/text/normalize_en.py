@@ -79,7 +79,15 @@ _UNITS = {"km": ("kilometer", "kilometers"), "kg": ("kilogram", "kilograms"), "c
 # unit symbols read only right after a number; case-sensitive where a letter is also a word (in, m, s)
 _UNIT_ALT = (r"km/h|°C|°F|°|kWh|kW|km²|km|kg|cm²|cm³|cm|mm²|mm|mg|ml|mL|dL|dl|mi|lbs|lb|ft²|ft|sq ft|sq mi|sq m|mph|kmh|"
              r"ms|GB|MB|KB|TB|kb|Hz|kHz|MHz|GHz|hrs|hr|min|sec|oz|g|m²|m³|m|l|L|h|s|W|V")
-_UNIT_RE = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?)\s?({_UNIT_ALT})(?:/({_UNIT_ALT})(²)?)?(?![\w°²³/])")
+_UNIT_RE = re.compile(rf"(?<![\w.,])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)\s?({_UNIT_ALT})"
+                      rf"(?:/({_UNIT_ALT}|day|week|month|year|dose)(²)?)?(?![\w°²³/])")
+_PER = {"hr": "hour", "h": "hour", "hour": "hour", "mo": "month", "month": "month", "yr": "year", "year": "year",
+        "wk": "week", "week": "week", "day": "day", "d": "day", "night": "night", "person": "person", "head": "head",
+        "user": "user", "seat": "seat", "item": "item", "unit": "unit", "kg": "kilogram", "lb": "pound",
+        "gallon": "gallon", "gal": "gallon", "mile": "mile", "sq ft": "square foot", "ton": "ton", "dose": "dose",
+        "share": "share", "min": "minute", "sec": "second", "s": "second", "m": "meter", "km": "kilometer",
+        "L": "liter", "l": "liter", "ml": "milliliter", "mL": "milliliter", "dL": "deciliter", "g": "gram"}
+_PER_ALT = "|".join(sorted(_PER, key=len, reverse=True))
 _ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "ms": "miz", "prof": "professor", "jr": "junior", "sr": "senior",
                   "vs": "versus", "etc": "et cetera", "approx": "approximately", "dept": "department",
                   "inc": "incorporated", "ltd": "limited", "corp": "corporation", "co": "company", "mt": "mount",
@@ -238,8 +246,11 @@ def _us_date(m: re.Match) -> str:
 
 
 def _month_day(m: re.Match) -> str:
-    d = int(m.group(2))
-    return f"{m.group(1)} {ordinal_words(d)}" if 1 <= d <= 31 else m.group(0)
+    return _month_day_words(m.group(1), int(m.group(2)), m.group(0))
+
+
+def _month_day_words(month: str, d: int, written: str) -> str:
+    return f"{month} {ordinal_words(d)}" if 1 <= d <= 31 else written
 
 
 def _unit(m: re.Match) -> str:
@@ -251,6 +262,8 @@ def _unit(m: re.Match) -> str:
 
 
 def _unit_names(unit: str) -> tuple[str, str]:
+    if unit not in _UNITS and unit.lower() not in _UNITS:
+        return _PER[unit], _PER[unit]
     return _UNITS[unit if unit in _UNITS else unit.lower()]
 
 
@@ -462,6 +475,10 @@ RULES: list[rules.Rule] = [
     ("date", re.compile(r"(?<![\d/.])(\d{1,2})(?:st|nd|rd|th)?\s+(" + "|".join(_MONTHS) + r")\b(?:,?\s+(\d{4})\b)?"),
      _day_month),
     ("date", re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\b(?!:)"), _month_day),
+    ("date", re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\s+(\d{1,2})(?:st|nd|rd|th)?\b(?![:.,]?\d)"),
+     lambda m: _month_day_words(_ABBREVIATIONS[m.group(1).lower()], int(m.group(2)), m.group(0))),
+    ("date", re.compile(r"(?<![\w.])(?<!the )(\d{1,2})(st|nd|rd|th) of (?=" + "|".join(_MONTHS) + r")"),
+     lambda m: f"the {ordinal_words(int(m.group(1)))} of "),
     ("time range", re.compile(r"(?<![\d:])(\d{1,2}(?::\d{2})?\s?(?:[ap]\.?m\.?|[AP]\.?M\.?)|\d{1,2}:\d{2})\s?[-–~]\s?"
                               r"(?=\d{1,2}(?::\d{2}|\s?[aApP]\.?[mM]))"), lambda m: m.group(1) + " to "),
     ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2}):(\d{2})(?![\d:])"), _hms),
@@ -478,6 +495,9 @@ RULES: list[rules.Rule] = [
      lambda m: f"{m.group(1)} {_paired(m.group(2))}"),
     ("scientific", re.compile(rf"(?<![\w.])({_NUM})(?:[eE]([-+−]?\d+)|\s?[×xX*]\s?10(?:\^([-−+]?\d+)|({_SUP})))"
                               rf"(?:\s?({_UNIT_ALT})(?:/({_UNIT_ALT}))?)?(?![\w.°²³])"), _scientific),
+    ("degree", re.compile(r"(?<=\d)\s?°\s+([CF])\b"), lambda m: "°" + m.group(1)),
+    ("money", re.compile(r"(?<![\w.])(\d+)\s?¢"), lambda m: number_words(int(m.group(1))) + (" cent" if m.group(1) == "1" else " cents")),
+    ("money", re.compile(rf"\bRs\.?\s?({_AMOUNT})"), lambda m: money_words("₹", m.group(1).replace(",", ""), None)),
     ("sign", re.compile(r"(?<![\w.)])[-−](?=\d)"), lambda m: "minus "),
     ("about", re.compile(r"(?<![\w.])~\s?(?=\d)"), lambda m: "about "),
     ("money", re.compile(rf"(?<![A-Za-z])(US|HK|NZ|AU|CA|A|C|S)?([$€£¥₹₩])\s?(\d[\d,]*)\s?[-–]\s?\2?({_AMOUNT})"
@@ -495,6 +515,8 @@ RULES: list[rules.Rule] = [
     ("range", re.compile(r"(?<![\w.-])(\d[\d,]*(?:\.\d+)?)(?:-|\s?[–~]\s?)(\d[\d,]*(?:\.\d+)?)(?![\w-]|\.\d)"),
      lambda m: f"{m.group(1)} to {m.group(2)}"),
     ("unit", _UNIT_RE, _unit),
+    ("per", re.compile(rf"(?<=[a-z%])\s?/\s?({_PER_ALT})\b|(?<=\bper )({_PER_ALT})\b"),
+     lambda m: (" per " if m.group(1) else "") + _PER[m.group(1) or m.group(2)]),
     ("power", re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?|[A-Za-z])(?:\^([-−]?\d+)|({_SUP}))"), _power),
     ("fraction", re.compile(r"(?<![\d/.])(\d{1,3})/(\d{1,3})(?![\d/])"), _fraction),
     ("arithmetic", re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:\s+[+\-−×*x÷/=<>]\s+\d+(?:\.\d+)?)+(?![\w.])"), _math),

@@ -26,7 +26,7 @@ _UNITS = [
     ("km/h", "千米每小时"), ("m/s", "米每秒"), ("km²", "平方千米"), ("m²", "平方米"), ("cm²", "平方厘米"),
     ("m³", "立方米"), ("km", "千米"), ("kg", "千克"), ("cm", "厘米"), ("mm", "毫米"), ("mg", "毫克"), ("ml", "毫升"),
     ("mL", "毫升"), ("kb", "千字节"), ("KB", "千字节"), ("MB", "兆字节"), ("GB", "吉字节"), ("TB", "太字节"),
-    ("kW", "千瓦"), ("kWh", "千瓦时"), ("Hz", "赫兹"), ("GHz", "吉赫兹"), ("MHz", "兆赫兹"), ("dL", "分升"),
+    ("kW", "千瓦"), ("kWh", "千瓦时"), ("kV", "千伏"), ("Hz", "赫兹"), ("GHz", "吉赫兹"), ("MHz", "兆赫兹"), ("dL", "分升"),
     ("℃", "摄氏度"), ("°C", "摄氏度"), ("°F", "华氏度"), ("°", "度"), ("g", "克"), ("m", "米"), ("L", "升"),
     ("t", "吨"), ("h", "小时"), ("min", "分钟"), ("s", "秒"), ("ms", "毫秒"), ("V", "伏"), ("W", "瓦"),
 ]
@@ -163,10 +163,18 @@ def _fraction(m: re.Match) -> str:
 
 
 def _range(m: re.Match) -> str:
-    """3-5 -> 三到五; a bound of 2 before a measure word reads 两 (2-3天: 两到三天)."""
-    measured = _before_measure(m.string[m.end() : m.end() + 2]) and not m.string[: m.start()].endswith("第")
-    lo, hi = (("两" if measured and x == "2" else decimal(x)) for x in (m.group(1), m.group(2)))
-    return lo + "到" + hi
+    """3-5 -> 三到五; a bound of 2 before a measure word reads 两 (2-3天: 两到三天); a negative bound of a
+    temperature reads 零下 (-5~5℃: 零下五到五摄氏度)."""
+    after = m.string[m.end() : m.end() + 2]
+    measured = _before_measure(after) and not m.string[: m.start()].endswith("第")
+    cold = after.startswith(("℃", "°C", "°F", "度", "摄氏", "华氏"))
+    return "到".join(_bound(x.replace("−", "-"), measured, cold) for x in (m.group(1), m.group(2)))
+
+
+def _bound(x: str, measured: bool, cold: bool) -> str:
+    if measured and x == "2":
+        return "两"
+    return "零下" + decimal(x[1:]) if cold and x.startswith("-") else decimal(x)
 
 
 def _before_measure(after: str) -> bool:
@@ -202,8 +210,8 @@ def _integer(m: re.Match) -> str:
     after = m.string[m.end() : m.end() + 2]
     if re.search(f"(?:{'|'.join(_PHONE_CUES)}){_CUE_TAIL}", before) or m.string.startswith("热线", m.end()):
         return digits(s, PHONE_DIGITS)  # service and phone numbers: 幺二三四五
-    if s.startswith("0") and len(s) == 2 and after[:1] in "月日号时点分秒":
-        return integer(s, False)  # zero-padded month, day or time: 03月 is 三月
+    if s.startswith("0") and len(s) == 2 and after[:1] and after[:1] in "月日号时点":
+        return integer(s, False)  # zero-padded month, day or hour: 03月 is 三月 (but 05分 stays 零五分)
     if (s.startswith("0") and len(s) > 1) or len(s) > 16 or re.search(f"(?:{'|'.join(_CODE_CUES)}){_CUE_TAIL}", before):
         return digits(s)
     if s == "2" and _before_measure(after) and not before.endswith("第"):
@@ -242,11 +250,13 @@ _RULES: list[rules.Rule] = [
     ("percent", re.compile(rf"(-)?({_NUM})(?:\s*[-~～]\s*({_NUM}))?\s*([%％‰])"), _percent),
     ("below zero", re.compile(r"(?<![A-Za-z\d])[-−](\d+(?:\.\d+)?)\s*(℃|°C|°F|度)"), _below_zero),
     ("unit", re.compile(rf"{_LEFT}({_NUM})\s*({_UNIT_ALT})(?![A-Za-z²³])"), _units),
+    ("year span", re.compile(r"(?<![\d.])((?:19|20)\d\d)\s*[-~～—–/至到]\s*((?:19|20)\d\d)(?![\d.])"),
+     lambda m: digits(m.group(1)) + "到" + digits(m.group(2)) if m.group(1) < m.group(2) else m.group(0)),
     ("fraction", re.compile(r"(?<![\d/.])(\d{1,4})/(\d{1,4})(?![\d/])"), _fraction),
     ("year", re.compile(r"(?<![\d.])(\d{4})(?=\s*(?:[-~～至到—–]\s*\d{4}\s*)?年(?!级))"), _year),
     ("year range", re.compile(r"(?<=[零一二三四五六七八九])\s*[-~～—–]\s*(?=[零一二三四五六七八九]{4}年)"), lambda m: "到"),
     ("equation", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+\-−×*÷/]\s*{_NUM})*\s*[=＝><≥≤≠≈]\s*[-−]?{_NUM}{_RIGHT}"), _math),
-    ("range", re.compile(rf"{_LEFT}({_NUM})\s*[-~～—–]\s*({_NUM}){_RIGHT}"), _range),
+    ("range", re.compile(rf"(?<![A-Za-z\d.])((?<![A-Za-z\d])[-−]?{_NUM})\s*[-~～—–]\s*([-−]?{_NUM}){_RIGHT}"), _range),
     ("arithmetic", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+×*÷]\s*{_NUM})+{_RIGHT}"), _math),
     ("negative", re.compile(rf"(?<![A-Za-z\d])[-−]({_NUM}){_RIGHT}"), _negative),
     ("ordinal", re.compile(r"第\s*(\d+)"), _ordinal),
