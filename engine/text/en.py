@@ -124,7 +124,7 @@ _ATE_PAIRS = {"estimate", "separate", "graduate", "moderate", "associate", "alte
 _SE_PAIRS = {"use", "close", "excuse", "abuse", "house", "uses", "excuses", "abuses", "closer", "refuse", "diffuse",
              "mouth", "misuse"}
 _SPECIAL = {"read", "live", "lead", "wind", "tear", "tears", "wound", "bass", "bow", "row", "sow", "dove",
-            "polish", "does", "lives", "winds", "leads", "rows", "bows", "used", "resume", "perfect"}
+            "polish", "does", "lives", "winds", "leads", "rows", "bows", "used", "resume", "perfect", "invalid"}
 _PRONOUNS = {"i", "you", "we", "they", "he", "she", "it"}
 _COUNTS = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "many", "several", "few", "some",
            "the", "these", "those", "all"}
@@ -133,6 +133,10 @@ _PERFORMED = {"played", "play", "plays", "playing", "performed", "perform", "per
               "shown", "showed", "appeared", "appear", "appears", "airs", "televised"}
 _FISHING = {"caught", "catch", "catching", "fishing", "fish", "fisherman", "lake", "river", "pond", "bait", "largemouth",
             "smallmouth", "striped", "sea", "trout", "fried", "grilled"}
+_METAL = {"metal", "metals", "toxic", "poisoning", "poisoned", "pipes", "paint", "pencil", "bullets", "exposure",
+          "mercury", "zinc", "copper", "tin", "iron"}
+_LEAD_ROLES = {"singer", "singers", "role", "roles", "actor", "actress", "guitarist", "vocalist", "author", "authors",
+               "investigator", "story", "character", "engineer", "developer", "designer", "negotiator", "time", "times"}
 _BOW_KNOT = {"tie", "ties", "and", "arrow", "arrows", "string", "strings", "hunting", "hunter"}
 HETERONYMS = _STRESS_PAIRS | _ATE_PAIRS | _SE_PAIRS | _SPECIAL
 
@@ -189,7 +193,9 @@ def heteronym(tokens: list[str], i: int) -> tuple[tuple[str, ...], str] | None:
                 (("L", "IH1", "V", "Z") if word == "lives" else ("L", "IH1", "V"))), "live: adjective/verb by context"
     if word in ("lead", "leads"):
         metal = nxt in ("poisoning", "pipe", "pipes", "paint", "pencil", "pencils", "levels", "exposure", "content",
-                        "weight", "weights", "acid", "shot") or prev in ("of", "unleaded", "molten")
+                        "weight", "weights", "acid", "shot") or prev in ("of", "unleaded", "molten") \
+            or bool({t.lower() for t in tokens} & _METAL) and prev not in _MODAL and prev not in _SUBJ \
+            and nxt not in _LEAD_ROLES
         phones = ("L", "EH1", "D") if metal else ("L", "IY1", "D")
         return phones + (("Z",) if word == "leads" else ()), "lead: metal before a material noun, else verb/noun"
     if word in ("wind", "winds"):
@@ -210,7 +216,7 @@ def heteronym(tokens: list[str], i: int) -> tuple[tuple[str, ...], str] | None:
     if word in ("bass",):
         fish = bool({t.lower() for t in tokens} & _FISHING) or nxt == "boat"
         return (("B", "AE1", "S") if fish else ("B", "EY1", "S")), "bass: music unless the sentence is about fishing"
-    if word in ("does", "dove", "bow", "sow", "used", "resume", "perfect", "refuse"):
+    if word in ("does", "dove", "bow", "sow", "used", "resume", "perfect", "refuse", "invalid"):
         return _by_neighbours(word, prev, nxt, verbal, at_start)
     if word in ("bows", "row", "rows"):
         return None  # both readings common; CMUdict's first
@@ -264,6 +270,10 @@ def _by_neighbours(word: str, prev: str, nxt: str, verbal: bool | None, at_start
         verb = prev in _MODAL and prev not in ("and", "or", "not", "just", "really", "also") and nxt in _OBJ
         v = _pick(word, lambda v: not _first_stressed(v)) if verb else _pick(word, _first_stressed)
         return (v or variants(word)[0]), f"perfect: {'verb' if verb else 'adjective'} by context"
+    if word == "invalid":  # an invalid password (adjective, the common reading) vs the invalid (a sick person)
+        person = prev in _DET and (nxt in _PUNCT or nxt in ("", "was", "is", "who", "lay", "lies"))
+        v = _pick(word, _first_stressed) if person else _pick(word, lambda v: not _first_stressed(v))
+        return (v or variants(word)[0]), f"invalid: {'noun' if person else 'adjective'} by context"
     noun = verbal is False or prev in _DET or prev in _PREP  # refuse: the refuse (rubbish, /s/) vs refuse to go
     v = _pick(word, _first_stressed) if noun else _pick(word, lambda v: not _first_stressed(v))
     v = v or variants(word)[0]

@@ -47,7 +47,7 @@ _PHRASE_FIXES = {"还钱": "huan2 qian2", "还书": "huan2 shu1", "还给": "hua
                  "化为": "hua4 wei2", "译为": "yi4 wei2", "称之为": "cheng1 zhi1 wei2", "为止": "wei2 zhi3",
                  "因为": "yin1 wei4", "为了": "wei4 le5", "为什么": "wei4 shen2 me5", "行为": "xing2 wei2",
                  "长得": "zhang3 de5", "长大": "zhang3 da4", "还有": "hai2 you3", "还是": "hai2 shi4",
-                 "还了得": "hai2 liao3 de2"}
+                 "还了得": "hai2 liao3 de2", "和面": "huo2 mian4", "和泥": "huo2 ni2"}
 # common words read with a neutral last syllable (现代汉语词典 轻声 entries) where pypinyin's phrase data
 # gives the citation tone
 NEUTRAL_WORDS = {"月亮", "东西", "知道", "事情", "明白", "衣服", "朋友", "先生", "告诉", "意思", "喜欢", "认识",
@@ -270,7 +270,7 @@ def _char_context(words: list[Word]) -> None:
     """Polyphones that jieba glues to a number or to 不 inside a bigger word, decided by the characters
     around them: measure words after a number (两只 zhi1, 一行字 hang2), 着 as reach (睡不着, 灯着了:
     zhao2), 觉 as a sleep (睡了一觉: jiao4), 数 as count (数一下, 数了数: shu3), 调 as adjust (调低:
-    tiao2), 不了 as a potential complement (吃不了: bu5 liao3)."""
+    tiao2), 量 as measure (量一量: liang2), 不了 as a potential complement (吃不了: bu5 liao3)."""
     chars = _chars(words)
     text = "".join(w.text[i] for w, i in chars)
     for k, (w, i) in enumerate(chars):
@@ -288,6 +288,8 @@ def _char_context(words: list[Word]) -> None:
         elif ch == "数" and i == 0 and (text.startswith(_COUNT_AFTER, k + 1)
                                       or prev == "了" and text[k - 2 : k - 1] == "数"):
             w.set(i, "shu3", "数: count (verb before 一下/了)")
+        elif ch == "量" and len(w.text) == 1 and (nxt and nxt in "一了下过着" or prev == "量" or text[k - 2 : k] == "量一"):
+            w.set(i, "liang2", "量: measure (verb before 一/了/下)")
         elif ch == "调" and i == 0 and len(w.text) == 2 and w.source == "pypinyin char" and nxt in _RESULTS:
             w.set(i, "tiao2", "调: adjust (before its result)")
         elif ch == "了" and w.text in ("了", "不了") and prev == "不" and k >= 2 and text[k - 2] not in PUNCT \
