@@ -177,8 +177,11 @@ def _plain_number(s: str) -> str:
 
 
 def _money(m: re.Match) -> str:
-    """$2.50 -> two dollars and fifty cents; US$20 -> twenty US dollars; $1.5M -> one point five million dollars."""
-    return money_words(m.group(2), m.group(3).replace(",", ""), m.group(4), _DOLLAR_COUNTRIES.get(m.group(1) or "", ""))
+    """$2.50 -> two dollars and fifty cents; US$20 -> twenty US dollars; $1.5M -> one point five million dollars;
+    a $20 bill -> a twenty dollar bill."""
+    amount = m.group(3).replace(",", "")
+    return money_words(m.group(2), amount, m.group(4), _DOLLAR_COUNTRIES.get(m.group(1) or "", ""),
+                       singular="." not in amount and _adjectival(m))
 
 
 def _money_after(m: re.Match) -> str:
@@ -198,8 +201,9 @@ def _money_range(m: re.Match) -> str:
                                                             _DOLLAR_COUNTRIES.get(m.group(1) or "", ""))
 
 
-def money_words(sym: str, amount: str, scale: str | None, country: str = "") -> str:
+def money_words(sym: str, amount: str, scale: str | None, country: str = "", singular: bool = False) -> str:
     one, many, sub_one, sub_many = _CURRENCIES[sym]
+    many = one if singular else many
     if country:
         one, many = f"{country} {one}", f"{country} {many}"
     if scale:
@@ -257,7 +261,7 @@ def _unit(m: re.Match) -> str:
     """10 km -> ten kilometers; 50 m² -> fifty square meters; 120 mg/dL -> ... milligrams per deciliter."""
     num, unit, per, squared = m.group(1), m.group(2), m.group(3), m.group(4)
     one, many = _unit_names(unit)
-    out = f"{_plain_number(num)} {one if num in ('1', '1.0') else many}"
+    out = f"{_plain_number(num)} {one if num in ('1', '1.0') or _adjectival(m) else many}"
     return out + (f" per {_unit_names(per)[0]}" + (" squared" if squared else "") if per else "")
 
 
@@ -337,6 +341,22 @@ def _hms(m: re.Match) -> str:
         return " to ".join(number_words(int(g)) for g in m.groups())
     out = number_words(h) + " " + ("o'clock" if mi == 0 else "oh " + _ONES[mi] if mi < 10 else number_words(mi))
     return out + (f" and {number_words(sec)} second{'s' if sec != 1 else ''}" if sec else "")
+
+
+def _eu_date(m: re.Match) -> str:
+    """5.5.2024 -> the fifth of May, twenty twenty four (day, month, year)."""
+    d, mo, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if 1 <= d <= 12 < mo <= 31:  # 12.31.2024: month first
+        return f"{_MONTHS[d - 1]} {ordinal_words(mo)}, {year_words(y)}"
+    if not (1 <= d <= 31 and 1 <= mo <= 12):
+        return m.group(0)
+    return f"the {ordinal_words(d)} of {_MONTHS[mo - 1]}, {year_words(y)}"
+
+
+def _adjectival(m: re.Match) -> bool:
+    """'a $20 bill', 'a 5 km run': an amount used as an adjective takes the singular unit."""
+    return re.search(r"\b[Aa]n?\s$", m.string[max(0, m.start() - 3) : m.start()]) is not None \
+        and re.match(r"\s[a-z]", m.string[m.end() :]) is not None
 
 
 def _day_month(m: re.Match) -> str:
@@ -447,6 +467,11 @@ RULES: list[rules.Rule] = [
     ("web address", re.compile(rf"(?<![\w.@/])(?:https?://)?(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:{_TLDS})\b"
                                r"(?:/[\w./-]*)?"), _web, "."),
     ("ip address", re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"), _ip, "."),
+    ("time range", re.compile(r"(?<![\d:.])(\d{1,2}(?::\d{2})?(?:\s?(?:[ap]\.?m\.?|[AP]\.?M\.?))?)\s?[-–~]\s?"
+                              r"(?=\d{1,2}(?::\d{2})?\s?[aApP]\.?[mM](?![A-Za-z])|\d{1,2}:\d{2})"),
+     lambda m: m.group(1) + " to ", ":mM"),
+    ("date", re.compile(r"(?<=\d{4}-\d{2}-\d{2})T(?=\d{2}:\d{2})"), lambda m: " at ", "T"),
+    ("date", re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\d.])"), _eu_date, "."),
     ("dotted acronym", re.compile(r"(?<![A-Za-z.])(?:[A-Za-z]\.){2,}(?=\s|$|[,;:!?])"), _dotted_acronym, "."),
     ("hashtag", re.compile(r"(?<![\w&])#(?=[A-Za-z])"), lambda m: "hashtag ", "#"),
     ("phone number", re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]+\(?\d{1,4}\)?){2,5}(?![\d-])"), _intl_phone, "+"),
@@ -479,8 +504,6 @@ RULES: list[rules.Rule] = [
      lambda m: _month_day_words(_ABBREVIATIONS[m.group(1).lower()], int(m.group(2)), m.group(0)), rules.DIGITS),
     ("date", re.compile(r"(?<![\w.])(?<!the )(\d{1,2})(st|nd|rd|th) of (?=" + "|".join(_MONTHS) + r")"),
      lambda m: f"the {ordinal_words(int(m.group(1)))} of ", rules.DIGITS),
-    ("time range", re.compile(r"(?<![\d:])(\d{1,2}(?::\d{2})?\s?(?:[ap]\.?m\.?|[AP]\.?M\.?)|\d{1,2}:\d{2})\s?[-–~]\s?"
-                              r"(?=\d{1,2}(?::\d{2}|\s?[aApP]\.?[mM]))"), lambda m: m.group(1) + " to ", ":mM"),
     ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2}):(\d{2})(?![\d:])"), _hms, ":"),
     ("clock time", re.compile(r"(?<![\d:.])(\d{1,2})[:.](\d{2})(?:\s*([ap]\.?m\.?|[AP]\.?M\.?)(?![A-Za-z]))(?![\d:])"),
      _time, ":."),
@@ -505,6 +528,8 @@ RULES: list[rules.Rule] = [
     ("money", re.compile(rf"(?<![A-Za-z])(US|HK|NZ|AU|CA|A|C|S)?([$€£¥₹₩])\s?({_AMOUNT}){_SCALE}"), _money, "$€£¥₹₩"),
     ("money", re.compile(rf"\b({_CODE_ALT})\s?({_AMOUNT}){_SCALE}"), _money_code_before, rules.DIGITS),
     ("money", re.compile(rf"({_AMOUNT})\s?([€£¥₹₩]|\b(?:{_CODE_ALT})\b)"), _money_after, rules.DIGITS),
+    ("money range", re.compile(r"\b(dollars|euros|pounds|rupees|yen|won|pence|cents)\s?[-–]\s?(?=[a-z])"),
+     lambda m: m.group(1) + " to ", "-–"),
     ("percent", re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*[-–~]\s*(\d[\d,]*(?:\.\d+)?)\s*%"),
      lambda m: f"{_plain_number(m.group(1))} to {_plain_number(m.group(2))} percent", "%"),
     ("percent", re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*%"), lambda m: _plain_number(m.group(1)) + " percent", "%"),
@@ -524,6 +549,7 @@ RULES: list[rules.Rule] = [
     ("letters and digits", re.compile(r"(?<![\w.])(\d{3,4})([pP])\b"), lambda m: _paired(m.group(1)) + " " + m.group(2), "pP"),
     ("letters and digits", re.compile(r"(?<![\w.])(\d)x(\d)(?![\w.])"),
      lambda m: f"{_ONES[int(m.group(1))]} by {_ONES[int(m.group(2))]}", "x"),
+    ("times", re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)x(?![\w])"), lambda m: _plain_number(m.group(1)) + " times", "x"),
     ("letters and digits", re.compile(r"(?<=[A-Za-z])-?(?=\d)|(?<=\d)-?(?=[A-Za-z])"), lambda m: " ", rules.DIGITS),
     ("year", re.compile(r"\b((?:in|In|since|Since|by|until|year|circa|around) )(10\d\d)\b(?![\d%]|[.,]\d)"),
      lambda m: m.group(1) + year_words(int(m.group(2))), rules.DIGITS),
