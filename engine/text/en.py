@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import re
 
-from gsvd.engine.text import en_oov, rules, store
-from gsvd.engine.text.normalize_en import RULES
+from gsvd.engine.text import en_oov, normalize_en, rules, store
 from gsvd.engine.text.rules import Notes
 
 _LETTERS = {
@@ -35,7 +34,7 @@ _SPELL_ALWAYS = {"OK", "PDF"}
 
 
 def normalize(text: str, notes: Notes | None = None) -> str:
-    text = rules.apply(text, RULES, notes, "en: ")
+    text = rules.apply(text, normalize_en.table(), notes, "en: ")
     text = text.replace("’", "'")
     text = re.sub(r"(?<=[A-Za-z])/(?=[A-Za-z])", " ", text)
     text = re.sub(r"[^A-Za-z',.!?;:…\-— ]+", " ", text)

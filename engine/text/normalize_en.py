@@ -1,6 +1,6 @@
 """English text normalization: written numbers and symbols to the words a reader says.
 
-A list of named rules (`RULES`), applied in order by `en.normalize`: e-mail and web addresses (dot,
+A list of named rules (`table()`), applied in order by `en.normalize`: e-mail and web addresses (dot,
 slash, at; the scheme is not read), IP addresses and phone numbers digit by digit (with the country
 code after "plus"), version numbers (v2.0.1, Python 3.11: point-separated integers), dates (ISO, US,
 and day-first: 5 March 2024 is "the fifth of March"), heights, fractions (½, 2 1/2: "two and a
@@ -15,6 +15,7 @@ reads as one thing; both are pure Python and import in no time.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from gsvd.engine.text import rules
@@ -51,7 +52,7 @@ _REGNAL = {"Louis", "Henry", "Elizabeth", "Charles", "George", "Edward", "Willia
 _ROMAN_NOUNS = {"War", "Chapter", "Part", "Act", "Book", "Volume", "Vol", "Phase", "Episode", "Level", "Stage", "Bowl",
                 "Section", "Article", "Title", "Class", "Type", "Grade", "Round", "Season", "Schedule", "Appendix",
                 "Apollo", "Mark", "Category", "Division", "League", "Tier", "Star", "Vatican", "Gemini"}
-_ROMAN_RE = re.compile(r"C{0,3}(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
+_ROMAN = r"C{0,3}(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
 _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
 _NOT_ROMAN = {"CC", "CL", "LI", "XL", "CI", "VC", "LC", "DC", "CV", "LL"}
 _SCALE_WORDS = {"k": "thousand", "K": "thousand", "m": "million", "M": "million", "mn": "million", "b": "billion",
@@ -79,8 +80,8 @@ _UNITS = {"km": ("kilometer", "kilometers"), "kg": ("kilogram", "kilograms"), "c
 # unit symbols read only right after a number; case-sensitive where a letter is also a word (in, m, s)
 _UNIT_ALT = (r"km/h|°C|°F|°|kWh|kW|km²|km|kg|cm²|cm³|cm|mm²|mm|mg|ml|mL|dL|dl|mi|lbs|lb|ft²|ft|sq ft|sq mi|sq m|mph|kmh|"
              r"ms|GB|MB|KB|TB|kb|Hz|kHz|MHz|GHz|hrs|hr|min|sec|oz|g|m²|m³|m|l|L|h|s|W|V")
-_UNIT_RE = re.compile(rf"(?<![\w.,])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)\s?({_UNIT_ALT})"
-                      rf"(?:/({_UNIT_ALT}|day|week|month|year|dose)(²)?)?(?![\w°²³/])")
+_UNIT_PATTERN = (rf"(?<![\w.,])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)\s?({_UNIT_ALT})"
+                 rf"(?:/({_UNIT_ALT}|day|week|month|year|dose)(²)?)?(?![\w°²³/])")
 _PER = {"hr": "hour", "h": "hour", "hour": "hour", "mo": "month", "month": "month", "yr": "year", "year": "year",
         "wk": "week", "week": "week", "day": "day", "d": "day", "night": "night", "person": "person", "head": "head",
         "user": "user", "seat": "seat", "item": "item", "unit": "unit", "kg": "kilogram", "lb": "pound",
@@ -379,7 +380,7 @@ def _roman(m: re.Match) -> str:
 
 def roman_value(numeral: str) -> int:
     """'XIV' -> 14; 0 when it is not a well-formed numeral (I to CCCXCIX)."""
-    if not numeral or not _ROMAN_RE.fullmatch(numeral):
+    if not numeral or not re.fullmatch(_ROMAN, numeral):
         return 0
     vals = [_ROMAN_VALUES[c] for c in numeral]
     return sum(-v if i + 1 < len(vals) and v < vals[i + 1] else v for i, v in enumerate(vals))
@@ -462,104 +463,107 @@ _TLDS = r"com|org|net|edu|gov|io|ai|co|uk|cn|jp|de|fr|info|dev|app|us|ca|au|tv|m
 _PHONE_CUES = r"[Cc]all|[Cc]alls|[Cc]alled|[Cc]alling|[Dd]ial|[Dd]ialed|[Dd]ialled|[Dd]ialing|[Tt]ext|[Pp]hone|[Ff]ax|[Tt]el"
 _VERSIONED = r"version|Version|release|Release|Python|iOS|iPadOS|macOS|Android|Ubuntu|Node|Java|PHP|Perl|Firefox|Chrome"
 
-RULES: list[rules.Rule] = [
-    ("email", re.compile(r"(?<![\w.@])[A-Za-z0-9][\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"), _web, "@"),
-    ("web address", re.compile(rf"(?<![\w.@/])(?:https?://)?(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:{_TLDS})\b"
-                               r"(?:/[\w./-]*)?"), _web, "."),
-    ("ip address", re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"), _ip, "."),
-    ("time range", re.compile(r"(?<![\d:.])(\d{1,2}(?::\d{2})?(?:\s?(?:[ap]\.?m\.?|[AP]\.?M\.?))?)\s?[-–~]\s?"
-                              r"(?=\d{1,2}(?::\d{2})?\s?[aApP]\.?[mM](?![A-Za-z])|\d{1,2}:\d{2})"),
-     lambda m: m.group(1) + " to ", ":mM"),
-    ("date", re.compile(r"(?<=\d{4}-\d{2}-\d{2})T(?=\d{2}:\d{2})"), lambda m: " at ", "T"),
-    ("date", re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\d.])"), _eu_date, "."),
-    ("dotted acronym", re.compile(r"(?<![A-Za-z.])(?:[A-Za-z]\.){2,}(?=\s|$|[,;:!?])"), _dotted_acronym, "."),
-    ("hashtag", re.compile(r"(?<![\w&])#(?=[A-Za-z])"), lambda m: "hashtag ", "#"),
-    ("phone number", re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]+\(?\d{1,4}\)?){2,5}(?![\d-])"), _intl_phone, "+"),
-    ("phone number", re.compile(r"(?<![\d-])(?:(?:1-)?(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}|0\d{1,4}-\d{3,4}-\d{4})"
-                                r"(?![\d-])"),
-     lambda m: ", ".join(digit_words(g) for g in re.findall(r"\d+", m.group(0))), rules.DIGITS),
-    ("version", re.compile(rf"\b([vV]|(?:{_VERSIONED})\s)(\d+(?:\.\d+)+|\d+\b)"),
-     lambda m: ("version " if m.group(1) in "vV" else m.group(1)) + _version_words(m.group(2)), rules.DIGITS),
-    ("version", re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.])"), lambda m: _version_words(m.group(0)), "."),
-    ("service number", re.compile(rf"\b({_PHONE_CUES}):?\s(\d{{3}}(?:-\d{{4}})?)\b(?![-.,]?\d)"),
-     lambda m: m.group(1) + " " + ", ".join(digit_words(g) for g in m.group(2).split("-")), rules.DIGITS),
-    ("date", re.compile(r"(?<![\d-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d-])"), _iso_date, "-"),
-    ("height", re.compile(r"(?<!\d)(\d)'\s?(\d{1,2})(?:\"|'')"),
-     lambda m: f"{number_words(int(m.group(1)))} foot {number_words(int(m.group(2)))}", "'"),
-    ("height", re.compile(r"(?<![\w.])(\d)\s?ft\.?\s(\d{1,2})\s?in\b\.?"), _feet_inches, rules.DIGITS),
-    ("date", re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\d/])"), _us_date, "/"),
-    ("fraction", re.compile(r"(?<![\d.])(\d+)?\s?([½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"), _vulgar, "½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞"),
-    ("fraction", re.compile(r"(?<![\d/.])(\d+)\s+(\d)/(\d{1,2})(?![\d/])"), _mixed_fraction, "/"),
-    ("number sign", re.compile(r"\b(?:No|no|Nos|nos)\.\s?(?=\d)"), lambda m: "number ", "."),
-    ("abbreviation", re.compile(r"(?<![A-Za-z.\d])([A-Za-z]{1,5})\.(?!\w)"),
-     lambda m: _abbreviation(m) if m.group(1).lower() in _ABBREVIATIONS or m.group(1).lower() in ("st", "dr", "no")
-     else m.group(0), "."),
-    ("abbreviation", re.compile(r"(?<=\w )vs(?= \w)|\bw/o\b|(?<![\w/])w/(?=\s)"),
-     lambda m: {"vs": "versus", "w/o": "without", "w/": "with"}[m.group(0)], "v/"),
-    ("roman numeral", re.compile(r"\b([A-Z][a-z]+)\s+([IVXLC]+)\b(?!['’.]\w)"), _roman, "IVXLC"),
-    ("date", re.compile(r"(?<![\d/.])(\d{1,2})(?:st|nd|rd|th)?\s+(" + "|".join(_MONTHS) + r")\b(?:,?\s+(\d{4})\b)?"),
-     _day_month, rules.DIGITS),
-    ("date", re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\b(?!:)"), _month_day, rules.DIGITS),
-    ("date", re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\s+(\d{1,2})(?:st|nd|rd|th)?\b(?![:.,]?\d)"),
-     lambda m: _month_day_words(_ABBREVIATIONS[m.group(1).lower()], int(m.group(2)), m.group(0)), rules.DIGITS),
-    ("date", re.compile(r"(?<![\w.])(?<!the )(\d{1,2})(st|nd|rd|th) of (?=" + "|".join(_MONTHS) + r")"),
-     lambda m: f"the {ordinal_words(int(m.group(1)))} of ", rules.DIGITS),
-    ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2}):(\d{2})(?![\d:])"), _hms, ":"),
-    ("clock time", re.compile(r"(?<![\d:.])(\d{1,2})[:.](\d{2})(?:\s*([ap]\.?m\.?|[AP]\.?M\.?)(?![A-Za-z]))(?![\d:])"),
-     _time, ":."),
-    ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2})(?:\s*([ap]\.?m\.?|[AP]\.?M\.?)(?![A-Za-z]))?(?![\d:])"),
-     _time, ":"),
-    ("clock time", re.compile(r"(?<![\d:.])(\d{1,2})\s?([aApP])\.?[mM]\.?(?![A-Za-z])"),
-     lambda m: f"{number_words(int(m.group(1)))} {m.group(2).upper()} M" + ("." if _ends_sentence(m) else ""), rules.DIGITS),
-    ("ratio", re.compile(r"(?<![\d:.])(\d+):(\d+)(?![\d:])"),
-     lambda m: number_words(int(m.group(1))) + " to " + number_words(int(m.group(2))), ":"),
-    ("room number", re.compile(r"\b(Room|room|Flight|flight|Gate|gate|Suite|suite|Apt\.?|Apartment|apartment|Bus|bus|"
-                               r"Route|route|Platform|platform|ext\.|Ext\.|extension)\s+(\d{3,4})\b"),
-     lambda m: f"{m.group(1)} {_paired(m.group(2))}", rules.DIGITS),
-    ("scientific", re.compile(rf"(?<![\w.])({_NUM})(?:[eE]([-+−]?\d+)|\s?[×xX*]\s?10(?:\^([-−+]?\d+)|({_SUP})))"
-                              rf"(?:\s?({_UNIT_ALT})(?:/({_UNIT_ALT}))?)?(?![\w.°²³])"), _scientific, "eE×xX*"),
-    ("degree", re.compile(r"(?<=\d)\s?°\s+([CF])\b"), lambda m: "°" + m.group(1), "°"),
-    ("money", re.compile(r"(?<![\w.])(\d+)\s?¢"), lambda m: number_words(int(m.group(1))) + (" cent" if m.group(1) == "1" else " cents"), "¢"),
-    ("money", re.compile(rf"\bRs\.?\s?({_AMOUNT})"), lambda m: money_words("₹", m.group(1).replace(",", ""), None), "R"),
-    ("sign", re.compile(r"(?<![\w.)])[-−](?=\d)"), lambda m: "minus ", "-−"),
-    ("about", re.compile(r"(?<![\w.])~\s?(?=\d)"), lambda m: "about ", "~"),
-    ("money", re.compile(rf"(?<![A-Za-z])(US|HK|NZ|AU|CA|A|C|S)?([$€£¥₹₩])\s?(\d[\d,]*)\s?[-–]\s?\2?({_AMOUNT})"
-                         r"(?![\w.])"), _money_range, "$€£¥₹₩"),
-    ("money", re.compile(rf"(?<![A-Za-z])(US|HK|NZ|AU|CA|A|C|S)?([$€£¥₹₩])\s?({_AMOUNT}){_SCALE}"), _money, "$€£¥₹₩"),
-    ("money", re.compile(rf"\b({_CODE_ALT})\s?({_AMOUNT}){_SCALE}"), _money_code_before, rules.DIGITS),
-    ("money", re.compile(rf"({_AMOUNT})\s?([€£¥₹₩]|\b(?:{_CODE_ALT})\b)"), _money_after, rules.DIGITS),
-    ("money range", re.compile(r"\b(dollars|euros|pounds|rupees|yen|won|pence|cents)\s?[-–]\s?(?=[a-z])"),
-     lambda m: m.group(1) + " to ", "-–"),
-    ("percent", re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*[-–~]\s*(\d[\d,]*(?:\.\d+)?)\s*%"),
-     lambda m: f"{_plain_number(m.group(1))} to {_plain_number(m.group(2))} percent", "%"),
-    ("percent", re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*%"), lambda m: _plain_number(m.group(1)) + " percent", "%"),
-    ("decade", re.compile(r"(?<![\d'’])(1[0-9]|20)([0-9]0)'?s\b"), lambda m: decade_words(int(m.group(1) + m.group(2))), "s"),
-    ("decade", re.compile(r"(?<![\w\d])['’]?([2-9]0)'?s\b"), lambda m: decade_words(int(m.group(1))), "s"),
-    ("ordinal", re.compile(r"(?<![\d.])(\d+)(st|nd|rd|th)\b"), lambda m: ordinal_words(int(m.group(1))), rules.DIGITS),
-    ("scale", re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(k|\s?bn|\s?mn|M(?=\s+[a-z])|(?<=\.\d)M)(?!\w|\.\d)"), _scaled, "kMn"),
-    ("range", re.compile(r"(?<![\w.-])(\d[\d,]*(?:\.\d+)?)(?:-|\s?[–~]\s?)(\d[\d,]*(?:\.\d+)?)(?![\w-]|\.\d)"),
-     lambda m: f"{m.group(1)} to {m.group(2)}", "-–~"),
-    ("unit", _UNIT_RE, _unit, rules.DIGITS),
-    ("per", re.compile(rf"(?<=[a-z%])\s?/\s?({_PER_ALT})\b|(?<=\bper )({_PER_ALT})\b"),
-     lambda m: (" per " if m.group(1) else "") + _PER[m.group(1) or m.group(2)], "/p"),
-    ("power", re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?|[A-Za-z])(?:\^([-−]?\d+)|({_SUP}))"), _power, "^⁰¹²³⁴⁵⁶⁷⁸⁹"),
-    ("fraction", re.compile(r"(?<![\d/.])(\d{1,3})/(\d{1,3})(?![\d/])"), _fraction, "/"),
-    ("arithmetic", re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:\s+[+\-−×*x÷/=<>]\s+\d+(?:\.\d+)?)+(?![\w.])"), _math, "+-−×*x÷/=<>"),
-    ("letters and digits", re.compile(r"\b([A-Z])2([A-Z])\b"), lambda m: f"{m.group(1)} to {m.group(2)}", "2"),
-    ("letters and digits", re.compile(r"(?<![\w.])(\d{3,4})([pP])\b"), lambda m: _paired(m.group(1)) + " " + m.group(2), "pP"),
-    ("letters and digits", re.compile(r"(?<![\w.])(\d)x(\d)(?![\w.])"),
-     lambda m: f"{_ONES[int(m.group(1))]} by {_ONES[int(m.group(2))]}", "x"),
-    ("times", re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)x(?![\w])"), lambda m: _plain_number(m.group(1)) + " times", "x"),
-    ("letters and digits", re.compile(r"(?<=[A-Za-z])-?(?=\d)|(?<=\d)-?(?=[A-Za-z])"), lambda m: " ", rules.DIGITS),
-    ("year", re.compile(r"\b((?:in|In|since|Since|by|until|year|circa|around) )(10\d\d)\b(?![\d%]|[.,]\d)"),
-     lambda m: m.group(1) + year_words(int(m.group(2))), rules.DIGITS),
-    ("year", re.compile(r"(?<![\d.,$])(1[1-9]\d\d|20\d\d)(?![\d%]|[.,]\d)"), lambda m: year_words(int(m.group(1))), rules.DIGITS),
-    ("number", re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?"), lambda m: _plain_number(m.group(0)), rules.DIGITS),
-    ("musical key", re.compile(r"\b([A-G])#(?!\w)"), lambda m: m.group(1) + " sharp", "#"),
-    ("approximately", re.compile(r"(?<=[\w)²³])\s*≈\s*"), lambda m: " is approximately ", "≈"),
-    ("approximately", re.compile(r"≈\s*"), lambda m: "approximately ", "≈"),
-    ("symbol", re.compile(r"\s*([&+@=#%°±≥≤≠©§∞π√×÷])\s*"), lambda m: " " + _SYMBOLS[m.group(1)] + " ", "&+@=#%°±≥≤≠©§∞π√×÷"),
-]
+@functools.cache
+def table() -> list[rules.Rule]:
+    """The rules, compiled on first use: a process that never reads English never compiles them."""
+    return [
+        ("email", re.compile(r"(?<![\w.@])[A-Za-z0-9][\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"), _web, "@"),
+        ("web address", re.compile(rf"(?<![\w.@/])(?:https?://)?(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:{_TLDS})\b"
+                                   r"(?:/[\w./-]*)?"), _web, "."),
+        ("ip address", re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"), _ip, "."),
+        ("time range", re.compile(r"(?<![\d:.])(\d{1,2}(?::\d{2})?(?:\s?(?:[ap]\.?m\.?|[AP]\.?M\.?))?)\s?[-–~]\s?"
+                                  r"(?=\d{1,2}(?::\d{2})?\s?[aApP]\.?[mM](?![A-Za-z])|\d{1,2}:\d{2})"),
+         lambda m: m.group(1) + " to ", ":mM"),
+        ("date", re.compile(r"(?<=\d{4}-\d{2}-\d{2})T(?=\d{2}:\d{2})"), lambda m: " at ", "T"),
+        ("date", re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\d.])"), _eu_date, "."),
+        ("dotted acronym", re.compile(r"(?<![A-Za-z.])(?:[A-Za-z]\.){2,}(?=\s|$|[,;:!?])"), _dotted_acronym, "."),
+        ("hashtag", re.compile(r"(?<![\w&])#(?=[A-Za-z])"), lambda m: "hashtag ", "#"),
+        ("phone number", re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]+\(?\d{1,4}\)?){2,5}(?![\d-])"), _intl_phone, "+"),
+        ("phone number", re.compile(r"(?<![\d-])(?:(?:1-)?(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}|0\d{1,4}-\d{3,4}-\d{4})"
+                                    r"(?![\d-])"),
+         lambda m: ", ".join(digit_words(g) for g in re.findall(r"\d+", m.group(0))), rules.DIGITS),
+        ("version", re.compile(rf"\b([vV]|(?:{_VERSIONED})\s)(\d+(?:\.\d+)+|\d+\b)"),
+         lambda m: ("version " if m.group(1) in "vV" else m.group(1)) + _version_words(m.group(2)), rules.DIGITS),
+        ("version", re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.])"), lambda m: _version_words(m.group(0)), "."),
+        ("service number", re.compile(rf"\b({_PHONE_CUES}):?\s(\d{{3}}(?:-\d{{4}})?)\b(?![-.,]?\d)"),
+         lambda m: m.group(1) + " " + ", ".join(digit_words(g) for g in m.group(2).split("-")), rules.DIGITS),
+        ("date", re.compile(r"(?<![\d-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d-])"), _iso_date, "-"),
+        ("height", re.compile(r"(?<!\d)(\d)'\s?(\d{1,2})(?:\"|'')"),
+         lambda m: f"{number_words(int(m.group(1)))} foot {number_words(int(m.group(2)))}", "'"),
+        ("height", re.compile(r"(?<![\w.])(\d)\s?ft\.?\s(\d{1,2})\s?in\b\.?"), _feet_inches, rules.DIGITS),
+        ("date", re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\d/])"), _us_date, "/"),
+        ("fraction", re.compile(r"(?<![\d.])(\d+)?\s?([½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"), _vulgar, "½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞"),
+        ("fraction", re.compile(r"(?<![\d/.])(\d+)\s+(\d)/(\d{1,2})(?![\d/])"), _mixed_fraction, "/"),
+        ("number sign", re.compile(r"\b(?:No|no|Nos|nos)\.\s?(?=\d)"), lambda m: "number ", "."),
+        ("abbreviation", re.compile(r"(?<![A-Za-z.\d])([A-Za-z]{1,5})\.(?!\w)"),
+         lambda m: _abbreviation(m) if m.group(1).lower() in _ABBREVIATIONS or m.group(1).lower() in ("st", "dr", "no")
+         else m.group(0), "."),
+        ("abbreviation", re.compile(r"(?<=\w )vs(?= \w)|\bw/o\b|(?<![\w/])w/(?=\s)"),
+         lambda m: {"vs": "versus", "w/o": "without", "w/": "with"}[m.group(0)], "v/"),
+        ("roman numeral", re.compile(r"\b([A-Z][a-z]+)\s+([IVXLC]+)\b(?!['’.]\w)"), _roman, "IVXLC"),
+        ("date", re.compile(r"(?<![\d/.])(\d{1,2})(?:st|nd|rd|th)?\s+(" + "|".join(_MONTHS) + r")\b(?:,?\s+(\d{4})\b)?"),
+         _day_month, rules.DIGITS),
+        ("date", re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\b(?!:)"), _month_day, rules.DIGITS),
+        ("date", re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\s+(\d{1,2})(?:st|nd|rd|th)?\b(?![:.,]?\d)"),
+         lambda m: _month_day_words(_ABBREVIATIONS[m.group(1).lower()], int(m.group(2)), m.group(0)), rules.DIGITS),
+        ("date", re.compile(r"(?<![\w.])(?<!the )(\d{1,2})(st|nd|rd|th) of (?=" + "|".join(_MONTHS) + r")"),
+         lambda m: f"the {ordinal_words(int(m.group(1)))} of ", rules.DIGITS),
+        ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2}):(\d{2})(?![\d:])"), _hms, ":"),
+        ("clock time", re.compile(r"(?<![\d:.])(\d{1,2})[:.](\d{2})(?:\s*([ap]\.?m\.?|[AP]\.?M\.?)(?![A-Za-z]))(?![\d:])"),
+         _time, ":."),
+        ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2})(?:\s*([ap]\.?m\.?|[AP]\.?M\.?)(?![A-Za-z]))?(?![\d:])"),
+         _time, ":"),
+        ("clock time", re.compile(r"(?<![\d:.])(\d{1,2})\s?([aApP])\.?[mM]\.?(?![A-Za-z])"),
+         lambda m: f"{number_words(int(m.group(1)))} {m.group(2).upper()} M" + ("." if _ends_sentence(m) else ""), rules.DIGITS),
+        ("ratio", re.compile(r"(?<![\d:.])(\d+):(\d+)(?![\d:])"),
+         lambda m: number_words(int(m.group(1))) + " to " + number_words(int(m.group(2))), ":"),
+        ("room number", re.compile(r"\b(Room|room|Flight|flight|Gate|gate|Suite|suite|Apt\.?|Apartment|apartment|Bus|bus|"
+                                   r"Route|route|Platform|platform|ext\.|Ext\.|extension)\s+(\d{3,4})\b"),
+         lambda m: f"{m.group(1)} {_paired(m.group(2))}", rules.DIGITS),
+        ("scientific", re.compile(rf"(?<![\w.])({_NUM})(?:[eE]([-+−]?\d+)|\s?[×xX*]\s?10(?:\^([-−+]?\d+)|({_SUP})))"
+                                  rf"(?:\s?({_UNIT_ALT})(?:/({_UNIT_ALT}))?)?(?![\w.°²³])"), _scientific, "eE×xX*"),
+        ("degree", re.compile(r"(?<=\d)\s?°\s+([CF])\b"), lambda m: "°" + m.group(1), "°"),
+        ("money", re.compile(r"(?<![\w.])(\d+)\s?¢"), lambda m: number_words(int(m.group(1))) + (" cent" if m.group(1) == "1" else " cents"), "¢"),
+        ("money", re.compile(rf"\bRs\.?\s?({_AMOUNT})"), lambda m: money_words("₹", m.group(1).replace(",", ""), None), "R"),
+        ("sign", re.compile(r"(?<![\w.)])[-−](?=\d)"), lambda m: "minus ", "-−"),
+        ("about", re.compile(r"(?<![\w.])~\s?(?=\d)"), lambda m: "about ", "~"),
+        ("money", re.compile(rf"(?<![A-Za-z])(US|HK|NZ|AU|CA|A|C|S)?([$€£¥₹₩])\s?(\d[\d,]*)\s?[-–]\s?\2?({_AMOUNT})"
+                             r"(?![\w.])"), _money_range, "$€£¥₹₩"),
+        ("money", re.compile(rf"(?<![A-Za-z])(US|HK|NZ|AU|CA|A|C|S)?([$€£¥₹₩])\s?({_AMOUNT}){_SCALE}"), _money, "$€£¥₹₩"),
+        ("money", re.compile(rf"\b({_CODE_ALT})\s?({_AMOUNT}){_SCALE}"), _money_code_before, rules.DIGITS),
+        ("money", re.compile(rf"({_AMOUNT})\s?([€£¥₹₩]|\b(?:{_CODE_ALT})\b)"), _money_after, rules.DIGITS),
+        ("money range", re.compile(r"\b(dollars|euros|pounds|rupees|yen|won|pence|cents)\s?[-–]\s?(?=[a-z])"),
+         lambda m: m.group(1) + " to ", "-–"),
+        ("percent", re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*[-–~]\s*(\d[\d,]*(?:\.\d+)?)\s*%"),
+         lambda m: f"{_plain_number(m.group(1))} to {_plain_number(m.group(2))} percent", "%"),
+        ("percent", re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*%"), lambda m: _plain_number(m.group(1)) + " percent", "%"),
+        ("decade", re.compile(r"(?<![\d'’])(1[0-9]|20)([0-9]0)'?s\b"), lambda m: decade_words(int(m.group(1) + m.group(2))), "s"),
+        ("decade", re.compile(r"(?<![\w\d])['’]?([2-9]0)'?s\b"), lambda m: decade_words(int(m.group(1))), "s"),
+        ("ordinal", re.compile(r"(?<![\d.])(\d+)(st|nd|rd|th)\b"), lambda m: ordinal_words(int(m.group(1))), rules.DIGITS),
+        ("scale", re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(k|\s?bn|\s?mn|M(?=\s+[a-z])|(?<=\.\d)M)(?!\w|\.\d)"), _scaled, "kMn"),
+        ("range", re.compile(r"(?<![\w.-])(\d[\d,]*(?:\.\d+)?)(?:-|\s?[–~]\s?)(\d[\d,]*(?:\.\d+)?)(?![\w-]|\.\d)"),
+         lambda m: f"{m.group(1)} to {m.group(2)}", "-–~"),
+        ("unit", re.compile(_UNIT_PATTERN), _unit, rules.DIGITS),
+        ("per", re.compile(rf"(?<=[a-z%])\s?/\s?({_PER_ALT})\b|(?<=\bper )({_PER_ALT})\b"),
+         lambda m: (" per " if m.group(1) else "") + _PER[m.group(1) or m.group(2)], "/p"),
+        ("power", re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?|[A-Za-z])(?:\^([-−]?\d+)|({_SUP}))"), _power, "^⁰¹²³⁴⁵⁶⁷⁸⁹"),
+        ("fraction", re.compile(r"(?<![\d/.])(\d{1,3})/(\d{1,3})(?![\d/])"), _fraction, "/"),
+        ("arithmetic", re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:\s+[+\-−×*x÷/=<>]\s+\d+(?:\.\d+)?)+(?![\w.])"), _math, "+-−×*x÷/=<>"),
+        ("letters and digits", re.compile(r"\b([A-Z])2([A-Z])\b"), lambda m: f"{m.group(1)} to {m.group(2)}", "2"),
+        ("letters and digits", re.compile(r"(?<![\w.])(\d{3,4})([pP])\b"), lambda m: _paired(m.group(1)) + " " + m.group(2), "pP"),
+        ("letters and digits", re.compile(r"(?<![\w.])(\d)x(\d)(?![\w.])"),
+         lambda m: f"{_ONES[int(m.group(1))]} by {_ONES[int(m.group(2))]}", "x"),
+        ("times", re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)x(?![\w])"), lambda m: _plain_number(m.group(1)) + " times", "x"),
+        ("letters and digits", re.compile(r"(?<=[A-Za-z])-?(?=\d)|(?<=\d)-?(?=[A-Za-z])"), lambda m: " ", rules.DIGITS),
+        ("year", re.compile(r"\b((?:in|In|since|Since|by|until|year|circa|around) )(10\d\d)\b(?![\d%]|[.,]\d)"),
+         lambda m: m.group(1) + year_words(int(m.group(2))), rules.DIGITS),
+        ("year", re.compile(r"(?<![\d.,$])(1[1-9]\d\d|20\d\d)(?![\d%]|[.,]\d)"), lambda m: year_words(int(m.group(1))), rules.DIGITS),
+        ("number", re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?"), lambda m: _plain_number(m.group(0)), rules.DIGITS),
+        ("musical key", re.compile(r"\b([A-G])#(?!\w)"), lambda m: m.group(1) + " sharp", "#"),
+        ("approximately", re.compile(r"(?<=[\w)²³])\s*≈\s*"), lambda m: " is approximately ", "≈"),
+        ("approximately", re.compile(r"≈\s*"), lambda m: "approximately ", "≈"),
+        ("symbol", re.compile(r"\s*([&+@=#%°±≥≤≠©§∞π√×÷])\s*"), lambda m: " " + _SYMBOLS[m.group(1)] + " ", "&+@=#%°±≥≤≠©§∞π√×÷"),
+    ]
 
 
 def _version_words(v: str) -> str:

@@ -13,6 +13,7 @@ read) for `gsvd g2p --explain`.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from gsvd.engine.text import rules
@@ -223,51 +224,54 @@ _PHONE_RE = (r"(?<![\d\-])(?:1[3-9]\d(?:[\s-]?\d{4}){2}|0\d{2,3}[\s-]\d{7,8}|[48
              r"|\d{3}-\d{4}-\d{4})(?![\d\-])")
 _PER_UNITS = rf"{_UNIT_ALT}|小时|分钟|公里|公斤|[\u4e00-\u9fff]"
 
-_RULES: list[rules.Rule] = [
-    ("separator", re.compile(r"(?<=\d),(?=\d{3}(?!\d))"), lambda m: "", ","),
-    ("fraction sign", re.compile(r"(?<![\d.])(\d+)?\s?([½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"), _vulgar, "½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞"),
-    ("plus-minus", re.compile(r"±\s*(?=\d)"), lambda m: "正负", "±"),
-    ("scientific", re.compile(rf"(?<![\w.])({_NUM})(?:[eE]([-+−]?\d+)|\s*[×xX*]\s*10(?:\s*\^\s*([-−]?\d+)|({_SUP})))"
-                              r"(?![\w.])"), _scientific, "eE×xX*"),
-    ("power", re.compile(rf"(?<![\w.])({_NUM})(?:\s*\^\s*([-−]?\d+)|({_SUP}))"), _power, "^⁰¹²³⁴⁵⁶⁷⁸⁹"),
-    ("ip address", re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"), _ip, "."),
-    ("international phone", re.compile(r"(?<![\w+])\+(\d{1,3})((?:[\s-]+\(?\d{1,8}\)?){1,4})(?!\d)"), _intl_phone, "+"),
-    ("phone number", re.compile(_PHONE_RE), _phone),
-    ("date", re.compile(r"(?<![\d.])(\d{4})[-/.](\d{1,2})(?:[-/.](\d{1,2}))?(?![\d.])"), _date, "-/."),
-    ("version", re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.])"), _version, "."),
-    ("clock range", re.compile(r"(?<![\d:.])(\d{1,2}:\d{2}(?::\d{2})?)\s*[-~～—–至到]\s*(?=\d{1,2}:\d{2})"),
-     lambda m: m.group(1) + "到", ":"),
-    ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2})(?::(\d{2}))?(?![\d:])"), _clock, ":"),
-    ("ratio", re.compile(r"(?<![\d:.])\d+(?::\d+)+(?![\d:])"), _ratio, ":"),
-    ("money", re.compile(rf"({_CUR_ALT})\s*({_NUM})(万|亿)?"), _money, "¥￥$€£₩"),
-    ("money", re.compile(rf"(?<![\d.])({_NUM})\s*([€£₩])"), _money_after, "€£₩"),
-    ("per unit", re.compile(rf"{_LEFT}({_NUM})\s*({_PER_UNITS})\s*/\s*({_PER_UNITS})(?![A-Za-z])"), _per_unit, "/"),
-    ("scale", re.compile(rf"{_LEFT}({_NUM})([kw])(?![A-Za-z])"),
-     lambda m: decimal(m.group(1)) + {"k": "千", "w": "万"}[m.group(2)], "kw"),  # 3.5k人, 10w+: 三点五千, 十万
-    ("resolution", re.compile(r"(?<![\w.])(\d{3,4})[pP](?![A-Za-z])"), lambda m: digits(m.group(1)) + "P", "pP"),
-    ("discount", re.compile(r"(?<![\d.])(\d)(?:\.?(\d))?(?=折)"), _discount, "折"),
-    ("percent range", re.compile(rf"({_NUM})\s*([%％‰])\s*[-~～至到]\s*({_NUM})\s*[%％‰]"), _percent_range, "%％‰"),
-    ("percent", re.compile(rf"(-)?({_NUM})(?:\s*[-~～]\s*({_NUM}))?\s*([%％‰])"), _percent, "%％‰"),
-    ("below zero", re.compile(r"(?<![A-Za-z\d])[-−](\d+(?:\.\d+)?)\s*(℃|°C|°F|度)"), _below_zero, "-−"),
-    ("unit", re.compile(rf"{_LEFT}({_NUM})\s*({_UNIT_ALT})(?![A-Za-z²³])"), _units),
-    ("year span", re.compile(r"(?<![\d.])((?:19|20)\d\d)\s*[-~～—–/至到]\s*((?:19|20)\d\d)(?![\d.])"),
-     lambda m: digits(m.group(1)) + "到" + digits(m.group(2)) if m.group(1) < m.group(2) else m.group(0), "-~～—–/至到"),
-    ("fraction", re.compile(r"(?<![\d/.])(\d{1,4})/(\d{1,4})(?![\d/])"), _fraction, "/"),
-    ("year", re.compile(r"(?<![\d.])(\d{4})(?=\s*(?:[-~～至到—–]\s*\d{4}\s*)?年(?!级))"), _year, "年"),
-    ("year range", re.compile(r"(?<=[零一二三四五六七八九])\s*[-~～—–]\s*(?=[零一二三四五六七八九]{4}年)"), lambda m: "到", "年"),
-    ("equation", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+\-−×*÷/]\s*{_NUM})*\s*[=＝><≥≤≠≈]\s*[-−]?{_NUM}{_RIGHT}"), _math, "=＝><≥≤≠≈"),
-    ("range", re.compile(rf"(?<![A-Za-z\d.])((?<![A-Za-z\d])[-−]?{_NUM})\s*[-~～—–]\s*([-−]?{_NUM}){_RIGHT}"), _range, "-−~～—–"),
-    ("arithmetic", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+×*÷]\s*{_NUM})+{_RIGHT}"), _math, "+×*÷"),
-    ("negative", re.compile(rf"(?<![A-Za-z\d])[-−]({_NUM}){_RIGHT}"), _negative, "-−"),
-    ("ordinal", re.compile(r"第\s*(\d+)"), _ordinal, "第"),
-    ("decimal", re.compile(rf"{_LEFT}\d+\.\d+{_RIGHT}"), _decimal, "."),
-    ("integer", re.compile(rf"{_LEFT}\d+{_RIGHT}"), _integer),
-    ("comparison", re.compile("[≥≤≠≈=＝]"), lambda m: _COMPARISONS[m.group(0)], "≥≤≠≈=＝"),
-]
+@functools.cache
+def _table() -> list[rules.Rule]:
+    """The rules, compiled on first use: a process that never reads Chinese never compiles them."""
+    return [
+        ("separator", re.compile(r"(?<=\d),(?=\d{3}(?!\d))"), lambda m: "", ","),
+        ("fraction sign", re.compile(r"(?<![\d.])(\d+)?\s?([½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"), _vulgar, "½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞"),
+        ("plus-minus", re.compile(r"±\s*(?=\d)"), lambda m: "正负", "±"),
+        ("scientific", re.compile(rf"(?<![\w.])({_NUM})(?:[eE]([-+−]?\d+)|\s*[×xX*]\s*10(?:\s*\^\s*([-−]?\d+)|({_SUP})))"
+                                  r"(?![\w.])"), _scientific, "eE×xX*"),
+        ("power", re.compile(rf"(?<![\w.])({_NUM})(?:\s*\^\s*([-−]?\d+)|({_SUP}))"), _power, "^⁰¹²³⁴⁵⁶⁷⁸⁹"),
+        ("ip address", re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"), _ip, "."),
+        ("international phone", re.compile(r"(?<![\w+])\+(\d{1,3})((?:[\s-]+\(?\d{1,8}\)?){1,4})(?!\d)"), _intl_phone, "+"),
+        ("phone number", re.compile(_PHONE_RE), _phone),
+        ("date", re.compile(r"(?<![\d.])(\d{4})[-/.](\d{1,2})(?:[-/.](\d{1,2}))?(?![\d.])"), _date, "-/."),
+        ("version", re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.])"), _version, "."),
+        ("clock range", re.compile(r"(?<![\d:.])(\d{1,2}:\d{2}(?::\d{2})?)\s*[-~～—–至到]\s*(?=\d{1,2}:\d{2})"),
+         lambda m: m.group(1) + "到", ":"),
+        ("clock time", re.compile(r"(?<![\d:.])(\d{1,2}):(\d{2})(?::(\d{2}))?(?![\d:])"), _clock, ":"),
+        ("ratio", re.compile(r"(?<![\d:.])\d+(?::\d+)+(?![\d:])"), _ratio, ":"),
+        ("money", re.compile(rf"({_CUR_ALT})\s*({_NUM})(万|亿)?"), _money, "¥￥$€£₩"),
+        ("money", re.compile(rf"(?<![\d.])({_NUM})\s*([€£₩])"), _money_after, "€£₩"),
+        ("per unit", re.compile(rf"{_LEFT}({_NUM})\s*({_PER_UNITS})\s*/\s*({_PER_UNITS})(?![A-Za-z])"), _per_unit, "/"),
+        ("scale", re.compile(rf"{_LEFT}({_NUM})([kw])(?![A-Za-z])"),
+         lambda m: decimal(m.group(1)) + {"k": "千", "w": "万"}[m.group(2)], "kw"),  # 3.5k人, 10w+: 三点五千, 十万
+        ("resolution", re.compile(r"(?<![\w.])(\d{3,4})[pP](?![A-Za-z])"), lambda m: digits(m.group(1)) + "P", "pP"),
+        ("discount", re.compile(r"(?<![\d.])(\d)(?:\.?(\d))?(?=折)"), _discount, "折"),
+        ("percent range", re.compile(rf"({_NUM})\s*([%％‰])\s*[-~～至到]\s*({_NUM})\s*[%％‰]"), _percent_range, "%％‰"),
+        ("percent", re.compile(rf"(-)?({_NUM})(?:\s*[-~～]\s*({_NUM}))?\s*([%％‰])"), _percent, "%％‰"),
+        ("below zero", re.compile(r"(?<![A-Za-z\d])[-−](\d+(?:\.\d+)?)\s*(℃|°C|°F|度)"), _below_zero, "-−"),
+        ("unit", re.compile(rf"{_LEFT}({_NUM})\s*({_UNIT_ALT})(?![A-Za-z²³])"), _units),
+        ("year span", re.compile(r"(?<![\d.])((?:19|20)\d\d)\s*[-~～—–/至到]\s*((?:19|20)\d\d)(?![\d.])"),
+         lambda m: digits(m.group(1)) + "到" + digits(m.group(2)) if m.group(1) < m.group(2) else m.group(0), "-~～—–/至到"),
+        ("fraction", re.compile(r"(?<![\d/.])(\d{1,4})/(\d{1,4})(?![\d/])"), _fraction, "/"),
+        ("year", re.compile(r"(?<![\d.])(\d{4})(?=\s*(?:[-~～至到—–]\s*\d{4}\s*)?年(?!级))"), _year, "年"),
+        ("year range", re.compile(r"(?<=[零一二三四五六七八九])\s*[-~～—–]\s*(?=[零一二三四五六七八九]{4}年)"), lambda m: "到", "年"),
+        ("equation", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+\-−×*÷/]\s*{_NUM})*\s*[=＝><≥≤≠≈]\s*[-−]?{_NUM}{_RIGHT}"), _math, "=＝><≥≤≠≈"),
+        ("range", re.compile(rf"(?<![A-Za-z\d.])((?<![A-Za-z\d])[-−]?{_NUM})\s*[-~～—–]\s*([-−]?{_NUM}){_RIGHT}"), _range, "-−~～—–"),
+        ("arithmetic", re.compile(rf"{_LEFT}{_NUM}(?:\s*[+×*÷]\s*{_NUM})+{_RIGHT}"), _math, "+×*÷"),
+        ("negative", re.compile(rf"(?<![A-Za-z\d])[-−]({_NUM}){_RIGHT}"), _negative, "-−"),
+        ("ordinal", re.compile(r"第\s*(\d+)"), _ordinal, "第"),
+        ("decimal", re.compile(rf"{_LEFT}\d+\.\d+{_RIGHT}"), _decimal, "."),
+        ("integer", re.compile(rf"{_LEFT}\d+{_RIGHT}"), _integer),
+        ("comparison", re.compile("[≥≤≠≈=＝]"), lambda m: _COMPARISONS[m.group(0)], "≥≤≠≈=＝"),
+    ]
 
 
 def normalize_symbols(text: str, notes: Notes | None = None) -> str:
     """Written numbers and symbols -> Han characters (Latin-glued numbers are left for English)."""
     if not any(c.isdigit() or c in "%％‰℃°¥￥$€£₩½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞±≥≤≠≈" for c in text):
         return text
-    return rules.apply(text, _RULES, notes, "zh number: ")
+    return rules.apply(text, _table(), notes, "zh number: ")
