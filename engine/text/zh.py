@@ -77,6 +77,7 @@ _VERBISH_POS = ("v", "vn", "vd", "a", "ad", "an", "d", "i", "l")
 _WEIGHT_VERBS = ("达", "约", "逾", "超")  # 重达十斤: weighs (zhong4), not again
 _SLEEP_BEFORE = set("一个了午好睡懒大")  # 睡一觉, 睡个好觉, 午觉: a sleep (jiao4)
 _COUNT_AFTER = ("一下", "一遍", "一数", "了", "着", "过")  # 数一下, 数了数: count (shu3)
+_CHAR_CONTEXT = frozenset("只行着觉数调量了")  # the characters _char_context decides
 
 
 @dataclass
@@ -271,10 +272,14 @@ def _char_context(words: list[Word]) -> None:
     around them: measure words after a number (两只 zhi1, 一行字 hang2), 着 as reach (睡不着, 灯着了:
     zhao2), 觉 as a sleep (睡了一觉: jiao4), 数 as count (数一下, 数了数: shu3), 调 as adjust (调低:
     tiao2), 量 as measure (量一量: liang2), 不了 as a potential complement (吃不了: bu5 liao3)."""
+    text = "".join(w.text for w in words)
+    if _CHAR_CONTEXT.isdisjoint(text):
+        return
     chars = _chars(words)
-    text = "".join(w.text[i] for w, i in chars)
-    for k, (w, i) in enumerate(chars):
-        ch, prev, nxt = text[k], text[k - 1 : k], text[k + 1 : k + 2]
+    for k, ch in enumerate(text):
+        if ch not in _CHAR_CONTEXT:
+            continue
+        (w, i), prev, nxt = chars[k], text[k - 1 : k], text[k + 1 : k + 2]
         counted = bool(prev) and (prev in _NUMBER_CHARS or prev in "几每")
         if ch == "只" and (counted or prev and prev in "这那哪" and nxt not in "是有要能会在不想") and nxt and nxt not in PUNCT:
             w.set(i, "zhi1", "只: measure word after a number")
