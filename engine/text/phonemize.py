@@ -152,7 +152,7 @@ def _part(lang: str, chunk: str, lex: Lexicon | None, explain: bool = False) -> 
 def _reads_as_chinese(text: str, language: str) -> bool:
     if language in ("zh", "all_zh"):
         return True
-    if language != "auto":
+    if language != "auto" or text.isascii():
         return False
     has_han = any("\u4e00" <= c <= "\u9fff" for c in text)
     has_kana = any("\u3040" <= c <= "\u30ff" for c in text)
@@ -167,7 +167,7 @@ def _zh_word(w: zh.Word) -> WordReading:
 def _reads_as_japanese(text: str, language: str) -> bool:
     if language in ("ja", "all_ja"):
         return True
-    return language == "auto" and any("\u3040" <= c <= "\u30ff" for c in text)
+    return language == "auto" and not text.isascii() and any("\u3040" <= c <= "\u30ff" for c in text)
 
 
 def _with_lexicon_zh(norm: str, lex: Lexicon) -> tuple[list[str], list[int]]:

@@ -48,6 +48,8 @@ def split_tags(text: str) -> list[tuple[str | None, str]]:
 
 def by_script(text: str, mode: str) -> list[tuple[str, str]]:
     """Untagged text -> [(lang, text)] by script; mode is the requested language."""
+    if mode in ("en", "auto") and text.isascii() and any(c.isalpha() for c in text):
+        return [("en", text)]  # Latin letters, digits and punctuation only: one English run (fast path)
     has_kana = any(_script(c) == "kana" for c in text)
     han_lang = "ja" if mode in ("ja", "all_ja") or (mode in ("auto", "auto_yue") and has_kana) else "zh"
     if mode in ("yue", "all_yue", "auto_yue"):

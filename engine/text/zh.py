@@ -5,6 +5,7 @@ Segmentation is jieba's (its dictionary, word frequencies and part-of-speech tag
 the word graph, no HMM) and readings are pypinyin's phrase and character data, both read from the
 compiled trie of `text.store` so that nothing heavy is imported. On top: a context step for the
 polyphones whose reading the word alone does not decide (还, 为, 得, 地, 着, 只, 种, 数, 长, 教, 干, 重),
+a character-level step for those jieba glues to a number or to 不 (两只, 一行, 睡不着, 数一下, 一觉),
 the 一/不 rules by position, neutral-tone particles, third-tone chains across words, erhua.
 Every word carries where its reading came from (`Word.source`, `Word.rules`) for `gsvd g2p --explain`.
 """
@@ -45,7 +46,8 @@ _PHRASE_FIXES = {"还钱": "huan2 qian2", "还书": "huan2 shu1", "还给": "hua
                  "最为": "zui4 wei2", "甚为": "shen4 wei2", "颇为": "po1 wei2", "转为": "zhuan3 wei2",
                  "化为": "hua4 wei2", "译为": "yi4 wei2", "称之为": "cheng1 zhi1 wei2", "为止": "wei2 zhi3",
                  "因为": "yin1 wei4", "为了": "wei4 le5", "为什么": "wei4 shen2 me5", "行为": "xing2 wei2",
-                 "长得": "zhang3 de5", "长大": "zhang3 da4", "还有": "hai2 you3", "还是": "hai2 shi4"}
+                 "长得": "zhang3 de5", "长大": "zhang3 da4", "还有": "hai2 you3", "还是": "hai2 shi4",
+                 "还了得": "hai2 liao3 de2", "和面": "huo2 mian4", "和泥": "huo2 ni2"}
 # common words read with a neutral last syllable (现代汉语词典 轻声 entries) where pypinyin's phrase data
 # gives the citation tone
 NEUTRAL_WORDS = {"月亮", "东西", "知道", "事情", "明白", "衣服", "朋友", "先生", "告诉", "意思", "喜欢", "认识",
@@ -59,8 +61,11 @@ NEUTRAL_WORDS = {"月亮", "东西", "知道", "事情", "明白", "衣服", "�
                  "吩咐", "溜达", "张罗", "清静", "干净", "扫帚", "笤帚", "苍蝇", "蚂蚁", "刺猬", "核桃", "庄稼",
                  "芝麻", "棉花", "云彩", "风筝", "灯笼", "包袱", "被窝", "枕头", "馒头", "骨头", "舌头", "指头",
                  "念头", "跟头", "日头", "苗头", "甜头", "苦头", "看头", "想头", "奔头"}
+_CITATION_IN_COMPOUNDS = {"学生", "先生", "大夫", "功夫", "工夫", "部分", "过去", "出来", "起来", "回来", "下来", "上来",
+                          "进来", "过来", "出去", "下去", "上去", "进去", "回去"}  # 大学生 da4 xue2 sheng1
 _DIGIT_CHARS = set("零一二三四五六七八九")
-_NUMBER_OPS = ("加", "减", "乘", "除", "等", "比", "到", "至", "和", "是", "大", "小")
+_NUMBER_OPS = ("加", "减", "乘", "除", "等", "比", "到", "至", "和", "是", "大", "小", "又")
+_ORDINAL_NOUNS = ("楼", "年级")  # 一楼, 一年级: the first floor, the first grade (yi1)
 _MAGNITUDES = set("百千万亿")
 _NUMBER_CHARS = _DIGIT_CHARS | set("十百千万亿两点")
 _PARTICLES = {"的": "de", "了": "le", "着": "zhe", "过": "guo", "吗": "ma", "呢": "ne", "吧": "ba", "啊": "a",
@@ -69,6 +74,10 @@ _DEGREE = set("很太真好多最更挺极较越特非")
 _RESULTS = set("大小高低好整成到回亮暗快慢")  # results after 调 (adjust)
 _SCORE_OPS = set("比乘除减")  # 一 after these is a number
 _VERBISH_POS = ("v", "vn", "vd", "a", "ad", "an", "d", "i", "l")
+_WEIGHT_VERBS = ("达", "约", "逾", "超")  # 重达十斤: weighs (zhong4), not again
+_SLEEP_BEFORE = set("一个了午好睡懒大")  # 睡一觉, 睡个好觉, 午觉: a sleep (jiao4)
+_COUNT_AFTER = ("一下", "一遍", "一数", "了", "着", "过")  # 数一下, 数了数: count (shu3)
+_CHAR_CONTEXT = frozenset("只行着觉数调量了")  # the characters _char_context decides
 
 
 @dataclass
@@ -186,6 +195,7 @@ def analyze(norm: str) -> list[Word]:
             py, src = _reading(w)
             words.append(Word(w, pos, py, src))
     _context(words)
+    _char_context(words)
     _inner_particles(words)
     _yi_bu(words)
     _neutral(words)
@@ -217,13 +227,13 @@ def _context(words: list[Word]) -> None:
         ntext, npos = (nxt.text, nxt.pos) if not _is_punct(nxt) else ("", "")
         ch, last = w.text, ptext[-1:] or "\0"
         if ch == "还":
-            back = npos[:1] in ("n", "r") or ntext[:1] in ("给", "清", "回", "钱", "书") or last in "归偿退奉交送"
+            back = npos[:1] in ("n", "r") or ntext[:1] in ("给", "清", "回", "钱", "书", "了") or last in "归偿退奉交送"
             w.set(0, "huan2" if back and ntext not in ("是", "有", "要", "在", "会", "没") else "hai2", "还: return/still by context")
         elif ch == "为":
             as_ = last in "约分称视改变选评定列转化译作成认以更较极最甚颇" or ntext[:1] == "止"
             w.set(0, "wei2" if as_ else "wei4", "为: as/for by context")
         elif ch == "得":
-            if ppos[:1] == "r" and npos[:1] == "v":
+            if ppos[:1] == "r" and (npos[:1] == "v" or npos[:1] == "d" and ntext[:1] not in _DEGREE):
                 w.set(0, "dei3", "得: must (pronoun + 得 + verb)")
             elif ptext and (ppos.startswith(_VERBISH_POS) or ntext[:1] in _DEGREE or npos[:1] in ("a", "d")):
                 w.set(0, "de5", "得: structural particle after a verb")
@@ -241,6 +251,8 @@ def _context(words: list[Word]) -> None:
             w.set(0, "zhong4", "种: plant (verb before a noun)")
         elif ch == "数" and (npos[:1] in ("n", "m", "r") or ntext == "一"):
             w.set(0, "shu3", "数: count (verb before an object)")
+        elif ch == "长" and ntext[:1] in ("着", "出", "满") and last not in _DEGREE:
+            w.set(0, "zhang3", "长: grow (before 着/出/满)")
         elif ch == "长" and (last in _DEGREE or not ntext or npos[:1] in ("u", "y")):
             w.set(0, "chang2", "长: long (adjective)")
         elif ch == "教" and npos[:1] in ("r", "n", "v"):
@@ -249,10 +261,47 @@ def _context(words: list[Word]) -> None:
             w.set(0, "gan1", "干: dry (adjective)")
         elif ch == "调" and (ntext[:1] in _RESULTS or npos[:1] == "a"):
             w.set(0, "tiao2", "调: adjust (before its result)")
-        elif ch == "重" and npos[:1] == "v" and last not in _DEGREE:
+        elif ch == "重" and npos[:1] == "v" and last not in _DEGREE and ntext not in _WEIGHT_VERBS:
             w.set(0, "chong2", "重: again (before a verb)")
         elif ch == "了" and ptext and ntext == "" and ppos[:1] == "v" and ptext in ("受不", "得"):
             w.set(0, "liao3", "了: able (verb complement)")
+
+
+def _char_context(words: list[Word]) -> None:
+    """Polyphones that jieba glues to a number or to 不 inside a bigger word, decided by the characters
+    around them: measure words after a number (两只 zhi1, 一行字 hang2), 着 as reach (睡不着, 灯着了:
+    zhao2), 觉 as a sleep (睡了一觉: jiao4), 数 as count (数一下, 数了数: shu3), 调 as adjust (调低:
+    tiao2), 量 as measure (量一量: liang2), 不了 as a potential complement (吃不了: bu5 liao3)."""
+    text = "".join(w.text for w in words)
+    if _CHAR_CONTEXT.isdisjoint(text):
+        return
+    chars = _chars(words)
+    for k, ch in enumerate(text):
+        if ch not in _CHAR_CONTEXT:
+            continue
+        (w, i), prev, nxt = chars[k], text[k - 1 : k], text[k + 1 : k + 2]
+        counted = bool(prev) and (prev in _NUMBER_CHARS or prev in "几每")
+        if ch == "只" and (counted or prev and prev in "这那哪" and nxt not in "是有要能会在不想") and nxt and nxt not in PUNCT:
+            w.set(i, "zhi1", "只: measure word after a number")
+        elif ch == "行" and counted and nxt != "人" and nxt not in _NUMBER_CHARS and _base(w.pinyin[i]) == "xing" \
+                and w.text != "五行":
+            w.set(i, "hang2", "行: a line (measure word after a number)")
+        elif ch == "着" and _base(w.pinyin[i]) == "zhe" and (nxt == "了" or prev == "不" and k >= 2):
+            w.set(i, "zhao2", "着: reach/ignite (着了, V不着)")
+        elif ch == "觉" and _base(w.pinyin[i]) == "jue" and len(w.text) == 1 and prev in _SLEEP_BEFORE:
+            w.set(i, "jiao4", "觉: a sleep (after a number or 睡)")
+        elif ch == "数" and i == 0 and (text.startswith(_COUNT_AFTER, k + 1)
+                                      or prev == "了" and text[k - 2 : k - 1] == "数"):
+            w.set(i, "shu3", "数: count (verb before 一下/了)")
+        elif ch == "量" and len(w.text) == 1 and (nxt and nxt in "一了下过着" or prev == "量" or text[k - 2 : k] == "量一"):
+            w.set(i, "liang2", "量: measure (verb before 一/了/下)")
+        elif ch == "调" and i == 0 and len(w.text) == 2 and w.source == "pypinyin char" and nxt in _RESULTS:
+            w.set(i, "tiao2", "调: adjust (before its result)")
+        elif ch == "了" and w.text in ("了", "不了") and prev == "不" and k >= 2 and text[k - 2] not in PUNCT \
+                and nxt != "了":
+            w.set(i, "liao3", "了: able (potential complement V不了)")
+            pw, pi = chars[k - 1]
+            pw.set(pi, "bu5", "不: potential complement, neutral")
 
 
 _ASPECT_VERBS = set("去来见吃看听做用说想玩学试到住喝买坐遇碰读写走跑唱画")
@@ -296,20 +345,26 @@ def _yi_bu(words: list[Word]) -> None:
         if ch == "不":
             if prev and prev == nxt and prev not in PUNCT:
                 w.set(i, "bu5", "不: A-not-A question, neutral")
-            elif _tone(w.pinyin[i]) == "5" and w.source.startswith("pypinyin phrase"):
+            elif _tone(w.pinyin[i]) == "5" and (w.source.startswith("pypinyin phrase") or any("不: potential" in r for r in w.rules)):
                 continue  # 对不起, 来不及: the phrase's neutral 不
+            elif prev and prev not in PUNCT and nxt == "着" and _base(after) == "zhao":
+                w.set(i, "bu5", "不: potential complement, neutral")
             else:
                 w.set(i, "bu2" if follow == "4" else "bu4", "不: bu2 before a 4th tone, else bu4")
             continue
         word_final = i == len(w.text) - 1 and (len(w.text) > 1 or not follow)
         if prev and prev == nxt and prev not in PUNCT and prev not in _NUMBER_CHARS:
             w.set(i, "yi5", "一: between a reduplicated verb, neutral")
-        elif prev == "第" or (prev in _SCORE_OPS and len(w.text) == 1) or (prev in _NUMBER_CHARS and nxt not in _MAGNITUDES) or prev in _MAGNITUDES and nxt == "十":
+        elif prev == "第" and nxt not in _MAGNITUDES or (prev in _SCORE_OPS and len(w.text) == 1) or (prev in _NUMBER_CHARS and nxt not in _MAGNITUDES) or prev in _MAGNITUDES and nxt == "十":
             w.set(i, "yi1", "一: in a number or ordinal, yi1")
         elif nxt in _DIGIT_CHARS or (nxt == "点" and text[k + 2 : k + 3] in _DIGIT_CHARS) or nxt == "十":
             w.set(i, "yi1", "一: a digit, yi1")
         elif nxt in ("月", "号") or (nxt == "日" and prev == "月"):
             w.set(i, "yi1", "一: a date, yi1")
+        elif text.startswith(_ORDINAL_NOUNS, k + 1) or nxt in "对比" and text[k + 2 : k + 3] in _DIGIT_CHARS:
+            w.set(i, "yi1", "一: an ordinal or a score (一楼, 一对一), yi1")
+        elif text.startswith(("不等于", "约等于"), k + 1):
+            w.set(i, "yi1", "一: a number in a comparison, yi1")
         elif nxt in _NUMBER_OPS and len(w.text) == 1 and (not prev or prev in PUNCT or prev in _NUMBER_OPS
                                                           or prev in _NUMBER_CHARS):
             w.set(i, "yi1", "一: a number in arithmetic or a comparison, yi1")
@@ -326,6 +381,8 @@ def _neutral(words: list[Word]) -> None:
     for k, w in enumerate(words):
         if w.text in NEUTRAL_WORDS:
             w.set(len(w.text) - 1, _base(w.pinyin[-1]) + "5", "neutral-tone word (dictionary list)")
+        elif len(w.text) >= 3 and w.text[-2:] in NEUTRAL_WORDS and w.text[-2:] not in _CITATION_IN_COMPOUNDS:
+            w.set(len(w.text) - 1, _base(w.pinyin[-1]) + "5", "ends in a neutral-tone word (男朋友, 洗衣服)")
         if len(w.text) == 1 and w.text in _PARTICLES and _base(w.pinyin[0]) == _PARTICLES[w.text]:
             if w.text != "们" or k:
                 w.set(0, _PARTICLES[w.text] + "5", "particle: neutral tone")

@@ -4,6 +4,7 @@ lexicon cache, the offline OOV model, and fuzzing over any Unicode input."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gsvd.engine.errors import GsvdError, InvalidInput
-from gsvd.engine.text import en_oov, numbers_zh, phonemize, split_text, store
+from gsvd.engine.text import en_oov, numbers_zh, phonemize, rules, split_text, store
 from gsvd.engine.text.symbols import symbols
 
 
@@ -108,6 +109,23 @@ def test_oov_model_runs_offline_without_nltk():
 ])
 def test_zh_integer_reader(digits, words):
     assert numbers_zh.integer(digits) == words
+
+
+def test_rules_run_only_when_the_text_has_a_character_they_need():
+    calls: list[str] = []
+
+    def mark(m: re.Match) -> str:
+        calls.append(m.group(0))
+        return "#"
+
+    table = [("digit", re.compile(r"\d"), mark, rules.DIGITS), ("b, given a %", re.compile("b"), mark, "%"),
+             ("any a", re.compile("a"), mark)]
+    notes: rules.Notes = []
+    assert rules.apply("a1b", table, notes, "t: ") == "##b"  # no % in the text: the b rule is skipped
+    assert calls == ["1", "a"] and notes == [("t: digit", "1", "#"), ("t: any a", "a", "#")]
+    calls.clear()
+    assert rules.apply("ab%", table) == "##%"
+    assert calls == ["b", "a"]
 
 
 _TABLE = {v: len(symbols(v)) for v in ("v1", "v2")}
