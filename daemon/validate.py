@@ -51,7 +51,8 @@ def check_text(text: object, limit: int, field: str = "text") -> str:
 
 
 class TextBudget:
-    """The text limit over the pieces of one streamed request (their total, not each piece)."""
+    """The text limit over the pieces of one streamed request (their total, not each piece). An empty piece
+    counts as one character: pieces wait in a queue while the engine speaks, and free ones could fill it."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.used = limit, 0
@@ -59,7 +60,7 @@ class TextBudget:
     def add(self, piece: object, field: str = "text") -> str:
         if not isinstance(piece, str):
             raise InvalidInput(f"{field} must be a string", field)
-        self.used += len(piece)
+        self.used += max(1, len(piece))
         if self.used > self.limit:
             raise InvalidInput(f"streamed text exceeds the limit of {self.limit} characters", field)
         return piece

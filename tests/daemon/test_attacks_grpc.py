@@ -238,6 +238,8 @@ def test_text_limit_counts_the_streamed_total(armed, stub):
     err = error_of(lambda: stub.StreamingSynthesize(_streaming(cfg, *["abc " * 20] * 5), metadata=md(USER),
                                                     timeout=30))
     assert err.code() == C.INVALID_ARGUMENT and "limit of 300" in err.details()
+    err = error_of(lambda: stub.StreamingSynthesize(_streaming(cfg, *[""] * 400), metadata=md(USER), timeout=30))
+    assert err.code() == C.INVALID_ARGUMENT and "limit of 300" in err.details()  # empty pieces are not free
     err = error_of(lambda: stub.Synthesize(_synth("a" * 301), metadata=md(USER), timeout=30))
     assert err.code() == C.INVALID_ARGUMENT and "limit is 300" in err.details()
     no_slot_held(armed)

@@ -105,6 +105,19 @@ def test_open_routes_change_nothing_and_reveal_nothing(armed):
 # ------------------------------------------------------------------------------------------ bodies
 
 
+@pytest.mark.parametrize("path, status", [
+    ("../outside/alice", 400), ("/etc", 400), ("alice/../../x", 400), ("alice\0", 400), ("a" * 5000, 400),
+    ("~/voices/alice", 404), ("\u202ealice", 404), ("%2e%2e/alice", 404), ("alice/voice.toml", 400), (".", 400),
+    ("", 400),
+], ids=["dotdot", "absolute", "inner-dotdot", "nul", "long", "tilde", "rtl", "encoded", "file", "root", "empty"])
+def test_bundle_paths_cannot_leave_the_voices_folder(armed, path, status):
+    got, head, body = request(armed, "POST", "/v1/voices", {"bundle_path": path, "name": "escape"}, token=ADMIN)
+    error = json_error(got, head, body)
+    assert got == status, (path[:40], got, error)
+    assert_clean(error["message"], armed)
+    assert "escape" not in {v["name"] for v in json.loads(request(armed, "GET", "/v1/voices")[2])["voices"]}
+
+
 @pytest.mark.parametrize("data, needle", [
     (b"[" * 100_000, "nested too deeply"),
     (b'{"a":' * 50_000, "nested too deeply"),

@@ -169,6 +169,13 @@ def test_a_ping_flood_does_not_stop_the_stream(armed):
     no_slot_held(armed)
 
 
+def test_a_flood_of_empty_pieces_meets_the_text_limit(armed):
+    """Empty text messages are not free: each counts as a character of the 300-character limit."""
+    frames, _ = ws_session(armed, [CFG, *[{"text": ""}] * 400, {"end": True}], headers=auth(USER))
+    assert frames[-1]["type"] == "error" and "limit of 300" in frames[-1]["message"], types(frames)[-3:]
+    no_slot_held(armed)
+
+
 def test_one_socket_carries_one_stream(armed):
     """A second config on the same socket is not a second stream: one start, one end, one slot."""
     second = {"voice": "bob", "options": {**OPTS, "seed": 2}}
