@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import aiohttp
 import numpy as np
+import pytest
 
 from .conftest import start_daemon
 
@@ -65,6 +66,23 @@ def armed_daemon(root, **settings):
                 audit_log=str(root / "audit.jsonl"), runs_dir=str(root / "runs"), slow_reader_timeout_s=2.0,
                 idle_input_timeout_s=2.0, header_timeout_s=1.0, body_timeout_s=1.0, max_text_chars=300)
     return start_daemon(root, **{**base, **settings})
+
+
+def daemon_fixture(name: str, armed: bool = True, prepare=None, **settings):
+    """A module-scoped fixture: `armed_daemon` (or, with armed=False, a tokenless --no-auth daemon with the
+    gateway and 3 slots) in a fresh folder that `prepare(root)` may fill first."""
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory):
+        root = tmp_path_factory.mktemp(name)
+        if prepare is not None:
+            prepare(root)
+        running = armed_daemon(root, **settings) if armed else start_daemon(root, **{"http_port": 0,
+                                                                                      "max_streams": 3, **settings})
+        yield running
+        running.stop()
+
+    return fixture
 
 
 def auth(token: str | None) -> dict[str, str]:

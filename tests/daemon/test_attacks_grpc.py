@@ -16,18 +16,14 @@ import pytest
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
-from .attacks import ADMIN, OPTS, USER, armed_daemon, assert_clean, no_slot_held
+from .attacks import ADMIN, OPTS, USER, assert_clean, daemon_fixture, no_slot_held
 from .conftest import CONSENT
 
 C = grpc.StatusCode
 OUT = pb.OutputConfig(encoding=pb.PCM_S16LE)
 
 
-@pytest.fixture(scope="module")
-def armed(tmp_path_factory):
-    running = armed_daemon(tmp_path_factory.mktemp("attacks_grpc"))
-    yield running
-    running.stop()
+armed = daemon_fixture("attacks_grpc")
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from .attacks import (
     TOKENS,
     USER,
     LogCapture,
-    armed_daemon,
     assert_clean,
+    daemon_fixture,
     json_error,
     multipart,
     no_slot_held,
@@ -27,28 +27,18 @@ from .attacks import (
     request,
     upload_form,
 )
-from .conftest import start_daemon
 
 SPEECH = {"input": "Hello there.", "voice": "alice", "response_format": "pcm"}
 
 
-@pytest.fixture(scope="module")
-def armed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("attacks_http")
+def _a_run(root) -> None:
     (root / "runs" / "r1").mkdir(parents=True)
     (root / "runs" / "r1" / "run.json").write_text('{"name": "r1"}')
-    running = armed_daemon(root)
-    yield running
-    running.stop()
 
 
-@pytest.fixture(scope="module")
-def open_daemon(tmp_path_factory):
-    """No tokens and --no-auth on loopback: the set-up a web page must not be able to drive."""
-    running = start_daemon(tmp_path_factory.mktemp("attacks_open"), http_port=0, max_streams=3,
-                           allowed_origins="https://console.example")
-    yield running
-    running.stop()
+armed = daemon_fixture("attacks_http", prepare=_a_run)
+# no tokens and --no-auth on loopback: the set-up a web page must not be able to drive
+open_daemon = daemon_fixture("attacks_open", armed=False, allowed_origins="https://console.example")
 
 
 # ------------------------------------------------------------------------------------------ auth

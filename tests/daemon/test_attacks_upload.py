@@ -18,15 +18,10 @@ import soundfile as sf
 from gsvd.v1 import gsvd_pb2 as pb
 from gsvd.v1 import gsvd_pb2_grpc as pbg
 
-from .attacks import ADMIN, USER, armed_daemon, json_error, no_slot_held, request, upload_form
+from .attacks import ADMIN, USER, daemon_fixture, json_error, no_slot_held, request, upload_form
 from .conftest import CONSENT
 
-
-@pytest.fixture(scope="module")
-def armed(tmp_path_factory):
-    running = armed_daemon(tmp_path_factory.mktemp("attacks_upload"), max_message_mb=4)
-    yield running
-    running.stop()
+armed = daemon_fixture("attacks_upload", max_message_mb=4)
 
 
 def _clip(seconds: float, rate: int, channels: int = 1) -> np.ndarray:

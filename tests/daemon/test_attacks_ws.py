@@ -13,24 +13,23 @@ import json
 import aiohttp
 import pytest
 
-from .attacks import ADMIN, OPTS, USER, LogCapture, armed_daemon, assert_clean, auth, no_slot_held, ws_session
-from .conftest import start_daemon
+from .attacks import (
+    ADMIN,
+    OPTS,
+    USER,
+    LogCapture,
+    assert_clean,
+    auth,
+    daemon_fixture,
+    no_slot_held,
+    ws_session,
+)
 
 CFG = {"voice": "alice", "options": OPTS}
 
 
-@pytest.fixture(scope="module")
-def armed(tmp_path_factory):
-    running = armed_daemon(tmp_path_factory.mktemp("attacks_ws"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def open_daemon(tmp_path_factory):
-    running = start_daemon(tmp_path_factory.mktemp("attacks_ws_open"), http_port=0, max_streams=3)
-    yield running
-    running.stop()
+armed = daemon_fixture("attacks_ws")
+open_daemon = daemon_fixture("attacks_ws_open", armed=False)
 
 
 def bearer_protocol(token: str) -> str:
