@@ -90,8 +90,10 @@ def auth(token: str | None) -> dict[str, str]:
 
 
 def request(running, method: str, path: str, body: bytes | dict | None = None, token: str | None = USER,
-            headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, dict, bytes]:
-    """(status, headers, body) of one HTTP call to the gateway (http.client: headers exactly as given)."""
+            headers: dict[str, str] | None = None, timeout: float = 60, head_only: bool = False
+            ) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of one HTTP call to the gateway (http.client: headers exactly as given); with
+    `head_only` the body is cut after its first bytes and the connection closed (a stream's slot is freed)."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     conn = http.client.HTTPConnection("127.0.0.1", running.daemon.http_port, timeout=timeout)
     try:
@@ -99,7 +101,7 @@ def request(running, method: str, path: str, body: bytes | dict | None = None, t
                 **(headers or {})}
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(64) if head_only else resp.read()
     finally:
         conn.close()
 

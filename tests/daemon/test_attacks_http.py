@@ -29,6 +29,7 @@ from .attacks import (
 )
 
 SPEECH = {"input": "Hello there.", "voice": "alice", "response_format": "pcm"}
+STREAMED = {**SPEECH, "stream": True}  # its answer's head comes with the first audio
 
 
 def _a_run(root) -> None:
@@ -213,7 +214,8 @@ def test_content_type_confusion(armed):
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert urlencoded[0] == 400 and json_error(*urlencoded)["code"] == "INVALID_ARGUMENT"
     # a non-browser client that labels its JSON text/plain is served (browsers are held by the origin check)
-    plain = request(armed, "POST", "/v1/audio/speech", json.dumps(SPEECH).encode(), headers={"Content-Type": "text/plain"})
+    plain = request(armed, "POST", "/v1/audio/speech", json.dumps(STREAMED).encode(),
+                    headers={"Content-Type": "text/plain"}, head_only=True)
     assert plain[0] == 200 and len(plain[2]) > 0
     no_slot_held(armed)
 
@@ -288,20 +290,21 @@ def test_slow_bodies_get_408(armed, path, token, ctype):
 
 
 def test_more_requests_than_slots_get_429(armed):
+    """Nine streamed requests at once on three slots: three stream (held open until closed), six get 429 JSON."""
     import aiohttp
 
     async def run():
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {USER}"}) as s:
-            async def one(i):
-                body = {**SPEECH, "input": f"Request {i} keeps talking. " * 4}
-                async with s.post(f"http://127.0.0.1:{armed.daemon.http_port}/v1/audio/speech", json=body) as r:
-                    return r.status, await r.read()
+            url = f"http://127.0.0.1:{armed.daemon.http_port}/v1/audio/speech"
+            responses = await asyncio.gather(*[s.post(url, json={**SPEECH, "stream": True}) for _ in range(9)])
+            out = [(r.status, await (r.content.read(64) if r.status == 200 else r.read())) for r in responses]
+            for r in responses:
+                r.close()
+            return out
 
-            return await asyncio.gather(*[one(i) for i in range(9)])
-
-    results = asyncio.run(run())
-    statuses = [s for s, _ in results]
-    assert set(statuses) <= {200, 429} and 429 in statuses and 200 in statuses, statuses
+    results = asyncio.run(asyncio.wait_for(run(), 60))
+    statuses = sorted(s for s, _ in results)
+    assert statuses == [200] * 3 + [429] * 6, statuses
     assert all(json.loads(b)["error"]["code"] == "RESOURCE_EXHAUSTED" for s, b in results if s == 429)
     no_slot_held(armed)
 
@@ -370,9 +373,9 @@ def test_dns_rebinding_is_refused_on_a_loopback_bind(open_daemon):
 def test_api_answers_are_not_cached(armed):
     for method, path, body, token in (("GET", "/v1/voices", None, USER), ("GET", "/v1/server", None, USER),
                                       ("GET", "/v1/runs", None, USER), ("GET", "/v1/runs/r1", None, USER),
-                                      ("GET", "/v1/voices", None, None), ("POST", "/v1/audio/speech", SPEECH, USER),
+                                      ("GET", "/v1/voices", None, None), ("POST", "/v1/audio/speech", STREAMED, USER),
                                       ("GET", "/v1/nothing", None, USER)):
-        status, head, _ = request(armed, method, path, body, token=token)
+        status, head, _ = request(armed, method, path, body, token=token, head_only=True)
         assert "no-store" in head.get("cache-control", ""), (method, path, status, head)
 
 

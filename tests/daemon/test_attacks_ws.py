@@ -204,23 +204,27 @@ def test_closing_mid_stream_frees_the_slot_without_a_traceback(armed, when):
 
 
 def test_more_sockets_than_slots(armed):
+    """Eight sockets at once on three slots (each holds its stream open until all have their first frame): three
+    start and end normally, five get a RESOURCE_EXHAUSTED error frame and nothing else."""
     async def run():
         async with aiohttp.ClientSession(headers=auth(USER)) as s:
-            async def one(i):
-                async with s.ws_connect(f"http://127.0.0.1:{armed.daemon.http_port}/v1/ws") as ws:
-                    await ws.send_json({**CFG, "options": {**OPTS, "seed": i, "max_new_tokens": 60}})
-                    await ws.send_json({"text": f"Socket {i} keeps talking. " * 3})
+            url = f"http://127.0.0.1:{armed.daemon.http_port}/v1/ws"
+            sockets = await asyncio.gather(*[s.ws_connect(url) for _ in range(8)])
+            for i, ws in enumerate(sockets):
+                await ws.send_json({**CFG, "options": {**OPTS, "seed": i}})
+            firsts = [json.loads((await ws.receive(timeout=30)).data) for ws in sockets]
+            ends = []
+            for ws, first in zip(sockets, firsts, strict=True):
+                if first["type"] == "start":
+                    await ws.send_json({"text": "Hi."})
                     await ws.send_json({"end": True})
-                    kinds = []
-                    async for msg in ws:
-                        if msg.type == aiohttp.WSMsgType.TEXT:
-                            kinds.append(json.loads(msg.data))
-                    return kinds[-1]["code"] if kinds[-1]["type"] == "error" else kinds[-1]["type"]
+                    frames = [json.loads(m.data) async for m in ws if m.type == aiohttp.WSMsgType.TEXT]
+                    ends.append(frames[-1]["type"])
+                await ws.close()
+            return [f["type"] if f["type"] == "start" else f["code"] for f in firsts], ends
 
-            return await asyncio.gather(*[one(i) for i in range(8)])
-
-    ends = asyncio.run(asyncio.wait_for(run(), 120))
-    assert set(ends) <= {"end", "RESOURCE_EXHAUSTED"} and "RESOURCE_EXHAUSTED" in ends and "end" in ends, ends
+    firsts, ends = asyncio.run(asyncio.wait_for(run(), 120))
+    assert sorted(firsts) == ["RESOURCE_EXHAUSTED"] * 5 + ["start"] * 3 and ends == ["end"] * 3, (firsts, ends)
     no_slot_held(armed)
 
 
