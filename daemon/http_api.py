@@ -304,7 +304,7 @@ async def read_form(request: web.Request, config: DaemonConfig):
     InvalidInput naming what is wrong."""
     try:
         return await _bounded(request.post(), config)
-    except (ValueError, AssertionError, LookupError) as exc:  # no boundary, bad UTF-8, an unknown charset, no end
+    except (ValueError, LookupError) as exc:  # no boundary, bad UTF-8, an unknown charset (LookupError), no end
         raise InvalidInput(f"the body is not a valid multipart form ({type(exc).__name__}: {exc})"[:300],
                            "body") from None
 

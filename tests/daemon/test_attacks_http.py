@@ -138,7 +138,8 @@ def test_bodies_past_the_limit_are_413_json(armed):
 
 
 @pytest.mark.parametrize("case", ["no-boundary", "empty-boundary", "latin1-field", "rate-huge", "rate-negative",
-                                  "rate-text", "rate-float", "audio-as-text", "unterminated", "garbage"])
+                                  "rate-text", "rate-float", "audio-as-text", "unterminated", "garbage",
+                                  "unknown-charset"])
 def test_broken_upload_forms_are_400_json(armed, case):
     ok_form, ok_type = upload_form(encoding="pcm_s16le", sample_rate="16000",
                                    audio=(np.zeros(16000 * 4, "<i2")).tobytes())
@@ -153,6 +154,8 @@ def test_broken_upload_forms_are_400_json(armed, case):
         "audio-as-text": multipart({"name": "zs", "base_voice": "alice", "audio": "not a file", **CONSENT_FORM}),
         "unterminated": (ok_form[: len(ok_form) // 2], ok_type),
         "garbage": (b"\xff" * 1000, ok_type),
+        "unknown-charset": (b'--b\r\nContent-Disposition: form-data; name="name"\r\nContent-Type: text/plain; '
+                            b'charset=no-such-codec\r\n\r\nzs\r\n--b--\r\n', "multipart/form-data; boundary=b"),
     }[case]
     with LogCapture() as logs:
         status, head, body = request(armed, "POST", "/v1/voices", data, token=ADMIN, headers={"Content-Type": ctype})
