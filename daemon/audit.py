@@ -15,6 +15,9 @@ certificate), `peer` the client's address.
 
 The file is rotated by size (`logging.handlers.RotatingFileHandler`: PATH.1 is the newest old file,
 `audit_log_backups` are kept); a line is flushed as it is written. Without a path nothing is written.
+What a caller sent (a voice name, a bundle path, a message quoting them) is kept to `MAX_FIELD_CHARS` per field:
+refused calls are recorded too, so a caller without a token could otherwise write megabytes a line and rotate
+the other entries away.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gsvd.daemon.errors import message_for, status_for
+from gsvd.daemon.errors import message_for, shorten, status_for
 from gsvd.engine.errors import GsvdError
 
 log = logging.getLogger("gsvd.daemon")
+MAX_FIELD_CHARS = 512
 
 _RDN = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
         "stateOrProvinceName": "ST", "localityName": "L", "emailAddress": "emailAddress", "domainComponent": "DC",
@@ -118,10 +122,11 @@ class AuditLog:
         now = _dt.datetime.now(_dt.UTC)
         entry = {"time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z", "event": event}
         if voice:
-            entry["voice"] = voice
+            entry["voice"] = shorten(voice, MAX_FIELD_CHARS)
         entry["result"] = result
-        entry.update(caller.fields())
-        entry.update({k: v for k, v in details.items() if v not in (None, "")})
+        entry.update({k: shorten(v, MAX_FIELD_CHARS) for k, v in caller.fields().items()})
+        entry.update({k: shorten(v, MAX_FIELD_CHARS) if isinstance(v, str) else v for k, v in details.items()
+                      if v not in (None, "")})
         line = json.dumps(entry, ensure_ascii=False, default=str)
         self._handler.handle(logging.LogRecord("gsvd.audit", logging.INFO, __file__, 0, line, None, None))
 

@@ -34,6 +34,9 @@ def serve(
     http_port: int | None = typer.Option(None, "--http-port", help="HTTP/WebSocket gateway port (-1 off, 0 any); "
                                          "the web console is at its /."),
     runs_dir: str | None = typer.Option(None, "--runs-dir", help="Folder of `gsvd train` runs the console shows."),
+    allowed_origins: str | None = typer.Option(
+        None, "--allowed-origins", help="Comma-separated origins (https://app.example) whose web pages may call the "
+        "HTTP gateway from a browser; other sites' pages are refused (403). '*': any."),
     grace: float | None = typer.Option(None, "--grace", help="Seconds streams in flight get to finish on SIGTERM "
                                        "(new requests are refused at once); then they are cancelled."),
     frontend_workers: int | None = typer.Option(
@@ -88,7 +91,8 @@ def serve(
                                 max_streams=max_streams, token=token, admin_token=admin_token, token_file=token_file,
                                 admin_token_file=admin_token_file, no_auth=no_auth or None, tls_cert=tls_cert,
                                 tls_key=tls_key, tls_client_ca=tls_client_ca, metrics_port=metrics_port,
-                                http_port=http_port, runs_dir=runs_dir, frontend_workers=frontend_workers,
+                                http_port=http_port, runs_dir=runs_dir, allowed_origins=allowed_origins,
+                                frontend_workers=frontend_workers,
                                 grace_s=grace, pin_voices=",".join(pin) if pin else None,
                                 gpu_memory_fraction=gpu_memory_fraction, gpu_memory_gib=gpu_memory_gib,
                                 kv_cache_gib=kv_cache_gib, allow_unconsented_voices=allow_unconsented_voices or None,

@@ -6,6 +6,11 @@ text limit (at most the engine's `MAX_TEXT_CHARS`, which is also the default), t
 `ps`; GSVD_TOKEN / GSVD_ADMIN_TOKEN come through the environment layer), `no_auth` (only on
 a loopback bind, never with a token) and the TLS files (both of cert and key, readable, one pair).
 
+Slow and foreign clients of the HTTP gateway: `header_timeout_s` (a request's headers must arrive within it from
+the connection's start or the previous answer, which also closes idle keep-alive connections), `body_timeout_s` (the
+body must then arrive within it: HTTP 408), and `allowed_origins` (web pages of other sites that may call the gateway
+from a browser, see `daemon/origins.py`; `origins()` gives them normalized).
+
 Responsible use: `allow_unconsented_voices` (off: voices need a consent record), the audit log (`audit_log`,
 its folder must exist; size and count of the rotated files), the watermark (`watermark`, a private key from
 `watermark_key`/`watermark_key_file` like the tokens, `watermark_daemon_id`; `watermark_config()` is the
@@ -61,6 +66,9 @@ class DaemonConfig:
     admin_token_file: str = ""
     no_auth: bool = False  # open admin calls without a token; loopback binds only
     idle_input_timeout_s: float = 60.0  # a text-streaming session whose input stays silent this long is ended
+    header_timeout_s: float = 10.0  # HTTP: a request's headers must arrive within this (slowloris); idle keep-alive
+    body_timeout_s: float = 60.0  # HTTP: a request's body must arrive within this once its headers did (HTTP 408)
+    allowed_origins: str = ""  # comma-separated origins (https://app.example) whose pages may call the gateway; "*" any
     stream_buffer_chunks: int = 64  # audio chunks queued towards one client before synthesis waits for it
     send_buffer_kb: int = 256  # kernel send buffer of a streaming HTTP/WebSocket connection (0: the OS default)
     tls_cert: str = ""
@@ -124,7 +132,8 @@ class DaemonConfig:
 
     def _check_stream_limits(self) -> None:
         """Timeouts and buffers of a stream (see daemon/streaming.py): a zero or negative one would cut every stream."""
-        for key in ("slow_reader_timeout_s", "default_deadline_s", "idle_input_timeout_s"):
+        for key in ("slow_reader_timeout_s", "default_deadline_s", "idle_input_timeout_s", "header_timeout_s",
+                    "body_timeout_s"):
             if not getattr(self, key) > 0:
                 raise InvalidInput(f"{key} must be > 0; got {getattr(self, key)}", key)
         for key, low in (("grace_s", 0), ("stream_buffer_chunks", 1), ("send_buffer_kb", 0)):
@@ -138,6 +147,10 @@ class DaemonConfig:
         return RuntimeConfig.load(self.runtime_table, getattr(self, "_env", None), device=self.device,
                                   dtype=self.dtype, max_streams=self.max_streams, queue_limit=self.queue_limit,
                                   **self.runtime_flags)
+
+    def origins(self) -> tuple[str, ...]:
+        """`allowed_origins` as normalized origins (`scheme://host[:port]`, lower case), or ("*",)."""
+        return _origins(self.allowed_origins)
 
     def pinned_voices(self) -> tuple[str, ...]:
         """The `Engine(pinned_voices=...)` argument: the names in `pin_voices`."""
@@ -201,6 +214,7 @@ class DaemonConfig:
                 raise InvalidInput(f"no_auth is accepted only on a loopback bind (127.0.0.1, ::1, localhost); "
                                    f"host is {self.host!r}: set --admin-token instead", "no_auth")
         self.tls()
+        self.origins()
         self._check_responsible_use()
 
     def _check_responsible_use(self) -> None:
@@ -253,6 +267,28 @@ _bool.__name__ = "bool"
 def _port_range(name: str, value: int, low: int, meaning: str) -> None:
     if not low <= value <= 65535:
         raise InvalidInput(f"{name} must be a TCP port 1-65535 ({meaning}); got {value}", name)
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    """Each entry of `allowed_origins` checked and normalized (a browser's Origin: scheme, host, port, no path)."""
+    from urllib.parse import urlsplit
+
+    entries = tuple(e.strip() for e in text.split(",") if e.strip())
+    if "*" in entries:
+        return ("*",)
+    out = []
+    for entry in entries:
+        try:
+            parts = urlsplit(entry)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or \
+                parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+            raise InvalidInput(f"allowed_origins: {entry!r} is not an origin (scheme://host[:port], e.g. "
+                               "https://app.example), or '*'", "allowed_origins")
+        out.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(out)
 
 
 def _token(value: str, file: str, name: str) -> str:

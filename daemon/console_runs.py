@@ -2,7 +2,8 @@
 report, the test sentences of each saved epoch, and packaging the epochs a person picked.
 
 - `GET /v1/runs`: each run folder (one holding `run.json`): voice name, stages done, the stage
-  being worked on, last change.
+  being worked on, last change; `runs_dir` is the folder's name (no answer names a server path: the
+  packaging's output shows `<runs_dir>` and `<voices_dir>` in their place).
 - `GET /v1/runs/{name}`: settings (no secrets), every stage's state and recorded info, fit progress
   and per-epoch losses, the select scores, the saved epochs' test sentences with their metrics and
   whether that epoch's weights were kept, the last packaging.
@@ -32,7 +33,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gsvd.daemon.audit import Entry
-from gsvd.daemon.http_api import guard, http_caller, json_error, json_object
+from gsvd.daemon.errors import hide_paths
+from gsvd.daemon.http_api import guard, http_caller, json_error, read_json
 from gsvd.engine.errors import GsvdError, InvalidInput
 
 if TYPE_CHECKING:
@@ -69,7 +71,7 @@ class RunsApi:
         if root is None:
             return web.json_response({"runs_dir": None, "runs": []})
         runs = await asyncio.to_thread(_list_runs, root)
-        return web.json_response({"runs_dir": str(root), "runs": runs})
+        return web.json_response({"runs_dir": root.name, "runs": runs})  # its name only: no server path leaves
 
     async def run(self, request: web.Request) -> web.Response:
         folder = self._open(request)
@@ -104,7 +106,7 @@ class RunsApi:
         if isinstance(folder, web.Response):
             return folder
         try:
-            epochs = _epochs(await json_object(request))
+            epochs = _epochs(await read_json(request, self.service.config))
         except GsvdError as exc:
             return self.gateway._error(exc)
         voices_dir = self.service.config.voices_dir
@@ -118,13 +120,15 @@ class RunsApi:
             code, out = await _package_child(folder, epochs, voices_dir)
         finally:
             self.packaging.discard(folder.name)
+        out = hide_paths(out, self.service.hide)  # the trainer's messages name the run's and voices' folders
         if code != 0:
             return json_error(400 if code == 2 else 500, "FAILED_PRECONDITION" if code == 2 else "INTERNAL", out)
         try:
             bundle = json.loads((folder / "package" / "package.json").read_text(encoding="utf-8"))["bundle"]
             voice = await self.service.admin.load_bundle(bundle, replace=True, entry=entry)  # a new epoch
         except (OSError, ValueError, KeyError) as exc:
-            return json_error(500, "INTERNAL", f"packaged, but the result could not be read: {exc}")
+            return json_error(500, "INTERNAL", hide_paths(f"packaged, but the result could not be read: {exc}",
+                                                          self.service.hide))
         except GsvdError as exc:
             entry.fail(exc, self.service.hide)
             return self.gateway._error(exc)
@@ -146,7 +150,7 @@ class RunsApi:
         if root is None:
             return json_error(404, "NOT_FOUND", "the daemon was started without --runs-dir: no runs to show")
         if not name or name.startswith(".") or "/" in name or "\\" in name or not (root / name / "run.json").is_file():
-            return json_error(404, "NOT_FOUND", f"no run {name!r} under {root}")
+            return json_error(404, "NOT_FOUND", f"no run {name[:100]!r} in the runs folder")
         return root / name
 
 

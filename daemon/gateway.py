@@ -19,6 +19,13 @@ Same limits, auth tokens and streaming core as the gRPC service. A client that d
 its handler (and so frees its slot at once); a streaming response whose client stops reading is cut
 off (the connection is aborted) after the slow-reader timeout. While the daemon drains, every new
 request gets 503; requests in flight get the shutdown grace, then their handlers are cancelled.
+
+Hostile clients: a request whose headers do not arrive within `header_timeout_s` has its connection closed (the
+same timer closes idle keep-alive connections), a body that does not arrive within `body_timeout_s` gets 408
+(`http_api.read_body`); pages of other sites are refused (403, `daemon/origins.py`); every answer under /v1/ says
+`Cache-Control: no-store` (voice lists carry consent records). Requests aiohttp's parser rejects (smuggling
+attempts: two Content-Lengths, Content-Length with chunked, bad chunk sizes) get its 400 and one log line, not a
+traceback; a WebSocket's offered subprotocols are logged with any bearer token in them masked.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import uuid
@@ -33,11 +41,12 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, http_exceptions, web
 
-from gsvd.daemon import console, convert, validate
-from gsvd.daemon.errors import Unavailable, http_status_for, message_for, status_for
-from gsvd.daemon.http_api import WS_PROTOCOL, request_bearer
+from gsvd.daemon import console, convert, origins, validate
+from gsvd.daemon.auth import is_loopback
+from gsvd.daemon.errors import RequestTimeout, TooLarge, Unavailable, http_status_for, message_for, status_for
+from gsvd.daemon.http_api import BEARER_PROTOCOL, WS_PROTOCOL, read_json, request_bearer
 from gsvd.daemon.labels import Labeler
 from gsvd.daemon.streaming import OutChunk, TextFeed, first_message
 from gsvd.engine.errors import Cancelled, GsvdError, InvalidInput
@@ -48,6 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gsvd.daemon")
 _FAREWELL_S = 2.0  # time a WebSocket gets for an error message and the close handshake before it is aborted
+_LINGER_S = 2.0  # after an answer sent before its body was read (408, 413), aiohttp reads on this long, then closes
 _OPTION_KEYS = ("top_k", "top_p", "temperature", "repetition_penalty", "noise_scale", "speed", "seed", "language",
                 "split_method", "max_new_tokens")
 
@@ -56,7 +66,10 @@ class Gateway:
     def __init__(self, service) -> None:
         self.service = service  # the gRPC servicer: engine, config, runner
         self.app = web.Application(client_max_size=service.config.max_message_mb << 20,
-                                   middlewares=[self._track])
+                                   middlewares=[self._track, self._same_site])
+        self.app.on_response_prepare.append(_no_store)
+        self._loopback = is_loopback(service.config.host)
+        self._origins = service.config.origins()
         self.app.add_routes([web.post("/v1/audio/speech", self.speech), web.get("/v1/ws", self.websocket),
                              web.get("/healthz", self.health)])
         console.register(self)  # the web console at / and its JSON API (/v1/server, /v1/voices, /v1/runs)
@@ -67,8 +80,10 @@ class Gateway:
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
         """Listen (HTTPS/WSS with `ssl_context`: the daemon's TLS files, client certificates included). A
         disconnect cancels the handler, so its stream and slot end at once (stop() handles the grace itself)."""
-        self.runner = web.AppRunner(self.app, handler_cancellation=True, shutdown_timeout=_FAREWELL_S)
+        self.runner = web.AppRunner(self.app, handler_cancellation=True, shutdown_timeout=_FAREWELL_S,
+                                    keepalive_timeout=self.service.config.header_timeout_s, lingering_time=_LINGER_S)
         await self.runner.setup()
+        _quiet_aiohttp_logs()
         site = web.TCPSite(self.runner, host, port, ssl_context=ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
@@ -99,6 +114,14 @@ class Gateway:
         finally:
             self._inflight.discard(task)
 
+    @web.middleware
+    async def _same_site(self, request: web.Request, handler) -> web.StreamResponse:
+        """Refuse browser requests from pages of other sites (403; `daemon/origins.py`)."""
+        if refused := origins.refusal(request.path, request.headers, self._loopback, self._origins):
+            log.info("refused %s %s from a browser page: %s", request.method, request.path[:100], refused)
+            return self._error(refused)
+        return await handler(request)
+
     # ------------------------------------------------------------------ helpers
 
     def _refusal(self, request: web.Request, admin: bool = False) -> GsvdError | None:
@@ -113,8 +136,11 @@ class Gateway:
 
     def _error(self, exc: BaseException) -> web.Response:
         code = status_for(exc).name
-        return web.json_response({"error": {"message": message_for(exc, self.service.hide), "type": code.lower(),
+        resp = web.json_response({"error": {"message": message_for(exc, self.service.hide), "type": code.lower(),
                                             "code": code}}, status=http_status_for(exc))
+        if isinstance(exc, RequestTimeout | TooLarge):
+            resp.force_close()  # the rest of the body may still be on its way: not another request
+        return resp
 
     def _ws_error(self, exc: BaseException) -> dict:
         return {"type": "error", "code": status_for(exc).name, "message": message_for(exc, self.service.hide)}
@@ -136,14 +162,7 @@ class Gateway:
         if refused := self._refusal(request):
             return self._error(refused)
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            too_large = self._error(InvalidInput(f"larger than the limit of {self.service.config.max_message_mb} MB",
-                                                 "body"))
-            too_large.set_status(413)
-            return too_large
-        try:
-            body = validate.json_object(raw, "body")
+            body = await read_json(request, self.service.config)
             text, voice = body.get("input", ""), body.get("voice", "")
             fmt = body.get("response_format", "wav")
             if fmt not in ("wav", "pcm"):
@@ -308,3 +327,44 @@ async def _farewell(ws: web.WebSocketResponse, request: web.Request, message: di
             await ws.close()
     except (TimeoutError, ConnectionError):
         _abort(request)
+
+
+async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
+    """Answers of the API carry voices' consent records and server state: no cache keeps them."""
+    if request.path.startswith("/v1/"):
+        response.headers["Cache-Control"] = "no-store"
+
+
+class _ProtocolErrorsWithoutTraceback(logging.Filter):
+    """aiohttp logs a request its parser rejected (a smuggling attempt, a malformed chunk) with a traceback at
+    ERROR: one line at WARNING says all there is (the client got aiohttp's 400 and the connection was closed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, http_exceptions.HttpProcessingError):
+            record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}: {exc.message!r}"[:500], ()
+            record.exc_info, record.exc_text, record.levelno, record.levelname = None, None, logging.WARNING, "WARNING"
+        return True
+
+
+class _MaskBearerProtocols(logging.Filter):
+    """aiohttp logs the WebSocket subprotocols a client offered when none is known; a browser's offer holds its
+    token (`gsvd.bearer.<base64url token>`): the log keeps the entry's name, never the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if BEARER_PROTOCOL in text:
+            record.msg, record.args = _BEARER_RE.sub(BEARER_PROTOCOL + "<token>", text), ()
+        return True
+
+
+_BEARER_RE = re.compile(re.escape(BEARER_PROTOCOL) + r"[^'\",\s\]]*")
+_FILTERS = {"aiohttp.server": _ProtocolErrorsWithoutTraceback(), "aiohttp.websocket": _MaskBearerProtocols()}
+
+
+def _quiet_aiohttp_logs() -> None:
+    """Install the two filters above on aiohttp's loggers (once per process)."""
+    for name, flt in _FILTERS.items():
+        logger = logging.getLogger(name)
+        if flt not in logger.filters:
+            logger.addFilter(flt)

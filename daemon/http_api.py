@@ -28,7 +28,11 @@ Voice management goes through `voice_admin`, the functions the gRPC servicer cal
 transports share their checks and limits (the request size is the gateway's `max_message_mb`).
 Every error is JSON, `{"error": {"message", "type", "code"}}`, with a 4xx status (5xx only for
 internal faults); the `json_errors` middleware gives the same shape to aiohttp's own 404/405/413
-answers under `/v1/`.
+answers under `/v1/`. Bodies are read by `read_body` / `read_json` / `read_form` only: bounded by the size
+limit (413) and by `body_timeout_s` (408), JSON through the daemon's one parser (`validate.json_object`), forms
+whose multipart framing or text is broken refused (400). An uploaded file is decoded only after what it declares
+(sample rate, channels, length) passed `validate.reference_format`, and then at most the longest clip allowed is
+read from it: a FLAC of an hour of silence is a few hundred KB that would decode to gigabytes.
 
 Auth: `guard` is the one place that asks the gateway (`Gateway._refusal`, the daemon's one policy in
 `daemon/auth.py`) whether a request's bearer token may make a call; admin calls need the admin token
@@ -49,21 +53,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
-from gsvd.daemon import convert, voice_admin
+from gsvd.daemon import convert, validate, voice_admin
 from gsvd.daemon.audit import Caller, Entry, subject_from_peercert
+from gsvd.daemon.errors import RequestTimeout, TooLarge, message_for
 from gsvd.engine.consent import parse_pairs, structured, upload_record
 from gsvd.engine.errors import BundleError, GsvdError, InvalidInput
 from gsvd.engine.types import LANGUAGES, SynthesisOptions
 from gsvd.v1 import gsvd_pb2 as pb
 
 if TYPE_CHECKING:
+    from gsvd.daemon.config import DaemonConfig
     from gsvd.daemon.gateway import Gateway
 
 WS_PROTOCOL = "gsvd.v1"
 BEARER_PROTOCOL = "gsvd.bearer."
 _RAW_ENCODINGS = {"pcm_f32le": pb.PCM_F32LE, "pcm_s16le": pb.PCM_S16LE}
+_FORM_FIELDS = ("sample_rate", "audio")  # how the upload form names the clip's rate and audio
 
 
 def request_bearer(request: web.Request) -> str:
@@ -160,7 +167,7 @@ class VoicesApi:
                 if upload:
                     voice = await self._upload(request, entry)
                 else:
-                    body = await json_object(request)
+                    body = await read_json(request, self.service.config)
                     raw, name, replace = body.get("bundle_path", ""), body.get("name", ""), body.get("replace", False)
                     if not isinstance(raw, str) or not raw or not isinstance(name, str) or not isinstance(replace, bool):
                         raise InvalidInput("give bundle_path (a folder in the voices directory) and optionally name",
@@ -187,7 +194,7 @@ class VoicesApi:
     # ----------------------------------------------------------------- helpers
 
     async def _upload(self, request: web.Request, entry: Entry):
-        form = await request.post()
+        form = await read_form(request, self.service.config)
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         entry.note(voice=fields.get("name", ""))
         consent = upload_record(_consent_fields(fields), "zero-shot upload (HTTP)", "consent")
@@ -213,7 +220,8 @@ class VoicesApi:
             try:
                 facts = self._manifest(path)
             except GsvdError as exc:
-                rows.append({"name": path.name, "loaded": False, "bundle_path": path.name, "error": str(exc)})
+                rows.append({"name": path.name, "loaded": False, "bundle_path": path.name,
+                             "error": message_for(exc, self.service.hide)})
                 continue
             rows.append({**facts, "loaded": False, "source": "bundle", "bundle_path": path.name})
         return sorted(rows, key=lambda r: (not r["loaded"], r["name"]))
@@ -281,36 +289,75 @@ def _consent_fields(form: dict[str, str]) -> dict[str, str]:
     return values
 
 
-async def json_object(request: web.Request) -> dict:
+async def read_body(request: web.Request, config: DaemonConfig) -> bytes:
+    """The whole body, within the size limit (TooLarge: 413) and `body_timeout_s` (RequestTimeout: 408)."""
+    return await _bounded(request.read(), config)
+
+
+async def read_json(request: web.Request, config: DaemonConfig) -> dict:
+    """The body as a JSON object (`validate.json_object`: UTF-8, no NaN, nesting refused)."""
+    return validate.json_object(await read_body(request, config), "body")
+
+
+async def read_form(request: web.Request, config: DaemonConfig):
+    """A multipart form (aiohttp's MultiDictProxy), bounded like `read_body`; broken framing or text is an
+    InvalidInput naming what is wrong."""
     try:
-        body = await request.json()
+        return await _bounded(request.post(), config)
+    except (ValueError, LookupError) as exc:  # no boundary, bad UTF-8, an unknown charset (LookupError), no end
+        raise InvalidInput(f"the body is not a valid multipart form ({type(exc).__name__}: {exc})"[:300],
+                           "body") from None
+
+
+async def _bounded(read, config: DaemonConfig):
+    try:
+        async with asyncio.timeout(config.body_timeout_s):
+            return await read
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {config.body_timeout_s:g} s", "body") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge(f"the body is larger than the limit of {config.max_message_mb} MB", "body") from None
+    except http_exceptions.HttpProcessingError as exc:  # a broken chunked encoding, a body cut short
+        raise InvalidInput(f"the body could not be read ({exc.message})"[:300], "body") from None
+
+
+def _form_rate(text: str) -> int:
+    """A form's `sample_rate` (the raw-PCM upload's rate); checked by `validate.reference_format` later."""
+    try:
+        return int(text.strip())
     except ValueError:
-        raise InvalidInput("the body is not valid JSON", "body") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object", "body")
-    return body
+        raise InvalidInput(f"sample_rate must be an integer for raw PCM; got {text[:40]!r}", "sample_rate") from None
 
 
 def _decode_clip(data: bytes, encoding: str, sample_rate: str) -> tuple[np.ndarray, int]:
     """The uploaded clip as float32 mono/[channels, samples] + its rate. Raw PCM goes through the same
-    decoder as gRPC's ReferenceUpload; a file is read with soundfile (WAV, FLAC, OGG)."""
+    decoder as gRPC's ReferenceUpload; a file is read with soundfile (WAV, FLAC, OGG) after its header passed
+    `validate.reference_format`, and never past the longest clip allowed (see the module docstring)."""
     if not data:
         raise InvalidInput("the audio file is empty", "audio")
     if encoding in _RAW_ENCODINGS:
-        try:
-            rate = int(sample_rate)
-        except ValueError:
-            raise InvalidInput(f"sample_rate must be an integer for raw PCM; got {sample_rate!r}", "sample_rate") from None
-        up = pb.ReferenceUpload(audio=data, encoding=_RAW_ENCODINGS[encoding], sample_rate_hz=max(0, rate))
+        rate = _form_rate(sample_rate)
+        validate.reference_format(rate, 1, None, _FORM_FIELDS)  # the rate first: the proto field is an int32
+        up = pb.ReferenceUpload(audio=data, encoding=_RAW_ENCODINGS[encoding], sample_rate_hz=rate)
         return convert.upload_audio(up), rate
     if encoding != "wav":
         raise InvalidInput("encoding must be wav (a WAV/FLAC/OGG file), pcm_f32le or pcm_s16le", "encoding")
     import soundfile as sf
 
     try:
-        pcm, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise InvalidInput(f"the audio file could not be read as WAV, FLAC or OGG ({exc})", "audio") from None
+        clip = sf.SoundFile(io.BytesIO(data))
+    except (RuntimeError, TypeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
+        raise InvalidInput(f"the audio file could not be read as WAV, FLAC or OGG ({exc})"[:300], "audio") from None
+    with clip:
+        rate, channels = clip.samplerate, clip.channels
+        declared = clip.frames if 0 <= clip.frames < 1 << 62 else None  # a stream's unknown length: huge
+        validate.reference_format(rate, channels, declared, _FORM_FIELDS)  # what the header declares
+        most = validate.reference_frames(rate)
+        try:
+            pcm = clip.read(frames=most + 1, dtype="float32", always_2d=True)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"the audio file could not be decoded ({exc})"[:300], "audio") from None
+    validate.reference_format(rate, channels, len(pcm), _FORM_FIELDS)  # what it holds (a header may lie)
     return np.ascontiguousarray(pcm.T), int(rate)
 
 

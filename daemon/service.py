@@ -81,8 +81,8 @@ class SynthesizerService(pbg.SynthesizerServicer):
 
     async def Synthesize(self, request: pb.SynthesizeRequest, context) -> None:
         await self._authorize(context, request=request)
-        rid = request.request_id or uuid.uuid4().hex[:12]
         try:
+            rid = validate.request_id(request.request_id) or uuid.uuid4().hex[:12]
             self._check_text(request.text)
             opts = convert.options(request.options)
             enc, rate, env = convert.output(request.output)
@@ -107,9 +107,9 @@ class SynthesizerService(pbg.SynthesizerServicer):
             opts = convert.options(cfg.options)
             enc, rate, env = convert.output(cfg.output)
             voice = self._voice_name(cfg.voice)
+            rid = validate.request_id(cfg.request_id, "config.request_id") or uuid.uuid4().hex[:12]
         except GsvdError as exc:
             await self._fail(context, exc, "StreamingSynthesize")
-        rid = cfg.request_id or uuid.uuid4().hex[:12]
         feed = TextFeed(self.config.idle_input_timeout_s)
 
         def start(cancel, deadline):
@@ -221,7 +221,8 @@ def _server_paths(config: DaemonConfig) -> tuple[tuple[str, str], ...]:
     """(absolute path, placeholder) pairs that error messages show in place of the server's folders."""
     home = Path.home()
     pairs = [(str(home), "~")] if len(home.parts) > 1 else []  # a home of "/" would rewrite every path
-    if config.voices_dir:
-        folder = Path(config.voices_dir).expanduser()
-        pairs += [(str(folder.absolute()), "<voices_dir>"), (str(folder.resolve()), "<voices_dir>")]
+    for setting in ("voices_dir", "runs_dir"):
+        if value := getattr(config, setting):
+            folder = Path(value).expanduser()
+            pairs += [(str(folder.absolute()), f"<{setting}>"), (str(folder.resolve()), f"<{setting}>")]
     return tuple(pairs)

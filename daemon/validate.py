@@ -1,18 +1,29 @@
 """Request checks shared by every transport (gRPC, HTTP, WebSocket) and by the start-up load.
 
-One rule each: the text limit (`check_text` for a whole text, `TextBudget` for the total of
-streamed pieces; the number is `DaemonConfig.max_text_chars`, whose default and ceiling is the
-engine's own `MAX_TEXT_CHARS`), the bundle-path rule (inside the voices folder after symlinks
-are followed), uploaded reference audio (finite, within [-1, 1]: refused, never rescaled,
-since no rule can tell int16-scaled floats from a clipped clip), voice names (the bundle
-validator) and JSON bodies (UTF-8, an object, not nested past the parser's depth).
-Messages name what the client sent, never the server's folders.
+One rule each: the text limit (`check_text` for a whole text -- synthesis input and a zero-shot
+upload's transcript --, `TextBudget` for the total of streamed pieces; the number is
+`DaemonConfig.max_text_chars`, whose default and ceiling is the engine's own `MAX_TEXT_CHARS`), the
+bundle-path rule (inside the voices folder after symlinks are followed), voice names (the bundle
+validator), request ids (`request_id`: they go into log lines), other short client strings
+(`short_text`: consent fields), JSON bodies (UTF-8, an object, not nested past the parser's depth) and
+uploaded reference audio:
+
+- its format (`reference_format`), checked on what a file's header declares before it is decoded and
+  on what it held after: a sample rate of `REFERENCE_RATES` (the reference is resampled to 16 and
+  32 kHz; from a rate sharing few factors with those -- 8001 Hz -- the resampling kernel alone is
+  gigabytes), mono or stereo, 3-10 s (the engine's `MIN_SECONDS`/`MAX_SECONDS`);
+- its samples (`reference_audio`): finite, within [-1, 1] (refused, never rescaled, since no rule can
+  tell int16-scaled floats from a clipped clip).
+
+Messages name what the client sent (cut short), never the server's folders.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +33,11 @@ from gsvd.engine.errors import InvalidInput
 
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 MAX_NAME_BYTES = 255  # NAME_MAX: one path component
+MAX_REQUEST_ID = 128
+MAX_SHORT_TEXT = 1000  # a consent record's field
+REFERENCE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
+MAX_REFERENCE_CHANNELS = 2
+_REQUEST_ID_RE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, line breaks or control characters
 
 
 def check_text(text: object, limit: int, field: str = "text") -> str:
@@ -35,7 +51,8 @@ def check_text(text: object, limit: int, field: str = "text") -> str:
 
 
 class TextBudget:
-    """The text limit over the pieces of one streamed request (their total, not each piece)."""
+    """The text limit over the pieces of one streamed request (their total, not each piece). An empty piece
+    counts as one character: pieces wait in a queue while the engine speaks, and free ones could fill it."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.used = limit, 0
@@ -43,10 +60,25 @@ class TextBudget:
     def add(self, piece: object, field: str = "text") -> str:
         if not isinstance(piece, str):
             raise InvalidInput(f"{field} must be a string", field)
-        self.used += len(piece)
+        self.used += max(1, len(piece))
         if self.used > self.limit:
             raise InvalidInput(f"streamed text exceeds the limit of {self.limit} characters", field)
         return piece
+
+
+def request_id(rid: str, field: str = "request_id") -> str:
+    """A client's request id ("" when it sent none): 1-128 visible ASCII characters, since it is logged."""
+    if rid and (len(rid) > MAX_REQUEST_ID or not _REQUEST_ID_RE.fullmatch(rid)):
+        raise InvalidInput(f"{field} must be 1-{MAX_REQUEST_ID} visible ASCII characters (no spaces or control "
+                           f"characters); got {len(rid)} characters", field)
+    return rid
+
+
+def short_text(values: Mapping[str, object], field: str, limit: int = MAX_SHORT_TEXT) -> None:
+    """InvalidInput when a value of `values` (a consent record's fields) is longer than `limit` characters."""
+    for key, value in values.items():
+        if isinstance(value, str) and len(value) > limit:
+            raise InvalidInput(f"{field}.{key} is {len(value)} characters; the limit is {limit}", f"{field}.{key}")
 
 
 def voice_name(name: object, field: str = "voice") -> str:
@@ -85,10 +117,38 @@ def bundle_path(voices_dir: str, raw: str | Path, field: str = "bundle_path") ->
     return path
 
 
-def reference_audio(audio: np.ndarray, field: str = "reference.audio") -> np.ndarray:
-    """Uploaded clip samples: refused (not rescaled) when non-finite or outside [-1, 1]."""
+def reference_format(rate: int, channels: int, frames: int | None, fields: tuple[str, str] = (
+        "reference.sample_rate_hz", "reference.audio")) -> None:
+    """A reference clip's rate, channels and (when known) length in frames, before it is resampled or even
+    decoded (see the module docstring). `fields`: how the request names the rate and the audio."""
+    from gsvd.engine.reference import MAX_SECONDS, MIN_SECONDS
+
+    rate_field, audio_field = fields
+    if rate not in REFERENCE_RATES:
+        raise InvalidInput(f"sample_rate must be one of {', '.join(map(str, REFERENCE_RATES))} Hz; got {rate}",
+                           rate_field)
+    if not 1 <= channels <= MAX_REFERENCE_CHANNELS:
+        raise InvalidInput(f"the clip has {channels} channels; send mono or stereo (1 or 2 channels)", audio_field)
+    if frames is not None and not MIN_SECONDS <= frames / rate <= MAX_SECONDS:
+        raise InvalidInput(f"reference audio must be {MIN_SECONDS:g}-{MAX_SECONDS:g} s long; got "
+                           f"{frames / rate:.2f} s", audio_field)
+
+
+def reference_frames(rate: int) -> int:
+    """The most frames a clip at `rate` may hold (the longest reference allowed)."""
+    from gsvd.engine.reference import MAX_SECONDS
+
+    return math.ceil(MAX_SECONDS * rate)
+
+
+def reference_audio(audio: np.ndarray, rate: int, field: str = "reference.audio") -> np.ndarray:
+    """Uploaded clip samples (mono, or [channels, samples]) at `rate`: their format (`reference_format`), then
+    refused (not rescaled) when non-finite or outside [-1, 1]."""
     if audio.size == 0:
         raise InvalidInput(f"{field} is empty", field)
+    if audio.ndim not in (1, 2):
+        raise InvalidInput(f"{field} must be mono or [channels, samples]", field)
+    reference_format(rate, 1 if audio.ndim == 1 else audio.shape[0], audio.shape[-1])  # before any resampling
     finite = np.isfinite(audio)
     if not finite.all():
         raise InvalidInput(f"{field} has {int((~finite).sum())} NaN or infinite samples", field)
@@ -119,9 +179,3 @@ def json_object(data: bytes | str, field: str = "body") -> dict:
 
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def finite_number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{field} must be a number; got {value!r}", field)
-    return value

@@ -60,10 +60,12 @@ class VoiceFacts:
 class VoiceAdmin:
     """Load, add and unload voices for every transport, with the daemon's checks: names through
     `validate.voice_name`, bundle paths through `validate.bundle_path` (inside the voices folder, the
-    same rule as at start), the consent record (module docstring), uploaded audio through
-    `validate.reference_audio`, and a name claimed while a load makes it (ALREADY_EXISTS when another
-    load is making it, or when it is loaded and `replace` is not set). Loads run off the event loop; the
-    claim is taken on it (check and claim are one step there)."""
+    same rule as at start), the consent record (module docstring; its fields at most
+    `validate.MAX_SHORT_TEXT` characters), the transcript under the daemon's text limit, uploaded audio
+    through `validate.reference_audio` (rate, channels and length before any resampling, then the
+    samples), and a name claimed while a load makes it (ALREADY_EXISTS when another load is making it, or
+    when it is loaded and `replace` is not set). Loads run off the event loop; the claim is taken on it
+    (check and claim are one step there)."""
 
     def __init__(self, engine: Engine, config: DaemonConfig, audit: AuditLog | None = None) -> None:
         self.engine, self.config = engine, config
@@ -120,9 +122,11 @@ class VoiceAdmin:
             raise InvalidInput("name is required for an uploaded voice", "name")
         name = validate.voice_name(name, "name")
         entry.note(voice=name)
+        validate.short_text(consent, "reference.consent")
         record = check_record(consent)  # the transport built it from the upload's fields
         entry.note(consent=summary(record))
-        audio = validate.reference_audio(audio)
+        transcript = validate.check_text(transcript, self.config.max_text_chars, "reference.transcript")
+        audio = validate.reference_audio(audio, sample_rate)
         base = validate.voice_name(base_voice, "reference.base_voice")
         entry.note(base_voice=base)
         add = partial(self.engine.add_voice_from_reference, name, base, audio, sample_rate, transcript, language or "auto")

@@ -82,12 +82,20 @@ def _int_range(name: str, value: object, low: int, high: int) -> None:
 
 
 def _float_range(name: str, value: object, low: float, high: float, low_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise InvalidInput(f"{name} must be a finite number; got {value!r}", name)
     too_low = value <= low if low_open else value < low
     if too_low or value > high:
         bracket = "(" if low_open else "["
         raise InvalidInput(f"{name} must be in {bracket}{low}, {high}]; got {value}", name)
+
+
+def _finite(value: int | float) -> bool:
+    """math.isfinite, False for an int too large for a float (a JSON 1e400 reads as inf, 10**400 as an int)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,38 @@ def test_token_identities_are_fingerprints():
     assert auth.identify("bearer user-secret") == f"user#{token_fingerprint('user-secret')}"
     assert auth.identify("Bearer other") == f"unknown#{token_fingerprint('other')}"
     assert auth.identify(None) == "anonymous" and Auth(no_auth=True).identify("") == "anonymous/no-auth"
+
+
+def test_hostile_client_settings_are_checked():
+    cfg = DaemonConfig.load(env={"GSVD_HEADER_TIMEOUT_S": "3", "GSVD_ALLOWED_ORIGINS": "https://App.example, "
+                                 "http://127.0.0.1:8080/"}, body_timeout_s=5.0)
+    assert (cfg.header_timeout_s, cfg.body_timeout_s) == (3.0, 5.0)
+    assert cfg.origins() == ("https://app.example", "http://127.0.0.1:8080")
+    assert DaemonConfig.load(env={}, allowed_origins="https://a.example,*").origins() == ("*",)
+    assert DaemonConfig.load(env={}).origins() == ()
+    for bad in ({"header_timeout_s": 0.0}, {"body_timeout_s": -1.0}):
+        with pytest.raises(InvalidInput, match="must be > 0"):
+            DaemonConfig.load(env={}, **bad)
+    for origin in ("app.example", "ftp://app.example", "https://app.example/console", "https://app.example:x",
+                   "https://user@app.example", "https://"):
+        with pytest.raises(InvalidInput, match="is not an origin"):
+            DaemonConfig.load(env={}, allowed_origins=origin)
+
+
+def test_the_origin_policy():
+    from gsvd.daemon.origins import refusal
+
+    own = {"Host": "127.0.0.1:8080"}
+    assert refusal("/v1/voices", own, True, ()) is None  # a client that is not a browser
+    assert refusal("/v1/voices", {**own, "Origin": "http://127.0.0.1:8080"}, True, ()) is None  # the console
+    assert refusal("/v1/voices", {**own, "Origin": "https://app.example"}, True, ("https://app.example",)) is None
+    for origin in ("https://evil.example", "null", "http://127.0.0.1:8081", "https://127.0.0.1:8080.evil", "file://"):
+        assert refusal("/v1/voices", {**own, "Origin": origin}, True, ()) is not None, origin
+    assert refusal("/v1/voices", {**own, "Sec-Fetch-Site": "cross-site"}, True, ()) is not None
+    assert refusal("/", {**own, "Sec-Fetch-Site": "cross-site"}, True, ()) is None  # a link to the console
+    rebound = {"Host": "evil.example:8080", "Origin": "http://evil.example:8080"}
+    assert refusal("/v1/voices", rebound, True, ()) is not None
+    assert refusal("/v1/voices", rebound, False, ()) is None  # bound elsewhere: names are the operator's
+    assert refusal("/v1/voices", {"Host": "gsvd"}, True, ()) is None  # not a browser
+    assert refusal("/v1/voices", {"Host": "[::1]:8080", "Sec-Fetch-Mode": "cors"}, True, ()) is None
+    assert refusal("/v1/voices", {**rebound, "Origin": "https://evil.example"}, True, ("*",)) is None
