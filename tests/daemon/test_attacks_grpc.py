@@ -389,3 +389,48 @@ def test_upload_fields_are_bounded(armed, stub):
         assert err.code() == C.INVALID_ARGUMENT and needle in err.details(), (needle, err.details()[:300])
         assert len(err.details()) <= 1000 and time.monotonic() - t0 < 20
     assert "zs" not in {v.name for v in stub.ListVoices(pb.ListVoicesRequest(), metadata=md(USER), timeout=10).voices}
+
+
+capped = daemon_fixture("attacks_grpc_cap", max_streams=2, queue_limit=2, idle_input_timeout_s=30.0)
+
+
+def test_calls_in_flight_are_capped_and_the_cap_frees_when_they_end(capped):
+    """A client opening text sessions that never send a word cannot make the server take calls without end: past
+    max_streams + queue_limit + RPC_HEADROOM calls in flight the next one is RESOURCE_EXHAUSTED; once they end the
+    server answers again and no slot is held."""
+    import asyncio
+
+    from gsvd.daemon.server import RPC_HEADROOM
+
+    cap = 2 + 2 + RPC_HEADROOM
+
+    async def run():
+        stop = asyncio.Event()
+
+        async def silent():
+            await stop.wait()
+            if False:  # an async generator that yields nothing until the end
+                yield pb.StreamingSynthesizeRequest()
+
+        async with grpc.aio.insecure_channel(capped.address) as channel:
+            s = pbg.SynthesizerStub(channel)
+            held = [s.StreamingSynthesize(silent(), metadata=md(USER), timeout=60) for _ in range(cap)]
+            for call in held:  # each is open on the server once its metadata came back
+                await call.wait_for_connection()
+            await asyncio.sleep(0.3)
+            try:
+                await s.GetServerInfo(pb.GetServerInfoRequest(), metadata=md(USER), timeout=10)
+                over = "OK"
+            except grpc.aio.AioRpcError as exc:
+                over = exc.code()
+            stop.set()
+            for call in held:
+                call.cancel()
+            await asyncio.sleep(0.3)
+            info = await s.GetServerInfo(pb.GetServerInfoRequest(), metadata=md(USER), timeout=10)
+            return over, info
+
+    over, info = asyncio.run(run())
+    assert over == C.RESOURCE_EXHAUSTED
+    assert info.version
+    no_slot_held(capped)
