@@ -47,6 +47,10 @@ _TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # visible ASCII: what an HTTP/2 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
+CALL_HEADROOM = 16
+"""Calls beyond the engine's streams and queue that may be in flight at once on a transport."""
+
+
 @dataclass
 class DaemonConfig:
     host: str = "127.0.0.1"
@@ -151,6 +155,11 @@ class DaemonConfig:
     def origins(self) -> tuple[str, ...]:
         """`allowed_origins` as normalized origins (`scheme://host[:port]`, lower case), or ("*",)."""
         return _origins(self.allowed_origins)
+
+    def max_calls_in_flight(self) -> int:
+        """Calls in flight at once on each transport (gRPC calls; HTTP requests and WebSockets): what the engine
+        can stream or queue plus `CALL_HEADROOM` for listings, health checks and admin calls."""
+        return self.max_streams + self.queue_limit + CALL_HEADROOM
 
     def pinned_voices(self) -> tuple[str, ...]:
         """The `Engine(pinned_voices=...)` argument: the names in `pin_voices`."""

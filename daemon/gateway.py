@@ -49,7 +49,7 @@ from gsvd.daemon.errors import RequestTimeout, TooLarge, Unavailable, http_statu
 from gsvd.daemon.http_api import BEARER_PROTOCOL, WS_PROTOCOL, read_json, request_bearer
 from gsvd.daemon.labels import Labeler
 from gsvd.daemon.streaming import OutChunk, TextFeed, first_message
-from gsvd.engine.errors import Cancelled, GsvdError, InvalidInput
+from gsvd.engine.errors import Cancelled, GsvdError, InvalidInput, ResourceExhausted
 from gsvd.engine.types import SynthesisOptions
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class Gateway:
         self.runner: web.AppRunner | None = None
         self.port = 0
         self._inflight: set[asyncio.Task] = set()  # handler tasks of the requests being served
+        self._cap = service.config.max_calls_in_flight()
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
         """Listen (HTTPS/WSS with `ssl_context`: the daemon's TLS files, client certificates included). A
@@ -104,9 +105,12 @@ class Gateway:
 
     @web.middleware
     async def _track(self, request: web.Request, handler) -> web.StreamResponse:
-        """Refuse every request while the daemon drains (503); remember the handlers in flight for stop()."""
+        """Refuse every request while the daemon drains (503), and past the calls in flight a transport takes
+        (429, the gRPC server's cap); remember the handlers in flight for stop()."""
         if self.service.runner.draining:
             return self._error(Unavailable("server is shutting down; retry on another instance"))
+        if len(self._inflight) >= self._cap:
+            return self._error(ResourceExhausted(f"too many requests in flight ({self._cap}); retry later"))
         task = asyncio.current_task()
         self._inflight.add(task)
         try:

@@ -30,15 +30,6 @@ log = logging.getLogger("gsvd.daemon")
 SERVICE = pb.DESCRIPTOR.services_by_name["Synthesizer"].full_name
 
 
-RPC_HEADROOM = 16
-"""Calls beyond the engine's streams and queue that may be in flight at once (listings, health checks, admin)."""
-
-
-def max_concurrent_rpcs(config: DaemonConfig) -> int:
-    """The gRPC server's cap on calls in flight: what the engine can stream or queue, plus `RPC_HEADROOM`."""
-    return config.max_streams + config.queue_limit + RPC_HEADROOM
-
-
 class Daemon:
     def __init__(self, engine, config: DaemonConfig) -> None:
         self.engine, self.config = engine, config
@@ -47,7 +38,7 @@ class Daemon:
         limit = config.max_message_mb << 20
         # every call in flight holds a handler and its buffers: at most the engine's streams and queue, and a few
         # for listings, health and admin calls; more get RESOURCE_EXHAUSTED from grpc itself
-        self.server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs(config), options=[
+        self.server = grpc.aio.server(maximum_concurrent_rpcs=config.max_calls_in_flight(), options=[
             ("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
             ("grpc.keepalive_time_ms", 60_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),

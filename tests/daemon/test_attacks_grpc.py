@@ -396,13 +396,13 @@ capped = daemon_fixture("attacks_grpc_cap", max_streams=2, queue_limit=2, idle_i
 
 def test_calls_in_flight_are_capped_and_the_cap_frees_when_they_end(capped):
     """A client opening text sessions that never send a word cannot make the server take calls without end: past
-    max_streams + queue_limit + RPC_HEADROOM calls in flight the next one is RESOURCE_EXHAUSTED; once they end the
+    max_streams + queue_limit + CALL_HEADROOM calls in flight the next one is RESOURCE_EXHAUSTED; once they end the
     server answers again and no slot is held."""
     import asyncio
 
-    from gsvd.daemon.server import RPC_HEADROOM
+    from gsvd.daemon.config import CALL_HEADROOM
 
-    cap = 2 + 2 + RPC_HEADROOM
+    cap = 2 + 2 + CALL_HEADROOM
 
     async def run():
         stop = asyncio.Event()

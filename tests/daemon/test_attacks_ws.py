@@ -242,3 +242,35 @@ def test_idle_sockets_without_a_config_are_closed(armed):
     closes = asyncio.run(run())
     assert all(m.type == aiohttp.WSMsgType.TEXT and json.loads(m.data)["code"] == "DEADLINE_EXCEEDED" for m in closes)
     no_slot_held(armed)
+
+
+capped = daemon_fixture("attacks_ws_cap", max_streams=2, queue_limit=2, idle_input_timeout_s=30.0)
+
+
+def test_sockets_in_flight_are_capped_like_grpc_calls(capped):
+    """WebSockets that never send their config count as calls in flight, as on gRPC: past max_streams +
+    queue_limit + CALL_HEADROOM the next HTTP request is 429 JSON RESOURCE_EXHAUSTED; once they close, it is
+    served again and no slot is held."""
+    from gsvd.daemon.config import CALL_HEADROOM
+
+    cap = 2 + 2 + CALL_HEADROOM
+    base = f"http://127.0.0.1:{capped.daemon.http_port}"
+    auth = {"Authorization": f"Bearer {USER}"}
+
+    async def run():
+        async with aiohttp.ClientSession() as s:
+            sockets = [await s.ws_connect(f"{base}/v1/ws", headers=auth) for _ in range(cap)]
+            await asyncio.sleep(0.3)
+            async with s.get(f"{base}/v1/server", headers=auth) as r:
+                over = (r.status, await r.json())
+            for ws in sockets:
+                await ws.close()
+            await asyncio.sleep(0.3)
+            async with s.get(f"{base}/v1/server", headers=auth) as r:
+                after = r.status
+            return over, after
+
+    (status, body), after = asyncio.run(asyncio.wait_for(run(), 60))
+    assert status == 429 and body["error"]["code"] == "RESOURCE_EXHAUSTED" and "in flight" in body["error"]["message"]
+    assert after == 200
+    no_slot_held(capped)
