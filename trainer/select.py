@@ -18,7 +18,11 @@ LibriSpeech test-other, LJSpeech, VCTK, JFK; median 10.7), Mandarin 7.2-11.0 (4:
 AISHELL-1), Japanese 12.1 (1: FLEURS). The bounds are the measured range widened to 0.7x the
 lowest and 1.4x the highest (Japanese: its one clip times the English spread), so a careful
 or a fast talker passes, while a text that belongs to a longer or shorter stretch of audio,
-or the whole video's text on one clip (30+ phones/s), does not.
+or the whole video's text on one clip (30+ phones/s), does not. One talker's pace is steadier than
+that: per LibriSpeech reader, each utterance's rate is 0.76-1.25x the reader's median (70
+utterances), so where no ASR checked a clip and at least `REL_MIN_CLIPS` clips of the language have
+rates, a clip outside `REL_RATE` (0.6-1.65x) of their median is a text mismatch too -- a cue text
+swapped with a much shorter or longer cue's, or one from another recording.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from gsvd.trainer.workspace import Workspace
 
 MIN_SNR, MAX_MUSIC, MAX_CLIPPING, MIN_SPEECH, DUP_SIM = 12.0, 0.5, 0.005, 0.5, 0.9
 RATE_BOUNDS = {"en": (5.0, 20.5), "zh": (5.0, 15.5), "ja": (5.5, 23.0)}  # phones per second of speech
+REL_RATE, REL_MIN_CLIPS = (0.6, 1.65), 5  # phone rate vs the run's median (one reader: 0.76-1.25x, 70 utts)
 MAX_CER = 0.4  # text vs the ASR (tiny.en): right texts max 0.34, mean 0.035 (29 clips); wrong 0.62-1.0 (406 pairs)
 
 
@@ -212,6 +217,29 @@ def check_text(clip: Clip, ct: ClipText) -> TextCheck:
     return TextCheck(rate, err, None)
 
 
+def _relative_rate_problems(scores: list[ClipScore], texts: dict[str, ClipText]) -> None:
+    """Without an ASR's verdict, a clip whose phone rate is far from the run's median rate for its language
+    (outside `REL_RATE` times it) carries a text that belongs to a longer or shorter stretch of speech:
+    a cue text swapped with another cue's, or one from another recording. Needs `REL_MIN_CLIPS` clips."""
+    by_lang: dict[str, list[ClipScore]] = {}
+    for sc in scores:
+        if not sc.drop and sc.phone_rate is not None and sc.cer is None and sc.id in texts:
+            by_lang.setdefault(texts[sc.id].lang, []).append(sc)
+    lo, hi = REL_RATE
+    for lang, rows in by_lang.items():
+        if len(rows) < REL_MIN_CLIPS:
+            continue
+        med = float(np.median([sc.phone_rate for sc in rows]))
+        for sc in rows:
+            ratio = sc.phone_rate / med
+            if not lo <= ratio <= hi:
+                what = "more" if ratio > hi else "less"
+                sc.drop, sc.reason = "text mismatch", (
+                    f"dropped: the text says {what} than the audio holds for this talker's pace ({sc.phone_rate:.1f} "
+                    f"phones/s of speech, {ratio:.2f}x the median {med:.1f} of the {len(rows)} {lang} clips; bounds "
+                    f"{lo:g}-{hi:g}x): a cue text of another stretch of speech?")
+
+
 NO_TEXT = ("no text", "dropped: no text (no subtitle cue, transcript line or --asr words for it)")
 
 
@@ -244,6 +272,8 @@ def run_select(ws: Workspace, target_seconds: float = 60.0, min_seconds: float =
                 problem = _text_problem(sc, clip, texts.get(clip.id))
             if problem is not None:
                 sc.drop, sc.reason = problem
+        if texts is not None:
+            _relative_rate_problems(scores, texts)
         voiced = [(sc, c) for sc, c in zip(scores, clips, strict=True) if sc.drop in ("", "text mismatch", "no text")]
         if len(voiced) >= 1:
             decision = _speakers(voiced, windows, encoder, ref, ref_label)

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from gsvd.trainer.cues import estimate_offset, shift_cues
+from gsvd.trainer.records import ClipScore
 from gsvd.trainer.subtitles import Cue
 
 from .conftest import build_talk, librispeech
@@ -68,3 +69,34 @@ def test_shifted_subtitles_are_moved_onto_the_speech(shared_speech, tmp_path, sh
     said = [re.search(r"cues were (\d+\.\d+) s (early|late) against the speech and were moved", x) for x in lines]
     said = [m for m in said if m]
     assert said and abs(float(said[0][1]) - abs(shift)) < 0.1 and said[0][2] == ("early" if shift < 0 else "late")
+
+
+# -- cue texts that belong to other speech ---------------------------------------------------------------
+
+
+def test_cue_text_too_long_for_this_talkers_pace(shared_speech, tmp_path):
+    """One cue carries its own line plus words of other lines: about 1.7x the phones this reader speaks per
+    second, still inside the language's absolute bounds (which must admit every talker), so before only an
+    ASR could catch it. Against the run's median rate it is dropped; the right cues all stay."""
+    from gsvd.trainer.textalign import phone_count
+
+    utts = librispeech(shared_speech, "2609", 6, lo=3.0, hi=9.0)
+    audio, script = build_talk(utts, gap=1.5)
+    rates = [phone_count(u.text, "en") / (e - s) for s, e, u in script]
+    k = max(range(len(utts)), key=lambda i: script[i][1] - script[i][0])
+    extra = [w for i, u in enumerate(utts) if i != k for w in u.text.split()]
+    n = next(i for i in range(1, len(extra) + 1)
+             if phone_count(" ".join([utts[k].text, *extra[:i]]), "en") / (script[k][1] - script[k][0])
+             >= 1.72 * sorted(rates)[len(rates) // 2])
+    texts = {k: " ".join([utts[k].text, *extra[:n]])}
+    from .test_train_data import _video
+
+    mp4, script = _video(tmp_path, "talk", utts, gap=1.5, texts=texts)
+    ws, _ = _run(tmp_path, _settings(tmp_path, [mp4]))
+    scores = ws.load_records("select", "scores.json", ClipScore)
+    bad = [sc for sc in scores if sc.text == texts[k]]
+    assert len(bad) == 1 and bad[0].phone_rate < 20.5  # inside the absolute English bounds
+    assert bad[0].drop == "text mismatch" and "pace" in bad[0].reason, bad[0].reason
+    kept = _kept(ws)
+    assert len(kept) == len(scores) - 1 >= 4
+    _assert_text_is_audio(kept, script)
