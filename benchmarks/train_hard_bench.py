@@ -130,9 +130,9 @@ def build_cases() -> list[Case]:
     wrong = {3: script[4].text, 4: script[3].text, 1: short, 2: other}
     cases.append(Case("cue texts swapped / foreign", "1998", audio, script, _cues(script, texts=wrong),
                       texts_ok={i: i not in wrong for i in range(len(script))}))
-    a, b = _utts("1688", 6), _utts("2033", 3)
-    order = [(a[0], "1688"), (b[0], "2033"), (a[1], "1688"), (a[2], "1688"), (b[1], "2033"), (a[3], "1688"),
-             (a[4], "1688"), (b[2], "2033"), (a[5], "1688")]
+    a, b = _utts("1688", 8), _utts("2033", 2)
+    order = [(a[0], "1688"), (b[0], "2033"), (a[1], "1688"), (a[2], "1688"), (a[3], "1688"), (a[4], "1688"),
+             (a[5], "1688"), (b[1], "2033"), (a[6], "1688"), (a[7], "1688")]
     audio, script = _talk([(w, t, spk) for (w, t), spk in order])
     cases.append(Case("two men interleaved, subtitles", "1688", audio, script, _cues(script)))
     cases.append(Case("two men interleaved, no text", "1688", audio, script, None))
