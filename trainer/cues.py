@@ -239,3 +239,68 @@ def cue_clips(cues: list[Cue], wav16: np.ndarray, spans: list[tuple[float, float
                              sum(u.cues for u in g), parts))
         prev_end = end
     return clips, drops
+
+
+# -- a subtitle file shifted against the audio ------------------------------------------------
+
+MAX_SHIFT = 5.0  # the largest constant offset looked for (seconds either way)
+MIN_SHIFT = 0.3  # smaller offsets are left alone (SLACK and the edge search absorb them)
+SHIFT_GAIN = 0.04  # the shifted cues must agree with the speech on this much more of their span
+
+
+@dataclass
+class Offset:
+    seconds: float  # add to every cue time (positive: the subtitles come early)
+    agree_before: float  # share of the cues' span where "a cue is showing" == "someone speaks", as given
+    agree_after: float  # the same with the cues moved by `seconds`
+
+
+def estimate_offset(cues: list[Cue], spans: list[tuple[float, float]], seconds: float) -> Offset:
+    """The constant offset that best lines the cues up with the VAD speech.
+
+    Over the cues' span (plus `MAX_SHIFT` either side) each 10 ms frame is "cue shown" or not and
+    "speech" or not; for every lag within `MAX_SHIFT` the share of frames where the two agree is
+    computed at once (an FFT cross-correlation of the two indicator signals plus running sums), so
+    gaps between cues must meet pauses as much as cues must meet speech. Among lags within 0.5 % of
+    the best agreement the one nearest zero is taken (a cue shorter than its speech leaves a plateau).
+    The offset is `seconds` 0 unless it moves the cues by at least `MIN_SHIFT` and raises the
+    agreement by `SHIFT_GAIN`: loosely timed but aligned subtitles are not moved."""
+    from scipy.signal import fftconvolve
+
+    if len(cues) < 2 or not spans:
+        return Offset(0.0, 0.0, 0.0)
+    lo = max(0.0, min(c.start for c in cues) - MAX_SHIFT)
+    hi = min(seconds, max(c.end for c in cues) + MAX_SHIFT)
+    n = int(np.ceil((hi - lo) / FRAME)) + 1
+    if n < 10:
+        return Offset(0.0, 0.0, 0.0)
+    cue = np.zeros(n)
+    for c in cues:
+        cue[max(0, int((c.start - lo) / FRAME)):max(0, int(np.ceil((c.end - lo) / FRAME)))] = 1.0
+    speech = np.zeros(n)
+    for s, e in spans:
+        if e > lo and s < hi:
+            speech[max(0, int((s - lo) / FRAME)):int(np.ceil((min(e, hi) - lo) / FRAME))] = 1.0
+    m = int(MAX_SHIFT / FRAME)
+    a, b = int(np.argmax(cue > 0)), n - int(np.argmax(cue[::-1] > 0))  # the cues' own span
+    width = b - a
+    # agree(lag) over the cue span [a, b) against speech at [a + lag, b + lag)
+    both = fftconvolve(speech, cue[a:b][::-1], mode="full")  # index k -> lag k - (b - 1)
+    csum = np.concatenate([[0.0], np.cumsum(speech)])
+    lags = np.arange(-m, m + 1)
+    lags = lags[(a + lags >= 0) & (b + lags <= n)]
+    inter = both[lags + b - 1]
+    speech_in = csum[b + lags] - csum[a + lags]
+    agree = (2 * inter - cue[a:b].sum() - speech_in + width) / width
+    zero = agree[lags == 0][0] if (lags == 0).any() else 0.0
+    good = np.flatnonzero(agree >= agree.max() - 0.005)
+    best = int(good[np.argmin(np.abs(lags[good]))])
+    shift = float(lags[best] * FRAME)
+    if abs(shift) < MIN_SHIFT or agree[best] - zero < SHIFT_GAIN:
+        return Offset(0.0, round(float(zero), 3), round(float(zero), 3))
+    return Offset(round(shift, 2), round(float(zero), 3), round(float(agree[best]), 3))
+
+
+def shift_cues(cues: list[Cue], seconds: float) -> list[Cue]:
+    """Every cue moved by `seconds` (a cue moved before 0 starts at 0)."""
+    return [Cue(max(0.0, c.start + seconds), max(0.0, c.end + seconds), c.text) for c in cues]

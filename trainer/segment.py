@@ -1,7 +1,9 @@
 """Stage 2, segment: each input's speech -> 3-10 s clips, with their text where it is known.
 
 How an input is cut depends on its text (`textsource`):
-- subtitle cues: clips on cue boundaries (`cues.cue_clips`), each with its cues' text;
+- subtitle cues: clips on cue boundaries (`cues.cue_clips`), each with its cues' text; a file whose cues
+  are all early or late against the speech by a constant offset (`cues.estimate_offset`) is moved
+  first, and the summary says by how much;
 - a whole-file transcript: clips at pauses, the text aligned to the `--asr` model's timed words
   and cut at the clip edges (a clip whose edge falls among words the ASR did not hear is
   dropped: which side they belong to cannot be told);
@@ -116,15 +118,22 @@ def segment_sources(sources: list[SourceAudio], ws: Workspace, min_s: float = 3.
 def _cut_source(src: SourceAudio, wav16: np.ndarray, spans, min_s: float, max_s: float, plan: TextPlan,
                 heard: Recognized | None, asr_name: str) -> tuple[list[_Cut], Counter, str]:
     """(start, end, text, origin) pieces of one input, drops by reason, and how it was done."""
-    from gsvd.trainer.cues import SLACK, cue_clips, units_of
+    from gsvd.trainer.cues import SLACK, cue_clips, estimate_offset, shift_cues, units_of
     from gsvd.trainer.textalign import align, assign, join
 
     cues, where = cues_for(src, plan.subtitles)
     if cues:
+        off = estimate_offset(cues, spans, src.seconds)
+        shifted = ""
+        if off.seconds:
+            cues = shift_cues(cues, off.seconds)
+            shifted = (f"; the cues were {abs(off.seconds):.2f} s {'early' if off.seconds > 0 else 'late'} against "
+                       f"the speech and were moved (cue/speech agreement {off.agree_before:.2f} -> "
+                       f"{off.agree_after:.2f})")
         check_cues_match(cues, where, src, _speech_share(units_of(cues), spans, SLACK))
         cut, drops = cue_clips(cues, wav16, spans, min_s, max_s)
         return ([_Cut(c.start, c.end, c.text, f"subtitle:{where}", c.parts) for c in cut], drops,
-                f"{len(cut)} clips cut on {len(cues)} subtitle cues of {where}")
+                f"{len(cut)} clips cut on {len(cues)} subtitle cues of {where}{shifted}")
     whole = plan.whole_file_text(src.source)
     vad = cut_clips(wav16, spans, min_s, max_s)
     if whole is not None:

@@ -6,7 +6,9 @@ this order: too noisy (SNR < 12 dB), music under the speech (music > 0.5), clipp
 audio (phones per second of speech outside the language's bounds, `RATE_BOUNDS`; with `--asr`,
 character error rate against what the ASR heard above `MAX_CER`) or no text at all; a second
 speaker (`speaker.decide_speaker` over the clips that passed the audio checks: the majority
-voice, or the one nearest `--speaker-ref`); near-duplicate audio (the same recording again,
+voice, or the one nearest `--speaker-ref`); another voice over part of a clip's speech
+(`_mixed_voices`: dense 1.6 s windows against the clip's own embedding; catches some crosstalk
+only); near-duplicate audio (the same recording again,
 louder, re-encoded, or cut from a longer clip: log-mel contours correlated at the best offset
 >= 0.9) and repeated sentences (same normalized transcript). Then the best clips by score fill
 the budget. Too little clean speech is an error that says how much was found and why the rest
@@ -18,7 +20,11 @@ LibriSpeech test-other, LJSpeech, VCTK, JFK; median 10.7), Mandarin 7.2-11.0 (4:
 AISHELL-1), Japanese 12.1 (1: FLEURS). The bounds are the measured range widened to 0.7x the
 lowest and 1.4x the highest (Japanese: its one clip times the English spread), so a careful
 or a fast talker passes, while a text that belongs to a longer or shorter stretch of audio,
-or the whole video's text on one clip (30+ phones/s), does not.
+or the whole video's text on one clip (30+ phones/s), does not. One talker's pace is steadier than
+that: per LibriSpeech reader, each utterance's rate is 0.76-1.25x the reader's median (70
+utterances), so where no ASR checked a clip and at least `REL_MIN_CLIPS` clips of the language have
+rates, a clip outside `REL_RATE` (0.6-1.65x) of their median is a text mismatch too -- a cue text
+swapped with a much shorter or longer cue's, or one from another recording.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from gsvd.trainer.workspace import Workspace
 
 MIN_SNR, MAX_MUSIC, MAX_CLIPPING, MIN_SPEECH, DUP_SIM = 12.0, 0.5, 0.005, 0.5, 0.9
 RATE_BOUNDS = {"en": (5.0, 20.5), "zh": (5.0, 15.5), "ja": (5.5, 23.0)}  # phones per second of speech
+REL_RATE, REL_MIN_CLIPS = (0.6, 1.65), 5  # phone rate vs the run's median (one reader: 0.76-1.25x, 70 utts)
 MAX_CER = 0.4  # text vs the ASR (tiny.en): right texts max 0.34, mean 0.035 (29 clips); wrong 0.62-1.0 (406 pairs)
 
 
@@ -212,6 +219,29 @@ def check_text(clip: Clip, ct: ClipText) -> TextCheck:
     return TextCheck(rate, err, None)
 
 
+def _relative_rate_problems(scores: list[ClipScore], texts: dict[str, ClipText]) -> None:
+    """Without an ASR's verdict, a clip whose phone rate is far from the run's median rate for its language
+    (outside `REL_RATE` times it) carries a text that belongs to a longer or shorter stretch of speech:
+    a cue text swapped with another cue's, or one from another recording. Needs `REL_MIN_CLIPS` clips."""
+    by_lang: dict[str, list[ClipScore]] = {}
+    for sc in scores:
+        if not sc.drop and sc.phone_rate is not None and sc.cer is None and sc.id in texts:
+            by_lang.setdefault(texts[sc.id].lang, []).append(sc)
+    lo, hi = REL_RATE
+    for lang, rows in by_lang.items():
+        if len(rows) < REL_MIN_CLIPS:
+            continue
+        med = float(np.median([sc.phone_rate for sc in rows]))
+        for sc in rows:
+            ratio = sc.phone_rate / med
+            if not lo <= ratio <= hi:
+                what = "more" if ratio > hi else "less"
+                sc.drop, sc.reason = "text mismatch", (
+                    f"dropped: the text says {what} than the audio holds for this talker's pace ({sc.phone_rate:.1f} "
+                    f"phones/s of speech, {ratio:.2f}x the median {med:.1f} of the {len(rows)} {lang} clips; bounds "
+                    f"{lo:g}-{hi:g}x): a cue text of another stretch of speech?")
+
+
 NO_TEXT = ("no text", "dropped: no text (no subtitle cue, transcript line or --asr words for it)")
 
 
@@ -244,9 +274,12 @@ def run_select(ws: Workspace, target_seconds: float = 60.0, min_seconds: float =
                 problem = _text_problem(sc, clip, texts.get(clip.id))
             if problem is not None:
                 sc.drop, sc.reason = problem
+        if texts is not None:
+            _relative_rate_problems(scores, texts)
         voiced = [(sc, c) for sc, c in zip(scores, clips, strict=True) if sc.drop in ("", "text mismatch", "no text")]
         if len(voiced) >= 1:
             decision = _speakers(voiced, windows, encoder, ref, ref_label)
+            _mixed_voices([(sc, c) for sc, c in voiced if sc.drop == ""], ws, encoder)
         order = select_clips(scores, target_seconds, min_seconds,
                              {k: v.text for k, v in (texts or {}).items()}, prints)
     except EvenSplit as exc:
@@ -307,3 +340,74 @@ def _mark_speakers(voiced, d: SpeakerDecision, drop: bool) -> None:
         else:
             sc.drop, sc.reason = "second speaker", (f"dropped: second speaker in {len(other)} of its {len(labels)} "
                                                     f"parts (voice {sc.speaker}; the kept voice is {d.chosen})")
+
+
+# -- two voices at once ----------------------------------------------------------------------------
+
+MIX_HOP, MIX_SIM, MIX_RUN = 50, 0.78, 2  # 10 ms frames between windows; similarity; consecutive windows
+
+
+def window_similarities(encoder: SpeakerEncoder, feats: list[np.ndarray]) -> list[np.ndarray]:
+    """For each clip's dense windows (`dense_windows`), each window's cosine to the clip's own embedding."""
+    emb, per = encoder.embed_features(feats)
+    return [w @ e for w, e in zip(per, emb, strict=True)]
+
+
+def dense_windows(wav16: np.ndarray, clip: Clip) -> np.ndarray | None:
+    """1.6 s encoder windows every `MIX_HOP` frames (0.5 s) over the clip's speech; None when under 3."""
+    from gsvd.engine.speaker_embed import WINDOW_FRAMES
+    from gsvd.trainer.speaker import mel_frames
+
+    parts = clip.parts or [[clip.start, clip.end]]
+    a, b = int((parts[0][0] - clip.start) * 16000), int((parts[-1][1] - clip.start) * 16000)
+    mel = mel_frames(wav16[max(0, a):max(a + 1, b)])
+    starts = range(0, mel.shape[0] - WINDOW_FRAMES + 1, MIX_HOP)
+    if len(starts) < 3:
+        return None
+    return np.stack([mel[s:s + WINDOW_FRAMES] for s in starts])
+
+
+def mixed_run(sims: np.ndarray) -> tuple[int, int]:
+    """(start index, length) of the longest run of windows below `MIX_SIM` (length 0: none)."""
+    best, i = (0, 0), 0
+    low = sims < MIX_SIM
+    while i < low.size:
+        if low[i]:
+            j = i
+            while j < low.size and low[j]:
+                j += 1
+            if j - i > best[1]:
+                best = (i, j - i)
+            i = j
+        else:
+            i += 1
+    return best
+
+
+def _mixed_voices(kept, ws: Workspace, encoder: SpeakerEncoder) -> None:
+    """Drop clips where another voice talks over the kept one for a while (crosstalk): 1.6 s windows every
+    0.5 s over the clip's speech, each compared with the clip's own embedding. Measured on LibriSpeech
+    readers in shared/: windows of one voice stay at 0.81-0.97 to their clip (130 windows, 3 readers);
+    2.5 s of a woman over a man at equal level brought 3 windows to 0.69-0.75 in one line. `MIX_RUN`
+    windows in a row under `MIX_SIM` is a mix. This catches some crosstalk, not all: the same woman over
+    another of his lines (even 3 dB louder), and a man over a man, left every window at 0.80 or above;
+    that needs an overlap detector this stage does not have."""
+    from gsvd.engine.audio import load_audio
+
+    rows, feats = [], []
+    for sc, c in kept:
+        f = dense_windows(load_audio(ws.path(c.wav16), 16000), c)
+        if f is not None:
+            rows.append((sc, c))
+            feats.append(f)
+    if not feats:
+        return
+    for (sc, c), sims in zip(rows, window_similarities(encoder, feats), strict=True):
+        i, n = mixed_run(sims)
+        if n >= MIX_RUN:
+            t0 = (c.parts or [[c.start]])[0][0] + i * MIX_HOP / 100
+            sc.drop, sc.reason = "mixed voices", (
+                f"dropped: another voice over the speech from {t0:.1f} s to {t0 + (n - 1) * MIX_HOP / 100 + 1.6:.1f} s "
+                f"({n} windows of 1.6 s at similarity {float(sims[i:i + n].min()):.2f}-{float(sims[i:i + n].max()):.2f} "
+                f"< {MIX_SIM} to the clip's own voice: crosstalk?)")
+
