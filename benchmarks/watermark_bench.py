@@ -2,18 +2,22 @@
 audio, inaudibility (PESQ wide band, SNR) per language, and cost (CPU, one thread).
 
     .venv/bin/python benchmarks/watermark_bench.py [--excerpts 100] [--fp-excerpts 2500 --fp-keys 4]
-        [--fp-speed-excerpts 250] [--quick]
+        [--fp-speed-excerpts 250] [--parts cost,quality,detection,fp] [--attacks A,B] [--langs en,zh]
+        [--quick]
 
 Sources: the real speech in ../shared/data/speech (en/zh/ja), upsampled to 32 kHz and marked, and gsvd's
 own output from a tiny random model (a noise-like "voice": it checks the engine path, not how speech
 sounds). Attacks: resampling to 16 and 48 kHz, MP3 and Opus at 64 kb/s (PyAV), gain -10/+6 dB, white
-noise at 20 dB SNR (of the excerpt), 10% faster playback (resampled). Excerpts start at random samples.
-Detection is ``Detector.detect``: as recorded, then (if nothing is found) at the detector's speed changes.
-False positives: ``--fp-excerpts`` unmarked excerpts read as recorded under ``--fp-keys`` keys, and
-``--fp-speed-excerpts`` more read with the whole search (every speed change: what ``detect`` does to audio
-without a mark), whose best sync z at the tried speeds is reported against ``SPEED_MIN_Z``.
-PESQ: the `pesq` package (ITU-T P.862.2 wide band) at 16 kHz, on each file's first 20 s. Cost: marking
-on one thread, in the engine's chunk sizes (its default chunk policy) and in 20 ms chunks. Last line: JSON.
+noise at 20 dB SNR (of the excerpt), 10% faster playback (resampled). Excerpts start at random samples;
+each (source, attack) cell has its own seed, so ``--attacks``/``--langs`` subsets give the same cells as a
+full run. Detection is ``Detector.detect``: as recorded, then (if nothing is found) at the detector's speed
+changes. False positives: ``--fp-excerpts`` unmarked excerpts (the sources unmarked, speech/music/noise
+mixes, white noise, silence, and audio whose frames repeat: a two-tone chord, a buzz, 50/60 Hz hum) read
+as recorded under ``--fp-keys`` keys, and ``--fp-speed-excerpts`` more read with the whole search (every
+speed change: what ``detect`` does to audio without a mark), whose best sync z at the tried speeds is
+reported against ``SPEED_MIN_Z``. PESQ: the `pesq` package (ITU-T P.862.2 wide band) at 16 kHz, on each
+file's first 20 s. Cost: marking on one thread, in the engine's chunk sizes (its default chunk policy) and
+in 20 ms chunks, and detection time. ``--parts`` runs some of these only. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -99,6 +104,17 @@ def attack(x: np.ndarray, name: str, rng: np.random.Generator) -> tuple[np.ndarr
     raise ValueError(name)
 
 
+def repeating_audio(seconds: float) -> list[np.ndarray]:
+    """Unmarked audio whose frames repeat (not independent): a chord of two tones, a buzz of constant pitch under a
+    syllable envelope, and 50 and 60 Hz mains hum."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
+    chord = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 2000 * t)
+    buzz = envelope * sum(np.sin(2 * np.pi * 125 * k * t) / k for k in range(1, 30)) / 10
+    hum = [sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, 40)) / 10 for f in (50, 60)]
+    return [x.astype(np.float32) for x in (chord, buzz, *hum)]
+
+
 def gsvd_output(seconds: float) -> np.ndarray:
     """Unmarked audio from the engine (tiny random model, CPU)."""
     from gsvd.engine import Engine, SynthesisOptions
@@ -126,15 +142,18 @@ def active_seconds(x: np.ndarray) -> float:
     return float(np.sum(level > max(level.max() - 40.0, -60.0))) * 0.01
 
 
-def detection(marked: dict[str, np.ndarray], payload, excerpts: int, rng) -> tuple[dict, dict, dict]:
-    """Per source and attack: the rate over all excerpts, and over those with >= 1 s of active audio."""
+def detection(marked: dict[str, np.ndarray], payload, excerpts: int,
+              attacks: tuple[str, ...] = ATTACKS) -> tuple[dict, dict, dict]:
+    """Per source and attack: the rate over all excerpts, and over those with >= 1 s of active audio. Each cell
+    draws its excerpts (and noise) from its own seed, so a cell is the same whichever others run."""
     det = Detector()
     rates: dict[str, dict[str, float]] = {}
     voiced: dict[str, dict[str, list[int]]] = {}
     scores: dict[str, dict[str, float]] = {}
     for lang, y in marked.items():
         rates[lang], voiced[lang], scores[lang] = {}, {}, {}
-        for name in ATTACKS:
+        for name in attacks:
+            rng = np.random.default_rng(zlib.crc32(f"watermark_bench/{lang}/{name}".encode()))
             ok, ok_active, n_active, conf = 0, 0, 0, []
             for _ in range(excerpts):
                 start = int(rng.integers(0, len(y) - EXCERPT))
@@ -147,7 +166,7 @@ def detection(marked: dict[str, np.ndarray], payload, excerpts: int, rng) -> tup
             rates[lang][name] = ok / excerpts
             voiced[lang][name] = [ok_active, n_active]
             scores[lang][name] = float(np.median(conf))
-        print(f"  {lang}: " + " ".join(f"{n} {rates[lang][n]:.0%}" for n in ATTACKS), file=sys.stderr, flush=True)
+        print(f"  {lang}: " + " ".join(f"{n} {rates[lang][n]:.0%}" for n in attacks), file=sys.stderr, flush=True)
     return rates, voiced, scores
 
 
@@ -267,7 +286,15 @@ def main() -> None:
     ap.add_argument("--fp-speed-excerpts", type=int, default=250, help="unmarked excerpts read with every speed")
     ap.add_argument("--gsvd-seconds", type=float, default=30.0)
     ap.add_argument("--quick", action="store_true", help="a smoke run: 4 excerpts, 50 x 4 for false positives")
+    ap.add_argument("--parts", default="cost,quality,detection,fp",
+                    help="which parts to run (comma-separated: cost, quality, detection, fp)")
+    ap.add_argument("--attacks", default=",".join(ATTACKS), help="detection: which attacks (comma-separated)")
+    ap.add_argument("--langs", default="en,zh,ja,gsvd_tiny_random", help="detection: which sources (comma-separated)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    attacks = tuple(args.attacks.split(","))
+    for bad in (parts - {"cost", "quality", "detection", "fp"}) | (set(attacks) - set(ATTACKS)):
+        sys.exit(f"unknown part or attack {bad!r}")
     if args.quick:
         args.excerpts, args.fp_excerpts, args.fp_keys, args.gsvd_seconds = 4, 50, 4, 8.0
         args.fp_speed_excerpts = 10
@@ -281,41 +308,57 @@ def main() -> None:
     payload = marker.payload("bench")
     sources = {lang: [load_audio(SPEECH / f, RATE) for f in files] for lang, files in SOURCES.items()}
     sources["gsvd_tiny_random"] = [gsvd_output(args.gsvd_seconds)]
-    marked = {lang: marker.mark(np.concatenate(clips), RATE, "bench") for lang, clips in sources.items()}
+    langs = args.langs.split(",")
+    if set(langs) - set(sources):
+        sys.exit(f"unknown sources {sorted(set(langs) - set(sources))}; known: {sorted(sources)}")
+    marked = {lang: marker.mark(np.concatenate(sources[lang]), RATE, "bench") for lang in langs}
     unmarked = [c for clips in sources.values() for c in clips if len(c) > EXCERPT]
     unmarked += [load_audio(SPEECH / f, RATE) for f in UNMARKED_EXTRA]
     unmarked.append((0.1 * rng.standard_normal(30 * RATE)).astype(np.float32))  # white noise
     unmarked.append(np.zeros(10 * RATE, np.float32))  # digital silence
+    unmarked += repeating_audio(10.0)
 
-    c = cost(np.concatenate(sources["en"])[: 60 * RATE], marker)
-    q = quality({k: v for k, v in sources.items() if k != "gsvd_tiny_random"}, marker)
-    det, voiced, conf = detection(marked, payload, args.excerpts, rng)
-    fp = false_positives(unmarked, args.fp_excerpts, args.fp_keys, rng, args.fp_speed_excerpts)
+    out: dict = {"excerpts": args.excerpts}
+    if "cost" in parts:
+        c = out["cost"] = cost(np.concatenate(sources["en"])[: 60 * RATE], marker)
+    if "quality" in parts:
+        q = out["quality"] = quality({k: v for k, v in sources.items() if k != "gsvd_tiny_random"}, marker)
+    if "detection" in parts:
+        det, voiced, conf = detection(marked, payload, args.excerpts, attacks)
+        out.update(detection=det, detection_active_1s=voiced, confidence_median=conf)
+    if "fp" in parts:
+        fp = out["false_positives"] = false_positives(unmarked, args.fp_excerpts, args.fp_keys, np.random.default_rng(1),
+                                                      args.fp_speed_excerpts)
 
-    print(f"detection rate from random 3 s excerpts ({args.excerpts} per cell; target >= {TARGET:.0%}, speed: >= 95%)")
-    print(f"{'attack':<12}" + "".join(f"{lang:>18}" for lang in det))
-    for name in ATTACKS:
-        print(f"{name:<12}" + "".join(f"{det[lang][name]:>18.1%}" for lang in det))
-    print("the same over excerpts with >= 1 s of active audio (hits/excerpts):")
-    for name in ATTACKS:
-        print(f"{name:<12}" + "".join(f"{voiced[lang][name][0]:>12d}/{voiced[lang][name][1]:<5d}" for lang in det))
-    print(f"false positives: {fp['false_positives']} in {fp['trials']} trials ({args.fp_excerpts} unmarked excerpts of "
-          f"speech, music/noise mixes, white noise and silence x {args.fp_keys} keys); 95% upper bound {fp['upper95']:.1e}")
-    if "speed_search" in fp:
-        sp = fp["speed_search"]
-        print(f"  with every speed change tried: {sp['false_positives']} in {sp['trials']} trials; unmarked sync peaks at "
-              f"changed speeds: p99 {sp['sync_z_p99']:.2f}, max {sp['sync_z_max']:.2f} in {sp['searches']} searches "
-              f"(decoded only from {sp['min_z']:g})")
-    for lang, v in q.items():
-        print(f"quality {lang}: PESQ-WB min {v['pesq_wb_min']:.2f} mean {v['pesq_wb_mean']:.2f}, "
-              f"SNR min {v['snr_db_min']:.1f} dB (all files {v['snr_db_all']:.1f} dB)")
-    print(f"cost (CPU, one thread): {c['us_per_20ms_engine_chunks']:.1f} us per 20 ms in the engine's chunks, "
-          f"{c['us_per_20ms_chunk15360']:.1f} in 480 ms chunks, {c['us_per_20ms_chunk640']:.1f} in 20 ms chunks; "
-          f"detection {c['detect_s_per_3s']:.2f} s per marked 3 s excerpt, {c['detect_s_per_3s_unmarked']:.2f} s per unmarked "
-          f"one (every speed tried)")
+    if "detection" in parts:
+        print(f"detection rate from random 3 s excerpts ({args.excerpts} per cell; target >= {TARGET:.0%}, speed: >= 95%)")
+        print(f"{'attack':<12}" + "".join(f"{lang:>18}" for lang in det))
+        for name in attacks:
+            print(f"{name:<12}" + "".join(f"{det[lang][name]:>18.1%}" for lang in det))
+        print("the same over excerpts with >= 1 s of active audio (hits/excerpts):")
+        for name in attacks:
+            print(f"{name:<12}" + "".join(f"{voiced[lang][name][0]:>12d}/{voiced[lang][name][1]:<5d}" for lang in det))
+    if "fp" in parts:
+        print(f"false positives: {fp['false_positives']} in {fp['trials']} trials ({args.fp_excerpts} unmarked excerpts of "
+              f"speech, music/noise mixes, white noise, silence, tones and hum x {args.fp_keys} keys); 95% upper bound "
+              f"{fp['upper95']:.1e}")
+        if "speed_search" in fp:
+            sp = fp["speed_search"]
+            print(f"  with every speed change tried: {sp['false_positives']} in {sp['trials']} trials; unmarked sync peaks "
+                  f"at changed speeds: p99 {sp['sync_z_p99']:.2f}, max {sp['sync_z_max']:.2f} in {sp['searches']} searches "
+                  f"(decoded only from {sp['min_z']:g})")
+    if "quality" in parts:
+        for lang, v in q.items():
+            print(f"quality {lang}: PESQ-WB min {v['pesq_wb_min']:.2f} mean {v['pesq_wb_mean']:.2f}, "
+                  f"SNR min {v['snr_db_min']:.1f} dB (all files {v['snr_db_all']:.1f} dB)")
+    if "cost" in parts:
+        print(f"cost (CPU, one thread): {c['us_per_20ms_engine_chunks']:.1f} us per 20 ms in the engine's chunks, "
+              f"{c['us_per_20ms_chunk15360']:.1f} in 480 ms chunks, {c['us_per_20ms_chunk640']:.1f} in 20 ms chunks; "
+              f"detection {c['detect_s_per_3s']:.2f} s per marked 3 s excerpt, {c['detect_s_per_3s_unmarked']:.2f} s per "
+              f"unmarked one (every speed tried)")
     print(f"wall time {time.time() - wall:.0f} s")
-    print(json.dumps({"detection": det, "detection_active_1s": voiced, "confidence_median": conf, "false_positives": fp, "quality": q, "cost": c,
-                      "excerpts": args.excerpts, "wall_s": round(time.time() - wall)}))
+    out["wall_s"] = round(time.time() - wall)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
